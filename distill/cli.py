@@ -1,0 +1,155 @@
+"""The ``distill`` command: parses arguments, loads the verb's config, calls its ``run``.
+
+Usage:
+    distill <verb> [RECIPE.yaml] [key=value ...]
+    distill <verb> --help
+
+Parsing only: each verb's work lives in its own package, imported when that verb runs, so
+``distill --help`` stays fast and never loads torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from dataclasses import dataclass
+
+from distill import __version__
+from distill.config import describe, load_config
+from distill.errors import DistillError
+
+
+@dataclass(frozen=True)
+class Verb:
+    config: str  # "module:Class" of the config dataclass (a light import)
+    run: str  # "module:function" doing the work (may import torch)
+    summary: str
+
+
+VERBS: dict[str, Verb] = {
+    "generate": Verb("distill.generate.config:GenerateConfig", "distill.generate:run",
+                     "ask a teacher model for reasoning traces (any OpenAI-compatible API)"),
+    "filter": Verb("distill.filter.config:FilterConfig", "distill.filter:run",
+                   "keep traces whose answer is verified correct; say why the rest went"),
+    "finetune": Verb("distill.finetune.config:FinetuneConfig", "distill.finetune:run",
+                     "LoRA-fine-tune a small student on the kept traces"),
+    "eval": Verb("distill.evaluate.config:EvalConfig", "distill.evaluate:run",
+                 "score a student (or any endpoint) on problems with the same verifier"),
+    "publish": Verb("distill.publish.config:PublishConfig", "distill.publish:run",
+                    "upload the adapter and trace dataset to the Hugging Face Hub, with cards"),
+    "run": Verb("distill.pipeline.config:PipelineConfig", "distill.pipeline:run",
+                "the whole pipeline from one recipe (no recipe: the offline default)"),
+    "teacher serve": Verb("distill.teacher.config:ServeConfig", "distill.teacher.server:serve",
+                          "serve the built-in offline teacher on 127.0.0.1 (OpenAI-compatible)"),
+}
+
+
+def _load(target: str):
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] == "--version":
+        print(f"distill {__version__}")
+        return 0
+    verb_name, rest = _split_verb(argv)
+    if verb_name is None:
+        print(f"distill: unknown verb {argv[0]!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    verb = VERBS[verb_name]
+    config_cls = _load(verb.config)
+    if any(a in ("-h", "--help") for a in rest):
+        print(_verb_help(verb_name, verb, config_cls))
+        return 0
+    _setup_logging()
+    try:
+        recipe, overrides = _split_args(rest)
+        cfg = load_config(config_cls, recipe, overrides)
+        result = _load(verb.run)(cfg)
+    except DistillError as exc:
+        print(f"distill {verb_name}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"\ndistill {verb_name}: interrupted", file=sys.stderr)
+        return 130
+    if result is not None:
+        print(result)
+    return 0
+
+
+def _split_verb(argv: list[str]) -> tuple[str | None, list[str]]:
+    if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in VERBS:
+        return f"{argv[0]} {argv[1]}", argv[2:]
+    if argv[0] in VERBS:
+        return argv[0], argv[1:]
+    return None, argv
+
+
+def _split_args(args: list[str]) -> tuple[str | None, list[str]]:
+    recipe = None
+    overrides = []
+    for arg in args:
+        if "=" in arg:
+            overrides.append(arg)
+        elif recipe is None and arg.endswith((".yaml", ".yml")):
+            recipe = arg
+        else:
+            raise DistillError(f"unexpected argument {arg!r}: give a RECIPE.yaml and key=value options")
+    return recipe, overrides
+
+
+def _usage() -> str:
+    width = max(len(v) for v in VERBS)
+    lines = [
+        f"distill {__version__}: distil a large reasoning model into a small one",
+        "",
+        "usage: distill <verb> [RECIPE.yaml] [key=value ...]",
+        "       distill <verb> --help     every option of a verb, with its default and meaning",
+        "",
+        "verbs:",
+    ]
+    lines += [f"  {name.ljust(width)}  {verb.summary}" for name, verb in VERBS.items()]
+    lines += ["", "Options come from a YAML recipe and/or key=value pairs (dotted for sections: lora.r=32)."]
+    return "\n".join(lines)
+
+
+def _verb_help(name: str, verb: Verb, config_cls: type) -> str:
+    rows = describe(config_cls)
+    doc = (config_cls.__doc__ or "").strip()
+    lines = [f"usage: distill {name} [RECIPE.yaml] [key=value ...]", "", verb.summary]
+    if doc and not doc.startswith(config_cls.__name__ + "("):
+        lines += ["", doc]
+    lines += ["", "options (key: type = default   meaning):"]
+    for key, type_name, default, meaning in rows:
+        lines.append(f"  {key}: {type_name} = {_show_default(default)}")
+        if meaning:
+            lines.append(f"      {meaning}")
+    return "\n".join(lines)
+
+
+def _show_default(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return repr(value) if value == "" or " " in value else value
+    return str(value)
+
+
+def _setup_logging() -> None:
+    level = os.environ.get("DISTILL_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "httpcore", "openai", "urllib3", "filelock", "datasets", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

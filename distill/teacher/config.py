@@ -1,0 +1,58 @@
+"""Settings shared by everything that talks to a teacher: generate, the filter's judge, eval's api backend.
+
+Usage:
+    @dataclass
+    class GenerateConfig(TeacherConfig): ...          # model=, base_url=, rpm= ... at top level
+    judge: JudgeConfig = section(JudgeConfig, "...")   # judge.model=, judge.base_url= ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from distill.config import option
+
+Provider = Literal["auto", "deepseek", "openai", "openrouter", "vllm", "sglang", "together", "ollama",
+                   "offline", "generic"]
+
+
+@dataclass
+class TeacherConfig:
+    """Where the teacher is, how to sample it, and how hard to push it."""
+
+    model: str = option("deepseek-reasoner", "teacher model name as the endpoint knows it")
+    base_url: str | list[str] = option(
+        "https://api.deepseek.com", "endpoint URL, or a list of URLs to spread load over replicas")
+    api_key_env: str | None = option(
+        "DEEPSEEK_API_KEY", "NAME of the environment variable holding the API key (never the key)")
+    provider: Provider = option("auto", "API dialect; auto guesses from base_url and model")
+    system_prompt: str | None = option(None, "optional system message sent before each problem")
+    temperature: float | None = option(0.6, "sampling temperature (not sent where the provider ignores it)")
+    top_p: float | None = option(0.95, "nucleus sampling (not sent where the provider ignores it)")
+    max_tokens: int = option(32768, "output budget per request, reasoning included on most providers")
+    extra_body: dict[str, Any] = option({}, "extra request fields passed through as-is (e.g. thinking, reasoning)")
+    stream: bool = option(False, "stream responses (tolerates keep-alives and long waits)")
+    request_timeout: float = option(1800.0, "seconds to wait for one response before retrying")
+    concurrency: int = option(64, "requests in flight at most")
+    rpm: int | None = option(None, "requests per minute cap (null: from x-ratelimit headers or unlimited)")
+    tpm: int | None = option(None, "tokens per minute cap (null: from x-ratelimit headers or unlimited)")
+    adaptive: bool = option(True, "lower concurrency on 429s and empty bodies, recover slowly")
+    max_attempts: int = option(6, "attempts per sample before it is written with its error")
+    backoff_base: float = option(1.0, "first retry delay in seconds (doubles, with jitter)")
+    backoff_max: float = option(60.0, "longest retry delay in seconds (Retry-After is honoured beyond it)")
+    prices: dict[str, Any] = option(
+        {}, "USD per 1M tokens, e.g. {input: 0.28, output: 0.42, cached_input: 0.028}; default: built-in table")
+
+
+@dataclass
+class ServeConfig:
+    """The built-in offline teacher: an OpenAI-compatible server on 127.0.0.1 for trying the pipeline."""
+
+    host: str = option("127.0.0.1", "address to bind (loopback only by default)")
+    port: int = option(8765, "port to listen on (0: any free port)")
+    model: str = option("distill-offline-teacher", "model name the server reports")
+    dialect: str = option("deepseek", "where reasoning is returned: deepseek | vllm | think | openrouter | hidden")
+    mistake_rate: float = option(0.15, "share of traces with a deliberate mistake in a step or the answer")
+    latency: float = option(0.0, "seconds added to every response")
+    seed: int = option(0, "seed for the mistakes, so runs are reproducible")
