@@ -41,7 +41,7 @@ VERBS: dict[str, Verb] = {
                     "upload the adapter and trace dataset to the Hugging Face Hub, with cards"),
     "run": Verb("distill.pipeline.config:PipelineConfig", "distill.pipeline:run",
                 "the whole pipeline from one recipe (no recipe: the offline default)"),
-    "teacher serve": Verb("distill.teacher.config:ServeConfig", "distill.teacher.server:serve",
+    "teacher serve": Verb("distill.teacher.server_config:ServeConfig", "distill.teacher.server:serve",
                           "serve the built-in offline teacher on 127.0.0.1 (OpenAI-compatible)"),
 }
 

@@ -165,7 +165,7 @@ def _merge(base: dict, extra: dict) -> dict:
 
 
 def _suggest(cls: type, prefix: str, key: str) -> str:
-    keys = [k for k, *_ in describe(cls)]
+    keys = [k for k, *_ in describe(cls, prefix)]
     wanted = prefix + key
     match = difflib.get_close_matches(wanted, keys, n=1, cutoff=0.6)
     if not match:  # a right name in the wrong section: "r" -> "lora.r"

@@ -1,0 +1,16 @@
+"""Answer checking: is a model's final answer the gold answer? Pure functions, no I/O.
+
+Usage:
+    from distill.verify import check
+    v = check("... so the answer is \\boxed{\\frac{1}{2}}", "0.5", "math")
+    v.correct, v.extracted, v.reason      # (True, "\\frac{1}{2}", "correct")
+
+Kinds: math, gsm8k, choice, exact, code (code runs the gold tests in distill.verify.sandbox).
+"""
+
+from __future__ import annotations
+
+from distill.verify.checker import KINDS_CHECKED, check
+from distill.verify.verdict import Verdict
+
+__all__ = ["KINDS_CHECKED", "Verdict", "check"]
