@@ -86,8 +86,10 @@ def classify(exc: BaseException) -> Decision:
         return Decision("retry", "server_stopped", overload=True)
     if isinstance(exc, openai.APIError):  # an error event inside a 200 stream
         code = _error_code(exc)
-        if any(q in code for q in QUOTA_CODES):
+        if any(q in code for q in QUOTA_CODES) or code.split(" ")[0] == "402":
             return Decision("fatal", "insufficient_quota")
+        if code.split(" ")[0] == "401":
+            return Decision("fatal", "unauthorized")
         return Decision("retry", "stream_error")
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         return Decision("retry", "connection")

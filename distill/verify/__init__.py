@@ -6,11 +6,21 @@ Usage:
     v.correct, v.extracted, v.reason      # (True, "\\frac{1}{2}", "correct")
 
 Kinds: math, gsm8k, choice, exact, code (code runs the gold tests in distill.verify.sandbox).
+``check`` loads lazily so importing distill.verify.sandbox does not pull in sympy.
 """
 
 from __future__ import annotations
 
-from distill.verify.checker import KINDS_CHECKED, check
 from distill.verify.verdict import Verdict
 
+KINDS_CHECKED = ("math", "gsm8k", "choice", "exact", "code")
+
 __all__ = ["KINDS_CHECKED", "Verdict", "check"]
+
+
+def __getattr__(name: str):
+    if name == "check":
+        from distill.verify.checker import check
+
+        return check
+    raise AttributeError(f"module 'distill.verify' has no attribute {name!r}")

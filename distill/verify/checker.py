@@ -1,18 +1,184 @@
-"""Dispatch a check to its kind (placeholder until the full checkers land).
+"""check(response, gold, kind): dispatch to the kind's checker; the numeric kinds live here.
 
 Usage:
     from distill.verify.checker import check
+    check("#### 1,234\\nNote: 3 boxes left", "1234", "gsm8k")   # Verdict(True, "1,234", "correct")
+    check("it is 72 or 76", "72", "gsm8k")                      # Verdict(False, "72 or 76", "hedged")
+
+Reasons: correct, wrong_answer, no_answer, empty, hedged, negated, truncated, retracted,
+unparseable_gold (and, for code, the sandbox's timeout/memory/crashed/forbidden).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+
+from distill.verify.extract import Extraction, after_copula, fallback_answer, final_answer, split_alternatives
+from distill.verify.mathexpr import Scalar, Seq, Value, numbers_equal, parse_value, values_equal
+from distill.verify.numbers import Num, number_tokens, parse_number
 from distill.verify.verdict import Verdict
 
 KINDS_CHECKED = ("math", "gsm8k", "choice", "exact", "code")
+# Statuses of an extraction that settle the verdict before any comparison.
+SETTLED = {"empty": False, "truncated": False, "negated": False, "retracted": None, "no_answer": None}
 
 
-def check(response: str, gold: str, kind: str) -> Verdict:
-    """Check ``response`` against ``gold`` for ``kind``."""
-    if kind not in KINDS_CHECKED:
-        raise ValueError(f"unknown kind {kind!r} (expected one of {', '.join(KINDS_CHECKED)})")
-    return Verdict(None, None, "unchecked")
+def check(response: str | None, gold: str, kind: str, *, options: Sequence[str] | dict | None = None) -> Verdict:
+    """Check ``response`` against ``gold`` for ``kind``; ``options`` (choice only) maps letters to texts."""
+    if kind == "math":
+        return check_math(response, gold)
+    if kind == "gsm8k":
+        return check_gsm8k(response, gold)
+    if kind == "choice":
+        from distill.verify.choice import check_choice
+
+        return check_choice(response, gold, options)
+    if kind == "exact":
+        from distill.verify.text import check_exact
+
+        return check_exact(response, gold)
+    if kind == "code":
+        from distill.verify.code import check_code
+
+        return check_code(response, gold)
+    raise ValueError(f"unknown kind {kind!r} (expected one of {', '.join(KINDS_CHECKED)})")
+
+
+def settled(extraction: Extraction) -> Verdict | None:
+    """The verdict for an extraction that cannot be compared (empty, truncated, negated...)."""
+    if extraction.status in SETTLED:
+        return Verdict(SETTLED[extraction.status], extraction.answer, extraction.status)
+    return None
+
+
+def unbalanced(text: str) -> bool:
+    opened = text.count("(") + text.count("[")
+    return text.count("{") > text.count("}") or opened > text.count(")") + text.count("]")
+
+
+@lru_cache(maxsize=65536)
+def gold_math(gold: str) -> Value | None:
+    """Parse a math gold once (the filter checks many samples per problem)."""
+    if gold is None or not str(gold).strip():
+        return None
+    gold = str(gold)
+    boxed = final_answer(gold)
+    if boxed.source == "box" and boxed.status == "ok":
+        gold = boxed.answer
+    if unbalanced(gold):
+        return None
+    return parse_value(gold)
+
+
+def is_text(value: Value | None) -> bool:
+    return value is None or (isinstance(value, Scalar) and bool(value.text))
+
+
+def is_multi(value: Value | None) -> bool:
+    return isinstance(value, Seq) and value.kind in ("list", "set") and len(value.items) > 1
+
+
+def check_math(response: str | None, gold: str) -> Verdict:
+    """LaTeX or plain math answers; the last box (unless retracted), else an anchor, else a fallback."""
+    gold_value = gold_math(gold)
+    if gold_value is None:
+        return Verdict(None, None, "unparseable_gold")
+    extraction = final_answer(response)
+    is_fallback = extraction.status == "no_answer"
+    if is_fallback:
+        extraction = fallback_answer(response)
+    verdict = settled(extraction)
+    if verdict:
+        return verdict
+    answer = extraction.answer
+    if unbalanced(answer):
+        return Verdict(False, answer, "truncated")
+    alternatives = split_alternatives(answer)
+    if len(alternatives) > 1:
+        if not is_multi(gold_value):
+            return Verdict(False, answer, "hedged")
+        answer = ", ".join(alternatives)
+    pred = parse_value(answer)
+    if is_fallback and is_text(pred) and not is_text(gold_value):
+        answer = after_copula(answer)  # "The circumference is 12π." -> "12π"
+        pred = parse_value(answer)
+        if is_text(pred):
+            return Verdict(None, extraction.answer, "no_answer")
+        extraction = extraction._replace(answer=answer)
+    if pred is None:
+        return Verdict(None, extraction.answer, "no_answer")
+    if values_equal(gold_value, pred):
+        return Verdict(True, extraction.answer, "correct")
+    return Verdict(False, extraction.answer, "wrong_answer")
+
+
+@lru_cache(maxsize=65536)
+def gold_number(gold: str) -> Num | None:
+    """A GSM8K gold: "72", "1,234", "$5", or a whole solution ending in "#### 72"."""
+    if gold is None:
+        return None
+    text = str(gold)
+    if "####" in text:
+        text = text.rsplit("####", 1)[1]
+    num = parse_number(text)
+    if num is not None:
+        return num
+    tokens = number_tokens(text)
+    return tokens[0][2] if len(tokens) == 1 else None
+
+
+def answer_number(answer: str) -> tuple[Num | None, str]:
+    """The number an extracted answer states, and a reason word if it states none or several."""
+    num = parse_number(answer)
+    if num is not None:
+        return num, "ok"
+    alternatives = split_alternatives(answer)
+    if len(alternatives) > 1:
+        values = {n.value for alt in alternatives for _, _, n in number_tokens(alt)[:1]}
+        if len(values) > 1:
+            return None, "hedged"
+    if "=" in answer:  # "5 + 3 = 8": the result is after the last equals sign
+        answer = answer.rsplit("=", 1)[1]
+    tokens = number_tokens(answer)
+    if not tokens:
+        return None, "no_answer"
+    return tokens[0][2], "ok"
+
+
+def check_gsm8k(response: str | None, gold: str) -> Verdict:
+    """Grade-school numbers: currency, units, separators, ``#### N`` (notes after it ignored)."""
+    gold_num = gold_number(gold)
+    if gold_num is None:
+        return Verdict(None, None, "unparseable_gold")
+    extraction = final_answer(response)
+    if extraction.status == "no_answer":
+        return last_number_verdict(response, gold_num)
+    verdict = settled(extraction)
+    if verdict:
+        return verdict
+    if unbalanced(extraction.answer):
+        return Verdict(False, extraction.answer, "truncated")
+    num, status = answer_number(extraction.answer)
+    if num is None:
+        return Verdict(False if status == "hedged" else None, extraction.answer, status)
+    return number_verdict(gold_num, num, extraction.answer)
+
+
+def last_number_verdict(response: str, gold_num: Num) -> Verdict:
+    """No anchor and no box: GSM8K's convention, the last number of the response."""
+    tokens = number_tokens(response)
+    if not tokens:
+        return Verdict(None, None, "no_answer")
+    last_paragraph = response.strip().rsplit("\n", 1)[-1]
+    if re.search(r"\d\s+or\s+\$?\d", last_paragraph):
+        return Verdict(False, last_paragraph.strip(), "hedged")
+    _, written, num = tokens[-1]
+    return number_verdict(gold_num, num, written)
+
+
+def number_verdict(gold_num: Num, num: Num, extracted: str) -> Verdict:
+    if numbers_equal(gold_num, num):
+        return Verdict(True, extracted, "correct")
+    return Verdict(False, extracted, "wrong_answer")

@@ -1,0 +1,267 @@
+"""Answer generation for `distill eval`: local transformers (batched), vLLM, or an OpenAI-compatible API.
+
+Usage:
+    backend = LocalBackend.load(cfg)                 # or ApiBackend(cfg), VllmBackend.load(cfg)
+    backend.run(jobs, on_result)                     # on_result(job, Answer) as answers arrive
+    backend.apply_adapter("out/adapter")             # local: base first, then base + adapter
+
+Every backend returns the same :class:`Answer`, so scoring and reports do not care where an
+answer came from. A job is one (problem, sample index) with the user message the student sees,
+built from the same prompt template generate sent to the teacher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from distill.errors import ConfigError
+from distill.evaluate.config import EvalConfig
+from distill.teacher.capture import split_think
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    problem: dict
+    sample: int
+    user: str  # the user message (prompt template applied)
+
+
+@dataclass
+class Answer:
+    response: str  # everything the model produced (reasoning included)
+    reasoning: str | None
+    content: str
+    truncated: bool
+    finish_reason: str | None
+    completion_tokens: int
+    reasoning_tokens: int
+    latency_s: float = 0.0
+    cost_usd: float | None = None
+    error: dict | None = None
+
+
+OnResult = Callable[[Job, Answer], None]
+
+
+def _messages(user: str, system_prompt: str | None) -> list[dict]:
+    return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + \
+        [{"role": "user", "content": user}]
+
+
+# ---------------------------------------------------------------- local (transformers)
+
+
+class LocalBackend:
+    """Batched ``model.generate``: left padding, KV cache, stop at EOS, greedy or seeded sampling."""
+
+    def __init__(self, model, tokenizer, cfg: EvalConfig):
+        self.model, self.tokenizer, self.cfg = model.eval(), tokenizer, cfg
+        self.tokenizer.padding_side = "left"  # generation appends on the right: pads must sit left
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.eos_ids = _eos_ids(model, tokenizer)
+        self.generated_tokens = 0
+        self.generate_seconds = 0.0
+
+    @classmethod
+    def load(cls, cfg: EvalConfig, adapter: str | None = None) -> LocalBackend:
+        from distill.student import load_student
+
+        model, tokenizer = load_student(cfg.student, adapter=None, dtype=cfg.dtype)
+        tokenizer = _adapter_tokenizer(cfg.adapter) or tokenizer
+        backend = cls(model, tokenizer, cfg)
+        if adapter:
+            backend.apply_adapter(adapter)
+        return backend
+
+    def apply_adapter(self, adapter: str) -> None:
+        from peft import PeftModel
+
+        self.model = PeftModel.from_pretrained(self.model, adapter).eval()
+
+    def render(self, job: Job) -> str:
+        from distill.finetune.render import render_prompt
+
+        return render_prompt(self.tokenizer, job.user, self.cfg.system_prompt)
+
+    def run(self, jobs: list[Job], on_result: OnResult) -> None:
+        prompts = [self.render(j) for j in jobs]
+        lengths = [len(self.tokenizer(p, add_special_tokens=False).input_ids) for p in prompts]
+        # Similar lengths together waste less compute on padding; longest first fails fast on memory.
+        order = sorted(range(len(jobs)), key=lambda i: -lengths[i])
+        size = self.cfg.batch_size
+        for start in range(0, len(order), size):
+            idx = order[start:start + size]
+            answers = self.generate([prompts[i] for i in idx], seed=self.cfg.sampling_seed + start)
+            for i, answer in zip(idx, answers):
+                on_result(jobs[i], answer)
+
+    def generate(self, prompts: list[str], seed: int = 0) -> list[Answer]:
+        """One batch of prompts (already rendered) -> answers."""
+        import torch
+
+        cfg, tok = self.cfg, self.tokenizer
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        sampling = cfg.temperature > 0
+        kwargs = dict(do_sample=sampling, temperature=cfg.temperature, top_p=cfg.top_p) if sampling else \
+            dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if sampling:
+            torch.manual_seed(seed)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model.generate(**enc, max_new_tokens=cfg.max_new_tokens, eos_token_id=self.eos_ids,
+                                      pad_token_id=tok.pad_token_id, use_cache=True, **kwargs)
+        elapsed = time.perf_counter() - started
+        new = out[:, enc["input_ids"].shape[1]:].tolist()
+        answers = [self._answer(row, elapsed / len(prompts)) for row in new]
+        self.generate_seconds += elapsed
+        self.generated_tokens += sum(a.completion_tokens for a in answers)
+        return answers
+
+    def _answer(self, ids: list[int], latency: float) -> Answer:
+        stop = next((i for i, t in enumerate(ids) if t in self.eos_ids), None)
+        kept = ids if stop is None else ids[:stop]
+        text = self.tokenizer.decode(kept, skip_special_tokens=False)
+        for special in (self.tokenizer.pad_token, self.tokenizer.eos_token):
+            if special:
+                text = text.replace(special, "")
+        reasoning, content = split_think(text)
+        r_tokens = len(self.tokenizer(reasoning, add_special_tokens=False).input_ids) if reasoning else 0
+        return Answer(response=text, reasoning=reasoning, content=content, truncated=stop is None,
+                      finish_reason="length" if stop is None else "stop", completion_tokens=len(kept) + (stop is not None),
+                      reasoning_tokens=r_tokens, latency_s=latency)
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    """Every token that ends a turn: the generation config's, the tokenizer's, and ChatML's ``<|im_end|>``."""
+    ids: set[int] = set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    for token in ("<|im_end|>", "<|eot_id|>", "<|end|>"):
+        tid = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid >= 0:
+            ids.add(tid)
+    return sorted(ids)
+
+
+def _adapter_tokenizer(adapter: str | None):
+    """The tokenizer saved beside the adapter (finetune saves the one it trained with), if any."""
+    if not adapter or not (Path(adapter) / "tokenizer_config.json").is_file():
+        return None
+    from transformers import AutoTokenizer
+
+    from distill.finetune.render import prepare_tokenizer
+
+    return prepare_tokenizer(AutoTokenizer.from_pretrained(adapter))
+
+
+# ---------------------------------------------------------------- vLLM
+
+
+class VllmBackend:
+    """Offline vLLM engine (``pip install vllm``); LoRA adapters through ``LoRARequest``."""
+
+    def __init__(self, cfg: EvalConfig):
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise ConfigError("backend=vllm needs vLLM (pip install vllm, Linux + GPU); "
+                              "use backend=local, or serve the model with vLLM and use backend=api") from None
+        from distill.student import resolve_student
+
+        self.cfg = cfg
+        self.path = str(resolve_student(cfg.student))
+        self.llm = LLM(model=self.path, enable_lora=bool(cfg.adapter), seed=cfg.sampling_seed)
+        self.tokenizer = _adapter_tokenizer(cfg.adapter) or self.llm.get_tokenizer()
+        self.lora = None
+
+    @classmethod
+    def load(cls, cfg: EvalConfig, adapter: str | None = None) -> VllmBackend:
+        backend = cls(cfg)
+        if adapter:
+            backend.apply_adapter(adapter)
+        return backend
+
+    def apply_adapter(self, adapter: str) -> None:
+        from vllm.lora.request import LoRARequest
+
+        self.lora = LoRARequest("adapter", 1, str(Path(adapter).resolve()))
+
+    def run(self, jobs: list[Job], on_result: OnResult) -> None:
+        from vllm import SamplingParams
+
+        from distill.finetune.render import render_prompt
+
+        cfg = self.cfg
+        prompts = [render_prompt(self.tokenizer, j.user, cfg.system_prompt) for j in jobs]
+        params = [SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p if cfg.temperature > 0 else 1.0,
+                                 max_tokens=cfg.max_new_tokens, seed=cfg.sampling_seed + j.sample) for j in jobs]
+        outputs = self.llm.generate(prompts, params, lora_request=self.lora)
+        for job, out in zip(jobs, outputs):
+            gen = out.outputs[0]
+            reasoning, content = split_think(gen.text)
+            on_result(job, Answer(response=gen.text, reasoning=reasoning, content=content,
+                                  truncated=gen.finish_reason == "length", finish_reason=gen.finish_reason,
+                                  completion_tokens=len(gen.token_ids),
+                                  reasoning_tokens=len(self.tokenizer(reasoning).input_ids) if reasoning else 0))
+
+
+# ---------------------------------------------------------------- API
+
+
+class ApiBackend:
+    """Any OpenAI-compatible endpoint through the teacher client (retries, rate limits, concurrency)."""
+
+    def __init__(self, cfg: EvalConfig, client=None):
+        self.cfg = cfg
+        self.teacher_cfg = dataclasses.replace(
+            cfg.api, system_prompt=None,
+            temperature=cfg.api.temperature if cfg.api.temperature is not None else cfg.temperature,
+            top_p=cfg.api.top_p if cfg.api.top_p is not None else cfg.top_p,
+            max_tokens=cfg.api.max_tokens or cfg.max_new_tokens)
+        self.client = client
+
+    def apply_adapter(self, adapter: str) -> None:
+        raise ConfigError("backend=api scores the endpoint as served; adapter= applies to local/vllm backends")
+
+    def run(self, jobs: list[Job], on_result: OnResult) -> None:
+        asyncio.run(self._run(jobs, on_result))
+
+    async def _run(self, jobs: list[Job], on_result: OnResult) -> None:
+        from distill.teacher.client import TeacherClient
+
+        client = self.client or TeacherClient(self.teacher_cfg)
+        try:
+            async def one(job: Job):
+                messages = _messages(job.user, self.cfg.system_prompt)
+                return job, await client.complete(messages, max_tokens=self.teacher_cfg.max_tokens, sample=job.sample)
+
+            for future in asyncio.as_completed([one(j) for j in jobs]):
+                job, completion = await future
+                on_result(job, _from_completion(completion))
+        finally:
+            if self.client is None:
+                await client.aclose()
+
+
+def _from_completion(c) -> Answer:
+    usage = c.usage or {}
+    reasoning, content = c.reasoning, c.content or ""
+    if reasoning is None and "</think>" in content:
+        reasoning, content = split_think(content)
+    response = f"<think>\n{reasoning}\n</think>\n\n{content}" if reasoning else content
+    r_tokens = usage.get("reasoning_tokens") or (len(reasoning.split()) if reasoning else 0)
+    return Answer(response=response, reasoning=reasoning, content=content, truncated=bool(c.truncated),
+                  finish_reason=c.finish_reason, completion_tokens=int(usage.get("completion_tokens") or 0),
+                  reasoning_tokens=int(r_tokens), latency_s=float(c.latency_s or 0.0), cost_usd=c.cost_usd,
+                  error=c.error)

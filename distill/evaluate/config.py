@@ -1,0 +1,69 @@
+"""Options of `distill eval`: the problems, the model scored (student, adapter or endpoint), sampling, output.
+
+Usage:
+    cfg = load_config(EvalConfig, None, ["problems=rg:chain_sum", "student=smollm2", "adapter=out/adapter"])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from distill.config import option, section
+from distill.errors import ConfigError
+from distill.generate.config import DEFAULT_PROMPT, SourceConfig
+from distill.teacher.config import TeacherConfig
+
+
+@dataclass
+class EvalApiConfig(TeacherConfig):
+    """The OpenAI-compatible endpoint scored by backend=api (a teacher, or a student served by vLLM)."""
+
+    model: str = option("student", "model name as the endpoint knows it")
+    base_url: str | list[str] = option("http://127.0.0.1:8000/v1", "endpoint URL (or a list of replicas)")
+    api_key_env: str | None = option(None, "NAME of the environment variable holding the API key (never the key)")
+    temperature: float | None = option(None, "sampling temperature (null: the top-level temperature)")
+    top_p: float | None = option(None, "nucleus sampling (null: the top-level top_p)")
+    max_tokens: int = option(0, "output budget per request (0: the top-level max_new_tokens)")
+    concurrency: int = option(16, "requests in flight at most")
+
+
+@dataclass
+class EvalConfig(SourceConfig):
+    """Score a model on problems with the same verifier the filter uses; before/after when asked."""
+
+    split: str = option("test", "Hub dataset split")
+    student: str | None = option(None, "student: alias (smollm2), Hub name, local folder or .gguf file")
+    adapter: str | None = option(None, "LoRA adapter folder (from distill finetune) applied to the student")
+    backend: Literal["local", "api", "vllm"] = option(
+        "local", "local (transformers), api (OpenAI-compatible endpoint, see api.*) or vllm (if installed)")
+    api: EvalApiConfig = section(EvalApiConfig, "the endpoint scored by backend=api")
+    out: str = option("eval", "output folder (report.json, outputs.jsonl, config.yaml); re-running resumes it")
+    compare: str | None = option(None, "a previous eval folder to compare against (before/after table)")
+    compare_base: bool = option(False, "with adapter=: also score the student without it (in out/base) and compare")
+    samples: int = option(1, "answers drawn per problem: pass@1 is averaged over them, pass@k reported")
+    max_new_tokens: int = option(1024, "generation budget per answer, reasoning included")
+    temperature: float = option(0.0, "0 = greedy; above 0 samples with this temperature")
+    top_p: float = option(1.0, "nucleus sampling when temperature > 0")
+    sampling_seed: int = option(0, "seed for sampled generation")
+    prompt_template: str = option(DEFAULT_PROMPT, "user message, as generate sent it; {question} is the problem")
+    system_prompt: str | None = option(None, "optional system message (as in finetuning)")
+    batch_size: int = option(8, "local backend: prompts generated together (left padding, KV cache)")
+    dtype: str = option("auto", "local backend: auto | float32 | bfloat16 | float16")
+    confidence: float = option(0.95, "confidence level of the intervals in comparisons")
+    bootstrap: int = option(2000, "paired bootstrap resamples for the difference's interval")
+    progress: bool = option(True, "show a progress bar")
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise ConfigError(f"samples must be >= 1, got {self.samples}")
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0.5 <= self.confidence < 1:
+            raise ConfigError(f"confidence must be in [0.5, 1), got {self.confidence}")
+        if self.compare_base and not self.adapter:
+            raise ConfigError("compare_base=true needs adapter= (it scores the student with and without it)")
+        if "{question}" not in self.prompt_template:
+            raise ConfigError("prompt_template must contain {question}")

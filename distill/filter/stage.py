@@ -1,0 +1,371 @@
+"""The filter stage: read traces, measure them on all cores, ask the judge, decide, write outputs.
+
+Usage:
+    from distill.filter.stage import run
+    kept = run(cfg)                      # kept.jsonl; rejected.jsonl, stats.json, plot beside it
+    run(cfg, judge_client=client)        # pass any object with complete_many (tests, shared clients)
+
+Re-runs are incremental and give what one full run gives: per-trace results are cached by the
+SHA of the trace line plus every per-trace option (filter-cache/<key>.jsonl beside the output),
+so only new lines are measured and judged; cross-trace decisions (duplicates, the per-problem
+cap) are then recomputed over the whole file, and the outputs are rewritten atomically. When
+an (id, sample) appears more than once (an error, then a success on a later generate run),
+the last record wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from distill import __version__
+from distill.config import save_resolved, to_dict
+from distill.errors import InputError
+from distill.filter import measure as measure_mod
+from distill.filter.config import FilterConfig
+from distill.filter.decontam import EvalIndex, build_index
+from distill.filter.dedup import Candidate, select
+from distill.filter.judge import ask_judge, is_audited, judge_key
+from distill.filter.measure import init_worker, measure_chunk
+from distill.progress import progress_bar
+from distill.records import JsonlAppender, read_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: FilterConfig, judge_client: Any = None) -> Path:
+    """Filter ``cfg.traces`` into kept/rejected files and a report; returns the kept file."""
+    started = time.perf_counter()
+    paths = _paths(cfg)
+    index = build_index(cfg.decontam.problems, cfg.decontam.ngram, cfg.decontam.question_field) \
+        if cfg.decontam.problems else None
+    cache_file = paths["cache"] / f"{_measure_key(cfg, index)}.jsonl"
+    cached = _load_cache(cache_file) if cfg.cache else {}
+    lines, results, fresh = _measure_all(cfg, index, cached)
+    winners, superseded = _last_per_sample(lines, results)
+    if cfg.cache and fresh:
+        with JsonlAppender(cache_file) as out:
+            for line_hash, result in fresh.items():
+                out.write({"h": line_hash, "r": result})
+    judged = _run_judge(cfg, paths, lines, results, winners, judge_client)
+    decisions = _decide(cfg, lines, results, winners, judged)
+    counts = _write_outputs(Path(cfg.traces), paths, lines, winners, decisions)
+    elapsed = time.perf_counter() - started
+    from distill.filter import report
+
+    stats = report.build_stats(cfg, results, winners, decisions, judged, lines, superseded,
+                               measured=len(fresh), elapsed=elapsed)
+    stats["written"] = counts
+    report.write(stats, paths["stats"], paths["plot"] if cfg.plot else None, show=cfg.progress)
+    save_resolved(cfg, paths["config"])
+    log.info("filter: kept %d of %d traces (%.1fs, %d measured now)", counts["kept"], len(winners), elapsed,
+             len(fresh))
+    return paths["out"]
+
+
+# ---------------------------------------------------------------- paths and cache
+
+
+def _paths(cfg: FilterConfig) -> dict[str, Path]:
+    out = Path(cfg.out)
+    if Path(cfg.traces).resolve() == out.resolve():
+        raise InputError("out must differ from traces (the input is never overwritten)", path=out)
+    return {"out": out, "rejected": Path(cfg.rejected) if cfg.rejected else out.with_name("rejected.jsonl"),
+            "stats": Path(cfg.stats) if cfg.stats else out.with_name("stats.json"),
+            "plot": out.with_name("filter_funnel.png"), "config": out.with_name("filter.config.yaml"),
+            "cache": out.parent / "filter-cache"}
+
+
+def _measure_key(cfg: FilterConfig, index: EvalIndex | None) -> str:
+    from distill import verify
+
+    verify_files = sorted(Path(verify.__file__).parent.glob("*.py"))
+    verifier = hashlib.sha256(b"".join(p.read_bytes() for p in verify_files)).hexdigest()[:12]
+    data = {"checks": to_dict(cfg.checks), "dedup": to_dict(cfg.dedup), "ngram": cfg.decontam.ngram,
+            "min_overlap": cfg.decontam.min_overlap, "eval": index.digest if index else None,
+            "measure": measure_mod.MEASURE_VERSION, "verifier": verifier, "distill": __version__}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _load_cache(path: Path) -> dict[str, dict]:
+    if not path.exists():
+        return {}
+    try:
+        return {rec["h"]: rec["r"] for _, rec in read_jsonl(path) if "h" in rec and "r" in rec}
+    except InputError as exc:  # a damaged cache only costs time
+        log.warning("ignoring the filter cache (%s)", exc)
+        return {}
+
+
+# ---------------------------------------------------------------- measuring
+
+
+class _Lines:
+    """Where each trace line is: number, byte offset, hash, and whether it is a torn last line."""
+
+    def __init__(self) -> None:
+        self.number: list[int] = []
+        self.offset: list[int] = []
+        self.hash: list[str] = []
+        self.torn_line: int | None = None
+
+
+def _scan(path: Path, lines: _Lines, cached: dict, chunksize: int) -> Iterator[list[tuple[int, bytes]]]:
+    """Record every line, and yield chunks of the ones not already cached."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read traces ({exc.strerror})", path=path) from None
+    chunk: list[tuple[int, bytes]] = []
+    with handle:
+        offset, line_no = 0, 0
+        for raw in handle:
+            line_no += 1
+            start, offset = offset, offset + len(raw)
+            if not raw.strip():
+                continue
+            line_hash = hashlib.blake2b(raw.rstrip(b"\r\n"), digest_size=12).hexdigest()
+            lines.number.append(line_no)
+            lines.offset.append(start)
+            lines.hash.append(line_hash)
+            if not raw.endswith(b"\n"):
+                lines.torn_line = line_no
+            if line_hash not in cached:
+                chunk.append((line_no, raw))
+                if len(chunk) >= chunksize:
+                    yield chunk
+                    chunk = []
+    if chunk:
+        yield chunk
+
+
+def _measure_all(cfg: FilterConfig, index: EvalIndex | None, cached: dict):
+    """Results for every line (cached or computed on all cores); raises on the first bad line."""
+    path = Path(cfg.traces)
+    if not path.is_file():
+        raise InputError("traces file not found", path=path)
+    lines = _Lines()
+    computed: dict[int, dict] = {}
+    bad: list[tuple] = []
+    workers = cfg.workers or os.cpu_count() or 1
+    chunks = _scan(path, lines, cached, cfg.chunksize)
+    total = max(1, path.stat().st_size)
+    with progress_bar(total=None, desc="filter", unit="trace", enabled=cfg.progress) as bar:
+        for batch in _map(chunks, cfg, index, workers, total):
+            for item in batch:
+                if item[0] == "ok":
+                    computed[item[1]] = item[2]
+                elif item[1] != lines.torn_line:  # a torn last line is a writer still writing
+                    bad.append(item)
+            bar.update(len(batch))
+    if bad:
+        _, line_no, message, field = min(bad, key=lambda b: b[1])
+        more = f" (and {len(bad) - 1} more bad lines)" if len(bad) > 1 else ""
+        raise InputError(message + more, path=path, line=line_no, field=field)
+    results: dict[int, dict] = {}
+    fresh: dict[str, dict] = {}
+    for line_no, line_hash in zip(lines.number, lines.hash):
+        if line_no in computed:
+            results[line_no] = fresh[line_hash] = computed[line_no]
+        elif line_hash in cached:
+            results[line_no] = cached[line_hash]
+    return lines, results, fresh
+
+
+def _map(chunks: Iterator, cfg: FilterConfig, index: EvalIndex | None, workers: int, size: int) -> Iterator:
+    # Small inputs are not worth starting processes for (~50 ms each with fork).
+    if workers <= 1 or size < 256 * 1024:
+        init_worker(cfg, index)
+        yield from map(measure_chunk, chunks)
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    with ctx.Pool(workers, initializer=init_worker, initargs=(cfg, index)) as pool:
+        yield from pool.imap(measure_chunk, chunks)  # ordered: output follows the file
+
+
+def _last_per_sample(lines: _Lines, results: dict[int, dict]) -> tuple[dict[tuple, int], int]:
+    """(id, sample) -> line number of its last record, and how many earlier records it replaced."""
+    winners: dict[tuple, int] = {}
+    for line_no in lines.number:
+        r = results.get(line_no)
+        if r is not None:
+            winners.pop((r["id"], r["sample"]), None)  # re-insert so order follows the winning line
+            winners[(r["id"], r["sample"])] = line_no
+    return winners, len(results) - len(winners)
+
+
+def _read_trace(path: Path, lines: _Lines, line_no: int) -> dict:
+    i = lines.number.index(line_no) if len(lines.number) < 64 else _bisect(lines.number, line_no)
+    with path.open("rb") as handle:
+        handle.seek(lines.offset[i])
+        return json.loads(handle.readline())
+
+
+def _bisect(seq: list[int], value: int) -> int:
+    import bisect
+
+    return bisect.bisect_left(seq, value)
+
+
+# ---------------------------------------------------------------- judge
+
+
+def _run_judge(cfg: FilterConfig, paths: dict, lines: _Lines, results: dict, winners: dict,
+               client: Any) -> dict[int, dict]:
+    """line number -> {"judge": verdict, "audit": bool}; judged once, cached by line hash."""
+    if not cfg.judge.enabled:
+        return {}
+    cache_file = paths["cache"] / f"judge-{judge_key(cfg.judge)}.jsonl"
+    cached = _load_cache(cache_file) if cfg.cache else {}
+    hash_of = dict(zip(lines.number, lines.hash))
+    wanted: list[tuple[int, bool]] = []
+    for line_no in winners.values():
+        r = results[line_no]
+        if r["flags"] or not r.get("has_content", True):
+            continue
+        undecided = r["verdict"]["correct"] is None and r["verdict"]["reason"] not in ("error", "no_answer")
+        audit = not undecided and r["verdict"]["correct"] is not None and \
+            is_audited(hash_of[line_no], cfg.judge.audit_share, cfg.judge.audit_seed)
+        if undecided or audit:
+            wanted.append((line_no, audit))
+    judged: dict[int, dict] = {}
+    todo = []
+    for line_no, audit in wanted:
+        if hash_of[line_no] in cached:
+            judged[line_no] = {"judge": cached[hash_of[line_no]], "audit": audit}
+        else:
+            todo.append((line_no, audit))
+    if not todo:
+        return judged
+    if client is None:
+        from distill.teacher.client import TeacherClient
+
+        client = TeacherClient(cfg.judge)
+    traces_path = Path(cfg.traces)
+    with progress_bar(total=len(todo), desc="judge", unit="req", enabled=cfg.progress) as bar:
+        for start in range(0, len(todo), cfg.judge.batch):
+            part = todo[start:start + cfg.judge.batch]
+            verdicts = ask_judge(client, [_read_trace(traces_path, lines, n) for n, _ in part], cfg.judge)
+            with JsonlAppender(cache_file) if cfg.cache else _NullWriter() as out:
+                for (line_no, audit), verdict in zip(part, verdicts):
+                    judged[line_no] = {"judge": verdict, "audit": audit}
+                    if verdict.get("error") is None:  # failed requests are asked again next run
+                        out.write({"h": hash_of[line_no], "r": verdict})
+            bar.update(len(part))
+    return judged
+
+
+class _NullWriter:
+    def write(self, record: dict) -> None:
+        pass
+
+    def __enter__(self) -> _NullWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+# ---------------------------------------------------------------- decisions
+
+
+def _decide(cfg: FilterConfig, lines: _Lines, results: dict, winners: dict, judged: dict) -> dict[int, dict]:
+    """line number -> the verdict written with the trace (``reason`` None while it is kept)."""
+    decisions: dict[int, dict] = {}
+    by_problem: dict[str, list[Candidate]] = {}
+    for (pid, sample), line_no in winners.items():
+        r = results[line_no]
+        verdict = _final_verdict(r, judged.get(line_no))
+        reason, detail = _first_failure(cfg, r, verdict)
+        verdict["drop"] = reason
+        if detail:
+            verdict["detail"] = detail
+        decisions[line_no] = verdict
+        if reason is None:
+            by_problem.setdefault(pid, []).append(
+                Candidate(line_no, sample, r["length"], r.get("digest"), r.get("sig")))
+    pp, dd = cfg.per_problem, cfg.dedup
+    for pid, cands in by_problem.items():
+        for line_no, reason in select(pid, cands, dd.exact, dd.near, dd.threshold, pp.max, pp.policy,
+                                      pp.seed).items():
+            decisions[line_no]["drop"] = reason
+    return decisions
+
+
+def _final_verdict(r: dict, judged: dict | None) -> dict:
+    rule = dict(r["verdict"])
+    verdict = dict(rule, by="rule")
+    if judged is None:
+        return verdict
+    judge = judged["judge"]
+    verdict["judge"] = judge
+    if judged["audit"]:
+        verdict["audit"] = True
+    elif judge.get("correct") is not None:  # the judge decides only what the rule could not
+        verdict.update(correct=judge["correct"], reason="correct" if judge["correct"] else "wrong_answer",
+                       by="judge", rule=rule)
+    return verdict
+
+
+def _first_failure(cfg: FilterConfig, r: dict, verdict: dict) -> tuple[str | None, Any]:
+    if r["flags"]:
+        return r["flags"][0][0], {name: detail for name, detail in r["flags"]}
+    checks = cfg.checks
+    correct = verdict["correct"]
+    if correct is False and checks.answer:
+        return verdict["reason"], None
+    if correct is None and verdict["reason"] == "no_answer":
+        return "no_answer", None
+    if correct is None and checks.answer and not checks.keep_undecided:
+        return (verdict["reason"] if verdict["reason"] != "correct" else "undecided"), None
+    steps = r.get("bad_steps") or []
+    if checks.bad_step and len(steps) > checks.max_bad_steps:
+        return "bad_step", steps
+    return None, None
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _write_outputs(traces: Path, paths: dict, lines: _Lines, winners: dict, decisions: dict) -> dict[str, int]:
+    """Kept and rejected files, in traces order, replaced atomically (both or neither)."""
+    keep_tmp = paths["out"].with_name(f".{paths['out'].name}.tmp")
+    rej_tmp = paths["rejected"].with_name(f".{paths['rejected'].name}.tmp")
+    keep_tmp.parent.mkdir(parents=True, exist_ok=True)
+    rej_tmp.parent.mkdir(parents=True, exist_ok=True)
+    wanted = set(winners.values())
+    counts = {"kept": 0, "rejected": 0}
+    with traces.open("rb") as src, keep_tmp.open("wb") as kept, rej_tmp.open("wb") as rejected:
+        line_no = 0
+        for raw in src:
+            line_no += 1
+            if line_no not in wanted:
+                continue
+            verdict = dict(decisions[line_no])
+            drop = verdict.pop("drop")
+            if drop is not None:
+                verdict["reason"] = drop
+            (rejected if drop else kept).write(_with_verdict(raw, verdict))
+            counts["rejected" if drop else "kept"] += 1
+    keep_tmp.replace(paths["out"])
+    rej_tmp.replace(paths["rejected"])
+    return counts
+
+
+def _with_verdict(raw: bytes, verdict: dict) -> bytes:
+    """The trace line with ``verdict`` added, the trace's own bytes untouched (fast, exact)."""
+    body = raw.rstrip()
+    tail = json.dumps(verdict, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    if b'"verdict"' in body:  # re-filtering a filtered file: replace the old verdict properly
+        record = json.loads(body)
+        record["verdict"] = verdict
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    return body[:-1] + b',"verdict":' + tail + b"}\n"

@@ -1,0 +1,65 @@
+"""Options of `distill finetune`: data, student, rendering, lint, LoRA and the training loop.
+
+Usage:
+    cfg = load_config(FinetuneConfig, "finetune/smollm2-135m.yaml", ["data=kept.jsonl", "lora.r=32"])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from distill.config import option, section
+
+DEFAULT_FORMAT = "<think>\n{reasoning}\n</think>\n\n{content}"  # same text as render.DEFAULT_FORMAT
+
+
+@dataclass
+class LoraConfig:
+    """Low-rank adapters (peft)."""
+
+    r: int = option(16, "adapter rank")
+    alpha: int = option(32, "scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rslora)")
+    dropout: float = option(0.05, "dropout on the adapter input")
+    target_modules: list[str] = option(["all-linear"], "modules to adapt: all-linear or names (q_proj, ...)")
+    use_rslora: bool = option(False, "rank-stabilised scaling alpha / sqrt(r) (better for high ranks)")
+    use_dora: bool = option(False, "weight-decomposed LoRA (DoRA): slower, sometimes better")
+    modules_to_save: list[str] = option([], "modules trained in full and saved with the adapter (e.g. lm_head)")
+
+
+@dataclass
+class FinetuneConfig:
+    """LoRA-fine-tune a small student to reason (in its chat template) before it answers."""
+
+    data: str | None = option(None, "kept traces (JSONL from distill filter) or a chat-messages JSONL")
+    student: str = option("smollm2", "Hub model id, local folder, .gguf file, or the alias smollm2")
+    out: str = option("adapter", "output folder: adapter, tokenizer, config, distill.json, loss log")
+    system_prompt: str | None = option(None, "system message put before every user turn (eval uses it too)")
+    reasoning_format: str = option(DEFAULT_FORMAT, "assistant turn; {reasoning} and {content} are filled in")
+    chat_template: str | None = option(None, "override the student's template: chatml or a .jinja file")
+    max_length: int = option(4096, "longest example in tokens (prompt + reasoning + answer + EOS)")
+    overlong: Literal["drop", "truncate"] = option("drop", "examples over max_length: drop or cut the end")
+    lint_only: bool = option(False, "render and lint the data, print the report, do not train")
+    strict_lint: bool = option(True, "stop before training when the lint finds an error")
+    lora: LoraConfig = section(LoraConfig, "LoRA adapter settings")
+    learning_rate: float = option(2e-4, "peak AdamW learning rate")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    warmup_ratio: float = option(0.05, "fraction of steps spent warming up linearly")
+    min_lr_ratio: float = option(0.0, "cosine floor as a fraction of the peak learning rate")
+    max_grad_norm: float = option(1.0, "gradient clipping norm (0 = off)")
+    epochs: float = option(1.0, "passes over the data (ignored when max_steps is set)")
+    max_steps: int | None = option(None, "optimizer steps to run (overrides epochs)")
+    batch_size: int = option(8, "examples per micro-batch per device")
+    grad_accum: int = option(1, "micro-batches per optimizer step")
+    packing: bool = option(True, "padding-free batches: examples packed in one row, no attention across them")
+    gradient_checkpointing: bool = option(False, "recompute activations in backward (less memory, ~30% slower)")
+    bf16: Literal["auto", "true", "false"] = option("auto", "bfloat16 autocast; auto: on a GPU that supports it")
+    seed: int = option(0, "seed for data order, adapter init and dropout")
+    save_steps: int = option(0, "checkpoint every N optimizer steps (0 = only at the end)")
+    save_total_limit: int = option(2, "checkpoints kept (oldest removed)")
+    resume: bool = option(False, "continue from the latest checkpoint in out/checkpoints")
+    eval_fraction: float = option(0.0, "fraction of examples held out for eval loss (0 = none)")
+    eval_steps: int = option(0, "eval loss every N steps (0 = only at the end when held out)")
+    log_steps: int = option(1, "write a loss.jsonl line every N steps")
+    merge: bool = option(False, "also write the merged full model to out/merged")
+    progress: bool = option(True, "show a progress bar")

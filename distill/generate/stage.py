@@ -1,0 +1,246 @@
+"""`distill generate`: ask a teacher for one trace per (problem id, sample), append-only and resumable.
+
+Usage:
+    from distill.generate.stage import run
+    run(load_config(GenerateConfig, None, ["problems=rg:basic_arithmetic", "limit=50",
+                                           "base_url=http://127.0.0.1:8765/v1", "model=m"]))
+
+Flow: validate every problem (a streaming pass: bad input fails before anything is sent or
+written) -> read what the output already holds (:mod:`distill.generate.resume`) -> save the
+resolved config beside the output -> workers pull (problem, sample) pairs from a bounded queue
+fed by a second streaming pass, call the teacher and append one record each. Memory holds the
+keys of finished pairs, never the records. Stops gracefully (in-flight requests finish and are
+written) on Ctrl-C, on ``max_cost_usd``, and on a 401/402 from the teacher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from distill.config import save_resolved
+from distill.errors import BudgetExceeded, ConfigError, TeacherFatalError
+from distill.generate.config import GenerateConfig
+from distill.generate.progress import RunStats, show_plan, show_summary
+from distill.generate.resume import TraceState, is_complete, scan_traces
+from distill.progress import progress_bar
+from distill.records import SCHEMA, JsonlAppender
+from distill.sources import iter_problems
+from distill.teacher.client import Completion, TeacherClient
+from distill.teacher.dialects import estimate_tokens
+from distill.teacher.pricing import estimate_cost
+
+log = logging.getLogger(__name__)
+TRACE_KEYS = ("schema", "id", "sample", "question", "answer", "kind", "messages", "reasoning", "content",
+              "finish_reason", "truncated", "max_tokens", "model", "usage", "cost_usd", "latency_s",
+              "attempts", "error", "created_at")
+
+
+def config_path(out: Path) -> Path:
+    """``traces.jsonl`` -> ``traces.config.yaml`` (the resolved config, beside the output)."""
+    return out.with_name(out.name.rsplit(".", 1)[0] + ".config.yaml")
+
+
+def build_messages(cfg: GenerateConfig, problem: dict) -> list[dict]:
+    """Exactly what is sent: optional system prompt, then the templated question."""
+    messages = [{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []
+    messages.append({"role": "user", "content": cfg.prompt_template.format(question=problem["question"])})
+    return messages
+
+
+def _check_config(cfg: GenerateConfig) -> None:
+    try:
+        cfg.prompt_template.format(question="x")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"prompt_template: only {{question}} may be used, literal braces doubled ({exc!r})") \
+            from None
+    if cfg.samples < 1:
+        raise ConfigError("samples: must be at least 1")
+    if cfg.concurrency < 1 or cfg.max_attempts < 1:
+        raise ConfigError("concurrency and max_attempts must be at least 1")
+
+
+def plan(cfg: GenerateConfig, state: TraceState) -> tuple[int, int, int]:
+    """Validate every problem (streaming); return (problems, pending requests, pending prompt tokens)."""
+    problems = pending = prompt_tokens = 0
+    for problem in iter_problems(cfg):
+        problems += 1
+        todo = sum(1 for s in range(cfg.samples) if not state.is_done(problem["id"], s))
+        if todo:
+            pending += todo
+            prompt_tokens += todo * estimate_tokens(build_messages(cfg, problem))
+    return problems, pending, prompt_tokens
+
+
+def run(cfg: GenerateConfig, client: TeacherClient | None = None, **_edges: Any) -> Path:
+    """Generate traces for ``cfg``; returns the traces file (complete, or resumable after a stop)."""
+    _check_config(cfg)
+    out = Path(cfg.out)
+    client = client or TeacherClient(cfg)
+    if cfg.max_cost_usd is not None and client.prices is None:
+        raise ConfigError(f"max_cost_usd: no price known for model {cfg.model!r}; set prices={{input: .., output: ..}}")
+    state = scan_traces(out, cfg.on_truncated, cfg.max_tokens_ceiling)
+    n_problems, pending, prompt_tokens = plan(cfg, state)
+    estimate = estimate_cost(pending, prompt_tokens // max(pending, 1), cfg.est_completion_tokens, client.prices)
+    show_plan(cfg, n_problems, len(state.done), pending, prompt_tokens, estimate)
+    if cfg.dry_run:
+        return out
+    save_resolved(cfg, config_path(out))
+    stats = RunStats(problems=n_problems, pending=pending, resumed=len(state.done))
+    if pending:
+        asyncio.run(_generate(cfg, client, state, stats, out))
+    show_summary(stats, out)
+    if stats.fatal is not None:
+        raise stats.fatal
+    if stats.stop_reason == "budget":
+        raise BudgetExceeded(f"max_cost_usd={cfg.max_cost_usd} reached (spent ${stats.cost:.4f}); "
+                             f"{stats.done} written, {stats.pending - stats.done - stats.failed} not sent. "
+                             "Raise the cap and re-run to resume.")
+    if stats.stop_reason == "interrupted":
+        raise KeyboardInterrupt
+    return out
+
+
+async def _generate(cfg: GenerateConfig, client: TeacherClient, state: TraceState, stats: RunStats,
+                    out: Path) -> None:
+    stop = asyncio.Event()
+    queue: asyncio.Queue = asyncio.Queue(maxsize=2 * cfg.concurrency)
+    restore = _install_sigint(stop, stats)
+    bar = progress_bar(stats.pending, desc="generate", unit="req", enabled=cfg.progress)
+    try:
+        with JsonlAppender(out, fsync=cfg.fsync) as writer:
+            if writer.repaired_bytes:
+                log.info("%s: cut a torn last line (%d bytes) left by an interrupted run", out, writer.repaired_bytes)
+            workers = [asyncio.create_task(_worker(cfg, client, queue, writer, stats, stop, bar))
+                       for _ in range(cfg.concurrency)]
+            stats.tasks = workers
+            await _produce(cfg, state, queue, stop, len(workers))
+            await asyncio.gather(*workers, return_exceptions=True)
+    finally:
+        bar.close()
+        restore()
+        await client.aclose()
+
+
+async def _produce(cfg: GenerateConfig, state: TraceState, queue: asyncio.Queue, stop: asyncio.Event,
+                   n_workers: int) -> None:
+    for problem in iter_problems(cfg):
+        for sample in range(cfg.samples):
+            if stop.is_set():
+                break
+            if not state.is_done(problem["id"], sample):
+                await _put(queue, (problem, sample), stop)
+        if stop.is_set():
+            break
+    placed = 0
+    while placed < n_workers:  # one end marker per worker
+        if stop.is_set():
+            # Stopped workers exit on their next item, so only idle ones need a marker; a full
+            # queue has an item for each of them already.
+            try:
+                queue.put_nowait(None)
+            except asyncio.QueueFull:
+                return
+            placed += 1
+        elif await _put(queue, None, stop):
+            placed += 1
+
+
+async def _put(queue: asyncio.Queue, item: Any, stop: asyncio.Event) -> bool:
+    """Put ``item``, giving up (False) once ``stop`` is set, so a stopped run never blocks here."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(queue.put(item), timeout=0.5)
+            return True
+        except asyncio.TimeoutError:
+            continue
+    return False
+
+
+async def _worker(cfg: GenerateConfig, client: TeacherClient, queue: asyncio.Queue, writer: JsonlAppender,
+                  stats: RunStats, stop: asyncio.Event, bar: Any) -> None:
+    while True:
+        item = await queue.get()
+        if item is None or stop.is_set():
+            return
+        problem, sample = item
+        held = stats.reserve(cfg.max_cost_usd, client.prices, cfg.est_completion_tokens, problem)
+        if held is None:
+            stats.stop_reason = stats.stop_reason or "budget"
+            stop.set()
+            return
+        try:
+            record = await _one_sample(cfg, client, problem, sample)
+        except TeacherFatalError as exc:
+            stats.fatal = stats.fatal or exc
+            stats.stop_reason = "fatal"
+            stop.set()
+            return
+        finally:
+            stats.release(held)
+        writer.write(record)
+        stats.add(record)
+        bar.update(1)
+        stats.refresh_bar(bar)
+
+
+async def _one_sample(cfg: GenerateConfig, client: TeacherClient, problem: dict, sample: int) -> dict:
+    messages = build_messages(cfg, problem)
+    max_tokens = cfg.max_tokens
+    paid, attempts = 0.0, 0
+    while True:
+        result = await client.complete(messages, max_tokens=max_tokens, sample=sample)
+        paid += result.cost_usd
+        attempts += result.attempts
+        if not (result.ok and result.truncated and cfg.on_truncated == "retry") \
+                or max_tokens >= cfg.max_tokens_ceiling:
+            break
+        max_tokens = min(cfg.max_tokens_ceiling, int(max_tokens * cfg.truncation_factor))
+        log.debug("%s/%d truncated: retrying with max_tokens=%d", problem["id"], sample, max_tokens)
+    if result.ok and result.truncated and cfg.on_truncated == "drop":
+        result.error = {"type": "truncated", "message": f"finish_reason=length at max_tokens={max_tokens}"}
+    result.cost_usd, result.attempts = paid, attempts
+    return trace_record(problem, sample, messages, result, max_tokens)
+
+
+def trace_record(problem: dict, sample: int, messages: list[dict], c: Completion, max_tokens: int) -> dict:
+    """DESIGN.md's Trace: the problem, what was sent, what came back, and what it cost."""
+    record = {
+        "schema": SCHEMA, "id": problem["id"], "sample": sample, "question": problem["question"],
+        "answer": problem["answer"], "kind": problem["kind"], "messages": messages,
+        "reasoning": c.reasoning, "content": c.content, "finish_reason": c.finish_reason,
+        "truncated": c.truncated, "max_tokens": max_tokens, "model": c.model, "usage": c.usage,
+        "cost_usd": round(c.cost_usd, 8), "latency_s": c.latency_s, "attempts": c.attempts,
+        "error": c.error, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    record.update({k: v for k, v in problem.items() if k not in record})  # extra problem fields ride along
+    return record
+
+
+def _install_sigint(stop: asyncio.Event, stats: RunStats):
+    """First Ctrl-C: stop sending, let in-flight requests finish; second: abandon them."""
+    loop = asyncio.get_running_loop()
+
+    def on_sigint() -> None:
+        if stop.is_set() and stats.stop_reason == "interrupted":
+            log.warning("second Ctrl-C: abandoning requests in flight")
+            for task in stats.tasks:
+                task.cancel()
+            return
+        stats.stop_reason = "interrupted"
+        stop.set()
+        log.warning("Ctrl-C: no new requests; waiting for %d in flight (Ctrl-C again to abandon them)",
+                    stats.in_flight)
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / not POSIX
+        return lambda: None
+    return lambda: loop.remove_signal_handler(signal.SIGINT)
+
+
+__all__ = ["run", "plan", "build_messages", "trace_record", "config_path", "is_complete", "TRACE_KEYS"]

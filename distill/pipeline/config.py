@@ -1,0 +1,131 @@
+"""Options of `distill run`: one recipe for the whole pipeline, a section per stage plus run-level options.
+
+Usage:
+    cfg = load_pipeline(None, ["finetune.lora.r=32"])          # the embedded offline default
+    cfg = load_pipeline("recipes/gsm8k-deepseek-qwen2.5-1.5b.yaml", ["name=try2"])
+    distill run [PIPELINE.yaml] [key=value ...]                 # same thing from the shell
+
+Each stage section takes the stage's own keys (``generate.samples=4``, ``finetune.lora.r=32``) or
+a path to a stage recipe (``generate: ../generate/deepseek-r1.yaml``). The paths between stages
+(traces, kept, adapter, eval folders) are set by the pipeline inside the run folder, so a recipe
+names only where the problems come from and where results go in the end. No torch here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from distill.config import load_config, option, section
+from distill.errors import ConfigError
+
+STAGES = ("generate", "filter", "finetune", "eval", "publish")
+DEFAULT_RECIPE = "offline-default.yaml"
+
+
+def _stage_config(module: str, name: str) -> type:
+    """The stage's config class, or a stand-in that fails clearly while that stage is not written yet."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module.startswith(exc.name):
+            raise  # a real missing dependency inside the stage: show it
+        missing = f"{module} is not available in this installation"
+    except AttributeError:
+        missing = f"{module} has no {name}"
+
+    # An empty stand-in: fine while the stage is not in `stages`, refused by PipelineConfig when it is.
+    return dataclasses.make_dataclass(name, [], namespace={"missing": f"needs {name}, but {missing}",
+                                                           "__doc__": missing})
+
+
+GenerateConfig = _stage_config("distill.generate.config", "GenerateConfig")
+FilterConfig = _stage_config("distill.filter.config", "FilterConfig")
+FinetuneConfig = _stage_config("distill.finetune.config", "FinetuneConfig")
+EvalConfig = _stage_config("distill.evaluate.config", "EvalConfig")
+PublishConfig = _stage_config("distill.publish.config", "PublishConfig")
+
+
+@dataclass
+class OfflineTeacherConfig:
+    """The built-in offline teacher started on 127.0.0.1 when ``teacher=offline``."""
+
+    model: str = option("distill-offline-teacher", "model name the offline teacher reports")
+    dialect: str = option("deepseek", "wire format of the reasoning: deepseek | vllm | think | openrouter | hidden")
+    mistake_rate: float = option(0.15, "share of traces with a deliberate mistake, so the filter has work")
+    latency: float = option(0.0, "seconds added to every response (to watch progress or test interrupts)")
+    seed: int = option(0, "seed for the mistakes, so runs repeat")
+
+
+@dataclass
+class PipelineConfig:
+    """generate -> filter -> finetune -> eval (before and after) -> publish, in one run folder."""
+
+    name: str = option("default", "run name; the run folder is runs/<name> unless run_dir is set")
+    run_dir: str | None = option(None, "run folder (default: runs/<name> under the current directory)")
+    stages: list[str] = option(
+        ["generate", "filter", "finetune", "eval"],
+        "stages to run, in pipeline order; add publish to upload (or stage it with publish.dry_run=true)")
+    teacher: Literal["offline", "endpoint"] = option(
+        "endpoint", "offline: start the built-in offline teacher on 127.0.0.1; endpoint: use generate.base_url")
+    offline_teacher: OfflineTeacherConfig = section(OfflineTeacherConfig, "the built-in offline teacher")
+    student: str | None = option(None, "student for finetune and eval (sets finetune.student and eval.student)")
+    eval_before: bool = option(True, "also score the student without the adapter (eval-before/)")
+    force: list[str] = option([], "stages to re-run even when their inputs and config are unchanged")
+    report: bool = option(True, "write report.md and report.html (with plots) in the run folder")
+    generate: GenerateConfig = section(GenerateConfig, "the generate stage (keys of distill generate, or a recipe path)")
+    filter: FilterConfig = section(FilterConfig, "the filter stage (keys of distill filter, or a recipe path)")
+    finetune: FinetuneConfig = section(FinetuneConfig, "the finetune stage (keys of distill finetune, or a recipe path)")
+    eval: EvalConfig = section(EvalConfig, "the eval stage, run before and after finetuning (keys of distill eval)")
+    publish: PublishConfig = section(PublishConfig, "the publish stage, when stages lists it (keys of distill publish)")
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in [*self.stages, *self.force] if s not in STAGES]
+        if unknown:
+            raise ConfigError(f"stages: unknown stage {unknown[0]!r} (stages are {', '.join(STAGES)})")
+        for stage in self.stages:
+            missing = getattr(getattr(self, stage), "missing", None)
+            if missing:
+                raise ConfigError(f"stages: {stage} {missing}")
+        if self.student is not None:
+            # One student for both, so eval scores the model that was trained.
+            for part in (self.finetune, self.eval):
+                if hasattr(part, "student"):
+                    part.student = self.student
+        self._align_prompts()
+
+    def _align_prompts(self) -> None:
+        """Eval asks the student the way it was trained: generate's user message, finetune's system prompt."""
+        gen, ft, ev = self.generate, self.finetune, self.eval
+        default = getattr(type(ev), "__dataclass_fields__", {}).get("prompt_template")
+        if hasattr(gen, "prompt_template") and default is not None and ev.prompt_template == default.default:
+            ev.prompt_template = gen.prompt_template
+        if getattr(ev, "system_prompt", "x") is None and getattr(ft, "system_prompt", None) is not None:
+            ev.system_prompt = ft.system_prompt
+
+    @property
+    def folder(self) -> Path:
+        """The run folder: run_dir, or runs/<name>."""
+        return Path(self.run_dir) if self.run_dir else Path("runs") / self.name
+
+
+def default_recipe() -> Path:
+    """The embedded offline default recipe (package data, found wherever distill is installed)."""
+    ref = resources.files("distill.pipeline").joinpath(DEFAULT_RECIPE)
+    path = Path(str(ref))
+    if not path.is_file():
+        raise ConfigError(f"the embedded recipe {DEFAULT_RECIPE} is missing from the installed package")
+    return path
+
+
+def load_pipeline(recipe: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> PipelineConfig:
+    """A recipe (or, with none, the embedded offline default) plus ``key=value`` overrides."""
+    return load_config(PipelineConfig, recipe if recipe is not None else default_recipe(), overrides)
+
+
+# `distill run` with no recipe uses the embedded offline default (read by the CLI).
+PipelineConfig.default_recipe = staticmethod(default_recipe)

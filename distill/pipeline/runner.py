@@ -1,0 +1,133 @@
+"""Runs the pipeline's steps in one run folder, reusing each stage's output while its key is unchanged.
+
+Usage:
+    run_dir = run(load_pipeline(None, ["name=demo"]))    # what `distill run name=demo` does
+
+For each step in order: compute its key (resolved config + the bytes of its inputs); if the
+ledger says it finished with that key and its outputs exist, reuse it; otherwise run the stage
+(which resumes its own partial output after an interruption). Since a step's key includes its
+inputs' bytes, a changed stage re-runs itself and whatever its output feeds, and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from distill.config import save_resolved
+from distill.errors import ConfigError
+from distill.pipeline.config import OfflineTeacherConfig, PipelineConfig
+from distill.pipeline.state import Ledger
+from distill.pipeline.wiring import Step, plan, step_key, step_lineage
+from distill.records import read_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: PipelineConfig) -> Path:
+    """Run every step of ``cfg`` that is not current; write the summary and report; return the run folder."""
+    run_dir = cfg.folder.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_resolved(cfg, run_dir / "recipe.yaml")
+    steps = plan(cfg, run_dir)
+    _check_inputs(steps, run_dir)
+    ledger = Ledger(run_dir)
+    t0 = time.time()
+    log.info("distill run: %d steps in %s", len(steps), run_dir)
+    with contextlib.ExitStack() as stack:
+        teacher_url: list[str] = []
+        for index, step in enumerate(steps, 1):
+            _banner(index, len(steps), step)
+            if step.section == "generate" and cfg.teacher == "offline" and not teacher_url:
+                # Started only when generate has work to do: a fully reused run sends nothing.
+                if not _is_current(ledger, step, run_dir, cfg):
+                    teacher_url.append(stack.enter_context(offline_teacher(cfg.offline_teacher)))
+            if step.section == "generate" and teacher_url:
+                _point_at(step, cfg.offline_teacher, teacher_url[0])
+            _run_step(step, ledger, run_dir, fresh=step.section in cfg.force)
+    log.info("distill run: finished in %.1f s", time.time() - t0)
+    from distill.pipeline.summary import collect, show_summary
+
+    figures = collect(run_dir)
+    show_summary(figures)
+    if cfg.report:
+        from distill.pipeline.report import write_report
+
+        md, html = write_report(run_dir, figures)
+        log.info("report: %s (and %s)", md, html.name)
+    return run_dir
+
+
+def _run_step(step: Step, ledger: Ledger, run_dir: Path, fresh: bool) -> None:
+    key, lineage = step_key(step, run_dir), step_lineage(step, run_dir)
+    ledger.switch(step.name, lineage, step.outputs, fresh=fresh)
+    if not fresh and ledger.is_current(step.name, key, step.outputs):
+        ledger.mark_reused(step.name)
+        log.info("%s: reused (settings and inputs unchanged, key %s)", step.name, key)
+        return
+    previous = ledger.read(step.name)
+    if previous and previous.get("key") == key and previous.get("status") != "done":
+        log.info("%s: resuming the previous attempt", step.name)
+    ledger.start(step.name, key, step.outputs, lineage=lineage)
+    module = importlib.import_module(step.module)
+    module.run(step.cfg)
+    complete = _is_complete(step)
+    ledger.finish(step.name, complete=complete)
+    if not complete:
+        log.warning("%s: some samples failed; they are retried on the next `distill run`", step.name)
+
+
+def _is_current(ledger: Ledger, step: Step, run_dir: Path, cfg: PipelineConfig) -> bool:
+    if step.section in cfg.force:
+        return False
+    return ledger.is_current(step.name, step_key(step, run_dir), step.outputs)
+
+
+def _is_complete(step: Step) -> bool:
+    """Generate is complete when no sample ended in an error (those are retried by the next run)."""
+    if step.section != "generate" or not step.main.exists():
+        return True
+    return not any(rec.get("error") for _, rec in read_jsonl(step.main))
+
+
+def _check_inputs(steps: list[Step], run_dir: Path) -> None:
+    """A step whose input comes from a stage not in ``stages`` needs that input to exist already."""
+    made: set[Path] = set()
+    for step in steps:
+        for name, path in step.inputs.items():
+            inside = path is not None and run_dir in path.parents
+            if inside and path not in made and not any(p in made for p in path.parents) and not path.exists():
+                raise ConfigError(
+                    f"stages: {step.name} needs {path.relative_to(run_dir)} ({name}), which no listed stage makes "
+                    f"and which is not in {run_dir}; add the stage that makes it to stages=")
+        made.update(step.outputs)
+
+
+def _banner(index: int, total: int, step: Step) -> None:
+    log.info("")
+    log.info("━━ [%d/%d] %s %s", index, total, step.name, "━" * max(4, 60 - len(step.name)))
+
+
+@contextlib.contextmanager
+def offline_teacher(cfg: OfflineTeacherConfig) -> Iterator[str]:
+    """The built-in offline teacher on 127.0.0.1 (a free port), for as long as generate needs it."""
+    from distill.teacher.server import TeacherServer
+
+    server = TeacherServer(dialect=cfg.dialect, latency=cfg.latency, model=cfg.model,
+                           mistake_rate=cfg.mistake_rate, seed=cfg.seed)
+    with server:
+        log.info("teacher: the built-in offline teacher at %s (for trying the pipeline; "
+                 "use a generate/*.yaml recipe for a real one)", server.base_url)
+        yield server.base_url
+
+
+def _point_at(step: Step, teacher: OfflineTeacherConfig, url: str) -> None:
+    """Send generate to the offline teacher through the same OpenAI-compatible client as a real one."""
+    step.cfg.base_url = url
+    step.cfg.model = teacher.model
+    step.cfg.provider = "offline"
+    step.cfg.api_key_env = None

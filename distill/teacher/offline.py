@@ -1,0 +1,323 @@
+"""The built-in offline teacher: procedural task families, each with a genuine step-by-step solver.
+
+Usage:
+    from distill.teacher import offline
+    problems = offline.make_problems("letter_count", 200, seed=0)             # training problems
+    held_out = offline.make_problems("letter_count", 50, seed=0, split="eval")  # never in training
+    reasoning, content = offline.respond(messages, random.Random(0), mistake_rate=0.15)
+
+It is a teacher for trying the pipeline with no API key and for tests, not a model: it recognises
+the question of each family in the last user message, solves it by the family's procedure (spell
+and count, align the decimals, reduce the expression), and writes that procedure as a short,
+regular trace ending in ``\\boxed{ANSWER}``. With probability ``mistake_rate`` it makes one
+deliberate, realistic mistake, so the filter has real work:
+
+- ``answer``: the mistake propagates and the final answer is wrong (the answer check catches it);
+- ``step``: a false arithmetic claim in a step while the final answer stays right (only the
+  filter's ``bad_step`` check catches it: the "right answer, wrong rationale" case).
+
+Train and held-out evaluation problems are disjoint by construction: every problem has a split key
+(the word, the pair of numbers, the expression) and a key belongs to exactly one split by its hash,
+so no held-out word, pair or expression can ever appear in training, whatever the seeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Callable
+from fractions import Fraction
+
+from reasoning_gym.data import read_data_file
+
+from distill.records import stable_id
+
+FAMILIES = ("letter_count", "decimal_compare", "arithmetic")
+SPLITS = ("train", "eval")
+EVAL_SHARE = 5  # one key in EVAL_SHARE belongs to the held-out split
+SOURCE = "distill-offline"
+
+_LETTER_Q = re.compile(r"How many ([A-Za-z])'s are in (?:the word )?\"?([A-Za-z]+)\"?\s*\?", re.I)
+_DECIMAL_Q = re.compile(r"Which is (greater|larger|bigger|smaller), (\d+(?:\.\d+)?) or (\d+(?:\.\d+)?)\s*\?", re.I)
+_ARITH_Q = re.compile(r"(?:Compute|Calculate|Evaluate|What is) (\d+(?:\s*[-+*/]\s*\d+)+)\s*[.?=]", re.I)
+_TOKEN = re.compile(r"\d+|[-+*/]")
+
+
+def split_of(key: str) -> str:
+    """The split ('train' or 'eval') a problem key belongs to, fixed by its hash."""
+    digest = int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16)
+    return "eval" if digest % EVAL_SHARE == 0 else "train"
+
+
+# ---------------------------------------------------------------- letter counting
+
+_WORDS: list[str] | None = None
+
+
+def _words() -> list[str]:
+    """Distinct common words of 4-10 letters from the novel reasoning-gym ships (offline, fixed)."""
+    global _WORDS
+    if _WORDS is None:
+        text = read_data_file("in_the_year_2889.txt")
+        seen = dict.fromkeys(w.lower() for w in re.findall(r"[A-Za-z]+", text) if 4 <= len(w) <= 10)
+        _WORDS = sorted(seen)
+    return _WORDS
+
+
+def _letter_problem(rng: random.Random, split: str) -> tuple[str, str, str] | None:
+    word = rng.choice(_words())
+    if split_of(word) != split:
+        return None
+    roll = rng.random()
+    repeated = sorted({c for c in word if word.count(c) > 1})
+    if roll < 0.15:  # a letter that is absent: the answer is 0
+        letter = rng.choice(sorted(set("abcdefghijklmnopqrstuvwxyz") - set(word)))
+    elif roll < 0.75 and repeated:
+        letter = rng.choice(repeated)
+    else:
+        letter = rng.choice(sorted(set(word)))
+    return word, f"How many {letter}'s are in {word}?", str(word.count(letter))
+
+
+def _solve_letters(match: re.Match, mistake: str | None, rng: random.Random) -> tuple[str, str]:
+    letter, word = match.group(1).lower(), match.group(2)
+    positions = [i for i, c in enumerate(word.lower()) if c == letter]
+    if mistake:  # a miscount: skip a matching letter, or count one that does not match
+        others = [i for i, c in enumerate(word.lower()) if c != letter]
+        if positions and (not others or rng.random() < 0.5):
+            positions.remove(rng.choice(positions))
+        else:
+            positions.append(rng.choice(others))
+    lines = [f"Spell {word} and count the {letter}'s:"]
+    for i, c in enumerate(word):
+        lines.append(f"{c} -> {positions.index(i) + 1}" if i in positions else c)
+    lines.append(f"Total: {len(positions)}")
+    return "\n".join(lines), f"The answer is \\boxed{{{len(positions)}}}"
+
+
+# ---------------------------------------------------------------- decimal comparison
+
+def _decimal(whole: int, digits: str) -> str:
+    return f"{whole}.{digits}" if digits else str(whole)
+
+
+def _decimal_problem(rng: random.Random, split: str) -> tuple[str, str, str] | None:
+    roll, whole = rng.random(), rng.randint(0, 20)
+    if roll < 0.45:  # the trap: the longer decimal is the smaller number (9.11 vs 9.8)
+        short = rng.randint(2, 9)
+        a, b = _decimal(whole, str(short)), _decimal(whole, f"{rng.randint(0, short - 1)}{rng.randint(1, 9)}")
+    elif roll < 0.65:  # the longer decimal is the larger one (3.45 vs 3.2)
+        short = rng.randint(1, 8)
+        a, b = _decimal(whole, str(short)), _decimal(whole, f"{rng.randint(short, 9)}{rng.randint(1, 9)}")
+    elif roll < 0.85:  # same number of decimals
+        a, b = _decimal(whole, f"{rng.randint(0, 9)}{rng.randint(1, 9)}"), _decimal(whole, f"{rng.randint(0, 9)}{rng.randint(1, 9)}")
+    else:  # different whole parts
+        other = rng.choice([w for w in range(0, 21) if w != whole])
+        a, b = _decimal(whole, str(rng.randint(1, 9))), _decimal(other, f"{rng.randint(0, 9)}{rng.randint(1, 9)}")
+    if Fraction(a) == Fraction(b) or split_of("|".join(sorted((a, b)))) != split:
+        return None
+    if rng.random() < 0.5:
+        a, b = b, a
+    return "|".join(sorted((a, b))), f"Which is greater, {a} or {b}?", max(a, b, key=Fraction)
+
+
+def _solve_decimals(match: re.Match, mistake: str | None, rng: random.Random) -> tuple[str, str]:
+    want_smaller = match.group(1).lower() == "smaller"
+    a, b = match.group(2), match.group(3)
+    places = max(len(x.partition(".")[2]) for x in (a, b))
+    pa, pb = _pad(a, places), _pad(b, places)
+    if mistake == "step" and (pa, pb) == (a, b):  # nothing to pad: the slip goes into the answer
+        mistake = "answer"
+    lines = []
+    for raw, padded in ((a, pa), (b, pb)):
+        if padded != raw:  # a slip in the padding is not carried on: a false step only
+            lines.append(f"{raw} = {_misplace_zero(raw, places) if mistake == 'step' else padded}")
+    lines.append(f"Compare {pa} and {pb}:")
+    wa, da = pa.partition(".")[::2]
+    wb, db = pb.partition(".")[::2]
+    names = ["Whole parts"] + [_PLACE_NAMES[i] for i in range(places)]
+    for name, x, y in zip(names, [wa, *da], [wb, *db]):
+        if x == y:
+            lines.append(f"{name}: {x} = {y}")
+            continue
+        bigger = a if int(x) > int(y) else b
+        lines.append(f"{name}: {x} {'>' if int(x) > int(y) else '<'} {y}")
+        break
+    answer = (b if bigger == a else a) if want_smaller else bigger
+    if mistake == "answer":  # the comparison read the wrong way round
+        answer = b if answer == a else a
+    lines.append(f"So {answer} is the {'smaller' if want_smaller else 'greater'}.")
+    return "\n".join(lines), f"The answer is \\boxed{{{answer}}}"
+
+
+_PLACE_NAMES = ("Tenths", "Hundredths", "Thousandths", "Ten-thousandths", "Hundred-thousandths")
+
+
+def _pad(x: str, places: int) -> str:
+    whole, _, digits = x.partition(".")
+    return f"{whole}.{digits.ljust(places, '0')}" if places else whole
+
+
+def _misplace_zero(x: str, places: int) -> str:
+    """The classic slip: the zeros go in front of the digits (9.8 -> 9.08), a false equality."""
+    whole, _, digits = x.partition(".")
+    return f"{whole}.{digits.rjust(places, '0')}" if digits else f"{whole}.{'0' * (places - 1)}1"
+
+
+# ---------------------------------------------------------------- multi-step arithmetic
+
+def _arith_problem(rng: random.Random, split: str) -> tuple[str, str, str] | None:
+    n_ops = rng.choice((2, 2, 3))
+    ops = [rng.choice("+-") for _ in range(n_ops)]
+    if rng.random() < 0.8:  # mostly problems where precedence matters; one product at most
+        ops[rng.randrange(n_ops)] = "*"
+    nums = [rng.randint(2, 30) for _ in range(n_ops + 1)]
+    for i, op in enumerate(ops):
+        if op == "*":  # times tables only: a 135M model knows them, the gain is the procedure
+            nums[i], nums[i + 1] = rng.randint(2, 9), rng.randint(2, 9)
+    expr = str(nums[0]) + "".join(f" {op} {n}" for op, n in zip(ops, nums[1:]))
+    steps = _reduce(_tokens(expr))
+    if any(value < 0 for _, _, _, value, _ in steps) or split_of(expr) != split:
+        return None
+    return expr, f"Compute {expr}.", str(steps[-1][3])
+
+
+def _tokens(expr: str) -> list:
+    return [t if t in "+-*/" else Fraction(t) for t in _TOKEN.findall(expr)]
+
+
+def _apply(x: Fraction, op: str, y: Fraction) -> Fraction | None:
+    if op == "/":
+        return x / y if y else None
+    return {"+": x + y, "-": x - y, "*": x * y}[op]
+
+
+def _reduce(tokens: list, *, precedence: bool = True, slip: int = -1, delta: int = 0,
+            carry: bool = True) -> list[tuple]:
+    """Reduce one operation a step: [(x, op, y, stated value, tokens left)]; [] on a division by 0.
+
+    ``slip``/``delta`` state a wrong value at that step; ``carry`` decides whether the wrong value
+    is carried on (a wrong answer) or the true one is (a false step, right answer).
+    ``precedence=False`` is the classic slip of working strictly left to right.
+    """
+    steps = []
+    while len(tokens) > 1:
+        ops = tokens[1::2]
+        k = next((j for j, op in enumerate(ops) if op in "*/"), 0) if precedence else 0
+        x, op, y = tokens[2 * k: 2 * k + 3]
+        value = _apply(x, op, y)
+        if value is None:
+            return []
+        stated = value + delta if len(steps) == slip else value
+        tokens = tokens[: 2 * k] + [stated if carry else value] + tokens[2 * k + 3:]
+        steps.append((x, op, y, stated, tokens))
+    return steps
+
+
+def _num(x: Fraction) -> str:
+    return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
+
+
+def _solve_arith(match: re.Match, mistake: str | None, rng: random.Random) -> tuple[str, str] | None:
+    tokens = _tokens(match.group(1))
+    steps = _reduce(tokens)
+    if not steps:
+        return None
+    if mistake:
+        is_mixed = len(steps) > 1 and _reduce(tokens, precedence=False)[-1][3] != steps[-1][3]
+        if mistake == "answer" and is_mixed and rng.random() < 0.5:
+            steps = _reduce(tokens, precedence=False)  # every step true, the answer wrong
+        else:
+            delta = rng.choice((-2, -1, 1, 2))
+            steps = _reduce(tokens, slip=rng.randrange(len(steps)), delta=delta, carry=mistake == "answer")
+    lines = []
+    for x, op, y, stated, rest in steps:
+        lines.append(f"{_num(x)} {op} {_num(y)} = {_num(stated)}")
+        if len(rest) > 1:
+            lines.append("Now: " + " ".join(t if isinstance(t, str) else _num(t) for t in rest))
+    return "\n".join(lines), f"The answer is \\boxed{{{_num(steps[-1][4][0])}}}"
+
+
+# ---------------------------------------------------------------- problems and responses
+
+_MAKERS: dict[str, Callable] = {
+    "letter_count": _letter_problem, "decimal_compare": _decimal_problem, "arithmetic": _arith_problem}
+_SOLVERS: tuple[tuple[re.Pattern, Callable], ...] = (
+    (_LETTER_Q, _solve_letters), (_DECIMAL_Q, _solve_decimals), (_ARITH_Q, _solve_arith))
+
+
+def make_problems(family: str, n: int, seed: int, split: str = "train") -> list[dict]:
+    """``n`` distinct Problem records of one family, reproducible by ``seed``, all from ``split``."""
+    if family not in _MAKERS:
+        raise ValueError(f"unknown family {family!r} (expected one of {', '.join(FAMILIES)})")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r} (expected train or eval)")
+    # the seed stream is offset per split and family, so eval and train draws are unrelated
+    rng = random.Random(f"{family}:{split}:{seed}")
+    problems: dict[str, dict] = {}
+    for _ in range(n * 200):
+        if len(problems) == n:
+            break
+        made = _MAKERS[family](rng, split)
+        if made is None:
+            continue
+        key, question, answer = made
+        if question not in problems:
+            problems[question] = {"id": stable_id(question, prefix=family), "question": question,
+                                  "answer": answer, "kind": "math", "source": SOURCE,
+                                  "family": family, "split": split, "split_key": key}
+    if len(problems) < n:
+        raise ValueError(f"{family}: only {len(problems)} distinct {split} problems, asked for {n}")
+    return list(problems.values())
+
+
+def make_mixed(n: int, seed: int, split: str = "train", families: tuple[str, ...] = FAMILIES) -> list[dict]:
+    """``n`` problems spread evenly over ``families`` (interleaved), reproducible by ``seed``."""
+    per = [n // len(families) + (i < n % len(families)) for i in range(len(families))]
+    sets = [make_problems(f, k, seed, split) for f, k in zip(families, per)]
+    return [p for group in _interleave(sets) for p in group]
+
+
+def _interleave(sets: list[list[dict]]) -> list[list[dict]]:
+    longest = max((len(s) for s in sets), default=0)
+    return [[s[i] for s in sets if i < len(s)] for i in range(longest)]
+
+
+def family_of(question: str) -> str | None:
+    """The family whose question pattern ``question`` matches, or None."""
+    for (pattern, _), family in zip(_SOLVERS, FAMILIES):
+        if pattern.search(question):
+            return family
+    return None
+
+
+def solve(question: str, mistake: str | None = None, rng: random.Random | None = None) -> tuple[str, str] | None:
+    """(reasoning, content) for a recognised question; ``mistake`` in None | "step" | "answer"."""
+    rng = rng or random.Random(0)
+    for pattern, solver in _SOLVERS:
+        match = pattern.search(question)
+        if match:
+            return solver(match, mistake, rng)
+    return None
+
+
+def respond(messages: list[dict], rng: random.Random, mistake_rate: float) -> tuple[str, str] | None:
+    """The offline teacher's answer to a chat request, or None when the question is not recognised.
+
+    The question is looked for in the last user message (any prompt template around it is fine).
+    With probability ``mistake_rate`` the trace has one mistake: a false step with the right
+    answer, or an error that makes the answer wrong (letter counting: always the latter).
+    """
+    user = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), None)
+    if isinstance(user, list):  # content parts
+        user = " ".join(p.get("text", "") for p in user if isinstance(p, dict))
+    if not isinstance(user, str):
+        return None
+    family = family_of(user)
+    if family is None:
+        return None
+    mistake = None
+    if rng.random() < mistake_rate:
+        mistake = "answer" if family == "letter_count" or rng.random() < 0.5 else "step"
+    return solve(user, mistake, rng)

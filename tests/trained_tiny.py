@@ -1,0 +1,84 @@
+"""Tiny students that answer a known way: trained here in a second so eval accuracy is predictable.
+
+Usage:
+    from trained_tiny import make_answering_student, train_answer_adapter
+    student = make_answering_student(tmp_path / "s", answer="7")     # greedy reply: ...\\boxed{7}
+    adapter = train_answer_adapter(student, tmp_path / "a", answer="8")  # with the adapter: \\boxed{8}
+
+A random tiny model emits noise, so accuracy would be 0 for any gold. Fitting it (or a LoRA
+adapter) to always reply ``<think>\\nadd\\n</think>\\n\\n\\boxed{N}`` gives known answers: a
+problem whose gold is N is right, every other is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tiny_student import make_tiny_student
+
+PROMPTS = ["What is 1+1?", "Add 2 and 3, then multiply by 4. What is the result?", "3*3?",
+           "Compute 12 + 7 * 3 and explain each step carefully."]
+
+
+def _batch(tokenizer, answer: str):
+    import torch
+
+    from distill.finetune.render import encode_prompt
+    from distill.generate.config import DEFAULT_PROMPT
+
+    target = tokenizer(f"<think>\nadd\n</think>\n\n\\boxed{{{answer}}}", add_special_tokens=False).input_ids
+    rows = [(encode_prompt(tokenizer, DEFAULT_PROMPT.format(question=q)), target + [tokenizer.eos_token_id])
+            for q in PROMPTS]
+    width = max(len(p) + len(c) for p, c in rows)
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+    labels = torch.full((len(rows), width), -100)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (p, c) in enumerate(rows):
+        n = len(p) + len(c)
+        ids[i, :n], labels[i, len(p):n], mask[i, :n] = torch.tensor(p + c), torch.tensor(c), 1
+    return ids, mask, labels
+
+
+def _fit(model, tokenizer, answer: str, steps: int, lr: float) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    ids, mask, labels = _batch(tokenizer, answer)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr)
+    model.train()
+    for _ in range(steps):
+        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+
+
+def make_answering_student(path: str | Path, answer: str = "7", seed: int = 0) -> Path:
+    """A tiny student (ChatML, EOS <|im_end|>) whose greedy reply to any question ends in \\boxed{answer}."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = make_tiny_student(path, seed=seed)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    _fit(model, tokenizer, answer, steps=80, lr=1e-2)
+    model.save_pretrained(path)
+    return Path(path)
+
+
+def train_answer_adapter(student: str | Path, path: str | Path, answer: str = "8") -> Path:
+    """A LoRA adapter on ``student`` that makes it answer \\boxed{answer}; saved like finetune saves one."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(student)
+    model = AutoModelForCausalLM.from_pretrained(student)
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", lora_dropout=0.0))
+    _fit(model, tokenizer, answer, steps=60, lr=2e-2)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    record = {"base_model": str(student), "lora": {"r": 16, "alpha": 32, "dropout": 0.0},
+              "train": {"steps": 60, "lr": 2e-2}, "data": {"examples": len(PROMPTS)}}
+    (Path(path) / "distill.json").write_text(json.dumps(record, indent=2))
+    return Path(path)
