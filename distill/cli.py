@@ -147,7 +147,7 @@ def _show_default(value: object) -> str:
 def _setup_logging() -> None:
     level = os.environ.get("DISTILL_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "httpcore", "openai", "urllib3", "filelock", "datasets", "huggingface_hub"):
+    for noisy in ("httpx", "httpx2", "httpcore", "openai", "urllib3", "filelock", "datasets", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

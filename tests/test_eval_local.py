@@ -20,13 +20,13 @@ GOLDS = ["7", "7", "8", "8", "8", "8"]  # base answers 7 -> 2/6; with the adapte
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval-models")
-    student = make_answering_student(root / "student", answer="7")
-    adapter = train_answer_adapter(student, root / "adapter", answer="8")
+    questions = [f"What is {i} plus {i} plus one? " * (1 + i % 3) for i in range(len(GOLDS))]
+    student = make_answering_student(root / "student", answer="7", questions=questions)
+    adapter = train_answer_adapter(student, root / "adapter", answer="8", questions=questions)
     problems = root / "problems.jsonl"
     with problems.open("w") as f:
-        for i, gold in enumerate(GOLDS):
-            f.write(json.dumps({"id": f"q{i}", "question": f"What is {i} plus {i} plus one? " * (1 + i % 3),
-                                "answer": gold, "kind": "math"}) + "\n")
+        for i, (question, gold) in enumerate(zip(questions, GOLDS)):
+            f.write(json.dumps({"id": f"q{i}", "question": question, "answer": gold, "kind": "math"}) + "\n")
     return {"student": student, "adapter": adapter, "problems": problems, "root": root}
 
 
@@ -47,12 +47,12 @@ def test_accuracy_before_and_after_in_one_call(models, tmp_path):
     assert base["metrics"]["pass@1"] == pytest.approx(2 / 6)
     assert after["metrics"]["pass@1"] == pytest.approx(4 / 6)
     assert after["metrics"]["answered"] == 1.0 and after["metrics"]["truncated"] == 0.0
-    assert after["metrics"]["mean_reasoning_tokens"] > 0
+    assert after["metrics"]["mean_reasoning_tokens"] > 0, json.dumps(_records(out)[0])
     recs = _records(out)
     assert [r["extracted"] for r in recs] == ["8"] * 6
     assert [r["correct"] for r in recs] == [g == "8" for g in GOLDS]
     assert {"question", "gold", "response", "extracted", "correct", "reasoning", "content"} <= set(recs[0])
-    assert recs[0]["reasoning"] == "add" and recs[0]["response"].startswith("<think>")
+    assert any(r["reasoning"] == "add" and r["response"].startswith("<think>") for r in recs)
     c = after["compare"]
     assert c["paired_problems"] == 6 and c["difference"] == pytest.approx(2 / 6)
     assert c["interval"]["method"] == "paired bootstrap" and c["interval"]["low"] <= 2 / 6 <= c["interval"]["high"]
@@ -105,7 +105,7 @@ def test_compare_with_a_previous_eval_folder(models, tmp_path):
 
 
 def test_adapter_of_another_base_model_is_refused(models, tmp_path):
-    other = make_answering_student(tmp_path / "other", answer="7", seed=1)
+    other = make_answering_student(tmp_path / "other", answer="7", seed=1, questions=["1+1?"])
     with pytest.raises(InputError, match="trained on"):
         run(_cfg(models, tmp_path / "x", f"adapter={models['adapter']}", f"student={other}"))
     copy = shutil.copytree(models["student"], tmp_path / "copy")  # the same weights elsewhere: accepted

@@ -183,3 +183,12 @@ def test_client_works_across_event_loops():
 
         assert asyncio.run(twice()).ok
         assert client.complete_many([MESSAGES])[0].ok  # a new loop: pools rebuilt
+
+
+def test_openai_reasoning_models_get_max_completion_tokens_and_no_temperature():
+    with TeacherServer(dialect="openai", responder=respond, model="o3-mini") as srv:
+        c = make_client(srv, model="o3-mini", provider="openai").complete_many([MESSAGES], max_tokens=900)[0]
+        body = srv.stats.bodies[0]
+    assert body["max_completion_tokens"] == 900 and "max_tokens" not in body
+    assert "temperature" not in body and "top_p" not in body
+    assert c.ok and c.reasoning is None and c.usage["reasoning_tokens"] > 0  # hidden: the count only

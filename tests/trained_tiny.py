@@ -2,7 +2,7 @@
 
 Usage:
     from trained_tiny import make_answering_student, train_answer_adapter
-    student = make_answering_student(tmp_path / "s", answer="7")     # greedy reply: ...\\boxed{7}
+    student = make_answering_student(tmp_path / "s", answer="7", questions=qs)  # reply ends \\boxed{7}
     adapter = train_answer_adapter(student, tmp_path / "a", answer="8")  # with the adapter: \\boxed{8}
 
 A random tiny model emits noise, so accuracy would be 0 for any gold. Fitting it (or a LoRA
@@ -21,7 +21,7 @@ PROMPTS = ["What is 1+1?", "Add 2 and 3, then multiply by 4. What is the result?
            "Compute 12 + 7 * 3 and explain each step carefully."]
 
 
-def _batch(tokenizer, answer: str):
+def _batch(tokenizer, answer: str, questions: list[str]):
     import torch
 
     from distill.finetune.render import encode_prompt
@@ -29,7 +29,7 @@ def _batch(tokenizer, answer: str):
 
     target = tokenizer(f"<think>\nadd\n</think>\n\n\\boxed{{{answer}}}", add_special_tokens=False).input_ids
     rows = [(encode_prompt(tokenizer, DEFAULT_PROMPT.format(question=q)), target + [tokenizer.eos_token_id])
-            for q in PROMPTS]
+            for q in questions]
     width = max(len(p) + len(c) for p, c in rows)
     ids = torch.full((len(rows), width), tokenizer.pad_token_id)
     labels = torch.full((len(rows), width), -100)
@@ -40,11 +40,11 @@ def _batch(tokenizer, answer: str):
     return ids, mask, labels
 
 
-def _fit(model, tokenizer, answer: str, steps: int, lr: float) -> None:
+def _fit(model, tokenizer, answer: str, steps: int, lr: float, questions: list[str] | None) -> None:
     import torch
 
     torch.manual_seed(0)
-    ids, mask, labels = _batch(tokenizer, answer)
+    ids, mask, labels = _batch(tokenizer, answer, list(questions or PROMPTS))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr)
     model.train()
@@ -55,19 +55,21 @@ def _fit(model, tokenizer, answer: str, steps: int, lr: float) -> None:
     model.eval()
 
 
-def make_answering_student(path: str | Path, answer: str = "7", seed: int = 0) -> Path:
+def make_answering_student(path: str | Path, answer: str = "7", seed: int = 0,
+                           questions: list[str] | None = None) -> Path:
     """A tiny student (ChatML, EOS <|im_end|>) whose greedy reply to any question ends in \\boxed{answer}."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = make_tiny_student(path, seed=seed)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path)
-    _fit(model, tokenizer, answer, steps=80, lr=1e-2)
+    _fit(model, tokenizer, answer, steps=120, lr=1e-2, questions=questions)
     model.save_pretrained(path)
     return Path(path)
 
 
-def train_answer_adapter(student: str | Path, path: str | Path, answer: str = "8") -> Path:
+def train_answer_adapter(student: str | Path, path: str | Path, answer: str = "8",
+                         questions: list[str] | None = None) -> Path:
     """A LoRA adapter on ``student`` that makes it answer \\boxed{answer}; saved like finetune saves one."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -75,10 +77,10 @@ def train_answer_adapter(student: str | Path, path: str | Path, answer: str = "8
     tokenizer = AutoTokenizer.from_pretrained(student)
     model = AutoModelForCausalLM.from_pretrained(student)
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", lora_dropout=0.0))
-    _fit(model, tokenizer, answer, steps=60, lr=2e-2)
+    _fit(model, tokenizer, answer, steps=100, lr=1e-2, questions=questions)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     record = {"base_model": str(student), "lora": {"r": 16, "alpha": 32, "dropout": 0.0},
-              "train": {"steps": 60, "lr": 2e-2}, "data": {"examples": len(PROMPTS)}}
+              "train": {"steps": 100, "lr": 1e-2}, "data": {"examples": len(PROMPTS)}}
     (Path(path) / "distill.json").write_text(json.dumps(record, indent=2))
     return Path(path)

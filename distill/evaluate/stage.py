@@ -12,6 +12,7 @@ retries failed samples. Each record carries ``eval_key``, a digest of what decid
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -36,6 +37,7 @@ OUTPUTS, REPORT = "outputs.jsonl", "report.json"
 def run(cfg: EvalConfig, backend=None, problems: list[dict] | None = None) -> Path:
     """Score the model ``cfg`` names on its problems; compare when asked; return the eval folder."""
     _validate(cfg)
+    cfg = _trained_prompt(cfg)
     if problems is None:
         from distill.sources import load_problems
 
@@ -70,6 +72,21 @@ def _validate(cfg: EvalConfig) -> None:
         check_adapter_base(cfg.adapter, cfg.student)
     if cfg.compare and cfg.compare_base:
         raise ConfigError("give compare= (a previous eval) or compare_base=true, not both")
+
+
+def _trained_prompt(cfg: EvalConfig) -> EvalConfig:
+    """Prompt an adapter the way it was trained: its run record's system prompt unless one is given."""
+    record = Path(cfg.adapter) / "distill.json" if cfg.adapter else None
+    if cfg.system_prompt is not None or record is None or not record.is_file():
+        return cfg
+    try:
+        system = (json.loads(record.read_text()).get("hyperparameters") or {}).get("system_prompt")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return cfg
+    if system:
+        log.info("system prompt from %s (as finetuned)", record)
+        return dataclasses.replace(cfg, system_prompt=system)
+    return cfg
 
 
 def _load_backend(cfg: EvalConfig, adapter: str | None):

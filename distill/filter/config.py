@@ -24,9 +24,9 @@ class ChecksConfig:
     answer: bool = option(True, "wrong_answer etc.: keep only traces whose final answer is verified correct")
     keep_undecided: bool = option(
         False, "keep traces whose answer nobody could decide (verifier correct=null, no judge verdict)")
-    reasoning: Literal["auto", "require", "off"] = option(
+    reasoning: Literal["auto", "require", "ignore"] = option(
         "auto", "missing_reasoning: auto = drop hidden reasoning (billed, no text) and answers without"
-                " worked steps; require = the reasoning field must be non-empty; off")
+                " worked steps; require = the reasoning field must be non-empty; ignore")
     min_reasoning_words: int = option(20, "auto/require: fewer words of reasoning than this counts as missing")
     min_tokens: int = option(0, "too_short: drop traces (reasoning + answer) shorter than this many tokens")
     max_tokens: int | None = option(None, "too_long: drop traces longer than this many tokens (null: no bound)")
@@ -51,7 +51,7 @@ class DedupConfig:
     near: bool = option(True, "duplicate: drop a trace too similar to an earlier one (MinHash Jaccard)")
     threshold: float = option(0.85, "near: word-shingle Jaccard similarity at or above which it is a duplicate")
     shingle: int = option(5, "near: shingle length in words")
-    sketch: int = option(128, "near: bottom-k MinHash sketch size (larger: more exact, more memory)")
+    sketch: int = option(64, "near: bottom-k MinHash sketch size (larger: more exact, more memory)")
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 Usage:
     from distill.filter.dedup import text_digest, sketch, jaccard, select
-    sig = sketch(text.split(), shingle=5, size=128)        # stable across processes and runs
+    words = text.lower().split()
+    sig = sketch(words, shingle=5, size=64)       # stable across processes and runs
     jaccard(sig_a, sig_b)                                  # estimated word-shingle Jaccard
     dropped = select(candidates, cfg)                      # {index: "duplicate" | "max_per_problem"}
 
@@ -14,33 +15,30 @@ One hash per shingle keeps the cost far below a 128-permutation MinHash.
 from __future__ import annotations
 
 import hashlib
-import heapq
 import random
-import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = ["text_digest", "sketch", "jaccard", "Candidate", "select"]
 
-_SPACE = re.compile(r"\s+")
-
-
-def text_digest(text: str) -> str:
-    """Digest of the text with case and whitespace normalised (exact-duplicate key)."""
-    norm = _SPACE.sub(" ", text).strip().lower()
-    return hashlib.blake2b(norm.encode("utf-8"), digest_size=10).hexdigest()
+def text_digest(words: Sequence[str]) -> str:
+    """Digest of the lower-cased words (exact-duplicate key: case and spacing do not count)."""
+    return hashlib.blake2b(" ".join(words).encode("utf-8"), digest_size=10).hexdigest()
 
 
 def sketch(words: Sequence[str], shingle: int, size: int) -> list[int]:
-    """The ``size`` smallest hashes of the word shingles (the whole set when it is smaller)."""
-    ids: dict[str, int] = {}
-    seq = [ids.get(w) or ids.setdefault(w, zlib.crc32(w.lower().encode("utf-8"))) for w in words]
+    """The ``size`` smallest hashes of the word shingles (the whole set when it is smaller).
+
+    ``words`` should be lower-cased (``text.lower().split()``) so case does not count.
+    """
+    ids = {w: zlib.crc32(w.encode("utf-8")) for w in set(words)}
+    seq = list(map(ids.__getitem__, words))
     if len(seq) < shingle:
         grams = {hash(tuple(seq))} if seq else set()
     else:
         grams = set(map(hash, zip(*(seq[i:] for i in range(shingle)))))
-    return sorted(heapq.nsmallest(size, grams))
+    return sorted(grams)[:size]  # a C sort beats heapq.nsmallest at these sizes
 
 
 def jaccard(a: Sequence[int], b: Sequence[int]) -> float:
@@ -49,7 +47,7 @@ def jaccard(a: Sequence[int], b: Sequence[int]) -> float:
         return 1.0 if not a and not b else 0.0
     size = max(len(a), len(b))
     set_a, set_b = set(a), set(b)
-    union_low = heapq.nsmallest(size, set_a | set_b)
+    union_low = sorted(set_a | set_b)[:size]
     both = sum(1 for h in union_low if h in set_a and h in set_b)
     return both / len(union_low)
 

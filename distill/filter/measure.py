@@ -33,12 +33,20 @@ MEASURE_VERSION = 1  # bump when a measure changes meaning, so cached results ar
 _CFG: FilterConfig | None = None
 _INDEX: EvalIndex | None = None
 _TOKENIZER: Any = None
+check: Any = None  # distill.verify.check, bound by import_verifier()
 
 
 def init_worker(cfg: FilterConfig, index: EvalIndex | None) -> None:
     """Set the options this process measures with (pool initializer; also called in-process)."""
     global _CFG, _INDEX, _TOKENIZER
     _CFG, _INDEX, _TOKENIZER = cfg, index, None
+    import_verifier()
+
+
+def import_verifier() -> None:
+    """Import the verifier (and sympy, ~2 s) once; called before forking so workers inherit it."""
+    global check
+    from distill.verify import check
 
 
 def measure_chunk(items: list[tuple[int, bytes]]) -> list[tuple]:
@@ -91,7 +99,7 @@ def measure(trace: dict) -> dict:
     result: dict[str, Any] = {
         "id": str(trace["id"]), "sample": trace["sample"], "source": _source(trace),
         "tokens": int(usage.get("completion_tokens") or 0) or length, "length": length,
-        "has_verdict": "verdict" in trace, "flags": [],
+        "has_content": bool(content.strip()), "flags": [],
     }
     error = trace.get("error")
     if error:
@@ -102,7 +110,7 @@ def measure(trace: dict) -> dict:
             return result
     result["verdict"] = _verdict(content, trace["answer"], trace["kind"])
     flags = result["flags"]
-    words = full.split()
+    words = full.lower().split()  # one split serves repetition, the digest and the sketch
     for reason, detail in _quality_flags(trace, full, words, length):
         flags.append([reason, detail])
     if not flags and (result["verdict"]["correct"] is not False or not checks.answer):
@@ -110,15 +118,13 @@ def measure(trace: dict) -> dict:
         if checks.bad_step:
             result["bad_steps"] = false_claims(full)
         if cfg.dedup.exact:
-            result["digest"] = text_digest(full)
+            result["digest"] = text_digest(words)
         if cfg.dedup.near:
             result["sig"] = sketch(words, cfg.dedup.shingle, cfg.dedup.sketch)
     return result
 
 
 def _verdict(content: str, gold: str, kind: str) -> dict:
-    from distill.verify import check
-
     if not content.strip():
         return {"correct": None, "extracted": None, "reason": "no_answer"}
     try:
@@ -141,7 +147,7 @@ def _quality_flags(trace: dict, full: str, words: list[str], length: int):
     if checks.max_tokens is not None and length > checks.max_tokens:
         yield "too_long", f"{length} tokens > {checks.max_tokens}"
     if checks.repetition:
-        share, top = quality.repetition(words, checks.repeat_ngram)
+        share, top = quality.repetition(words, checks.repeat_ngram, checks.max_ngram_count)
         if share > checks.max_repeat_share or top > checks.max_ngram_count:
             yield "repetition", f"{share:.0%} repeated {checks.repeat_ngram}-grams, top one x{top}"
     if checks.max_other_script is not None:

@@ -50,18 +50,21 @@ def estimate_tokens(text: str | None) -> int:
     return max(len(text.split()), (n_chars - non_ascii) // 4 + non_ascii)
 
 
-def repetition(words: list[str], n: int) -> tuple[float, int]:
+def repetition(words: list[str], n: int, top_over: int = 0) -> tuple[float, int]:
     """(share of word n-grams that repeat an earlier one, count of the most frequent n-gram).
 
     A looping trace ("Wait, let me check again. Wait, let me check again. ...") scores high on
-    both; honest re-verification of a step repeats a few n-grams a handful of times.
+    both; honest re-verification of a step repeats a few n-grams a handful of times. The top
+    count is only computed when it could exceed ``top_over`` (otherwise 1 is reported).
     """
     total = len(words) - n + 1
     if total <= 1:
         return 0.0, min(total, 1)
-    grams = Counter(zip(*(words[i:] for i in range(n))))
-    top = max(grams.values())
-    return 1.0 - len(grams) / total, top
+    grams = list(map(hash, zip(*(words[i:] for i in range(n)))))
+    unique = set(grams)
+    repeats = total - len(unique)
+    top = max(Counter(grams).values()) if repeats >= top_over else 1  # top - 1 <= repeats
+    return repeats / total, top
 
 
 def other_script_share(text: str | None) -> float:
@@ -79,7 +82,7 @@ def other_script_share(text: str | None) -> float:
 
 def is_reasoning_missing(trace: dict, mode: str, min_words: int) -> str | None:
     """Why the trace lacks the reasoning a student should learn from, or None if it has it."""
-    if mode == "off":
+    if mode == "ignore":
         return None
     reasoning = trace.get("reasoning")
     words = word_count(reasoning) if isinstance(reasoning, str) else 0

@@ -185,6 +185,7 @@ def _map(chunks: Iterator, cfg: FilterConfig, index: EvalIndex | None, workers: 
         init_worker(cfg, index)
         yield from map(measure_chunk, chunks)
         return
+    measure_mod.import_verifier()  # forked workers inherit the imported verifier and sympy
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
     with ctx.Pool(workers, initializer=init_worker, initargs=(cfg, index)) as pool:
@@ -226,16 +227,7 @@ def _run_judge(cfg: FilterConfig, paths: dict, lines: _Lines, results: dict, win
     cache_file = paths["cache"] / f"judge-{judge_key(cfg.judge)}.jsonl"
     cached = _load_cache(cache_file) if cfg.cache else {}
     hash_of = dict(zip(lines.number, lines.hash))
-    wanted: list[tuple[int, bool]] = []
-    for line_no in winners.values():
-        r = results[line_no]
-        if r["flags"] or not r.get("has_content", True):
-            continue
-        undecided = r["verdict"]["correct"] is None and r["verdict"]["reason"] not in ("error", "no_answer")
-        audit = not undecided and r["verdict"]["correct"] is not None and \
-            is_audited(hash_of[line_no], cfg.judge.audit_share, cfg.judge.audit_seed)
-        if undecided or audit:
-            wanted.append((line_no, audit))
+    wanted = _judge_wanted(cfg, results, winners, hash_of)
     judged: dict[int, dict] = {}
     todo = []
     for line_no, audit in wanted:
@@ -261,6 +253,21 @@ def _run_judge(cfg: FilterConfig, paths: dict, lines: _Lines, results: dict, win
                         out.write({"h": hash_of[line_no], "r": verdict})
             bar.update(len(part))
     return judged
+
+
+def _judge_wanted(cfg: FilterConfig, results: dict, winners: dict, hash_of: dict) -> list[tuple[int, bool]]:
+    """(line, is_audit) for undecided traces that pass every other check, plus the audit sample."""
+    wanted = []
+    for line_no in winners.values():
+        r = results[line_no]
+        if r["flags"] or not r.get("has_content", True):
+            continue  # the judge cannot rescue a trace another check drops: do not pay for it
+        undecided = r["verdict"]["correct"] is None and r["verdict"]["reason"] not in ("error", "no_answer")
+        audit = not undecided and r["verdict"]["correct"] is not None and \
+            is_audited(hash_of[line_no], cfg.judge.audit_share, cfg.judge.audit_seed)
+        if undecided or audit:
+            wanted.append((line_no, audit))
+    return wanted
 
 
 class _NullWriter:

@@ -23,7 +23,7 @@ __all__ = ["false_claims", "evaluate"]
 # Plain-text forms of the LaTeX and Unicode an arithmetic step is written in.
 _FRAC = re.compile(r"\\[dt]?frac\s*\{\s*([^{}]*)\}\s*\{\s*([^{}]*)\}")
 _POW_BRACE = re.compile(r"\^\s*\{([^{}]*)\}")
-_TIMES_X = re.compile(r"(\d)[ \t]*x[ \t]*(?=\d)")
+_TIMES_X = re.compile(r"(\d)[ \t]*x[ \t]*(?=\d)")  # only spaced "5 x 3" is read as times
 _REPLACE = [
     ("\\times", "*"), ("\\cdot", "*"), ("\\div", "/"), ("\\left", ""), ("\\right", ""),
     ("\\,", ""), ("\\!", ""), ("\\;", " "), ("\\ ", " "), ("\\$", ""), ("\\%", "%"),
@@ -32,9 +32,9 @@ _REPLACE = [
     ("\u2009", ""), ("\u202f", ""), ("$", ""),
 ]
 # A run of numeric-expression characters containing at least one '='; no newlines inside.
-_CLAIM = re.compile(r"[\d(\-][\d \t.,+\-*/^()]*(?:=(?![=>])[\d \t.,+\-*/^()]*)+")
-_APPROX = ("≈", "~", "∼", "≅", "\\approx", "\\sim", "...", "…", "about", "approx", "roughly", "around",
-           "nearly", "almost", "estimat", "round")
+_CLAIM = re.compile(r"[\d(\-](?:[\d \t.+\-*/^()]|,(?=\d))*(?:=(?![=>])(?:[\d \t.+\-*/^()]|,(?=\d))*)+")
+# (a comma joins digits only: "1,000" is a number, "= 7, 8 + 1 = 9" is two claims)
+_APPROX = re.compile(r"≈|~|∼|≅|\\approx|\\sim|\.\.\.|…|about|approx|roughly|around|nearly|almost|estimat|round")
 _LIST_MARK = re.compile(r"[ \t]*(?:\d+[.)]|[-*•])[ \t]+")
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+")
 _OPERATORS = set("+-*/^(=<>≤≥")
@@ -73,7 +73,7 @@ def _normalise(text: str) -> str:
                 break
     if "^" in text:
         text = _POW_BRACE.sub(r"^(\1)", text)
-    if "x" in text:
+    if " x " in text:  # "5 x 3": a cheap test before the regex
         text = _TIMES_X.sub(r"\1*", text)
     mark = _LIST_MARK.match(text)
     return text[mark.end():] if mark else text
@@ -85,11 +85,12 @@ def _judge(text: str, match: re.Match) -> str | None:
     if _is_attached_before(text, start) or _is_attached_after(text, end):
         return None
     window = (text[max(0, start - 24):start] + text[end:end + 24]).lower()
-    if any(marker in window for marker in _APPROX):
+    if _APPROX.search(window):
         return None
     parts = [p.strip() for p in match.group().split("=")]
     parts[-1] = parts[-1].rstrip(".,")
-    parts = _balance(parts)
+    if "(" in match.group() or ")" in match.group():
+        parts = _balance(parts)
     if parts is None or any(not p for p in parts):
         return None
     values = [evaluate(p) for p in parts]
@@ -109,8 +110,10 @@ def _is_attached_before(text: str, start: int) -> bool:
     prev = text[start - 1]
     if prev not in " \t":
         return bool(_ATTACHED.match(prev)) or prev in _OPERATORS
-    before = text[:start].rstrip(" \t")
-    return bool(before) and before[-1] in _OPERATORS - {"=", "("}
+    i = start - 1
+    while i >= 0 and text[i] in " \t":
+        i -= 1
+    return i >= 0 and text[i] in _OPERATORS - {"=", "("}
 
 
 def _is_attached_after(text: str, end: int) -> bool:
@@ -118,8 +121,10 @@ def _is_attached_after(text: str, end: int) -> bool:
         return False
     nxt = text[end]
     if text[end - 1] in " \t":  # "= 12 apples" is fine unless the claim ended on an operator
-        body = text[:end].rstrip(" \t")
-        return bool(body) and body[-1] in "+-*/^(" and (nxt.isalpha() or nxt in "\\{")
+        i = end - 1
+        while i >= 0 and text[i] in " \t":
+            i -= 1
+        return i >= 0 and text[i] in "+-*/^(" and (nxt.isalpha() or nxt in "\\{")
     return nxt.isalpha() or nxt in "%\\_{!'′" or (nxt == "." and text[end + 1:end + 2].isalnum())
 
 
@@ -184,12 +189,42 @@ def evaluate(expr: str) -> Fraction | int | None:
         return None
     if len(tokens) == 1:
         return tokens[0] if type(tokens[0]) is not str else None
+    if "(" not in tokens and "^" not in tokens:
+        return _flat(tokens)
     parser = _Parser(tokens)
     try:
         value = parser.expression()
     except (ValueError, ZeroDivisionError, OverflowError, IndexError):
         return None
     return value if parser.pos == len(tokens) else None
+
+
+def _flat(tokens: list) -> Fraction | int | None:
+    """Fast path for expressions without brackets or powers (most steps): * and / bind first."""
+    terms: list = []
+    pending, negate, want_number = "+", False, True
+    for tok in tokens:
+        if want_number:
+            if tok == "-" or tok == "+":
+                negate ^= tok == "-"
+                continue
+            if type(tok) is str:
+                return None
+            value = -tok if negate else tok
+            negate, want_number = False, False
+            if pending == "+" or pending == "-":
+                terms.append(value if pending == "+" else -value)
+            elif pending == "*":
+                terms[-1] = terms[-1] * value
+            elif value == 0:
+                return None
+            else:
+                terms[-1] = Fraction(terms[-1]) / value
+        elif type(tok) is str and tok in "+-*/":
+            pending, want_number = tok, True
+        else:
+            return None
+    return None if want_number else sum(terms)
 
 
 _TOKEN = re.compile(r"(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)|([-+*/^()])|(\S)")

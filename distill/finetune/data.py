@@ -162,15 +162,30 @@ def plan_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, win
 
 
 def collate(examples: list[Rendered], packing: bool, pad_id: int) -> dict[str, Any]:
-    """Tensors for one micro-batch: one packed row (position ids restart per example) or padded rows."""
+    """Tensors for one micro-batch: one packed row, or padded rows with an attention mask.
+
+    Packed: position ids restart per example, ``cu_seq_lens_q`` marks the boundaries, and only
+    the positions that predict a trained token get logits (``logits_to_keep``), so neither
+    prompt positions nor padding cost a vocabulary projection.
+    """
     import torch
 
     if packing:
-        ids = [t for ex in examples for t in ex.input_ids]
-        labels = [t for ex in examples for t in ex.labels]
-        pos = [p for ex in examples for p in range(len(ex.input_ids))]
-        return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
-                "position_ids": torch.tensor([pos])}
+        ids: list[int] = []
+        pos: list[int] = []
+        keep: list[int] = []
+        targets: list[int] = []
+        cuts = [0]
+        for ex in examples:
+            start, p, c = len(ids), len(ex.prompt_ids), len(ex.completion_ids)
+            ids += ex.input_ids
+            pos += range(p + c)
+            keep += range(start + p - 1, start + p + c - 1)  # position t predicts token t + 1
+            targets += ex.completion_ids
+            cuts.append(len(ids))
+        return {"input_ids": torch.tensor([ids]), "position_ids": torch.tensor([pos]),
+                "cu_seq_lens_q": torch.tensor(cuts, dtype=torch.int32),
+                "logits_to_keep": torch.tensor(keep), "targets": torch.tensor(targets)}
     width = max(len(ex.input_ids) for ex in examples)
     ids = [ex.input_ids + [pad_id] * (width - len(ex.input_ids)) for ex in examples]
     labels = [ex.labels + [-100] * (width - len(ex.input_ids)) for ex in examples]

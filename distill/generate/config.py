@@ -42,7 +42,8 @@ class GenerateConfig(SourceConfig, TeacherConfig):
         "keep", "finish_reason=length: keep flagged, drop (record as error), or retry with more tokens")
     truncation_factor: float = option(2.0, "on_truncated=retry: multiply max_tokens by this each time")
     max_tokens_ceiling: int = option(131072, "on_truncated=retry: never ask for more than this")
-    max_cost_usd: float | None = option(None, "stop sending new requests before the spend passes this")
+    max_cost_usd: float | None = option(
+        None, "stop sending new requests before the output file's total spend (all runs) would pass this")
     dry_run: bool = option(False, "print the request count and estimated cost, send nothing")
     est_completion_tokens: int = option(4000, "completion tokens per request assumed by the estimate")
     fsync: bool = option(False, "fsync after every record (survives power loss, not only crashes)")

@@ -34,6 +34,7 @@ class RunStats:
     reasoning_tokens: int = 0
     cached_tokens: int = 0
     cost: float = 0.0
+    prior_cost: float = 0.0  # spent by earlier runs on the same output
     in_flight: int = 0
     reserved: float = 0.0
     stop_reason: str | None = None
@@ -50,7 +51,7 @@ class RunStats:
         else:
             est = cost_usd({"prompt_tokens": len(problem.get("question", "")) // 4 + 30,
                             "completion_tokens": est_completion}, prices)
-        if max_cost is not None and self.cost + self.reserved + est > max_cost:
+        if max_cost is not None and self.prior_cost + self.cost + self.reserved + est > max_cost:
             return None
         self.in_flight += 1
         self.reserved += est
@@ -107,7 +108,8 @@ def show_summary(stats: RunStats, out: Path) -> None:
         ("prompt tokens", human_count(stats.prompt_tokens)), ("cached tokens", human_count(stats.cached_tokens)),
         ("completion tokens", human_count(stats.completion_tokens)),
         ("reasoning tokens", human_count(stats.reasoning_tokens)),
-        ("cost", f"${stats.cost:.4f}"), ("wall time", f"{wall:.1f}s"),
+        ("cost", f"${stats.cost:.4f}" + (f" (file total ${stats.cost + stats.prior_cost:.4f})"
+                                          if stats.prior_cost else "")), ("wall time", f"{wall:.1f}s"),
         ("throughput", f"{stats.done / wall:.2f} req/s" if wall > 0 else "-"),
         ("output", str(out)),
     ]

@@ -40,6 +40,7 @@ class TraceState:
     done: set[tuple[str, int]] = field(default_factory=set)
     failed: set[tuple[str, int]] = field(default_factory=set)
     lines: int = 0
+    cost: float = 0.0  # everything this file has cost so far (max_cost_usd counts it)
 
     def is_done(self, problem_id: str, sample: int) -> bool:
         return (problem_id, sample) in self.done
@@ -53,6 +54,7 @@ def scan_traces(path: str | Path, on_truncated: str = "keep", ceiling: int = 1 <
         return state
     for _, record in read_jsonl(path):  # a torn last line is skipped here and cut by the appender
         state.lines += 1
+        state.cost += float(record.get("cost_usd") or 0.0)
         key = (str(record.get("id")), int(record.get("sample", 0)))
         if is_complete(record, on_truncated, ceiling):
             state.done.add(key)

@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from distill.config import save_resolved
 from distill.errors import BudgetExceeded, ConfigError, TeacherFatalError
 from distill.generate.config import GenerateConfig
@@ -32,9 +34,10 @@ from distill.records import SCHEMA, JsonlAppender
 from distill.sources import iter_problems
 from distill.teacher.client import Completion, TeacherClient
 from distill.teacher.dialects import estimate_tokens
-from distill.teacher.pricing import estimate_cost
+from distill.teacher.pricing import estimate_cost, resolve_prices
 
 log = logging.getLogger(__name__)
+DRIFT_KEYS = ("model", "prompt_template", "system_prompt", "temperature", "top_p", "extra_body")
 TRACE_KEYS = ("schema", "id", "sample", "question", "answer", "kind", "messages", "reasoning", "content",
               "finish_reason", "truncated", "max_tokens", "model", "usage", "cost_usd", "latency_s",
               "attempts", "error", "created_at")
@@ -80,29 +83,47 @@ def run(cfg: GenerateConfig, client: TeacherClient | None = None, **_edges: Any)
     """Generate traces for ``cfg``; returns the traces file (complete, or resumable after a stop)."""
     _check_config(cfg)
     out = Path(cfg.out)
-    client = client or TeacherClient(cfg)
-    if cfg.max_cost_usd is not None and client.prices is None:
+    if client is None and not cfg.dry_run:  # a dry run needs no key
+        client = TeacherClient(cfg)
+    prices = client.prices if client is not None else resolve_prices(cfg.model, cfg.prices, cfg.base_url)
+    if cfg.max_cost_usd is not None and prices is None:
         raise ConfigError(f"max_cost_usd: no price known for model {cfg.model!r}; set prices={{input: .., output: ..}}")
     state = scan_traces(out, cfg.on_truncated, cfg.max_tokens_ceiling)
     n_problems, pending, prompt_tokens = plan(cfg, state)
-    estimate = estimate_cost(pending, prompt_tokens // max(pending, 1), cfg.est_completion_tokens, client.prices)
+    estimate = estimate_cost(pending, prompt_tokens // max(pending, 1), cfg.est_completion_tokens, prices)
     show_plan(cfg, n_problems, len(state.done), pending, prompt_tokens, estimate)
     if cfg.dry_run:
         return out
+    _warn_on_drift(cfg, config_path(out), len(state.done))
     save_resolved(cfg, config_path(out))
-    stats = RunStats(problems=n_problems, pending=pending, resumed=len(state.done))
+    stats = RunStats(problems=n_problems, pending=pending, resumed=len(state.done), prior_cost=state.cost)
     if pending:
         asyncio.run(_generate(cfg, client, state, stats, out))
     show_summary(stats, out)
     if stats.fatal is not None:
         raise stats.fatal
     if stats.stop_reason == "budget":
-        raise BudgetExceeded(f"max_cost_usd={cfg.max_cost_usd} reached (spent ${stats.cost:.4f}); "
+        raise BudgetExceeded(f"max_cost_usd={cfg.max_cost_usd} reached ({out} has cost "
+                             f"${stats.prior_cost + stats.cost:.4f} in all); "
                              f"{stats.done} written, {stats.pending - stats.done - stats.failed} not sent. "
                              "Raise the cap and re-run to resume.")
     if stats.stop_reason == "interrupted":
         raise KeyboardInterrupt
     return out
+
+
+def _warn_on_drift(cfg: GenerateConfig, path: Path, done: int) -> None:
+    """Resuming with another teacher or prompt mixes traces in one file: say so (it may be intended)."""
+    if not done or not path.exists():
+        return
+    try:
+        before = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return
+    changed = [k for k in DRIFT_KEYS if k in before and before[k] != getattr(cfg, k)]
+    if changed:
+        log.warning("%s: resuming %d done samples made with a different %s; the file will mix both",
+                    cfg.out, done, ", ".join(changed))
 
 
 async def _generate(cfg: GenerateConfig, client: TeacherClient, state: TraceState, stats: RunStats,
@@ -175,14 +196,19 @@ async def _worker(cfg: GenerateConfig, client: TeacherClient, queue: asyncio.Que
             return
         try:
             record = await _one_sample(cfg, client, problem, sample)
+            writer.write(record)
         except TeacherFatalError as exc:
             stats.fatal = stats.fatal or exc
             stats.stop_reason = "fatal"
             stop.set()
             return
+        except Exception as exc:  # a bug or a full disk: stop cleanly rather than hang the producer
+            stats.fatal = stats.fatal or exc
+            stats.stop_reason = "error"
+            stop.set()
+            raise
         finally:
             stats.release(held)
-        writer.write(record)
         stats.add(record)
         bar.update(1)
         stats.refresh_bar(bar)

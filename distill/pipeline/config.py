@@ -50,6 +50,15 @@ EvalConfig = _stage_config("distill.evaluate.config", "EvalConfig")
 PublishConfig = _stage_config("distill.publish.config", "PublishConfig")
 
 
+def _deferred(cls: type) -> type:
+    """``cls`` whose own checks wait until the pipeline has filled in the paths it owns (adapter=, dataset=)."""
+    return dataclasses.make_dataclass(cls.__name__, [], bases=(cls,), namespace={
+        "__post_init__": lambda self: None, "__doc__": cls.__doc__, "check": getattr(cls, "__post_init__", None)})
+
+
+PublishSection = _deferred(PublishConfig)
+
+
 @dataclass
 class OfflineTeacherConfig:
     """The built-in offline teacher started on 127.0.0.1 when ``teacher=offline``."""
@@ -81,7 +90,7 @@ class PipelineConfig:
     filter: FilterConfig = section(FilterConfig, "the filter stage (keys of distill filter, or a recipe path)")
     finetune: FinetuneConfig = section(FinetuneConfig, "the finetune stage (keys of distill finetune, or a recipe path)")
     eval: EvalConfig = section(EvalConfig, "the eval stage, run before and after finetuning (keys of distill eval)")
-    publish: PublishConfig = section(PublishConfig, "the publish stage, when stages lists it (keys of distill publish)")
+    publish: PublishSection = section(PublishSection, "the publish stage, when stages lists it (keys of distill publish)")
 
     def __post_init__(self) -> None:
         unknown = [s for s in [*self.stages, *self.force] if s not in STAGES]
@@ -96,6 +105,10 @@ class PipelineConfig:
             for part in (self.finetune, self.eval):
                 if hasattr(part, "student"):
                     part.student = self.student
+        for stage in ("generate", "eval"):
+            if stage in self.stages and getattr(getattr(self, stage), "problems", "") is None:
+                raise ConfigError(f"{stage}.problems is not set: name the problems in the recipe, or run "
+                                  "`distill run` with no recipe for the embedded offline default")
         self._align_prompts()
 
     def _align_prompts(self) -> None:

@@ -59,7 +59,7 @@ def _funnel(fig: Figures, path: Path) -> bool:
         return False
     rows = [("traces", (fig.traces or 0) + (fig.failed or 0), _GREY)]
     rows += [(f"- {reason}", count, _RED) for reason, count in
-             sorted(fig.funnel.items(), key=lambda kv: -kv[1]) if reason not in ("correct", "kept")]
+             fig.funnel.items() if reason not in ("correct", "kept")]
     if fig.kept is not None:
         rows.append(("kept", fig.kept, _GREEN))
     figure, ax = _figure(6.4, 0.45 * len(rows) + 1.0)
@@ -78,8 +78,10 @@ def _loss(fig: Figures, path: Path) -> bool:
         return False
     steps, losses = zip(*fig.loss)
     figure, ax = _figure()
-    ax.plot(steps, losses, color=_BLUE, linewidth=1.2, alpha=0.45, label="loss")
-    if len(losses) >= 8:  # a moving average shows the trend through the noise of small batches
+    many = len(losses) >= 8
+    ax.plot(steps, losses, color=_BLUE, linewidth=1.2 if many else 2, alpha=0.45 if many else 1.0,
+            marker=None if many else "o", markersize=4, label="loss")
+    if many:  # a moving average shows the trend through the noise of small batches
         window = max(2, len(losses) // 10)
         smooth = [sum(losses[max(0, i - window + 1):i + 1]) / len(losses[max(0, i - window + 1):i + 1])
                   for i in range(len(losses))]
@@ -105,9 +107,11 @@ def _accuracy(fig: Figures, path: Path) -> bool:
     colours = [_GREY if label == "before" else _GREEN for label, _ in items]
     bars = ax.bar([label for label, _ in items], values, color=colours, width=0.55,
                   yerr=errors, capsize=6, error_kw={"elinewidth": 1, "ecolor": "#444"})
-    ax.bar_label(bars, labels=[f"{v:.1f}%" for v in values], label_type="center", color="white",
-                 fontsize=11, fontweight="bold")
-    ax.set_ylim(0, 100)
+    for bar, value, above in zip(bars, values, errors[1]):  # above the interval's whisker, readable at 0%
+        ax.text(bar.get_x() + bar.get_width() / 2, value + above + 2, f"{value:.1f}%", ha="center",
+                va="bottom", fontsize=11, fontweight="bold", color="#1f2328")
+    ax.set_ylim(0, 110)
+    ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel("held-out accuracy, pass@1 (%)")
     problems = items[-1][1].get("problems")
     ax.set_title(f"Student before and after ({problems} problems, 95% interval)", fontsize=10)

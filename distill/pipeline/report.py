@@ -38,12 +38,12 @@ def build_blocks(run_dir: Path, fig: Figures) -> list[Block]:
     charts = plots.draw_all(run_dir / "plots", fig)
     blocks: list[Block] = [("h1", f"distill run: {run_dir.name}"),
                            ("p", f"Accuracy on held-out problems, before -> after: **{accuracy_text(fig)}**")]
-    blocks += [("h2", "Summary"), ("table", ["", ""], [r for r in summary_rows(fig) if not r[0].startswith("  ")])]
+    blocks += [("h2", "Summary"), ("table", ["", ""], [r for r in summary_rows(fig) if not r[0].startswith("  ") and r[0] != "report"])]
     if fig.funnel or fig.traces is not None:
         blocks += [("h2", "Filter funnel"),
                    ("p", f"{_n(fig.traces)} traces from {_n(fig.problems)} problems; {_n(fig.kept)} kept. "
                          "Each dropped trace is in rejected.jsonl with its reason.")]
-        blocks += _table_or_none(["reason", "traces"], sorted(fig.funnel.items(), key=lambda kv: -kv[1]))
+        blocks += _table_or_none(["dropped by", "traces"], list(fig.funnel.items()))
         blocks += _image(charts, "funnel", "filter funnel")
     if fig.loss or fig.train_seconds is not None:
         blocks += [("h2", "Training"),

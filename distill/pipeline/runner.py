@@ -22,7 +22,7 @@ from distill.config import save_resolved
 from distill.errors import ConfigError
 from distill.pipeline.config import OfflineTeacherConfig, PipelineConfig
 from distill.pipeline.state import Ledger
-from distill.pipeline.wiring import Step, plan, step_key, step_lineage
+from distill.pipeline.wiring import Step, materialize_sources, plan, step_key, step_lineage
 from distill.records import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def run(cfg: PipelineConfig) -> Path:
     run_dir = cfg.folder.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     save_resolved(cfg, run_dir / "recipe.yaml")
-    steps = plan(cfg, run_dir)
+    steps = plan(materialize_sources(cfg, run_dir), run_dir)
     _check_inputs(steps, run_dir)
     ledger = Ledger(run_dir)
     t0 = time.time()

@@ -86,9 +86,12 @@ def _read_filter(run_dir: Path, fig: Figures) -> None:
         fig.kept = sum(1 for _ in read_jsonl(kept))
     stats = _load_json(run_dir / "stats.json")
     if stats:
-        reasons = stats.get("reasons") or stats.get("funnel") or stats.get("by_reason") or {}
-        if isinstance(reasons, dict):
-            fig.funnel = {str(k): int(v) for k, v in reasons.items() if isinstance(v, (int, float))}
+        funnel = stats.get("funnel") or stats.get("reasons") or {}
+        if isinstance(funnel, list):  # ordered steps: [{"step": "truncated", "dropped": 3, "left": 97}, ...]
+            fig.funnel = {str(s.get("step")): int(s.get("dropped") or 0) for s in funnel
+                          if isinstance(s, dict) and s.get("step") != "input" and s.get("dropped")}
+        elif isinstance(funnel, dict):
+            fig.funnel = {str(k): int(v) for k, v in funnel.items() if isinstance(v, (int, float))}
 
 
 def _read_adapter(adapter: Path, fig: Figures) -> None:

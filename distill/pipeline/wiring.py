@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.config import to_dict
+from distill.errors import ConfigError
 from distill.pipeline.config import PipelineConfig
 from distill.pipeline.state import stage_key
 
@@ -85,11 +86,57 @@ def plan(cfg: PipelineConfig, run_dir: Path) -> list[Step]:
     if "eval" in wanted:
         steps.extend(_eval_steps(cfg, adapter, before, after, with_adapter="finetune" in wanted or adapter.exists()))
     if "publish" in wanted:
-        pub = _wired(cfg.publish, "publish", adapter=str(adapter), dataset=str(kept))
-        _set_if_unset(pub, ("out", "staging", "local_dir"), str(run_dir / "publish"))
+        pub = _wired(cfg.publish, "publish", out=str(run_dir / "publish"), stats=str(run_dir / "stats.json"),
+                     traces=str(traces), eval=str(after) if "eval" in wanted else None,
+                     adapter=str(adapter) if getattr(cfg.publish, "repo_id", None) else None,
+                     dataset=str(kept) if getattr(cfg.publish, "dataset_repo_id", None) else None)
+        if callable(getattr(pub, "check", None)):
+            try:
+                pub.check()
+            except ConfigError as exc:
+                raise ConfigError(f"publish: {exc} (the pipeline sets adapter= and dataset= itself)") from None
         steps.append(Step("publish", "publish", pub, run_dir / "publish", [run_dir / "publish"],
                           inputs={"adapter": adapter, "kept": kept, "eval": after / "report.json"}))
     return steps
+
+
+def materialize_sources(cfg: PipelineConfig, run_dir: Path) -> PipelineConfig:
+    """A copy of ``cfg`` whose ``offline:...`` problem specs are written to JSONL files in the run folder.
+
+    The offline families are made in code (any working directory, an installed wheel); as files
+    they reach every stage through the ordinary file source, and their bytes enter the stage keys.
+    """
+    cfg = copy.deepcopy(cfg)
+    for part in (cfg.generate, cfg.eval):
+        spec = getattr(part, "problems", None)
+        if isinstance(spec, str) and spec.startswith("offline:"):
+            part.problems = str(_write_offline(spec, Path(run_dir)))
+    decontam = getattr(cfg.filter, "decontam", None)
+    if decontam is not None:
+        decontam.problems = [str(_write_offline(s, Path(run_dir))) if s.startswith("offline:") else s
+                             for s in decontam.problems]
+    return cfg
+
+
+def _write_offline(spec: str, run_dir: Path) -> Path:
+    import hashlib
+    import json
+
+    from distill.teacher import offline
+
+    try:
+        problems = offline.from_spec(spec)
+    except ValueError as exc:
+        raise ConfigError(f"problems: {exc}") from None
+    text = "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in problems)
+    slug = "".join(c if c.isalnum() else "-" for c in spec[len("offline:"):]).strip("-")
+    path = Path(run_dir) / "problems" / f"offline-{slug}-{hashlib.sha256(spec.encode()).hexdigest()[:6]}.jsonl"
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    return path
 
 
 def _eval_steps(cfg: PipelineConfig, adapter: Path, before: Path, after: Path, with_adapter: bool) -> list[Step]:
@@ -114,11 +161,15 @@ def step_key(step: Step, run_dir: Path) -> str:
 
 
 def step_lineage(step: Step, run_dir: Path) -> str:
-    """Generate's key without the options that only extend its output; other stages: the key itself."""
+    """What must match for a stage's earlier output to be continued rather than set aside.
+
+    Other stages: their key. Generate: its key without the options that only extend its output.
+    """
     if step.section != "generate":
         return step_key(step, run_dir)
+    # Nor the problem file's bytes: traces are keyed by problem id, so a grown file extends them.
     config = {k: v for k, v in _key_config(step, run_dir).items() if k not in _EXTENDS}
-    return stage_key(config, step.inputs)
+    return stage_key(config)
 
 
 def _key_config(step: Step, run_dir: Path) -> dict[str, Any]:

@@ -37,6 +37,8 @@ FAMILIES = ("letter_count", "decimal_compare", "arithmetic")
 SPLITS = ("train", "eval")
 EVAL_SHARE = 5  # one key in EVAL_SHARE belongs to the held-out split
 SOURCE = "distill-offline"
+DEFAULT_TRAIN = 300  # problems the offline default sends to the teacher
+DEFAULT_EVAL = 60  # held-out problems it scores the student on, before and after
 
 _LETTER_Q = re.compile(r"How many ([A-Za-z])'s are in (?:the word )?\"?([A-Za-z]+)\"?\s*\?", re.I)
 _DECIMAL_Q = re.compile(r"Which is (greater|larger|bigger|smaller), (\d+(?:\.\d+)?) or (\d+(?:\.\d+)?)\s*\?", re.I)
@@ -277,6 +279,35 @@ def make_mixed(n: int, seed: int, split: str = "train", families: tuple[str, ...
     per = [n // len(families) + (i < n % len(families)) for i in range(len(families))]
     sets = [make_problems(f, k, seed, split) for f, k in zip(families, per)]
     return [p for group in _interleave(sets) for p in group]
+
+
+def default_train_problems(n: int = DEFAULT_TRAIN, seed: int = 0) -> list[dict]:
+    """The offline default's training problems (the same as datasets/offline-train.jsonl)."""
+    return make_mixed(n, seed, "train")
+
+
+def default_eval_problems(n: int = DEFAULT_EVAL, seed: int = 0) -> list[dict]:
+    """The offline default's fixed held-out set (the same as datasets/offline-eval.jsonl)."""
+    return make_mixed(n, seed, "eval")
+
+
+def from_spec(spec: str) -> list[dict] | None:
+    """Problems for ``offline:<split>[:<family>][?n=N&seed=S]``; None when ``spec`` is not ``offline:``.
+
+    ``offline:train`` and ``offline:eval`` are the offline default's sets (the same as the files in
+    datasets/), made in code so they work from any working directory and in an installed wheel.
+    """
+    if not spec.startswith("offline:"):
+        return None
+    body, _, query = spec[len("offline:"):].partition("?")
+    split, _, family = body.partition(":")
+    opts = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+    unknown = set(opts) - {"n", "seed"} or ({split} - set(SPLITS))
+    if unknown or (family and family not in FAMILIES):
+        raise ValueError(f"bad offline source {spec!r}: expected offline:train|eval[:{'|'.join(FAMILIES)}][?n=N&seed=S]")
+    n = int(opts.get("n", DEFAULT_TRAIN if split == "train" else DEFAULT_EVAL))
+    seed = int(opts.get("seed", 0))
+    return make_problems(family, n, seed, split) if family else make_mixed(n, seed, split)
 
 
 def _interleave(sets: list[list[dict]]) -> list[list[dict]]:

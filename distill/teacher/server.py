@@ -105,6 +105,10 @@ class DefaultResponder:
                 return answer
         return wire.generic_answer(prompt)
 
+    def preload(self) -> None:
+        """Import the offline teacher now (it may take seconds), not on the first request."""
+        self._load_offline()
+
     def _load_offline(self) -> Any:
         if self._offline is None:
             try:  # written by another part of the project; absent in early checkouts
@@ -227,6 +231,9 @@ class TeacherServer:
     # ------------------------------------------------------------------ serving (loop thread)
 
     async def _listen(self) -> None:
+        preload = getattr(self.responder, "preload", None)
+        if preload is not None:
+            preload()
         self._server = await asyncio.start_server(
             self._on_connection, self.host, self.port, backlog=2048, limit=1 << 20)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -322,7 +329,7 @@ class TeacherServer:
                     return fault
         for kind, rate in self.fault_rates.items():
             if self._rng.random() < rate:
-                return Fault(kind, 1)
+                return Fault(kind, 1, opts={"retry_after": 0.5} if kind in ("429", "503") else {})
         return None
 
     def _rate_limited(self) -> float | None:
@@ -483,7 +490,10 @@ class TeacherServer:
     async def run_forever(self, announce: Callable[[str], None] | None = None) -> None:
         """Serve on the current loop until SIGINT/SIGTERM (used by ``distill teacher serve``)."""
         self._loop = asyncio.get_running_loop()
-        await self._listen()
+        try:
+            await self._listen()
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from exc
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:

@@ -11,6 +11,7 @@ unparseable_gold (and, for code, the sandbox's timeout/memory/crashed/forbidden)
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -20,13 +21,38 @@ from distill.verify.mathexpr import Scalar, Seq, Value, numbers_equal, parse_val
 from distill.verify.numbers import Num, number_tokens, parse_number
 from distill.verify.verdict import Verdict
 
+log = logging.getLogger(__name__)
 KINDS_CHECKED = ("math", "gsm8k", "choice", "exact", "code")
 # Statuses of an extraction that settle the verdict before any comparison.
 SETTLED = {"empty": False, "truncated": False, "negated": False, "retracted": None, "no_answer": None}
 
 
-def check(response: str | None, gold: str, kind: str, *, options: Sequence[str] | dict | None = None) -> Verdict:
-    """Check ``response`` against ``gold`` for ``kind``; ``options`` (choice only) maps letters to texts."""
+def check(
+    response: str | None,
+    gold: str,
+    kind: str,
+    *,
+    options: Sequence[str] | dict | None = None,
+    code_timeout: float = 5.0,
+) -> Verdict:
+    """Check ``response`` against ``gold`` for ``kind``.
+
+    ``options`` (choice only): the option texts, a list in letter order or a {letter: text} dict,
+    so an answer given as the option's text counts. ``code_timeout``: seconds for a code run.
+
+    Never raises for odd input (only for an unknown kind): a checker failure is ``correct=None``
+    with reason ``checker_error``, so one strange trace cannot stop a filter run.
+    """
+    if kind not in KINDS_CHECKED:
+        raise ValueError(f"unknown kind {kind!r} (expected one of {', '.join(KINDS_CHECKED)})")
+    try:
+        return dispatch(response, gold, kind, options, code_timeout)
+    except (ValueError, TypeError, ArithmeticError, RecursionError, AttributeError, IndexError, KeyError):
+        log.debug("checker failed on a %s answer", kind, exc_info=True)
+        return Verdict(None, None, "checker_error")
+
+
+def dispatch(response: str | None, gold: str, kind: str, options, code_timeout: float) -> Verdict:
     if kind == "math":
         return check_math(response, gold)
     if kind == "gsm8k":
@@ -42,8 +68,8 @@ def check(response: str | None, gold: str, kind: str, *, options: Sequence[str] 
     if kind == "code":
         from distill.verify.code import check_code
 
-        return check_code(response, gold)
-    raise ValueError(f"unknown kind {kind!r} (expected one of {', '.join(KINDS_CHECKED)})")
+        return check_code(response, gold, timeout=code_timeout)
+    raise AssertionError(kind)
 
 
 def settled(extraction: Extraction) -> Verdict | None:
@@ -101,6 +127,10 @@ def check_math(response: str | None, gold: str) -> Verdict:
             return Verdict(False, answer, "hedged")
         answer = ", ".join(alternatives)
     pred = parse_value(answer)
+    if is_text(pred) and not is_text(gold_value):
+        trimmed = re.sub(r"(?:\s+[A-Za-z][a-z]+\.?)+$", "", answer)  # "5 apples" -> "5"
+        if trimmed != answer and re.search(r"[\d\\]", trimmed) and not is_text(parse_value(trimmed)):
+            answer, pred = trimmed, parse_value(trimmed)
     if is_fallback and is_text(pred) and not is_text(gold_value):
         answer = after_copula(answer)  # "The circumference is 12π." -> "12π"
         pred = parse_value(answer)

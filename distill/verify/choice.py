@@ -68,7 +68,11 @@ def option_texts(options: Sequence[str] | dict | None, gold_letter: str, gold_te
 
 
 def candidates(text: str) -> list[tuple[int, str, str]]:
-    """(position, letter, status) for each stated letter; status ok | negated | hedged."""
+    """(position, letter, status) for each stated letter; status ok | negated | hedged.
+
+    Stated answers (boxes, "the answer is", "thus C") outrank bare mentions ("(A) fails", a line
+    starting "A) 3"): when there is any stated one, the bare mentions are ignored.
+    """
     found: list[tuple[int, str, str]] = []
     for start, end, content in find_boxes(text)[0]:
         letter = re.fullmatch(r"\s*(?:\\text(?:bf)?\{)?\s*\(?([A-Ja-j])\)?(?:[.):][^}]*)?\s*\}?\s*", content)
@@ -77,10 +81,18 @@ def candidates(text: str) -> list[tuple[int, str, str]]:
     for match in ANCHORED_RE.finditer(text):
         status = "negated" if match.group("neg") else "ok"
         found.append((match.start("letter"), match.group("letter").upper(), status))
-    for pattern in (LINE_RE, PAREN_RE, CONCLUDE_RE):
-        for match in pattern.finditer(text):
-            key = "letter" if match.group("letter") else "alone"
-            found.append((match.start(key), match.group(key).upper(), "ok"))
+    for match in CONCLUDE_RE.finditer(text):
+        found.append((match.start("letter"), match.group("letter"), "ok"))
+    if not found or all(status == "negated" for _, _, status in found):
+        mentions = [
+            (match.start(key), match.group(key).upper(), "ok")
+            for pattern in (LINE_RE, PAREN_RE)
+            for match in pattern.finditer(text)
+            for key in ["letter" if match.group("letter") else "alone"]
+        ]
+        if len({letter for _, letter, _ in mentions}) > 1:
+            return found  # only bare mentions of several letters (a list of the options): no answer
+        found += mentions
     marked = []
     for pos, letter, status in sorted(set(found)):
         if status == "ok" and NEGATION_BEFORE.search(text[max(0, pos - 25) : pos]):

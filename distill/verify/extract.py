@@ -26,7 +26,8 @@ ANCHOR_RE = re.compile(
 NEGATED_RE = re.compile(r"^\s*(?:not|n't|never|definitely\s+not)\b", re.IGNORECASE)
 RETRACT_RE = re.compile(
     r"\b(?:(?:that|this|it|which)(?:'s|\s+is|\s+was)\s+(?:wrong|incorrect|not\s+(?:right|correct))"
-    r"|i\s+made\s+(?:a|an)\s+(?:mistake|error)|scratch\s+that|is\s+(?:wrong|incorrect)\b"
+    r"|(?:my|this|that|the\s+above)\s+answer\s+is\s+(?:wrong|incorrect)"
+    r"|i\s+made\s+(?:a|an)\s+(?:mistake|error)|scratch\s+that"
     r"|isn't\s+(?:right|correct)|let\s+me\s+(?:redo|recompute|recalculate|start\s+over))",
     re.IGNORECASE,
 )
@@ -42,29 +43,27 @@ class Extraction(NamedTuple):
     source: str = ""
 
 
-def read_braced(text: str, start: int) -> tuple[str | None, int]:
-    """Content of the ``{...}`` group opening at ``text[start]``; (None, -1) if it never closes."""
-    depth = 0
-    i = start
+def brace_pairs(text: str) -> dict[int, int]:
+    """Index of each ``{`` -> index of its ``}``, in one pass (escaped ``\{`` skipped); unclosed ones absent."""
+    pairs, stack, i = {}, [], 0
     while i < len(text):
         ch = text[i]
         if ch == "\\":
             i += 2
             continue
         if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start + 1 : i], i + 1
+            stack.append(i)
+        elif ch == "}" and stack:
+            pairs[stack.pop()] = i
         i += 1
-    return None, -1
+    return pairs
 
 
 def find_boxes(text: str) -> tuple[list[tuple[int, int, str]], int]:
     """All complete boxes as (start, end, content) and the start of a trailing unclosed box (or -1)."""
     boxes: list[tuple[int, int, str]] = []
     unclosed = -1
+    pairs = brace_pairs(text) if "\\boxed" in text or "\\fbox" in text or "\\framebox" in text else {}
     for match in BOX_RE.finditer(text):
         pos = match.end()
         while pos < len(text) and text[pos] == " ":
@@ -73,10 +72,10 @@ def find_boxes(text: str) -> tuple[list[tuple[int, int, str]], int]:
             unclosed = match.start()
             continue
         if text[pos] == "{":
-            content, end = read_braced(text, pos)
-            if content is None:
+            if pos not in pairs:
                 unclosed = match.start()
                 continue
+            content, end = text[pos + 1 : pairs[pos]], pairs[pos] + 1
         else:  # "\boxed 5": one token
             token = re.match(r"[^\s$.,;]+", text[pos:])
             if not token:
@@ -156,6 +155,9 @@ def final_answer(text: str | None) -> Extraction:
 
 def fallback_answer(text: str) -> Extraction:
     """When nothing is anchored: the last TeX span or the last line, marked as a weak source."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if lines and after_copula(lines[-1]) != lines[-1].strip():
+        return Extraction(after_copula(lines[-1]), "ok", "fallback")  # "The value of $k$ is -2."
     answer = last_tex_or_line(text)
     if not answer:
         return Extraction(None, "no_answer")
@@ -164,7 +166,7 @@ def fallback_answer(text: str) -> Extraction:
 
 def after_copula(line: str) -> str:
     """"The circumference is 12π." -> "12π": what follows the last "is", "are", ":" or "=" of a line."""
-    parts = re.split(r"\s(?:is|are|was|equals|gives)\s|:\s|\s=\s", line.strip())
+    parts = re.split(r"\s(?:is|are|was|equals|gives|measures|becomes|totals)\s|:\s|\s=\s", line.strip())
     return parts[-1].strip().strip("*").rstrip(".").strip() if len(parts) > 1 else line.strip()
 
 

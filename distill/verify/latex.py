@@ -34,6 +34,7 @@ FUNCS = {
     "csc": sympy.csc, "arcsin": sympy.asin, "arccos": sympy.acos, "arctan": sympy.atan,
     "ln": sympy.log, "exp": sympy.exp, "sinh": sympy.sinh, "cosh": sympy.cosh, "tanh": sympy.tanh,
 }
+WORDS = {"sqrt", "pi", "ln", "log", "exp", "sin", "cos", "tan", "infinity", "inf"}
 IGNORED_CMDS = {"displaystyle", "left", "right", "mathrm", "mathbf", "mathit", "operatorname", "textstyle"}
 _SYMBOLS: dict[str, sympy.Symbol] = {}
 
@@ -54,6 +55,10 @@ def tokenize(text: str) -> list[tuple[str, str]]:
     """Split into (kind, text) tokens; anything unknown is a ParseError."""
     if len(text) > MAX_LENGTH:
         raise ParseError("too long")
+    bare = re.sub(r"\\[a-zA-Z]+", " ", text)
+    for word in re.findall(r"[a-zA-Z]{3,}", bare):
+        if word not in WORDS:  # prose ("The area is") is not a product of symbols
+            raise ParseError(f"word {word!r}")
     tokens, pos = [], 0
     text = text.rstrip()
     while pos < len(text):

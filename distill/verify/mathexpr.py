@@ -25,8 +25,9 @@ from distill.verify.numbers import Num, clean_text, parse_number, strip_wrappers
 
 log = logging.getLogger(__name__)
 
-SIMPLE_VAR = re.compile(r"^(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?(?:\([a-z]\))?$")
+SIMPLE_VAR = re.compile(r"^(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?(?:\([^()=]{1,12}\))?$")  # x, a_1, f(x), f(2)
 TEXT_CMD = re.compile(r"\\(?:text|textbf|textrm|mbox|mathrm|mathbf|operatorname)\s*\{([^{}]*)\}")
+MATRIX_RE = re.compile(r"\\begin\{([pbvB]?matrix)\}(.*?)\\end\{\1\}", re.DOTALL)
 SAMPLE_POINTS = (Fraction(7, 13), Fraction(23, 17), Fraction(-11, 19))
 COMPARE_SECONDS = 1.0
 
@@ -57,10 +58,41 @@ def normalise(text: str) -> str:
     text = re.sub(r"(?<=\S)\s*\\(?:text|mbox|mathrm|textrm)\s*\{\s*[a-zA-Z][a-zA-Z .]*\}\s*(?:\^\s*\{?\d\}?)?$", "", text)
     text = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\s*degrees?$", "", text)
     text = re.sub(r"^[a-zA-Z]\s*\\in\s*", "", text)
+    text = MATRIX_RE.sub(matrix_as_tuple, text)
+    text = inequality_as_interval(text)
     whole_text = TEXT_CMD.fullmatch(text)
     if whole_text:
         text = whole_text.group(1).strip()
     return text.strip()
+
+
+def matrix_as_tuple(match: re.Match) -> str:
+    """A matrix as nested tuples (a column vector as one tuple), so entries compare by value."""
+    rows = [row.strip() for row in match.group(2).split("\\\\") if row.strip()]
+    cells = [[cell.strip() for cell in row.split("&")] for row in rows]
+    if all(len(row) == 1 for row in cells):
+        return "(" + ", ".join(row[0] for row in cells) + ")"
+    return "(" + ", ".join("(" + ", ".join(row) + ")" for row in cells) + ")"
+
+
+_LESS = {"<": False, "\\lt": False, "\\le": True, "\\leq": True, "\\leqslant": True}
+_MORE = {">": False, "\\gt": False, "\\ge": True, "\\geq": True, "\\geqslant": True}
+_OP = r"(<|>|\\lt|\\gt|\\leq?(?:slant)?|\\geq?(?:slant)?)"
+
+
+def inequality_as_interval(text: str) -> str:
+    """"x > 3" -> "(3, \\infty)", "-1 \\le x < 2" -> "[-1, 2)": inequalities compare as intervals."""
+    double = re.fullmatch(rf"(.+?)\s*{_OP}\s*[a-zA-Z]\s*{_OP}\s*(.+)", text)
+    if double and double.group(2) in _LESS and double.group(3) in _LESS:
+        low, high = double.group(1), double.group(4)
+        return f"{'[' if _LESS[double.group(2)] else '('}{low}, {high}{']' if _LESS[double.group(3)] else ')'}"
+    single = re.fullmatch(rf"[a-zA-Z]\s*{_OP}\s*(.+)", text)
+    if single:
+        op, bound = single.group(1), single.group(2)
+        if op in _MORE:
+            return f"{'[' if _MORE[op] else '('}{bound}, \\infty)"
+        return f"(-\\infty, {bound}{']' if _LESS[op] else ')'}"
+    return text
 
 
 def split_top(text: str, sep: str) -> list[str]:
@@ -254,9 +286,7 @@ def exprs_equal(gold: sympy.Expr, pred: sympy.Expr) -> bool:
     if not symbols:
         return numbers_close(gold, pred, 1e-20)
     agreed = 0
-    ordered = sorted(symbols, key=lambda s: s.name)
-    for shift in range(len(SAMPLE_POINTS)):
-        point = {s: sympy.Rational(*_ratio(SAMPLE_POINTS[(i + shift) % 3])) for i, s in enumerate(ordered)}
+    for point in sample_points(symbols):
         a, b = gold.subs(point), pred.subs(point)
         if a.has(sympy.nan, sympy.zoo) or b.has(sympy.nan, sympy.zoo):
             continue
@@ -289,5 +319,19 @@ def equations_equal(gold: Seq, pred: Seq) -> bool:
     dg, dp = g[0] - g[1], p[0] - p[1]
     if dg.free_symbols != dp.free_symbols or not dg.free_symbols:
         return False
-    ratio = sympy.simplify(dg / dp)
-    return bool(ratio.is_number and ratio != 0)
+    ratios = []
+    for point in sample_points(dg.free_symbols):
+        a, b = dg.subs(point), dp.subs(point)
+        if b == 0 or a.has(sympy.nan, sympy.zoo) or b.has(sympy.nan, sympy.zoo):
+            continue
+        ratios.append(a / b)
+    return len(ratios) >= 2 and ratios[0] != 0 and all(numbers_close(r, ratios[0], 1e-12) for r in ratios)
+
+
+def sample_points(symbols: set) -> list[dict]:
+    """Three fixed rational points, each symbol at a different one (deterministic, no special values)."""
+    ordered = sorted(symbols, key=lambda s: s.name)
+    return [
+        {s: sympy.Rational(*_ratio(SAMPLE_POINTS[(i + shift) % len(SAMPLE_POINTS)])) for i, s in enumerate(ordered)}
+        for shift in range(len(SAMPLE_POINTS))
+    ]

@@ -36,7 +36,9 @@ _SLASH = re.compile(rf"^(?P<s>[+-]?)(?P<n>{_DEC})\s*/\s*(?P<d>{_DEC})$")
 _MIXED = re.compile(
     r"^(?P<s>[+-]?)(?P<w>\d+)\s*(?:\\frac\s*\{\s*(?P<n>\d+)\s*\}\s*\{\s*(?P<d>\d+)\s*\}|\s(?P<n2>\d+)\s*/\s*(?P<d2>\d+))$"
 )
+_REPEATING = re.compile(r"^([+-]?)(\d*)\.(\d*)\\overline\s*\{(\d+)\}$")
 _MAX_EXPONENT = 400
+_MAX_CHARS = 200
 
 
 class Num(NamedTuple):
@@ -59,8 +61,9 @@ def strip_wrappers(text: str) -> str:
     """Remove $, \\(, \\displaystyle, \\left/\\right, \\! and friends around and inside an answer."""
     text = text.strip()
     text = re.sub(r"^(?:\$\$?|\\\(|\\\[)|(?:\$\$?|\\\)|\\\])$", "", text).strip()
-    text = re.sub(r"\\(?:displaystyle|left|right|big|Big|bigg|Bigg)(?![a-zA-Z])|\\!|\\,|\\;|\\:|\\quad|\\qquad", " ", text)
-    text = text.replace("\\$", "").replace("\\ ", " ")
+    text = text.replace("\\!", "")  # a negative thin space: "1,\\!000" is one number
+    text = re.sub(r"\\(?:displaystyle|left|right|big|Big|bigg|Bigg)(?![a-zA-Z])|\\,|\\;|\\:|\\quad|\\qquad", " ", text)
+    text = re.sub(r"(?<!\\)\\ ", " ", text.replace("\\$", ""))
     return re.sub(r"\s+", " ", text).strip().rstrip(".").strip()
 
 
@@ -74,16 +77,40 @@ def _fraction(text: str) -> Fraction:
 
 def parse_number(text: str) -> Num | None:
     """Parse a plain number (or a numeric fraction / mixed number); None for anything else."""
-    text = strip_wrappers(clean_text(text))
-    percent = False
-    stripped = re.sub(r"\s*(?:\\%|%|\\text\{\s*%\s*\}|\s?percent)$", "", text)
-    if stripped != text:
-        percent, text = True, stripped
-    text = re.sub(r"\s*(?:\^\s*\{?\\circ\}?|\\circ|\\degree)$", "", text).strip()
-    text = re.sub(r"^\\?\$\s*", "", text)
-    text = text.replace("{", "").replace("}", "") if _looks_braced_number(text) else text
+    if len(text) > _MAX_CHARS:  # Fraction("9" * 5000) raises; no real answer is that long
+        return None
+    text, percent = _strip_marks(text)
+    repeating = _REPEATING.match(text)
+    if repeating:  # 0.1\overline{6} = 1/10 + 6/90
+        sign, whole, fixed, cycle = repeating.groups()
+        value = Fraction(int(whole or 0)) + Fraction(int(fixed or 0), 10 ** len(fixed))
+        value += Fraction(int(cycle), (10 ** len(cycle) - 1) * 10 ** len(fixed))
+        return Num(-value if sign == "-" else value, False, percent)
     if _PLAIN.match(text):
         return Num(_fraction(text), "." in text, percent, _decimals(text))
+    match = _SCI.match(text)
+    if match:
+        exponent = int(match.group("e1") or match.group("e2"))
+        if abs(exponent) > _MAX_EXPONENT:
+            return None
+        return Num(_fraction(match.group("m")) * Fraction(10) ** exponent, True, percent)
+    value = _fraction_value(text)
+    return None if value is None else Num(value, False, percent)
+
+
+def _strip_marks(text: str) -> tuple[str, bool]:
+    """Drop wrappers, a trailing % (reported), degrees, a leading currency sign, \\dfrac."""
+    text = strip_wrappers(clean_text(text))
+    stripped = re.sub(r"\s*(?:\\%|%|\\text\{\s*%\s*\}|\s?percent)$", "", text)
+    percent = stripped != text
+    text = re.sub(r"\s*(?:\^\s*\{?\\circ\}?|\\circ|\\degree)$", "", stripped).strip()
+    text = re.sub(r"^\\?\$\s*", "", text)
+    text = re.sub(r"\\[dtc]frac", r"\\frac", text)
+    return (text.replace("{", "").replace("}", "") if _looks_braced_number(text) else text), percent
+
+
+def _fraction_value(text: str) -> Fraction | None:
+    """``\\frac{a}{b}``, ``\\frac12``, ``a/b`` and mixed numbers ``2\\frac{1}{2}``, ``2 1/2``."""
     for pattern in (_FRAC, _FRAC_SHORT, _SLASH):
         match = pattern.match(text)
         if match:
@@ -91,20 +118,14 @@ def parse_number(text: str) -> Num | None:
             if den == 0:
                 return None
             value = _fraction(match.group("n")) / den
-            return Num(-value if match.group("s") == "-" else value, False, percent)
+            return -value if match.group("s") == "-" else value
     match = _MIXED.match(text)
     if match:
         num, den = match.group("n") or match.group("n2"), match.group("d") or match.group("d2")
         if int(den) == 0:
             return None
         value = int(match.group("w")) + Fraction(int(num), int(den))
-        return Num(-value if match.group("s") == "-" else value, False, percent)
-    match = _SCI.match(text)
-    if match:
-        exponent = int(match.group("e1") or match.group("e2"))
-        if abs(exponent) > _MAX_EXPONENT:
-            return None
-        return Num(_fraction(match.group("m")) * Fraction(10) ** exponent, True, percent)
+        return -value if match.group("s") == "-" else value
     return None
 
 

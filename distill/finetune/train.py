@@ -1,0 +1,325 @@
+"""The finetune stage: render + lint the data, then a LoRA training loop written out on accelerate.
+
+Usage:
+    from distill.finetune.train import run
+    adapter_dir = run(load_config(FinetuneConfig, "finetune/smollm2-135m.yaml", ["data=kept.jsonl"]))
+    # several processes: accelerate launch -m distill finetune data=kept.jsonl ...
+
+One process, one GPU or DDP under ``accelerate launch``: the loop is the same. Batches are
+padding-free packed rows (see packing.py) in a seeded order that is a pure function of
+(seed, epoch), which makes ``resume=true`` replay an interrupted run exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from distill.config import save_resolved
+from distill.errors import ConfigError, InputError
+from distill.finetune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from distill.finetune.config import FinetuneConfig
+from distill.finetune.data import Encoded, collate, encode_samples, plan_batches, read_samples, split_heldout
+from distill.finetune.lint import lint, show_report
+from distill.finetune.outputs import peak_memory, plot_loss, run_record
+from distill.finetune.render import prepare_tokenizer
+from distill.progress import progress_bar
+from distill.records import JsonlAppender, write_json_atomic
+from distill.student import resolve_student
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
+    """Lint the data, train, write the adapter folder; returns it (``lint_only``: the lint report)."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    if not cfg.data:
+        raise ConfigError("data= is required: kept.jsonl from `distill filter`, or a chat-messages JSONL")
+    started = time.time()
+    out = Path(cfg.out)
+    use_bf16 = cfg.bf16 == "true" or (cfg.bf16 == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    # cpu=True on a machine without a GPU is what lets torchrun / `accelerate launch --multi_gpu`
+    # processes join one gloo group (accelerate only forms a MULTI_CPU group when told it is on CPU).
+    acc = Accelerator(mixed_precision="bf16" if use_bf16 else "no", cpu=not torch.cuda.is_available())
+    set_seed(cfg.seed)
+    student_path = resolve_student(cfg.student)
+    tokenizer, gen_cfg = _load_tokenizer(student_path, cfg)
+    encoded, counts = _prepare_data(cfg, tokenizer, gen_cfg, acc.is_main_process, out)
+    if cfg.lint_only:
+        return out / "lint.txt"
+    train_idx, held_idx = split_heldout(len(encoded.examples), cfg.eval_fraction, cfg.seed)
+    counts.update(train_examples=len(train_idx), eval_examples=len(held_idx))
+    model = _build_model(student_path, cfg, use_bf16 and torch.cuda.is_available())
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate,
+                                  weight_decay=cfg.weight_decay)
+    plan = _Plan(encoded, train_idx, cfg, acc.num_processes)
+    plan.pad = tokenizer.pad_token_id
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(plan.total_steps, cfg))
+    model, optimizer = acc.prepare(model, optimizer)
+    start = 0
+    checkpoint = latest_checkpoint(out / "checkpoints") if cfg.resume else None
+    if checkpoint is not None:
+        start = load_checkpoint(checkpoint, acc.unwrap_model(model), optimizer, scheduler, acc.process_index)["step"]
+        log.info("resuming from %s (step %d of %d)", checkpoint, start, plan.total_steps)
+    elif acc.is_main_process:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    metrics = _train_loop(model, optimizer, scheduler, acc, plan, encoded, held_idx, cfg, out, start, interrupt_at)
+    metrics.update(wall_time_s=round(time.time() - started, 2), **peak_memory())
+    if acc.is_main_process:
+        _write_outputs(acc.unwrap_model(model), tokenizer, gen_cfg, cfg, out, student_path, counts, metrics)
+    acc.wait_for_everyone()
+    acc.end_training()
+    return out
+
+
+def _load_tokenizer(student_path: Path, cfg: FinetuneConfig) -> tuple[Any, Any]:
+    from transformers import AutoTokenizer, GenerationConfig
+
+    template = cfg.chat_template
+    if template and template != "chatml":
+        file = Path(template)
+        if not file.is_file():
+            raise ConfigError(f"chat_template: {template!r} is neither 'chatml' nor a template file")
+        template = file.read_text(encoding="utf-8")
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(student_path), template)
+    gen_cfg = GenerationConfig.from_pretrained(student_path) if (student_path / "generation_config.json").is_file() else None
+    return tokenizer, gen_cfg
+
+
+def _prepare_data(cfg: FinetuneConfig, tokenizer: Any, gen_cfg: Any, is_main: bool, out: Path) -> tuple[Encoded, dict]:
+    """Read, render and lint; raise when the lint finds errors (unless strict_lint=false)."""
+    samples, dropped = read_samples(cfg.data, cfg.system_prompt, "{reasoning}" in cfg.reasoning_format)
+    encoded = encode_samples(samples, tokenizer, cfg.reasoning_format, cfg.max_length, cfg.overlong, gen_cfg)
+    dropped.update(encoded.dropped)
+    n_records = len(samples) + sum(v for k, v in dropped.items() if k not in encoded.dropped)
+    report = lint(encoded, tokenizer, gen_cfg, cfg.max_length, cfg.overlong, n_records, dropped)
+    if is_main:
+        show_report(report)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "lint.txt").write_text(report.text(), encoding="utf-8")
+    if report.errors and (cfg.strict_lint or not encoded.examples):
+        more = f" (+{len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
+        raise InputError(f"lint: {report.errors[0]}{more}; full report in {out / 'lint.txt'}"
+                         + ("; strict_lint=false trains anyway" if encoded.examples else ""), path=cfg.data)
+    counts = {"records": n_records, "examples": len(encoded.examples), "dropped": dict(dropped),
+              "truncated": encoded.truncated, "over_max_length": encoded.overlong,
+              "lint_errors": report.errors, "lint_warnings": report.warnings}
+    return encoded, counts
+
+
+def _build_model(student_path: Path, cfg: FinetuneConfig, base_bf16: bool) -> Any:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from distill.finetune.packing import use_packed_attention
+
+    dtype = torch.bfloat16 if base_bf16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(student_path, dtype=dtype)
+    if cfg.packing:
+        use_packed_attention(model)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False
+    targets = cfg.lora.target_modules
+    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules="all-linear" if targets == ["all-linear"] else targets,
+                      use_rslora=cfg.lora.use_rslora, use_dora=cfg.lora.use_dora,
+                      modules_to_save=cfg.lora.modules_to_save or None, task_type="CAUSAL_LM")
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as exc:  # e.g. a target module name the model does not have
+        raise ConfigError(f"lora: {exc}") from None
+
+
+def _cosine(total: int, cfg: FinetuneConfig):
+    warmup = max(0, round(total * cfg.warmup_ratio))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total - warmup)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+class _Plan:
+    """Which examples each rank trains on at each step: an endless, seeded stream of micro-batches."""
+
+    def __init__(self, encoded: Encoded, train_idx: list[int], cfg: FinetuneConfig, world: int):
+        if not train_idx:
+            raise InputError("no training examples left after the held-out split", path=cfg.data)
+        self.encoded, self.idx, self.cfg, self.world = encoded, train_idx, cfg, world
+        self.lengths = [len(encoded.examples[i].input_ids) for i in train_idx]
+        self.per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
+        self.per_step = cfg.grad_accum * world
+        self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.per_epoch / self.per_step))
+        self._epochs: dict[int, list[list[int]]] = {}
+        self.pad = 0
+
+    def micro_batch(self, m: int) -> list[Any]:
+        epoch, i = divmod(m, self.per_epoch)
+        if epoch not in self._epochs:
+            self._epochs = {epoch: plan_batches(self.lengths, self.cfg.batch_size, self.cfg.seed, epoch)}
+        return [self.encoded.examples[self.idx[j]] for j in self._epochs[epoch][i]]
+
+    def step_batches(self, step: int, rank: int) -> tuple[list[list[Any]], int]:
+        """This rank's micro-batches for ``step`` and the trained-token count of the whole step."""
+        first = step * self.per_step
+        window = [self.micro_batch(first + k) for k in range(self.per_step)]
+        tokens = sum(len(ex.completion_ids) for batch in window for ex in batch)
+        return window[rank::self.world], tokens
+
+    def epoch_of(self, step: int) -> float:
+        return round(step * self.per_step / self.per_epoch, 3)
+
+
+def _batch_loss(model: Any, batch: dict, acc: Any) -> torch.Tensor:
+    """Summed cross-entropy over the trained tokens of one micro-batch."""
+    batch = {k: v.to(acc.device) if k != "cu_seq_lens_q" else v for k, v in batch.items()}
+    targets, labels = batch.pop("targets", None), batch.pop("labels", None)
+    with acc.autocast():
+        logits = model(**batch, use_cache=False).logits
+    if targets is not None:
+        return F.cross_entropy(logits[0].float(), targets, reduction="sum")
+    logits, labels = logits[:, :-1], labels[:, 1:]
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="sum")
+
+
+def _train_loop(model: Any, optimizer: Any, scheduler: Any, acc: Any, plan: _Plan, encoded: Encoded,
+                held_idx: list[int], cfg: FinetuneConfig, out: Path, start: int, interrupt_at: int | None) -> dict:
+    """Steps ``start..total``: accumulate, clip, step; log, eval and checkpoint on schedule."""
+    pad = plan.pad
+    loss_log = out / "loss.jsonl"
+    if acc.is_main_process:
+        _trim_log(loss_log, start)
+    appender = JsonlAppender(loss_log) if acc.is_main_process else None
+    best, last, eval_loss, trained = math.inf, math.nan, None, 0
+    clock = time.perf_counter()
+    model.train()
+    bar = progress_bar(plan.total_steps, "finetune", "step", cfg.progress and acc.is_main_process, initial=start)
+    for step in range(start, plan.total_steps):
+        if interrupt_at is not None and step == interrupt_at:
+            raise KeyboardInterrupt(f"interrupted before step {step} (test hook)")
+        batches, step_tokens = plan.step_batches(step, acc.process_index)
+        local_sum = torch.zeros((), device=acc.device)
+        for k, examples in enumerate(batches):
+            is_last = k == len(batches) - 1
+            ctx = acc.no_sync(model) if not is_last else _null()
+            with ctx:
+                loss_sum = _batch_loss(model, collate(examples, cfg.packing, pad), acc)
+                # DDP averages gradients over ranks: scale so the step's gradient is the mean over
+                # every trained token of the whole step, however tokens fall across micro-batches.
+                acc.backward(loss_sum * acc.num_processes / step_tokens)
+            local_sum += loss_sum.detach()
+        if cfg.max_grad_norm > 0:
+            acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        last = acc.reduce(local_sum, reduction="sum").item() / step_tokens
+        best = min(best, last)
+        trained += step_tokens
+        done = step + 1
+        elapsed = time.perf_counter() - clock
+        lr = scheduler.get_last_lr()[0]
+        bar.update(1)
+        bar.set_postfix(loss=f"{last:.4f}", lr=f"{lr:.2e}", tok_s=f"{trained / max(elapsed, 1e-9):.0f}")
+        row = {"step": done, "epoch": plan.epoch_of(done), "loss": round(last, 6), "lr": lr,
+               "tokens": trained, "tokens_per_s": round(trained / max(elapsed, 1e-9), 1)}
+        if held_idx and ((cfg.eval_steps and done % cfg.eval_steps == 0) or done == plan.total_steps):
+            eval_loss = _eval_loss(model, encoded, held_idx, cfg, acc, pad)
+            row["eval_loss"] = round(eval_loss, 6)
+        if appender and (done % max(1, cfg.log_steps) == 0 or done == plan.total_steps or "eval_loss" in row):
+            appender.write(row)
+        if cfg.save_steps and done % cfg.save_steps == 0 and done < plan.total_steps:
+            save_checkpoint(out / "checkpoints", done, model, optimizer, scheduler, acc, cfg.save_total_limit,
+                            {"loss": last})
+    bar.close()
+    if appender:
+        appender.close()
+    elapsed = time.perf_counter() - clock
+    return {"steps": plan.total_steps, "resumed_from_step": start, "final_loss": last, "best_loss": best,
+            "eval_loss": eval_loss, "trained_tokens_this_run": trained,
+            "trained_tokens_per_s": round(trained / max(elapsed, 1e-9), 1)}
+
+
+@torch.no_grad()
+def _eval_loss(model: Any, encoded: Encoded, held_idx: list[int], cfg: FinetuneConfig, acc: Any, pad: int) -> float:
+    """Mean loss per trained token over the held-out examples (sharded across ranks)."""
+    model.eval()
+    mine = held_idx[acc.process_index::acc.num_processes]
+    total = torch.zeros(2, device=acc.device)
+    for i in range(0, len(mine), cfg.batch_size):
+        examples = [encoded.examples[j] for j in mine[i:i + cfg.batch_size]]
+        total[0] += _batch_loss(model, collate(examples, cfg.packing, pad), acc)
+        total[1] += sum(len(ex.completion_ids) for ex in examples)
+    model.train()
+    total = acc.reduce(total, reduction="sum")
+    return (total[0] / total[1].clamp(min=1)).item()
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Keep only the loss lines up to ``step`` (a resumed run rewrites what came after)."""
+    if not path.is_file():
+        return
+    if step == 0:
+        path.unlink()
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    tmp.replace(path)
+
+
+def _write_outputs(model: Any, tokenizer: Any, gen_cfg: Any, cfg: FinetuneConfig, out: Path, student_path: Path,
+                   counts: dict, metrics: dict) -> None:
+    """Adapter, tokenizer, generation config, resolved config, distill.json, loss.png (+ merged)."""
+    base = cfg.student if not Path(cfg.student).exists() and cfg.student.count("/") == 1 else str(student_path)
+    model.peft_config["default"].base_model_name_or_path = base
+    model.base_model.model.set_attn_implementation("sdpa")  # the saved model must not need distill to load
+    tmp = out / ".final.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if gen_cfg is not None:
+        from distill.student import _generation_config
+
+        _generation_config(gen_cfg, tokenizer, type(gen_cfg)).save_pretrained(tmp)
+    for item in tmp.iterdir():  # each file appears whole; a crash leaves at worst an older file
+        item.replace(out / item.name)
+    tmp.rmdir()
+    save_resolved(cfg, out / "config.yaml")
+    plot_loss(out / "loss.jsonl", out / "loss.png")
+    if cfg.merge:
+        _write_merged(model, tokenizer, out / "merged")
+    write_json_atomic(out / "distill.json", run_record(cfg, base, counts, metrics))
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+
+
+def _write_merged(model: Any, tokenizer: Any, dest: Path) -> None:
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged = model.merge_and_unload()
+    merged.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)

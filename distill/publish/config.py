@@ -1,0 +1,51 @@
+"""Options of `distill publish`: what to upload (adapter, trace dataset), where, and the run records for the cards.
+
+Usage:
+    cfg = load_config(PublishConfig, None, ["adapter=out/adapter", "repo_id=me/smollm2-distill", "dry_run=true"])
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from distill.config import option
+from distill.errors import ConfigError
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
+
+
+@dataclass
+class PublishConfig:
+    """Upload an adapter and/or kept traces with cards from the run records; token: HF_TOKEN or `hf auth login`."""
+
+    adapter: str | None = option(None, "adapter folder from distill finetune (adapter files + distill.json)")
+    repo_id: str | None = option(None, "model repo for the adapter, as NAMESPACE/NAME")
+    dataset: str | None = option(None, "kept traces (kept.jsonl from distill filter) to publish as a dataset")
+    dataset_repo_id: str | None = option(None, "dataset repo for the traces, as NAMESPACE/NAME")
+    eval: str | None = option(None, "eval folder (report.json) whose results go into the model card")
+    stats: str | None = option(None, "filter stats.json (default: the one beside dataset=)")
+    traces: str | None = option(None, "generate's traces.jsonl, for tokens and cost (default: found beside dataset=)")
+    generate_config: str | None = option(None, "generate's resolved config (default: found beside the traces)")
+    base_model: str | None = option(None, "Hub id of the base model for the card (default: from the adapter's records)")
+    license: str = option("apache-2.0", "licence of the adapter (respect the base model's and teacher's terms)")
+    dataset_license: str | None = option(None, "licence of the dataset (default: license=; respect the problem source's)")
+    tags: list[str] = option([], "extra Hub tags")
+    private: bool = option(False, "create the repos private")
+    revision: str | None = option(None, "branch to upload to (created if missing; default main)")
+    commit_message: str | None = option(None, "commit message (default: a summary of what is uploaded)")
+    out: str = option("publish", "local staging folder where the upload is built (kept for inspection)")
+    dry_run: bool = option(False, "build the folders and cards and list what would be uploaded; upload nothing")
+    force: bool = option(False, "overwrite a repo whose existing adapter was trained on another base model")
+
+    def __post_init__(self) -> None:
+        if not self.adapter and not self.dataset:
+            raise ConfigError("give adapter= (and repo_id=) and/or dataset= (and dataset_repo_id=)")
+        if self.adapter and not self.repo_id:
+            raise ConfigError("adapter= needs repo_id=NAMESPACE/NAME")
+        if self.dataset and not self.dataset_repo_id:
+            raise ConfigError("dataset= needs dataset_repo_id=NAMESPACE/NAME")
+        for key in ("repo_id", "dataset_repo_id"):
+            value = getattr(self, key)
+            if value and not _REPO_ID.match(value):
+                raise ConfigError(f"{key}={value!r}: expected NAMESPACE/NAME (letters, digits, '-', '_', '.')")

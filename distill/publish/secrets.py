@@ -1,0 +1,93 @@
+"""Refuse to upload anything that looks like a secret: API keys, tokens, private keys. Pure scanning.
+
+Usage:
+    from distill.publish.secrets import scan_folder, scan_text
+    scan_folder(Path("publish/model"))          # raises InputError naming the file and line
+    scan_text("key: sk-...")                    # [(line, "OpenAI API key")]
+
+Provider keys have recognisable prefixes (sk-, sk-or-v1-, hf_, AKIA...). A generic rule catches
+``api_key = "..."`` style assignments of long random values. Hashes (hex digests, the sha256 in
+distill.json), environment variable NAMES (``api_key_env: DEEPSEEK_API_KEY``) and placeholders are
+not secrets and are not flagged. The secret itself is never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from distill.errors import InputError
+
+PATTERNS: list[tuple[str, re.Pattern]] = [
+    ("OpenRouter API key", re.compile(r"\bsk-or-v1-[0-9a-f]{48,}\b")),
+    ("Anthropic API key", re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{20,}")),
+    ("OpenAI/DeepSeek API key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}")),
+    ("Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")),
+    ("AWS access key id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("AWS secret access key", re.compile(r"(?i)aws_secret_access_key\W{0,5}[A-Za-z0-9/+=]{40}\b")),
+    ("GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})")),
+    ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b")),
+    ("Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("private key", re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")),
+    ("bearer token", re.compile(r"(?i)\bauthorization\W{0,5}bearer\s+[A-Za-z0-9_\-.=]{20,}")),
+]
+_GENERIC = re.compile(
+    r"(?i)[\"']?\b(?:api[_-]?key|apikey|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|token|password|passwd)\b"
+    r"[\"']?\s*[:=]\s*[\"']?(?P<value>[A-Za-z0-9_\-./+=]{20,})")
+_HEX = re.compile(r"^(?:[0-9a-f]+|[0-9A-F]+)$")
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_SAFETENSORS = ".safetensors"
+MAX_TEXT_BYTES = 200 * 1024 * 1024
+
+
+def _generic_hit(value: str) -> bool:
+    """A long value that looks random: mixed letters and digits, not a hash, not an env var name."""
+    if _HEX.match(value) or _ENV_NAME.match(value) or value.lower().startswith(("http", "your", "xxx", "<")):
+        return False
+    has_digit = any(c.isdigit() for c in value)
+    has_alpha = any(c.isalpha() for c in value)
+    return has_digit and has_alpha and len(set(value)) >= 10
+
+
+def scan_text(text: str) -> list[tuple[int, str]]:
+    """``(line number, kind)`` of every secret-looking span in ``text``."""
+    hits = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for kind, pattern in PATTERNS:
+            if pattern.search(line):
+                hits.append((number, kind))
+                break
+        else:
+            m = _GENERIC.search(line)
+            if m and _generic_hit(m.group("value")):
+                hits.append((number, "key-like value assigned to a secret name"))
+    return hits
+
+
+def _file_text(path: Path) -> str:
+    if path.suffix == _SAFETENSORS:  # only the JSON header can carry text (metadata)
+        with path.open("rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            return handle.read(min(size, 100 << 20)).decode("utf-8", "replace")
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        return "\n".join(json.dumps(row, ensure_ascii=False, default=str) for row in table.to_pylist())
+    data = path.read_bytes()[:MAX_TEXT_BYTES]
+    return data.decode("utf-8", "replace")
+
+
+def scan_folder(folder: Path) -> int:
+    """Scan every file under ``folder``; raise :class:`InputError` at the first secret. Returns files scanned."""
+    count = 0
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        hits = scan_text(_file_text(path))
+        if hits:
+            line, kind = hits[0]
+            where = f" (parquet row {line})" if path.suffix == ".parquet" else ""
+            raise InputError(f"refusing to upload: looks like a {kind}{where}; remove it and publish again",
+                             path=path, line=None if where else line)
+        count += 1
+    return count

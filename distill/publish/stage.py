@@ -1,0 +1,148 @@
+"""`distill publish` end to end: stage folders with cards, scan for secrets, guard the base model, upload.
+
+Usage:
+    from distill.publish.stage import run
+    run(cfg)             # cfg: PublishConfig; returns the staging folder (dry run) or the repo URL(s)
+
+The upload is built in ``out/model`` and ``out/dataset`` first, so a dry run shows exactly the
+files that would go, and the secret scan reads exactly those bytes. Each repo gets one commit
+(``upload_folder``); the dataset is Parquet written by ``datasets`` in the layout ``push_to_hub``
+uses (``data/train-*.parquet`` + a README whose ``configs`` point at it), so ``load_dataset``
+reads it back. The token is whatever huggingface_hub finds (HF_TOKEN or ``hf auth login``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from distill.errors import ConfigError, InputError
+from distill.evaluate.basemodel import same_model
+from distill.progress import human_count, show_table
+from distill.publish.cards import dataset_card, model_card
+from distill.publish.config import PublishConfig
+from distill.publish.provenance import gather
+from distill.publish.secrets import scan_folder
+
+
+log = logging.getLogger(__name__)
+# Training leftovers that do not belong in a published adapter repo.
+SKIP = ("optimizer.pt", "scheduler.pt", "training_args.bin", "trainer_state.json", "loss.jsonl")
+
+
+def run(cfg: PublishConfig, api=None) -> Path | str:
+    """Build, scan and (unless dry_run) upload; ``api`` is an HfApi (tests may pass one)."""
+    facts = gather(cfg)
+    out = Path(cfg.out)
+    staged: list[tuple[str, str, Path]] = []  # (repo_type, repo_id, folder)
+    if cfg.adapter:
+        staged.append(("model", cfg.repo_id, stage_model(cfg, facts, out / "model")))
+    if cfg.dataset:
+        staged.append(("dataset", cfg.dataset_repo_id, stage_dataset(cfg, facts, out / "dataset")))
+    for _, _, folder in staged:
+        scan_folder(folder)
+    _show(staged, cfg)
+    if cfg.dry_run:
+        log.info("dry run: nothing uploaded; the folders are in %s", out)
+        return out
+    if api is None:
+        from huggingface_hub import HfApi, get_token
+
+        if get_token() is None:
+            raise ConfigError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (distill never stores it)")
+        api = HfApi()
+    urls = [upload(api, repo_type, repo_id, folder, cfg) for repo_type, repo_id, folder in staged]
+    return " ".join(urls)
+
+
+def stage_model(cfg: PublishConfig, facts: dict, folder: Path) -> Path:
+    """Copy the adapter's top-level files (no checkpoints, merged model or optimizer state) + README.md."""
+    adapter = Path(cfg.adapter)
+    if not (adapter / "adapter_config.json").is_file():
+        raise InputError("not an adapter folder (no adapter_config.json)", path=adapter, field="adapter")
+    _fresh(folder)
+    for item in sorted(adapter.iterdir()):
+        if item.is_file() and item.name not in SKIP and not item.name.startswith(".") and item.name != "README.md":
+            shutil.copy2(item, folder / item.name)
+    if facts["base_model"]:  # the Hub id, so AutoPeftModel finds the base anywhere, not a local path
+        config = json.loads((folder / "adapter_config.json").read_text())
+        config["base_model_name_or_path"] = facts["base_model"]
+        (folder / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    else:
+        log.warning("the base model is only known as a local path (%s): pass base_model=<Hub id> so the card's "
+                    "metadata and adapter_config.json name it", facts["base_model_recorded"])
+    card = model_card(facts, cfg.repo_id, cfg.dataset_repo_id, cfg.license, cfg.tags)
+    (folder / "README.md").write_text(card, encoding="utf-8")
+    return folder
+
+
+def stage_dataset(cfg: PublishConfig, facts: dict, folder: Path) -> Path:
+    """data/train-00000-of-00001.parquet (written by ``datasets``) + README.md."""
+    from datasets import Dataset
+
+    rows = facts["kept"]
+    if not rows:
+        raise InputError("no traces to publish", path=cfg.dataset, field="dataset")
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    columns = [c for c in columns if c not in ("schema", "error")]
+    # One schema for every row: a field missing from some records becomes null, not a type clash.
+    table = [{c: row.get(c) for c in columns} for row in rows]
+    _fresh(folder)
+    (folder / "data").mkdir()
+    Dataset.from_list(table).to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
+    license = cfg.dataset_license or cfg.license
+    (folder / "README.md").write_text(dataset_card(facts, cfg.dataset_repo_id, license, len(rows), columns, cfg.tags),
+                                      encoding="utf-8")
+    return folder
+
+
+def _fresh(folder: Path) -> None:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
+def upload(api, repo_type: str, repo_id: str, folder: Path, cfg: PublishConfig) -> str:
+    """create_repo (+ branch), refuse a base-model clash unless force, then one upload_folder commit."""
+    if repo_type == "model" and api.repo_exists(repo_id, repo_type="model"):
+        _guard_base(api, repo_id, folder, cfg)
+    url = api.create_repo(repo_id, repo_type=repo_type, private=cfg.private, exist_ok=True)
+    if cfg.revision:
+        api.create_branch(repo_id, branch=cfg.revision, repo_type=repo_type, exist_ok=True)
+    message = cfg.commit_message or f"distill publish: {'adapter' if repo_type == 'model' else 'traces'}"
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type, revision=cfg.revision,
+                      commit_message=message)
+    log.info("uploaded %s to %s", folder, url)
+    return str(url)
+
+
+def _guard_base(api, repo_id: str, folder: Path, cfg: PublishConfig) -> None:
+    from huggingface_hub.errors import EntryNotFoundError, RevisionNotFoundError
+
+    try:
+        remote = api.hf_hub_download(repo_id, "adapter_config.json", revision=cfg.revision)
+    except (EntryNotFoundError, RevisionNotFoundError):
+        return
+    theirs = json.loads(Path(remote).read_text()).get("base_model_name_or_path")
+    ours = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if theirs and ours and not same_model(theirs, ours):
+        if cfg.force:
+            log.warning("%s holds an adapter for %s; replacing it with one for %s (force=true)", repo_id, theirs, ours)
+            return
+        raise InputError(f"{repo_id} already holds an adapter trained on {theirs!r}, this one is for {ours!r}; "
+                         "use another repo_id, or force=true to overwrite", field="repo_id")
+
+
+def _show(staged: list[tuple[str, str, Path]], cfg: PublishConfig) -> None:
+    rows = []
+    for repo_type, repo_id, folder in staged:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            rows.append((f"{repo_type}s/{repo_id}", str(path.relative_to(folder)), human_count(path.stat().st_size) + "B"))
+    title = "would upload (dry run)" if cfg.dry_run else "uploading"
+    if cfg.revision:
+        title += f" to branch {cfg.revision}"
+    show_table(title + (" (private)" if cfg.private else ""), rows, header=("repo", "file", "size"))
+
+

@@ -1,0 +1,116 @@
+"""`distill eval backend=api` through the loopback teacher server: known accuracy, pass@k, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from distill.config import load_config
+from distill.errors import ConfigError
+from distill.evaluate import run
+from distill.evaluate.config import EvalConfig
+from distill.teacher.server import TeacherServer
+
+RIGHT = {"q0", "q1", "q3"}  # the responder answers these correctly, the others wrong
+
+
+def _problems(tmp_path, n=5):
+    path = tmp_path / "problems.jsonl"
+    with path.open("w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"q{i}", "question": f"Problem q{i}: what is {i} + 10?",
+                                "answer": str(i + 10), "kind": "math", "source": "even" if i % 2 == 0 else "odd"})
+                    + "\n")
+    return path
+
+
+def knows_some(messages, request):
+    text = messages[-1]["content"]
+    pid = text.split(":")[0].split()[-1]
+    value = int(pid[1:]) + 10 + (0 if pid in RIGHT else 1)
+    return f"{pid} plus ten is {value}.", f"The answer is \\boxed{{{value}}}."
+
+
+class HalfRight:
+    """Per question, alternate right and wrong: k samples hold exactly k/2 right answers."""
+
+    def __init__(self):
+        self.seen = Counter()
+
+    def __call__(self, messages, request):
+        text = messages[-1]["content"]
+        pid = text.split(":")[0].split()[-1]
+        self.seen[pid] += 1
+        value = int(pid[1:]) + 10 + self.seen[pid] % 2
+        return "thinking", f"\\boxed{{{value}}}"
+
+
+def _cfg(srv, tmp_path, *extra):
+    return load_config(EvalConfig, None, [f"problems={_problems(tmp_path)}", "backend=api",
+                                          f"api.base_url={srv.base_url}", "api.model=test-teacher",
+                                          f"out={tmp_path / 'ev'}", "progress=false", "api.backoff_base=0.01",
+                                          *extra])
+
+
+def _report(tmp_path):
+    return json.loads((tmp_path / "ev" / "report.json").read_text())
+
+
+def test_api_accuracy_is_known_and_rerun_sends_nothing(tmp_path):
+    with TeacherServer(dialect="deepseek", responder=knows_some) as srv:
+        run(_cfg(srv, tmp_path))
+        assert srv.stats.requests == 5
+        m = _report(tmp_path)["metrics"]
+        assert m["pass@1"] == pytest.approx(3 / 5) and m["answered"] == 1.0
+        assert m["by_source"] == {"even": {"problems": 3, "pass@1": pytest.approx(1 / 3)},
+                                  "odd": {"problems": 2, "pass@1": 1.0}}
+        assert m["mean_reasoning_tokens"] > 0
+        rec = json.loads((tmp_path / "ev" / "outputs.jsonl").read_text().splitlines()[0])
+        assert rec["reasoning"].endswith("plus ten is " + rec["extracted"] + ".")
+        run(_cfg(srv, tmp_path))
+        assert srv.stats.requests == 5  # everything was done: nothing re-sent
+        report = _report(tmp_path)
+        assert report["model"] == {"backend": "api", "model": "test-teacher", "endpoint_host": "127.0.0.1"}
+
+
+def test_pass_at_k_over_samples(tmp_path):
+    with TeacherServer(dialect="think", responder=HalfRight()) as srv:
+        run(_cfg(srv, tmp_path, "samples=4", "temperature=0.7"))
+    m = _report(tmp_path)["metrics"]
+    assert m["samples"] == 20
+    assert m["pass@1"] == pytest.approx(0.5)
+    assert m["pass@k"] == {"pass@1": pytest.approx(0.5), "pass@2": pytest.approx(5 / 6), "pass@4": 1.0}
+
+
+def test_failed_requests_are_recorded_then_retried(tmp_path):
+    with TeacherServer(dialect="vllm", responder=knows_some) as srv:
+        srv.add_fault("500", count=2)
+        run(_cfg(srv, tmp_path, "api.max_attempts=1", "api.concurrency=1"))
+        first = _report(tmp_path)["metrics"]
+        assert first["errors"] == 2 and first["problems"] == 3
+        run(_cfg(srv, tmp_path, "api.max_attempts=1", "api.concurrency=1"))
+        assert srv.stats.requests == 7  # only the two failures were asked again
+        m = _report(tmp_path)["metrics"]
+        assert m["errors"] == 0 and m["problems"] == 5 and m["pass@1"] == pytest.approx(3 / 5)
+
+
+def test_api_backend_refuses_an_adapter(tmp_path):
+    with TeacherServer() as srv, pytest.raises(ConfigError, match="adapter"):
+        run(_cfg(srv, tmp_path, f"adapter={tmp_path}"))
+
+
+def test_cli_eval_against_the_loopback_server(tmp_path):
+    with TeacherServer(dialect="openrouter", responder=knows_some) as srv:
+        env = {**os.environ, "DISTILL_PROGRESS": "0"}
+        proc = subprocess.run([sys.executable, "-m", "distill", "eval", f"problems={_problems(tmp_path)}",
+                               "backend=api", f"api.base_url={srv.base_url}", "api.model=test-teacher",
+                               f"out={tmp_path / 'ev'}"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("ev")
+    assert "pass@1" in proc.stderr and "60.0%" in proc.stderr
+    assert _report(tmp_path)["metrics"]["pass@1"] == pytest.approx(0.6)

@@ -1,0 +1,77 @@
+"""Eval helpers without a model: base-model matching, the trained system prompt, config checks, light imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from distill.config import load_config
+from distill.errors import ConfigError, InputError
+from distill.evaluate.basemodel import adapter_bases, check_adapter_base, same_model
+from distill.evaluate.config import EvalConfig
+from distill.evaluate.stage import _trained_prompt
+
+
+def _adapter(path, base, record=None):
+    path.mkdir(parents=True)
+    (path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base}))
+    if record is not None:
+        (path / "distill.json").write_text(json.dumps(record))
+    return path
+
+
+def test_same_model_by_name_path_and_copy(tmp_path):
+    a = tmp_path / "a" / "SmolLM2-135M-Instruct"
+    a.mkdir(parents=True)
+    (a / "config.json").write_text(json.dumps({"hidden_size": 8}))
+    (a / "model.safetensors").write_bytes(b"w" * 100)
+    b = tmp_path / "copy"
+    b.mkdir()
+    (b / "config.json").write_text(json.dumps({"hidden_size": 8, "_name_or_path": "x"}))
+    (b / "model.safetensors").write_bytes(b"w" * 100)
+    c = tmp_path / "other"
+    c.mkdir()
+    (c / "config.json").write_text(json.dumps({"hidden_size": 8}))
+    (c / "model.safetensors").write_bytes(b"v" * 100)  # same shapes, other weights
+    assert same_model(str(a), str(a) + "/")
+    assert same_model(str(a), str(b))
+    assert not same_model(str(a), str(c))
+    assert same_model("HuggingFaceTB/SmolLM2-135M-Instruct", str(a))
+    assert same_model("huggingfacetb/smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert not same_model("Qwen/Qwen2.5-0.5B", "HuggingFaceTB/SmolLM2-135M-Instruct")
+
+
+def test_adapter_base_check_reads_both_records(tmp_path):
+    ad = _adapter(tmp_path / "ad", "/gone/student", {"base_model": "/gone/student", "student": "Qwen/Qwen2.5-0.5B"})
+    assert adapter_bases(ad) == ["/gone/student", "Qwen/Qwen2.5-0.5B"]
+    check_adapter_base(ad, "Qwen/Qwen2.5-0.5B")
+    with pytest.raises(InputError, match="trained on '/gone/student'.*student='meta-llama/Llama-3.2-1B'"):
+        check_adapter_base(ad, "meta-llama/Llama-3.2-1B")
+    with pytest.raises(InputError, match="no adapter_config.json"):
+        adapter_bases(tmp_path)
+
+
+def test_system_prompt_comes_from_the_adapter_record(tmp_path):
+    ad = _adapter(tmp_path / "ad", "s", {"hyperparameters": {"system_prompt": "Think first."}})
+    cfg = load_config(EvalConfig, None, ["problems=p.jsonl", "student=s", f"adapter={ad}"])
+    assert _trained_prompt(cfg).system_prompt == "Think first."
+    given = load_config(EvalConfig, None, ["problems=p.jsonl", "student=s", f"adapter={ad}", "system_prompt=Mine"])
+    assert _trained_prompt(given).system_prompt == "Mine"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["samples=0"], "samples"), (["compare_base=true"], "adapter"), (["prompt_template=no slot"], "question"),
+    (["backend=vlm"], "backend"),
+])
+def test_bad_options_fail_clearly(args, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(EvalConfig, None, ["problems=p.jsonl", *args])
+
+
+def test_config_modules_stay_light():
+    code = ("import sys, distill.evaluate, distill.evaluate.config, distill.publish, distill.publish.config;"
+            "print(any(m in sys.modules for m in ('torch', 'transformers', 'huggingface_hub', 'datasets')))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

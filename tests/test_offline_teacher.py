@@ -1,0 +1,187 @@
+"""The offline teacher: right traces, deliberate mistakes that are really there, disjoint splits."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from distill.teacher import offline
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPT = "{question}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+CLAIM = re.compile(r"^(?:[A-Za-z -]+: )?(-?[\d. +*/-]+?) (=|<|>) (-?[\d. +*/-]+)$")
+
+
+def boxed(content: str) -> str:
+    """The last \\boxed{...} of a content string (the offline teacher never nests braces)."""
+    found = re.findall(r"\\boxed\{([^{}]*)\}", content)
+    assert found, content
+    assert content.endswith(f"\\boxed{{{found[-1]}}}"), content
+    return found[-1]
+
+
+def value(expr: str) -> Fraction:
+    """Exact value of a +-*/ expression of decimals, by precedence (no eval of text)."""
+    terms = re.findall(r"-?\d+(?:\.\d+)?|[-+*/]", expr)  # "-3" is a number, "- 3" an operation
+    nums, ops = [Fraction(terms[0])], []
+    for op, num in zip(terms[1::2], terms[2::2]):
+        if op in "*/":
+            nums[-1] = nums[-1] * Fraction(num) if op == "*" else nums[-1] / Fraction(num)
+        else:
+            nums.append(Fraction(num))
+            ops.append(op)
+    total = nums[0]
+    for op, num in zip(ops, nums[1:]):
+        total = total + num if op == "+" else total - num
+    return total
+
+
+def false_claims(reasoning: str) -> list[str]:
+    """Lines stating an arithmetic equality or comparison that is false."""
+    bad = []
+    for line in reasoning.splitlines():
+        match = CLAIM.match(line.strip())
+        if not match:
+            continue
+        left, rel, right = value(match.group(1)), match.group(2), value(match.group(3))
+        if not {"=": left == right, "<": left < right, ">": left > right}[rel]:
+            bad.append(line)
+    return bad
+
+
+def is_right(content: str, problem: dict) -> bool:
+    """Checked with the project verifier when it decides, else by exact value of the box."""
+    try:
+        from distill.verify import check
+
+        verdict = check(content, problem["answer"], problem["kind"])
+        if verdict.correct is not None:
+            return verdict.correct
+    except ImportError:
+        pass
+    return Fraction(boxed(content)) == Fraction(problem["answer"])
+
+
+def ask(problem: dict, mistake_rate: float, seed: int = 0) -> tuple[str, str]:
+    messages = [{"role": "user", "content": PROMPT.format(question=problem["question"])}]
+    answer = offline.respond(messages, random.Random(seed), mistake_rate)
+    assert answer is not None, problem["question"]
+    return answer
+
+
+@pytest.mark.parametrize("family", offline.FAMILIES)
+@pytest.mark.parametrize("split", offline.SPLITS)
+def test_solver_is_right_and_sound_without_mistakes(family: str, split: str) -> None:
+    for i, problem in enumerate(offline.make_problems(family, 60, seed=3, split=split)):
+        reasoning, content = ask(problem, 0.0, seed=i)
+        assert is_right(content, problem), (problem, reasoning, content)
+        assert boxed(content) == problem["answer"]
+        assert not false_claims(reasoning), (problem["question"], reasoning)
+        assert len(reasoning.split()) < 120  # short, regular traces for a 135M student
+
+
+@pytest.mark.parametrize("family", offline.FAMILIES)
+def test_every_trace_has_a_mistake_at_rate_one(family: str) -> None:
+    kinds = set()
+    for i, problem in enumerate(offline.make_problems(family, 80, seed=5)):
+        reasoning, content = ask(problem, 1.0, seed=i)
+        wrong, bad = not is_right(content, problem), false_claims(reasoning)
+        assert wrong or bad, (problem["question"], reasoning, content)
+        kinds.add("answer" if wrong else "step")
+    # arithmetic and decimals give the bad_step check real work: right answers over false steps
+    assert kinds == ({"answer"} if family == "letter_count" else {"answer", "step"})
+
+
+def test_mistake_rate_is_respected_roughly() -> None:
+    problems = offline.make_mixed(240, seed=1)
+    wrong = sum(not is_right(ask(p, 0.3, seed=i)[1], p) or bool(false_claims(ask(p, 0.3, seed=i)[0]))
+                for i, p in enumerate(problems))
+    assert 0.2 * len(problems) < wrong < 0.4 * len(problems)
+
+
+def test_the_seed_examples_of_the_field() -> None:
+    cases = {"How many r's are in strawberry?": "3", "Which is greater, 9.11 or 9.8?": "9.8",
+             "Compute 12 + 7 * 3.": "33", "Which is smaller, 9.11 or 9.8?": "9.11"}
+    for question, answer in cases.items():
+        reasoning, content = offline.solve(question)
+        assert boxed(content) == answer, reasoning
+    assert "9.8 = 9.80" in offline.solve("Which is greater, 9.11 or 9.8?")[0]
+    assert "7 * 3 = 21" in offline.solve("Compute 12 + 7 * 3.")[0]
+
+
+def test_unknown_questions_get_none() -> None:
+    rng = random.Random(0)
+    for text in ("What is the capital of France?", "Prove that sqrt(2) is irrational.", ""):
+        assert offline.respond([{"role": "user", "content": text}], rng, 0.0) is None
+    assert offline.respond([{"role": "system", "content": "Compute 1 + 2 * 3."}], rng, 0.0) is None
+    assert offline.respond([], rng, 0.0) is None
+
+
+def test_question_is_found_in_the_last_user_message_whatever_the_template() -> None:
+    rng = random.Random(0)
+    messages = [{"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "How many r's are in strawberry?"},
+                {"role": "assistant", "content": "\\boxed{3}"},
+                {"role": "user", "content": [{"type": "text", "text": "Problem: Compute 2 + 3 * 4.\nThink."}]}]
+    reasoning, content = offline.respond(messages, rng, 0.0)
+    assert boxed(content) == "14" and "3 * 4 = 12" in reasoning
+
+
+def test_train_and_eval_never_overlap() -> None:
+    for family in offline.FAMILIES:
+        train = [p for seed in range(3) for p in offline.make_problems(family, 400, seed=seed)]
+        held = [p for seed in range(3) for p in offline.make_problems(family, 100, seed=seed, split="eval")]
+        assert {p["split_key"] for p in train}.isdisjoint({p["split_key"] for p in held})
+        assert {p["question"] for p in train}.isdisjoint({p["question"] for p in held})
+        assert all(offline.split_of(p["split_key"]) == p["split"] for p in train + held)
+    # a held-out word is never asked about in training, with any letter
+    words = {p["split_key"] for p in offline.make_problems("letter_count", 200, 0, "eval")}
+    asked = {p["question"].rsplit(" ", 1)[1].rstrip("?") for p in offline.make_problems("letter_count", 800, 9)}
+    assert words and asked and asked.isdisjoint(words)
+
+
+def test_problems_are_reproducible_by_seed_and_distinct() -> None:
+    for family in offline.FAMILIES:
+        first = offline.make_problems(family, 50, seed=7)
+        assert first == offline.make_problems(family, 50, seed=7)
+        assert first != offline.make_problems(family, 50, seed=8)
+        assert len({p["id"] for p in first}) == len({p["question"] for p in first}) == 50
+        for p in first:
+            assert set(p) >= {"id", "question", "answer", "kind", "source"} and p["kind"] == "math"
+    mixed = offline.make_mixed(10, seed=0)
+    assert [p["family"] for p in mixed[:3]] == list(offline.FAMILIES) and len(mixed) == 10
+    with pytest.raises(ValueError, match="unknown family"):
+        offline.make_problems("sudoku", 1, 0)
+
+
+def test_responses_are_reproducible_by_rng_seed() -> None:
+    problems = offline.make_mixed(30, seed=2)
+    assert [ask(p, 0.5, seed=i) for i, p in enumerate(problems)] == \
+        [ask(p, 0.5, seed=i) for i, p in enumerate(problems)]
+
+
+def test_bundled_datasets_match_the_generators() -> None:
+    folder = ROOT / "datasets"
+    assert not list(folder.rglob("*.py"))
+    assert (folder / "README.md").is_file()
+    bundled = {path.name: [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+               for path in folder.glob("*.jsonl")}
+    assert bundled["offline-eval.jsonl"] == offline.default_eval_problems()
+    train_keys = {p["split_key"] for p in offline.default_train_problems()}
+    assert train_keys.isdisjoint(p["split_key"] for p in bundled["offline-eval.jsonl"])
+    assert bundled["offline-train.jsonl"] == offline.default_train_problems()
+
+
+def test_source_specs() -> None:
+    assert offline.from_spec("offline:eval") == offline.default_eval_problems()
+    assert offline.from_spec("offline:train?n=9&seed=4") == offline.make_mixed(9, 4, "train")
+    assert offline.from_spec("offline:eval:arithmetic?n=5") == offline.make_problems("arithmetic", 5, 0, "eval")
+    assert offline.from_spec("data/x.jsonl") is None
+    for bad in ("offline:test", "offline:train:sudoku", "offline:train?size=3"):
+        with pytest.raises(ValueError, match="bad offline source"):
+            offline.from_spec(bad)
