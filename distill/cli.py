@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     verb = VERBS[verb_name]
     config_cls = _load(verb.config)
     if any(a in ("-h", "--help") for a in rest):
-        print(_verb_help(verb_name, verb, config_cls))
+        try:
+            print(_verb_help(verb_name, verb, config_cls))
+        except BrokenPipeError:  # `distill filter --help | head`
+            sys.stderr.close()
         return 0
     _setup_logging()
     try:

@@ -200,9 +200,10 @@ def _coerce_to(value: Any, tp: Any) -> Any:
     if origin is Literal:
         if value in args:
             return value
-        lowered = str(value).lower()
+        # YAML reads `off`/`no`/`on` as booleans; a user who wrote `policy=off` meant the word.
+        lowered = {True: ("true", "on", "yes"), False: ("false", "off", "no")}.get(value, (str(value).lower(),))
         for arg in args:
-            if str(arg).lower() == lowered:
+            if str(arg).lower() in lowered:
                 return arg
         raise ValueError(value)
     if origin in (list, tuple):

@@ -59,6 +59,7 @@ def test_accuracy_before_and_after_in_one_call(models, tmp_path):
     assert (out / "config.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_batched_generation_matches_one_prompt_at_a_time(models, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -77,6 +78,7 @@ def test_batched_generation_matches_one_prompt_at_a_time(models, tmp_path):
         assert rec["response"] == alone  # left padding + attention mask change nothing
 
 
+@pytest.mark.slow
 def test_resume_skips_done_answers_and_refuses_a_changed_eval(models, tmp_path):
     cfg = _cfg(models, tmp_path / "ev")
     run(cfg)
@@ -89,6 +91,7 @@ def test_resume_skips_done_answers_and_refuses_a_changed_eval(models, tmp_path):
         run(_cfg(models, tmp_path / "ev", "max_new_tokens=5"))
 
 
+@pytest.mark.slow
 def test_truncation_and_sampling_with_several_samples(models, tmp_path):
     out = run(_cfg(models, tmp_path / "t", "max_new_tokens=3", "samples=2", "temperature=1.0"))
     m = json.loads((out / "report.json").read_text())["metrics"]
@@ -96,6 +99,7 @@ def test_truncation_and_sampling_with_several_samples(models, tmp_path):
     assert set(m["pass@k"]) == {"pass@1", "pass@2"} and m["reasons"] == {"truncated": 12}
 
 
+@pytest.mark.slow
 def test_compare_with_a_previous_eval_folder(models, tmp_path):
     run(_cfg(models, tmp_path / "before"))
     out = run(_cfg(models, tmp_path / "after", f"adapter={models['adapter']}", f"compare={tmp_path / 'before'}"))
@@ -104,6 +108,7 @@ def test_compare_with_a_previous_eval_folder(models, tmp_path):
     assert c["improved"] == 4 and c["regressed"] == 2
 
 
+@pytest.mark.slow
 def test_adapter_of_another_base_model_is_refused(models, tmp_path):
     other = make_answering_student(tmp_path / "other", answer="7", seed=1, questions=["1+1?"])
     with pytest.raises(InputError, match="trained on"):

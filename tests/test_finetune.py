@@ -140,6 +140,16 @@ def test_resume_after_interruption_gives_the_same_adapter(student, tmp_path):
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
+def test_held_out_eval_loss_is_logged(student, tmp_path):
+    data = write_traces(tmp_path / "kept.jsonl", n=8)
+    out = run(_cfg(data, student, tmp_path / "out", "max_steps=2", "eval_fraction=0.25", "eval_steps=1"))
+    rows = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "eval_loss" in r] == [1, 2]
+    record = json.loads((out / "distill.json").read_text())
+    assert record["data"]["eval_examples"] == 2 and record["data"]["train_examples"] == 6
+    assert record["metrics"]["eval_loss"] == pytest.approx(rows[-1]["eval_loss"], rel=1e-4)
+
+
 def test_lint_catches_a_template_that_drops_the_reasoning(tmp_path):
     path = make_tiny_student(tmp_path / "r1", chat_template=R1_DISTILL)
     data = write_traces(tmp_path / "kept.jsonl", n=3)

@@ -93,8 +93,17 @@ def test_every_trace_has_a_mistake_at_rate_one(family: str) -> None:
         wrong, bad = not is_right(content, problem), false_claims(reasoning)
         assert wrong or bad, (problem["question"], reasoning, content)
         kinds.add("answer" if wrong else "step")
-    # arithmetic and decimals give the bad_step check real work: right answers over false steps
-    assert kinds == ({"answer"} if family == "letter_count" else {"answer", "step"})
+    # arithmetic gives the bad_step check real work: right answers over false steps
+    assert kinds == ({"answer", "step"} if family == "arithmetic" else {"answer"})
+
+
+def test_false_steps_are_caught_by_the_filters_step_check() -> None:
+    steps = pytest.importorskip("distill.filter.steps")
+    for i, problem in enumerate(offline.make_problems("arithmetic", 60, seed=6)):
+        right, _ = offline.solve(problem["question"])
+        slipped, content = offline.solve(problem["question"], "step", random.Random(i))
+        assert not steps.false_claims(right), right
+        assert steps.false_claims(slipped) and boxed(content) == problem["answer"], slipped
 
 
 def test_mistake_rate_is_respected_roughly() -> None:
@@ -112,6 +121,9 @@ def test_the_seed_examples_of_the_field() -> None:
         assert boxed(content) == answer, reasoning
     assert "9.8 = 9.80" in offline.solve("Which is greater, 9.11 or 9.8?")[0]
     assert "7 * 3 = 21" in offline.solve("Compute 12 + 7 * 3.")[0]
+    assert boxed(offline.solve("Which is greater, 0.1234567 or 0.12345678?")[1]) == "0.12345678"
+    assert offline.solve("Which is greater, 3.5 or 3.50?") is None  # no answer to give
+    assert offline.solve("Compute 7 / 0 + 1.") is None
 
 
 def test_unknown_questions_get_none() -> None:

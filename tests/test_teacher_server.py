@@ -398,3 +398,10 @@ def test_serve_subprocess_prints_url_and_stops_on_sigterm(tmp_path):
         proc.terminate()
         proc.wait(10)
     assert proc.returncode == 0, proc.stderr.read()
+
+
+def test_keepalive_option_beats_a_short_read_timeout():
+    with TeacherServer(latency=0.8, keepalive=0.1) as srv:
+        content = ask(srv, timeout=0.4).choices[0].message.content
+        _, extra, streamed = collect_stream(srv, timeout=0.4)
+    assert content == streamed and content.endswith("\\boxed{42}.") and extra["reasoning_content"]

@@ -96,3 +96,13 @@ def test_verify_package_does_no_io():
         imports = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
                    for a in (n.names if isinstance(n, ast.Import) else [ast.alias(n.module or "")])}
         assert not (names | imports) & banned, (path.name, (names | imports) & banned)
+
+
+def test_a_check_over_its_time_budget_is_undecided_not_wrong(monkeypatch):
+    from distill.verify import checker
+
+    monkeypatch.setattr(checker, "CHECK_SECONDS", 0.01)
+    verdict = check(("step " * 200000) + r"\boxed{3}", "3", "math")
+    assert (verdict.correct, verdict.reason) == (None, "timeout")
+    monkeypatch.undo()
+    assert check(r"\boxed{3}", "3", "math").correct is True

@@ -15,6 +15,7 @@ the last record wins.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
@@ -204,16 +205,10 @@ def _last_per_sample(lines: _Lines, results: dict[int, dict]) -> tuple[dict[tupl
 
 
 def _read_trace(path: Path, lines: _Lines, line_no: int) -> dict:
-    i = lines.number.index(line_no) if len(lines.number) < 64 else _bisect(lines.number, line_no)
+    i = bisect.bisect_left(lines.number, line_no)  # line numbers are ascending
     with path.open("rb") as handle:
         handle.seek(lines.offset[i])
         return json.loads(handle.readline())
-
-
-def _bisect(seq: list[int], value: int) -> int:
-    import bisect
-
-    return bisect.bisect_left(seq, value)
 
 
 # ---------------------------------------------------------------- judge

@@ -87,6 +87,9 @@ def _loss(fig: Figures, path: Path) -> bool:
                   for i in range(len(losses))]
         ax.plot(steps, smooth, color=_BLUE, linewidth=2, label=f"mean of {window}")
         ax.legend(frameon=False, fontsize=9)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (assistant tokens)")
     ax.set_title("Training loss", fontsize=10)

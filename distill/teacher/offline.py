@@ -14,7 +14,9 @@ deliberate, realistic mistake, so the filter has real work:
 
 - ``answer``: the mistake propagates and the final answer is wrong (the answer check catches it);
 - ``step``: a false arithmetic claim in a step while the final answer stays right (only the
-  filter's ``bad_step`` check catches it: the "right answer, wrong rationale" case).
+  filter's ``bad_step`` check catches it: the "right answer, wrong rationale" case). respond()
+  makes these in arithmetic only; ``solve(q, "step")`` on a decimal question writes a padding slip
+  (``9.8 = 9.08``), which a checker of computations alone does not see.
 
 Train and held-out evaluation problems are disjoint by construction: every problem has a split key
 (the word, the pair of numbers, the expression) and a key belongs to exactly one split by its hash,
@@ -124,9 +126,11 @@ def _decimal_problem(rng: random.Random, split: str) -> tuple[str, str, str] | N
     return "|".join(sorted((a, b))), f"Which is greater, {a} or {b}?", max(a, b, key=Fraction)
 
 
-def _solve_decimals(match: re.Match, mistake: str | None, rng: random.Random) -> tuple[str, str]:
+def _solve_decimals(match: re.Match, mistake: str | None, rng: random.Random) -> tuple[str, str] | None:
     want_smaller = match.group(1).lower() == "smaller"
     a, b = match.group(2), match.group(3)
+    if Fraction(a) == Fraction(b):  # "which is greater" has no answer
+        return None
     places = max(len(x.partition(".")[2]) for x in (a, b))
     pa, pb = _pad(a, places), _pad(b, places)
     if mistake == "step" and (pa, pb) == (a, b):  # nothing to pad: the slip goes into the answer
@@ -138,7 +142,7 @@ def _solve_decimals(match: re.Match, mistake: str | None, rng: random.Random) ->
     lines.append(f"Compare {pa} and {pb}:")
     wa, da = pa.partition(".")[::2]
     wb, db = pb.partition(".")[::2]
-    names = ["Whole parts"] + [_PLACE_NAMES[i] for i in range(places)]
+    names = ["Whole parts"] + [_PLACE_NAMES[i] if i < len(_PLACE_NAMES) else f"Place {i + 1}" for i in range(places)]
     for name, x, y in zip(names, [wa, *da], [wb, *db]):
         if x == y:
             lines.append(f"{name}: {x} = {y}")
@@ -337,8 +341,8 @@ def respond(messages: list[dict], rng: random.Random, mistake_rate: float) -> tu
     """The offline teacher's answer to a chat request, or None when the question is not recognised.
 
     The question is looked for in the last user message (any prompt template around it is fine).
-    With probability ``mistake_rate`` the trace has one mistake: a false step with the right
-    answer, or an error that makes the answer wrong (letter counting: always the latter).
+    With probability ``mistake_rate`` the trace has one mistake: an error that makes the answer
+    wrong, or (arithmetic, half of its mistakes) a false step with the right answer.
     """
     user = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), None)
     if isinstance(user, list):  # content parts
@@ -350,5 +354,6 @@ def respond(messages: list[dict], rng: random.Random, mistake_rate: float) -> tu
         return None
     mistake = None
     if rng.random() < mistake_rate:
-        mistake = "answer" if family == "letter_count" or rng.random() < 0.5 else "step"
+        # "step" only where the slip is arithmetic the filter's bad_step check can verify
+        mistake = "step" if family == "arithmetic" and rng.random() < 0.5 else "answer"
     return solve(user, mistake, rng)

@@ -125,7 +125,7 @@ class TeacherServer:
     def __init__(self, dialect: str = "deepseek", latency: float = 0.0, responder: Responder | None = None,
                  model: str = "test-teacher", *, host: str = "127.0.0.1", port: int = 0,
                  mistake_rate: float = 0.0, seed: int = 0, keepalive: float | None = None,
-                 fault_rates: dict[str, float] | None = None) -> None:
+                 fault_rates: dict[str, float] | None = None, keep_bodies: bool = True) -> None:
         if host not in LOOPBACK:
             raise ConfigError(f"host={host!r}: the teacher server binds loopback addresses only")
         wire.check_dialect(dialect)
@@ -136,6 +136,7 @@ class TeacherServer:
         for kind in self.fault_rates:
             wire.check_fault(kind)
         self.stats = Stats()
+        self.keep_bodies = keep_bodies  # off for long-running `distill teacher serve`: memory stays flat
         self._rng = random.Random(seed)
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -293,7 +294,8 @@ class TeacherServer:
         except ValueError as exc:
             return await self._send_error(writer, 400, f"invalid request body: {exc}", "invalid_request_error",
                                           "invalid_request")
-        self.stats.bodies.append(body)
+        if self.keep_bodies:
+            self.stats.bodies.append(body)
         prompt = wire.last_user_text(body["messages"])
         self.stats.prompts[prompt] += 1
         fault = self._take_fault(prompt)
@@ -516,7 +518,8 @@ def serve(cfg: ServeConfig) -> None:
     """Run the offline teacher in the foreground; prints ``serving <base_url>`` once listening."""
     server = TeacherServer(
         dialect=cfg.dialect, latency=cfg.latency, model=cfg.model, host=cfg.host, port=cfg.port,
-        mistake_rate=cfg.mistake_rate, seed=cfg.seed, keepalive=cfg.keepalive, fault_rates=cfg.fault_rates)
+        mistake_rate=cfg.mistake_rate, seed=cfg.seed, keepalive=cfg.keepalive, fault_rates=cfg.fault_rates,
+        keep_bodies=False)
     if cfg.ratelimit_requests is not None or cfg.ratelimit_tokens is not None:
         server.set_ratelimit_headers(cfg.ratelimit_requests, cfg.ratelimit_tokens, enforce=cfg.ratelimit_enforce)
 

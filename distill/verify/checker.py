@@ -6,7 +6,8 @@ Usage:
     check("it is 72 or 76", "72", "gsm8k")                      # Verdict(False, "72 or 76", "hedged")
 
 Reasons: correct, wrong_answer, no_answer, empty, hedged, negated, truncated, retracted,
-unparseable_gold (and, for code, the sandbox's timeout/memory/crashed/forbidden).
+unparseable_gold, checker_error, timeout (and, for code, the sandbox's
+timeout/memory/crashed/forbidden).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from distill.verify.extract import Extraction, after_copula, fallback_answer, final_answer, split_alternatives
+from distill.verify.guard import TimeLimit, time_limit
 from distill.verify.mathexpr import Scalar, Seq, Value, numbers_equal, parse_value, values_equal
 from distill.verify.numbers import Num, number_tokens, parse_number
 from distill.verify.verdict import Verdict
 
 log = logging.getLogger(__name__)
 KINDS_CHECKED = ("math", "gsm8k", "choice", "exact", "code")
+CHECK_SECONDS = 3.0  # a whole check; one sympy comparison inside it gets 1 s (mathexpr)
 # Statuses of an extraction that settle the verdict before any comparison.
 SETTLED = {"empty": False, "truncated": False, "negated": False, "retracted": None, "no_answer": None}
 
@@ -45,8 +48,14 @@ def check(
     """
     if kind not in KINDS_CHECKED:
         raise ValueError(f"unknown kind {kind!r} (expected one of {', '.join(KINDS_CHECKED)})")
-    try:
+    if kind == "code":  # the sandbox has its own clock; an alarm must not interrupt its wait
         return dispatch(response, gold, kind, options, code_timeout)
+    try:
+        with time_limit(CHECK_SECONDS):
+            return dispatch(response, gold, kind, options, code_timeout)
+    except TimeLimit:
+        log.debug("checking a %s answer took over %ss", kind, CHECK_SECONDS)
+        return Verdict(None, None, "timeout")
     except (ValueError, TypeError, ArithmeticError, RecursionError, AttributeError, IndexError, KeyError):
         log.debug("checker failed on a %s answer", kind, exc_info=True)
         return Verdict(None, None, "checker_error")

@@ -19,6 +19,7 @@ import sympy
 MAX_LENGTH = 400
 MAX_POWER = 200
 MAX_FACTORIAL = 200
+MAX_DIGITS = 5000
 
 TOKEN_RE = re.compile(
     r"\s*(?:(?P<num>\d+(?:\.\d*)?|\.\d+)|(?P<cmd>\\[a-zA-Z]+|\\[{}|])|(?P<word>sqrt|pi|ln|log|exp|sin|cos|tan|infinity|inf)(?![a-zA-Z])"
@@ -165,6 +166,10 @@ class Parser:
             exponent = self.group_or_atom() if self.peek() and self.peek()[1] == "{" else self.unary_atom()
             if exponent.is_number and abs(exponent) > MAX_POWER and base.is_number and abs(base) != 1:
                 raise ParseError("exponent too large")
+            if base.is_Rational and exponent.is_Rational and abs(exponent) > 1:
+                digits = len(str(abs(base.p))) + len(str(base.q))
+                if digits * abs(exponent) > MAX_DIGITS:  # ((2^200)^200)^200 would be millions of digits
+                    raise ParseError("power too large")
             return sympy.Pow(base, exponent)
         return base
 
