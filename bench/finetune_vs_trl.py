@@ -5,7 +5,8 @@ Usage:
 
 Each side runs in its own subprocess (fair peak RSS), alternating, ``--repeats`` times; the table
 shows medians. Both train a tiny Llama (hidden 256, 4 layers) with LoRA r=16 on all linear layers,
-8 examples per step, assistant-only loss, on traces of varied length (so padding matters).
+8 examples per step, assistant-only loss, no gradient checkpointing (TRL's SFTConfig turns it on by
+default; both off here), on traces of varied length (so padding matters).
 Trained tokens = tokens that carry loss; padding fraction = padded slots / all slots fed to the model.
 """
 
@@ -88,6 +89,7 @@ def _side_trl(model: Path, data: Path, steps: int, out: Path) -> dict:
                      gradient_accumulation_steps=1, learning_rate=LR, lr_scheduler_type="cosine",
                      warmup_steps=0, logging_steps=1, save_strategy="no", report_to=[], seed=SEED,
                      max_length=4096, completion_only_loss=True, bf16=False, use_cpu=True,
+                     gradient_checkpointing=False,  # TRL defaults to True; distill to False: same here
                      dataloader_num_workers=0, disable_tqdm=True)
     peft = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
                       target_modules="all-linear", task_type="CAUSAL_LM")

@@ -197,3 +197,20 @@ def test_source_specs() -> None:
     for bad in ("offline:test", "offline:train:sudoku", "offline:train?size=3"):
         with pytest.raises(ValueError, match="bad offline source"):
             offline.from_spec(bad)
+
+
+@pytest.mark.parametrize("dialect", ["deepseek", "think"])
+def test_served_through_the_real_client_code_path(dialect: str) -> None:
+    server = pytest.importorskip("distill.teacher.server")
+    client_mod = pytest.importorskip("distill.teacher.client")
+    from distill.teacher.config import TeacherConfig
+
+    problems = offline.make_mixed(6, seed=4)
+    batch = [[{"role": "user", "content": PROMPT.format(question=p["question"])}] for p in problems]
+    with server.TeacherServer(dialect=dialect, mistake_rate=0.0) as srv:
+        client = client_mod.TeacherClient(TeacherConfig(model="test-teacher", base_url=srv.base_url,
+                                                        request_timeout=10.0))
+        completions = client.complete_many(batch)
+    for problem, c in zip(problems, completions):
+        assert c.error is None and is_right(c.content, problem), (problem, c.content)
+        assert c.reasoning == offline.solve(problem["question"])[0]

@@ -42,6 +42,7 @@ def records(tmp_path_factory):
         "data": {"path": str(root / "kept.jsonl"), "sha256": "ab" * 32, "examples": 3},
         "hyperparameters": {"lora": {"r": 4, "alpha": 8}, "lr": 2e-4, "epochs": 1.0},
         "versions": {"torch": "2.13.0"}, "metrics": {"final_loss": 1.23}}))
+    shutil.copytree(student, adapter / "merged")  # stands in for finetune merge=true output
     (adapter / "checkpoints").mkdir()
     (adapter / "checkpoints" / "optimizer.pt").write_bytes(b"x")
     traces = []
@@ -140,7 +141,8 @@ def test_round_trip_through_the_fake_hub(records, tmp_path):
 
 def test_dry_run_builds_everything_and_uploads_nothing(records, tmp_path):
     with FakeHub() as hub:
-        proc = _publish(hub, tmp_path, _args(records, tmp_path, "dry_run=true"), token=False)
+        proc = _publish(hub, tmp_path, _args(records, tmp_path, "dry_run=true", "merged_repo_id=tester/tiny-merged"),
+                        token=False)
         assert proc.returncode == 0, proc.stderr
         assert hub.writes() == [] and hub.repos == {}
     assert "would upload (dry run)" in proc.stderr and "adapter_model.safetensors" in proc.stderr
@@ -148,6 +150,9 @@ def test_dry_run_builds_everything_and_uploads_nothing(records, tmp_path):
     card = (stage / "model" / "README.md").read_text()
     meta = yaml.safe_load(card.split("---")[1])
     assert meta["library_name"] == "peft" and meta["model-index"][0]["name"] == "tiny-distill"
+    assert not (stage / "model" / "merged").exists() and not (stage / "model" / "checkpoints").exists()
+    merged = yaml.safe_load((stage / "merged" / "README.md").read_text().split("---")[1])
+    assert merged["library_name"] == "transformers" and (stage / "merged" / "model.safetensors").is_file()
     assert (stage / "dataset" / "data" / "train-00000-of-00001.parquet").is_file()
 
 

@@ -43,6 +43,8 @@ def _batch(tokenizer, answer: str, questions: list[str]):
 def _fit(model, tokenizer, answer: str, steps: int, lr: float, questions: list[str] | None) -> None:
     import torch
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 30k-parameter model: a second thread only adds contention on a busy CI box
     torch.manual_seed(0)
     ids, mask, labels = _batch(tokenizer, answer, list(questions or PROMPTS))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -53,6 +55,7 @@ def _fit(model, tokenizer, answer: str, steps: int, lr: float, questions: list[s
         opt.step()
         opt.zero_grad()
     model.eval()
+    torch.set_num_threads(threads)
 
 
 def make_answering_student(path: str | Path, answer: str = "7", seed: int = 0,

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from distill.config import save_resolved
-from distill.errors import ConfigError
+from distill.errors import ConfigError, DistillError
 from distill.pipeline.config import OfflineTeacherConfig, PipelineConfig
 from distill.pipeline.state import Ledger
 from distill.pipeline.wiring import Step, materialize_sources, plan, step_key, step_lineage
@@ -75,10 +75,13 @@ def _run_step(step: Step, ledger: Ledger, run_dir: Path, fresh: bool) -> None:
     ledger.start(step.name, key, step.outputs, lineage=lineage)
     module = importlib.import_module(step.module)
     module.run(step.cfg)
-    complete = _is_complete(step)
-    ledger.finish(step.name, complete=complete)
-    if not complete:
-        log.warning("%s: some samples failed; they are retried on the next `distill run`", step.name)
+    good, failed = _count_traces(step)
+    ledger.finish(step.name, complete=not failed)
+    if failed and not good:
+        raise DistillError(f"{step.name}: every sample failed (see the error field in {step.main}); "
+                           "check the teacher settings, then run again to retry them")
+    if failed:
+        log.warning("%s: %d samples failed; they are retried on the next `distill run`", step.name, failed)
 
 
 def _is_current(ledger: Ledger, step: Step, run_dir: Path, cfg: PipelineConfig) -> bool:
@@ -87,11 +90,18 @@ def _is_current(ledger: Ledger, step: Step, run_dir: Path, cfg: PipelineConfig) 
     return ledger.is_current(step.name, step_key(step, run_dir), step.outputs)
 
 
-def _is_complete(step: Step) -> bool:
-    """Generate is complete when no sample ended in an error (those are retried by the next run)."""
+def _count_traces(step: Step) -> tuple[int, int]:
+    """Generate's (good, failed) samples, the last record of a pair winning; (1, 0) for other stages."""
     if step.section != "generate" or not step.main.exists():
-        return True
-    return not any(rec.get("error") for _, rec in read_jsonl(step.main))
+        return 1, 0
+    last = {(rec.get("id"), rec.get("sample")): _is_failure(rec.get("error")) for _, rec in read_jsonl(step.main)}
+    failed = sum(last.values())
+    return len(last) - failed, failed
+
+
+def _is_failure(error: object) -> bool:
+    # A trace dropped as truncated (on_truncated=drop) is settled, not failed: it is never re-asked.
+    return bool(error) and not (isinstance(error, dict) and error.get("type") == "truncated")
 
 
 def _check_inputs(steps: list[Step], run_dir: Path) -> None:
@@ -115,11 +125,14 @@ def _banner(index: int, total: int, step: Step) -> None:
 @contextlib.contextmanager
 def offline_teacher(cfg: OfflineTeacherConfig) -> Iterator[str]:
     """The built-in offline teacher on 127.0.0.1 (a free port), for as long as generate needs it."""
+    import distill.teacher.offline  # noqa: F401  (slow import done here, not inside the server's start-up wait)
     from distill.teacher.server import TeacherServer
 
     server = TeacherServer(dialect=cfg.dialect, latency=cfg.latency, model=cfg.model,
                            mistake_rate=cfg.mistake_rate, seed=cfg.seed)
     with server:
+        if not server.port:
+            raise DistillError("the built-in offline teacher did not start listening (machine overloaded?); run again")
         log.info("teacher: the built-in offline teacher at %s (for trying the pipeline; "
                  "use a generate/*.yaml recipe for a real one)", server.base_url)
         yield server.base_url

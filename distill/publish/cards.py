@@ -109,7 +109,7 @@ def _eval_section(facts: dict) -> list[str]:
     return lines + [_table(rows, ("base + adapter", "value")), ""]
 
 
-def _usage_snippet(facts: dict, repo_id: str) -> list[str]:
+def _usage_snippet(facts: dict, repo_id: str, merged: bool = False) -> list[str]:
     hp = (facts.get("finetune") or {}).get("hyperparameters") or {}
     system = hp.get("system_prompt")
     prompt = (facts["teacher"].get("sampling") or {}).get("prompt_template") or DEFAULT_PROMPT
@@ -118,10 +118,11 @@ def _usage_snippet(facts: dict, repo_id: str) -> list[str]:
                 if system else '[{"role": "user", "content": PROMPT.format(question=question)}]')
     return ["## Usage", "", "The student is prompted exactly as it was trained: the teacher's user message "
             "(the prompt template below) in the tokenizer's chat template saved with the adapter.", "",
-            "```python", "from peft import PeftModel",
+            "```python", *([] if merged else ["from peft import PeftModel"]),
             "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
-            f"base = AutoModelForCausalLM.from_pretrained({base!r})",
-            f"model = PeftModel.from_pretrained(base, {repo_id!r})",
+            *([f"model = AutoModelForCausalLM.from_pretrained({repo_id!r})"] if merged else [
+                f"base = AutoModelForCausalLM.from_pretrained({base!r})",
+                f"model = PeftModel.from_pretrained(base, {repo_id!r})"]),
             f"tokenizer = AutoTokenizer.from_pretrained({repo_id!r})",
             f"PROMPT = {prompt!r}", *([f"SYSTEM = {system!r}"] if system else []),
             'question = "A farmer has 17 sheep and buys 5 more. How many sheep does he have?"',
@@ -133,17 +134,21 @@ def _usage_snippet(facts: dict, repo_id: str) -> list[str]:
             "```", "", "Or score it: `distill eval problems=... student=BASE adapter=DIR`.", ""]
 
 
-def model_card(facts: dict, repo_id: str, dataset_repo_id: str | None, license: str, tags: list[str]) -> str:
-    """README.md for the adapter repo."""
+def model_card(facts: dict, repo_id: str, dataset_repo_id: str | None, license: str, tags: list[str],
+               merged_from: str | None = None) -> str:
+    """README.md for the adapter repo (or, with ``merged_from``, for the merged full model)."""
     name = repo_id.split("/")[-1]
-    data = ModelCardData(base_model=facts.get("base_model"), library_name="peft", pipeline_tag="text-generation",
+    data = ModelCardData(base_model=facts.get("base_model"), library_name="transformers" if merged_from else "peft",
+                         pipeline_tag="text-generation",
                          tags=list(dict.fromkeys(TAGS + list(tags))), datasets=[dataset_repo_id] if dataset_repo_id else None,
                          license=license, model_name=name, eval_results=_eval_results(facts, name) or None)
     record = facts.get("finetune") or {}
     hp = record.get("hyperparameters") or {}
     data_info = record.get("data") or {}
     base = facts.get("base_model") or facts.get("base_model_recorded")
-    body = [f"# {name}", "", f"A LoRA adapter for `{base}` distilled from a reasoning teacher with "
+    what = f"`{base}` with the LoRA adapter [`{merged_from}`](https://huggingface.co/{merged_from}) merged in" \
+        if merged_from else f"A LoRA adapter for `{base}`"
+    body = [f"# {name}", "", f"{what}, distilled from a reasoning teacher with "
             "distill: teacher traces, verified final answers only, LoRA fine-tuning.", ""]
     if dataset_repo_id:
         body += [f"Training data: [`{dataset_repo_id}`](https://huggingface.co/datasets/{dataset_repo_id}).", ""]
@@ -158,7 +163,7 @@ def model_card(facts: dict, repo_id: str, dataset_repo_id: str | None, license: 
             body += ["Training metrics: " + ", ".join(f"{k}={v}" for k, v in _flat(record["metrics"])), ""]
         if record.get("versions"):
             body += ["Versions: " + ", ".join(f"{k} {v}" for k, v in record["versions"].items() if v), ""]
-    body += _usage_snippet(facts, repo_id)
+    body += _usage_snippet(facts, repo_id, merged=merged_from is not None)
     body += ["## Limitations", "",
              "- A small student imitates its teacher's reasoning style on the training distribution; expect "
              "lower accuracy off that distribution and on long problems.",

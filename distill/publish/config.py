@@ -21,6 +21,8 @@ class PublishConfig:
 
     adapter: str | None = option(None, "adapter folder from distill finetune (adapter files + distill.json)")
     repo_id: str | None = option(None, "model repo for the adapter, as NAMESPACE/NAME")
+    merged_repo_id: str | None = option(
+        None, "also upload the merged full model (adapter/merged, from finetune merge=true) to this model repo")
     dataset: str | None = option(None, "kept traces (kept.jsonl from distill filter) to publish as a dataset")
     dataset_repo_id: str | None = option(None, "dataset repo for the traces, as NAMESPACE/NAME")
     eval: str | None = option(None, "eval folder (report.json) whose results go into the model card")
@@ -45,7 +47,9 @@ class PublishConfig:
             raise ConfigError("adapter= needs repo_id=NAMESPACE/NAME")
         if self.dataset and not self.dataset_repo_id:
             raise ConfigError("dataset= needs dataset_repo_id=NAMESPACE/NAME")
-        for key in ("repo_id", "dataset_repo_id"):
+        if self.merged_repo_id and not self.adapter:
+            raise ConfigError("merged_repo_id= needs adapter= (the merged model is adapter/merged)")
+        for key in ("repo_id", "merged_repo_id", "dataset_repo_id"):
             value = getattr(self, key)
             if value and not _REPO_ID.match(value):
                 raise ConfigError(f"{key}={value!r}: expected NAMESPACE/NAME (letters, digits, '-', '_', '.')")

@@ -39,6 +39,8 @@ def run(cfg: PublishConfig, api=None) -> Path | str:
     staged: list[tuple[str, str, Path]] = []  # (repo_type, repo_id, folder)
     if cfg.adapter:
         staged.append(("model", cfg.repo_id, stage_model(cfg, facts, out / "model")))
+    if cfg.merged_repo_id:
+        staged.append(("model", cfg.merged_repo_id, stage_merged(cfg, facts, out / "merged")))
     if cfg.dataset:
         staged.append(("dataset", cfg.dataset_repo_id, stage_dataset(cfg, facts, out / "dataset")))
     for _, _, folder in staged:
@@ -78,6 +80,20 @@ def stage_model(cfg: PublishConfig, facts: dict, folder: Path) -> Path:
     return folder
 
 
+def stage_merged(cfg: PublishConfig, facts: dict, folder: Path) -> Path:
+    """The merged full model finetune wrote to adapter/merged, with a card of its own."""
+    source = Path(cfg.adapter) / "merged"
+    if not (source / "config.json").is_file():
+        raise InputError("no merged model here (run finetune with merge=true)", path=source, field="merged_repo_id")
+    _fresh(folder)
+    for item in sorted(source.iterdir()):
+        if item.is_file() and not item.name.startswith(".") and item.name != "README.md":
+            shutil.copy2(item, folder / item.name)
+    card = model_card(facts, cfg.merged_repo_id, cfg.dataset_repo_id, cfg.license, cfg.tags, merged_from=cfg.repo_id)
+    (folder / "README.md").write_text(card, encoding="utf-8")
+    return folder
+
+
 def stage_dataset(cfg: PublishConfig, facts: dict, folder: Path) -> Path:
     """data/train-00000-of-00001.parquet (written by ``datasets``) + README.md."""
     from datasets import Dataset
@@ -106,7 +122,7 @@ def _fresh(folder: Path) -> None:
 
 def upload(api, repo_type: str, repo_id: str, folder: Path, cfg: PublishConfig) -> str:
     """create_repo (+ branch), refuse a base-model clash unless force, then one upload_folder commit."""
-    if repo_type == "model" and api.repo_exists(repo_id, repo_type="model"):
+    if (folder / "adapter_config.json").is_file() and api.repo_exists(repo_id, repo_type="model"):
         _guard_base(api, repo_id, folder, cfg)
     url = api.create_repo(repo_id, repo_type=repo_type, private=cfg.private, exist_ok=True)
     if cfg.revision:
