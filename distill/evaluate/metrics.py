@@ -89,7 +89,7 @@ def summarise(records: list[dict], confidence: float = 0.95) -> dict:
         "pass@1": pass1,
         "pass@1_interval": {"low": lo, "high": hi, "method": "wilson", "confidence": confidence},
         "pass@k": pass_k,
-        "answered": _mean(r.get("extracted") is not None for r in done),
+        "answered": _mean(r.get("extracted") is not None and not r.get("truncated") for r in done),
         "truncated": _mean(bool(r.get("truncated")) for r in done),
         "undecided": _mean(r.get("correct") is None for r in done),
         "mean_reasoning_tokens": _mean(r.get("reasoning_tokens") or 0 for r in done),
