@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     try:
         recipe, overrides = _split_args(rest)
+        if recipe is None and hasattr(config_cls, "default_recipe"):  # `distill run`: the offline default
+            recipe = config_cls.default_recipe()
         cfg = load_config(config_cls, recipe, overrides)
         result = _load(verb.run)(cfg)
     except DistillError as exc:

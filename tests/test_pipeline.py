@@ -146,7 +146,6 @@ def test_section_given_as_a_stage_recipe(tmp_path):
     assert (cfg.generate.model, cfg.generate.samples) == ("m", 5)
 
 
-@pytest.mark.slow  # four generate runs, ~15-30 s on 2 busy cores
 def test_generate_extends_for_more_problems_and_sets_aside_for_another_teacher_setting(tmp_path, assets, teacher):
     recipe = write_recipe(tmp_path, assets["student"], assets["train"], assets["eval"], base_url=teacher.base_url,
                           stages=["generate"])
@@ -165,3 +164,11 @@ def test_generate_extends_for_more_problems_and_sets_aside_for_another_teacher_s
 
     assert _run(recipe, run_dir) == 0  # back to the first setting: its traces come back, nothing is asked
     assert teacher.stats.requests == 24 and traces.read_bytes() == paid
+
+
+def test_dry_run_estimates_and_stops_before_any_request(tmp_path, assets, teacher, capsys):
+    recipe = write_recipe(tmp_path, assets["student"], assets["train"], assets["eval"], base_url=teacher.base_url)
+    assert _run(recipe, tmp_path / "run", "generate.dry_run=true") == 0
+    assert teacher.stats.requests == 0
+    assert "dry run" in capsys.readouterr().err  # generate's estimate table
+    assert not (tmp_path / "run" / ".state").exists() and not (tmp_path / "run" / "traces.jsonl").exists()

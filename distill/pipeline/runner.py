@@ -48,6 +48,11 @@ def run(cfg: PipelineConfig) -> Path:
                     teacher_url.append(stack.enter_context(offline_teacher(cfg.offline_teacher)))
             if step.section == "generate" and teacher_url:
                 _point_at(step, cfg.offline_teacher, teacher_url[0])
+            if getattr(step.cfg, "dry_run", False) and step.section == "generate":
+                # An estimate, not a stage: nothing is recorded and nothing after it can run.
+                importlib.import_module(step.module).run(step.cfg)
+                log.info("distill run: generate.dry_run=true, so the pipeline stops here")
+                return run_dir
             _run_step(step, ledger, run_dir, fresh=step.section in cfg.force)
     log.info("distill run: finished in %.1f s", time.time() - t0)
     from distill.pipeline.summary import collect, show_summary

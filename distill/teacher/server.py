@@ -208,7 +208,10 @@ class TeacherServer:
 
         self._thread = threading.Thread(target=main, name="teacher-server", daemon=True)
         self._thread.start()
-        ready.wait(30)
+        # Generous: the responder's first import can take long on a loaded machine. Carrying on
+        # without a bound port would turn every request into "connection refused".
+        if not ready.wait(300):
+            raise RuntimeError("teacher server did not start within 300 s")
         if failure:
             raise failure[0]
         return self
