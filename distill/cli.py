@@ -145,7 +145,7 @@ def _show_default(value: object) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, str):
-        return repr(value) if value == "" or " " in value else value
+        return repr(value) if value == "" or " " in value or "\n" in value else value
     return str(value)
 
 
