@@ -121,16 +121,33 @@ def _jsonable(value: Any) -> Any:
 def _rows(cfg: Any) -> RowIter:
     spec = cfg.problems
     if not spec:
-        raise ConfigError("problems: give a file, a dataset name, or rg:<reasoning-gym task>")
+        raise ConfigError("problems: give a file, a dataset name, rg:<reasoning-gym task> or offline:train|eval")
     spec = str(spec)
     if spec.startswith("rg:"):
         return _reasoning_gym(spec[3:], cfg)
+    if spec.startswith("offline:"):
+        return _offline_tasks(spec, cfg)
     path = Path(spec).expanduser()
     if path.is_dir():
         return _saved_dataset(path, cfg)
     if path.suffix.lower() in FILE_SUFFIXES or path.exists() or spec.startswith((".", "/", "~")):
         return _local_file(path)
     return _hub_dataset(spec, cfg)
+
+
+def _offline_tasks(spec: str, cfg: Any) -> RowIter:
+    """The built-in offline teacher's task sets (``offline:train``, ``offline:eval:arithmetic?n=50``)."""
+    from distill.teacher.offline import from_spec
+
+    try:
+        problems = from_spec(spec)
+    except ValueError as exc:
+        raise InputError(str(exc), path=spec) from None
+    for i, problem in enumerate(problems):
+        # Offline problems carry the Problem names; map them onto the configured field names.
+        row = {**problem, cfg.id_field: problem["id"], cfg.question_field: problem["question"],
+               cfg.answer_field: problem["answer"]}
+        yield spec, None, f"item {i}", row
 
 
 def _local_file(path: Path) -> RowIter:

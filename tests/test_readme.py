@@ -28,7 +28,7 @@ def readme_commands(text: str) -> list[str]:
     for _, body in blocks:
         joined = re.sub(r"\\\n\s*", " ", body)  # shell line continuations
         for line in joined.splitlines():
-            for part in re.split(r"&&|;|\|\|", line.split(" #")[0]):
+            for part in re.split(r"&&|\|\||;|&|\|", line.split(" #")[0]):  # chains, background, pipes
                 part = re.sub(r"^\$\s+", "", part.strip())
                 part = re.sub(r"^(\S*/)?distill(?=\s|$)", "distill", part)  # .venv/bin/distill
                 if part.split(" ")[0] != "distill" or "--help" in part or _is_usage(part):

@@ -153,3 +153,18 @@ def test_iter_problems_streams(tmp_path):
     path = write_jsonl(tmp_path / "p.jsonl", [{"question": f"q{i}", "answer": str(i)} for i in range(1000)])
     it = iter_problems(cfg(path))
     assert next(it)["answer"] == "0"  # yields before reading the rest
+
+
+def test_offline_task_sets_are_a_source():
+    from types import SimpleNamespace
+
+    from distill.sources import load_problems
+
+    cfg = SimpleNamespace(problems="offline:eval:arithmetic?n=5", hf_config=None, split="train", limit=None,
+                          seed=0, question_field="question", answer_field="answer", id_field="id", kind="math")
+    problems = load_problems(cfg)
+    assert len(problems) == 5
+    assert all(p["question"].startswith("Compute") and p["kind"] == "math" for p in problems)
+    cfg.problems = "offline:nosuchsplit"
+    with pytest.raises(InputError, match="bad offline source"):
+        load_problems(cfg)

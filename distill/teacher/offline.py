@@ -31,7 +31,6 @@ import re
 from collections.abc import Callable
 from fractions import Fraction
 
-from reasoning_gym.data import read_data_file
 
 from distill.records import stable_id
 
@@ -59,11 +58,22 @@ def split_of(key: str) -> str:
 _WORDS: list[str] | None = None
 
 
+def _reasoning_gym_text(name: str) -> str:
+    # Read the file without importing reasoning_gym, whose import loads every generator (~4 s).
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("reasoning_gym")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("reasoning-gym is needed for the offline letter-counting words")
+    return (Path(spec.submodule_search_locations[0]) / "data" / name).read_text(encoding="utf-8")
+
+
 def _words() -> list[str]:
     """Distinct common words of 4-10 letters from the novel reasoning-gym ships (offline, fixed)."""
     global _WORDS
     if _WORDS is None:
-        text = read_data_file("in_the_year_2889.txt")
+        text = _reasoning_gym_text("in_the_year_2889.txt")
         seen = dict.fromkeys(w.lower() for w in re.findall(r"[A-Za-z]+", text) if 4 <= len(w) <= 10)
         _WORDS = sorted(seen)
     return _WORDS
