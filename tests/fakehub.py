@@ -138,6 +138,17 @@ class _Handler(BaseHTTPRequestHandler):
             return repo.branches[rev]
         return next((b for b in repo.branches.values() if b["sha"] == rev), None)
 
+    def _locate(self, t: str, repo_id: str, rev: str, head_only: bool = False) -> dict | None:
+        """The branch ``rev`` of a repo, or None after answering 404 the way the Hub does."""
+        repo = self._repo(t, repo_id)
+        if repo is None:
+            self._error(404, "RepoNotFound", f"Repository {repo_id} not found", head_only)
+            return None
+        branch = self._branch(repo, rev)
+        if branch is None:
+            self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}", head_only)
+        return branch
+
     # ------------------------------------------------------------ routes
 
     def create_repo(self, method, query):
@@ -203,12 +214,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, b"")
 
     def commit(self, method, query, t, repo_id, rev):
-        repo = self._repo(t, repo_id)
-        if repo is None:
-            return self._error(404, "RepoNotFound", f"Repository {repo_id} not found")
-        branch = self._branch(repo, rev)
+        branch = self._locate(t, repo_id, rev)
         if branch is None:
-            return self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
+            return
+        repo = self._repo(t, repo_id)
         lines = [json.loads(x) for x in self._body().decode().splitlines() if x.strip()]
         with self.fake.lock:
             for line in lines:
@@ -250,12 +259,9 @@ class _Handler(BaseHTTPRequestHandler):
         return entry
 
     def tree(self, method, query, t, repo_id, rev, sub=None):
-        repo = self._repo(t, repo_id)
-        if repo is None:
-            return self._error(404, "RepoNotFound", f"Repository {repo_id} not found")
-        branch = self._branch(repo, rev)
+        branch = self._locate(t, repo_id, rev)
         if branch is None:
-            return self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
+            return
         sub = (sub or "").strip("/")
         recursive = query.get("recursive", ["false"])[0].lower() == "true"
         prefix = sub + "/" if sub else ""
@@ -275,8 +281,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, entries)
 
     def paths_info(self, method, query, t, repo_id, rev):
-        repo = self._repo(t, repo_id)
-        branch = self._branch(repo, rev)
+        branch = self._locate(t, repo_id, rev)
+        if branch is None:
+            return
         raw = self._body().decode()
         try:
             paths = json.loads(raw)["paths"]
@@ -292,12 +299,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def resolve(self, method, query, prefix, repo_id, rev, path):
         t = {"": "model", "datasets/": "dataset", "spaces/": "space"}[prefix or ""]
-        repo = self._repo(t, repo_id)
-        if repo is None:
-            return self._error(404, "RepoNotFound", f"Repository {repo_id} not found", method == "HEAD")
-        branch = self._branch(repo, rev)
+        branch = self._locate(t, repo_id, rev, head_only=method == "HEAD")
         if branch is None:
-            return self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}", method == "HEAD")
+            return
         if path not in branch["files"]:
             return self._error(404, "EntryNotFound", f"{path} does not exist on {rev}", method == "HEAD")
         data = branch["files"][path]
