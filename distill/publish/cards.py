@@ -18,6 +18,7 @@ from typing import Any
 from huggingface_hub import DatasetCardData, EvalResult, ModelCardData
 
 from distill.generate.config import DEFAULT_PROMPT
+from distill.publish.provenance import public_name
 
 TAGS = ["distill", "reasoning", "distillation", "lora", "peft"]
 
@@ -47,7 +48,7 @@ def _eval_results(facts: dict, model_name: str) -> list[EvalResult]:
     metrics = report.get("metrics") or {}
     if not metrics:
         return []
-    source = str((report.get("settings") or {}).get("problems") or "eval problems")
+    source = str(public_name((report.get("settings") or {}).get("problems")) or "eval problems")
     common = dict(task_type="text-generation", task_name="reasoning", dataset_type=source, dataset_name=source,
                   dataset_split=(report.get("settings") or {}).get("split"))
     results = [EvalResult(metric_type="pass@1", metric_name="pass@1 (base + adapter)",
@@ -93,7 +94,7 @@ def _eval_section(facts: dict) -> list[str]:
     if not m:
         return ["## Evaluation", "", "No eval report was given (`distill publish eval=DIR`).", ""]
     s = report.get("settings") or {}
-    lines = ["## Evaluation", "", f"`distill eval` on `{s.get('problems')}` ({m['problems']} problems, "
+    lines = ["## Evaluation", "", f"`distill eval` on `{public_name(s.get('problems'))}` ({m['problems']} problems, "
              f"{s.get('samples', 1)} sample(s) each, max_new_tokens={s.get('max_new_tokens')}, "
              f"temperature={s.get('temperature')}), scored with the same verifier as the filter.", ""]
     c = report.get("compare")

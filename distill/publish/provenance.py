@@ -90,7 +90,7 @@ def _records(path: Path | None) -> list[dict]:
     return [rec for _, rec in read_jsonl(path)] if path is not None and path.is_file() else []
 
 
-def _public(value):
+def public_name(value):
     """A local file is named by its file name only: the card should not publish someone's folder layout."""
     if isinstance(value, str) and (value.startswith(("/", "~", ".")) or Path(value).exists()):
         return Path(value).name
@@ -130,12 +130,12 @@ def gather(cfg) -> dict:
     base_refs = [record.get("student"), record.get("base_model"), adapter_cfg.get("base_model_name_or_path")]
     return {
         "base_model": hub_base_model(base_refs, cfg.base_model),
-        "base_model_recorded": _public(adapter_cfg.get("base_model_name_or_path") or record.get("base_model")),
+        "base_model_recorded": public_name(adapter_cfg.get("base_model_name_or_path") or record.get("base_model")),
         "adapter_config": adapter_cfg, "finetune": record,
         "dataset_file": str(data_path) if data_path else None,
         "dataset_sha256": file_sha256(data_path) if data_path else None,
         "kept": kept, "stats": _json(stats_path), "teacher": _teacher(gen_cfg, all_traces or kept),
-        "problems_source": {k: _public(gen_cfg.get(k)) for k in ("problems", "hf_config", "split") if gen_cfg.get(k)},
+        "problems_source": {k: public_name(gen_cfg.get(k)) for k in ("problems", "hf_config", "split") if gen_cfg.get(k)},
         "usage": _usage(all_traces), "usage_scope": "all traces" if all_traces else "kept traces",
         "eval": report,
     }
