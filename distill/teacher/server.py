@@ -14,7 +14,8 @@ Plain HTTP/1.1 on asyncio streams (keep-alive, Content-Length or chunked) so one
 hundreds of concurrent requests; the server runs in a background thread with its own loop, or in
 the foreground for ``distill teacher serve``. Answers come from the offline teacher
 (``distill.teacher.offline``) when it knows the question, else a generic trace ending in
-``\\boxed{42}``. The wire formats live in ``distill.teacher.server_wire``.
+``\\boxed{42}`` (``distill.teacher.server_responder``). The wire formats live in
+``distill.teacher.server_wire``, fault bookkeeping in ``distill.teacher.server_faults``.
 """
 
 from __future__ import annotations
@@ -22,31 +23,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import signal
 import sys
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from distill.errors import ConfigError
 from distill.teacher import server_wire as wire
+from distill.teacher.server_faults import Fault, FaultPlan
+from distill.teacher.server_responder import DefaultResponder, Responder
 from distill.teacher.server_config import ServeConfig
 
 log = logging.getLogger(__name__)
 
-Responder = Callable[[list, dict], "tuple[str | None, str]"]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-@dataclass
-class Fault:
-    kind: str
-    count: int
-    match: str | None = None
-    opts: dict = field(default_factory=dict)
 
 
 class Stats:
@@ -82,43 +74,6 @@ class _RateWindow:
         return max(0.0, self.events[0][0] + 60.0 - now) if self.events else 0.0
 
 
-class DefaultResponder:
-    """The offline teacher when it recognises the question, else generic reasoning + \\boxed{42}.
-
-    Each (prompt, occurrence) gets its own seeded RNG, so samples differ yet runs repeat.
-    """
-
-    def __init__(self, seed: int = 0, mistake_rate: float = 0.0) -> None:
-        self.seed, self.mistake_rate = seed, mistake_rate
-        self.seen: Counter = Counter()
-        self._offline: Any = None
-
-    def __call__(self, messages: list, request: dict) -> tuple[str | None, str]:
-        prompt = wire.last_user_text(messages)
-        index = self.seen[prompt]
-        self.seen[prompt] += 1
-        rng = random.Random(f"{self.seed}:{index}:{prompt}")
-        respond = self._load_offline()
-        if respond is not None:
-            answer = respond(messages, rng, self.mistake_rate)
-            if answer is not None:
-                return answer
-        return wire.generic_answer(prompt)
-
-    def preload(self) -> None:
-        """Import the offline teacher now (it may take seconds), not on the first request."""
-        self._load_offline()
-
-    def _load_offline(self) -> Any:
-        if self._offline is None:
-            try:  # written by another part of the project; absent in early checkouts
-                from distill.teacher import offline
-                self._offline = getattr(offline, "respond", False)
-            except ImportError:
-                self._offline = False
-        return self._offline or None
-
-
 class TeacherServer:
     """An OpenAI-compatible /v1 server on 127.0.0.1 with counters and fault injection."""
 
@@ -132,14 +87,11 @@ class TeacherServer:
         self.dialect, self.latency, self.model = dialect, float(latency), model
         self.responder = responder or DefaultResponder(seed, mistake_rate)
         self.host, self.port, self.keepalive = host, port, keepalive
-        self.fault_rates = dict(fault_rates or {})
-        for kind in self.fault_rates:
+        for kind in fault_rates or {}:
             wire.check_fault(kind)
+        self._faults = FaultPlan(seed, fault_rates)
         self.stats = Stats()
         self.keep_bodies = keep_bodies  # off for long-running `distill teacher serve`: memory stays flat
-        self._rng = random.Random(seed)
-        self._faults: list[Fault] = []
-        self._lock = threading.Lock()
         self._limits: dict[str, _RateWindow] = {}
         self._enforce = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -159,12 +111,10 @@ class TeacherServer:
         Options: ``retry_after`` (429/503), ``gap`` and ``interval`` (slow_stream).
         """
         wire.check_fault(kind)
-        with self._lock:
-            self._faults.append(Fault(kind, count, match, opts))
+        self._faults.add(Fault(kind, count, match, opts))
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        self._faults.clear()
 
     def set_latency(self, seconds: float) -> None:
         self.latency = float(seconds)
@@ -301,7 +251,7 @@ class TeacherServer:
             self.stats.bodies.append(body)
         prompt = wire.last_user_text(body["messages"])
         self.stats.prompts[prompt] += 1
-        fault = self._take_fault(prompt)
+        fault = self._faults.take(prompt)
         limited = self._rate_limited() if fault is None else None
         if limited is not None:
             fault = Fault("429", 1, opts={"retry_after": limited})
@@ -323,19 +273,6 @@ class TeacherServer:
         if stream:
             return await self._stream(writer, body, choices, fault)
         return await self._respond(writer, body, choices, fault)
-
-    def _take_fault(self, prompt: str) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.count > 0 and (fault.match is None or fault.match in prompt):
-                    fault.count -= 1
-                    if fault.count == 0:
-                        self._faults.remove(fault)
-                    return fault
-        for kind, rate in self.fault_rates.items():
-            if self._rng.random() < rate:
-                return Fault(kind, 1, opts={"retry_after": 0.5} if kind in ("429", "503") else {})
-        return None
 
     def _rate_limited(self) -> float | None:
         if not self._enforce:
