@@ -40,7 +40,7 @@ def _distill_eval(spec: str, problems: list[dict], tokens: int, batch: int, out:
     from distill.evaluate.config import EvalConfig
     from distill.evaluate.stage import run
 
-    cfg = load_config(EvalConfig, None, [f"problems=bench", f"student={spec}", f"out={out}", "progress=false",
+    cfg = load_config(EvalConfig, None, ["problems=bench", f"student={spec}", f"out={out}", "progress=false",
                                          f"max_new_tokens={tokens}", f"batch_size={batch}"])
     backend.cfg = cfg
     started = time.perf_counter()

@@ -186,7 +186,6 @@ def load_student(spec: str | os.PathLike, adapter: str | os.PathLike | None = No
     template. ``dtype``: ``auto`` (bf16 on a GPU that supports it, else float32), or a torch
     dtype name.
     """
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
     from distill.finetune.render import prepare_tokenizer
