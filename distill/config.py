@@ -25,6 +25,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from distill.errors import ConfigError
+from distill.records import write_text_atomic
 
 __all__ = [
     "ConfigError", "option", "section", "load_config", "build_config", "parse_overrides",
@@ -267,13 +268,8 @@ def to_dict(cfg: Any) -> dict:
 
 def save_resolved(cfg: Any, path: str | Path) -> Path:
     """Write the resolved config as YAML beside a stage's output, so a run can be repeated."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"# resolved config ({type(cfg).__name__}); re-run with: distill ... {path.name}\n{text}")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, f"# resolved config ({type(cfg).__name__}); re-run with: distill ... {Path(path).name}\n{text}")
 
 
 def config_hash(cfg: Any, ignore: tuple[str, ...] = ()) -> str:

@@ -119,14 +119,19 @@ class JsonlAppender:
         self.close()
 
 
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write JSON through a temp file and rename, so readers never see half a file."""
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write text through a temp file and rename, so readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    """Write JSON through a temp file and rename, so readers never see half a file."""
+    return write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def file_sha256(path: str | Path) -> str:

@@ -25,14 +25,25 @@ import torch.nn.functional as F
 
 from distill.config import save_resolved
 from distill.errors import ConfigError, InputError
-from distill.finetune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from distill.finetune.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from distill.finetune.config import FinetuneConfig
-from distill.finetune.data import Encoded, collate, encode_samples, plan_batches, read_samples, split_heldout
+from distill.finetune.data import (
+    Encoded,
+    collate,
+    encode_samples,
+    plan_batches,
+    read_samples,
+    split_heldout,
+)
 from distill.finetune.lint import lint, show_report
 from distill.finetune.outputs import peak_memory, plot_loss, run_record
 from distill.finetune.render import prepare_tokenizer
 from distill.progress import progress_bar
-from distill.records import JsonlAppender, write_json_atomic
+from distill.records import JsonlAppender, write_json_atomic, write_text_atomic
 from distill.student import resolve_student
 
 log = logging.getLogger(__name__)
@@ -285,9 +296,7 @@ def _trim_log(path: Path, step: int) -> None:
         path.unlink()
         return
     keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    tmp.replace(path)
+    write_text_atomic(path, "".join(line + "\n" for line in keep))
 
 
 def _write_outputs(model: Any, tokenizer: Any, gen_cfg: Any, cfg: FinetuneConfig, out: Path, student_path: Path,

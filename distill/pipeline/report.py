@@ -13,11 +13,11 @@ from __future__ import annotations
 import base64
 import html
 import logging
-import os
 from pathlib import Path
 
 from distill.pipeline import plots
 from distill.pipeline.summary import Figures, accuracy_text, summary_rows
+from distill.records import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,8 @@ def write_report(run_dir: Path, fig: Figures) -> tuple[Path, Path]:
     run_dir = Path(run_dir)
     blocks = build_blocks(run_dir, fig)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
-    _write_atomic(md_path, to_markdown(blocks))
-    _write_atomic(html_path, to_html(blocks, run_dir, title=f"distill run: {run_dir.name}"))
+    write_text_atomic(md_path, to_markdown(blocks))
+    write_text_atomic(html_path, to_html(blocks, run_dir, title=f"distill run: {run_dir.name}"))
     return md_path, html_path
 
 
@@ -165,10 +165,6 @@ def _inline(text: str) -> str:
     return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 _PAGE = """<!doctype html>

@@ -22,6 +22,7 @@ from distill.config import to_dict
 from distill.errors import ConfigError
 from distill.pipeline.config import PipelineConfig
 from distill.pipeline.state import stage_key
+from distill.records import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +134,7 @@ def _write_offline(spec: str, run_dir: Path) -> Path:
     slug = "".join(c if c.isalnum() else "-" for c in spec[len("offline:"):]).strip("-")
     path = Path(run_dir) / "problems" / f"offline-{slug}-{hashlib.sha256(spec.encode()).hexdigest()[:6]}.jsonl"
     if not path.exists() or path.read_text(encoding="utf-8") != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, text)
     return path
 
 
