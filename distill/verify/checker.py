@@ -19,15 +19,16 @@ from functools import lru_cache
 
 from distill.verify.extract import Extraction, after_copula, fallback_answer, final_answer, split_alternatives
 from distill.verify.guard import TimeLimit, time_limit
-from distill.verify.mathexpr import Scalar, Seq, Value, numbers_equal, parse_value, values_equal
+from distill.verify.mathexpr import Scalar, Seq, Value, as_expr, numbers_equal, parse_value, values_equal
 from distill.verify.numbers import Num, number_tokens, parse_number
+from distill.verify.sentence import joined_parts, sentence_number, unwrap_tex
 from distill.verify.verdict import Verdict
 
 log = logging.getLogger(__name__)
 KINDS_CHECKED = ("math", "gsm8k", "choice", "exact", "code")
 CHECK_SECONDS = 3.0  # a whole check; one sympy comparison inside it gets 1 s (mathexpr)
 # Statuses of an extraction that settle the verdict before any comparison.
-SETTLED = {"empty": False, "truncated": False, "negated": False, "retracted": None, "no_answer": None}
+SETTLED = {"empty": False, "truncated": False, "negated": False, "hedged": False, "retracted": None, "no_answer": None}
 
 
 def check(
@@ -121,36 +122,69 @@ def check_math(response: str | None, gold: str) -> Verdict:
     if gold_value is None:
         return Verdict(None, None, "unparseable_gold")
     extraction = final_answer(response)
-    is_fallback = extraction.status == "no_answer"
-    if is_fallback:
+    if extraction.status == "no_answer":
         extraction = fallback_answer(response)
     verdict = settled(extraction)
     if verdict:
         return verdict
     answer = extraction.answer
+    if extraction.group and is_multi(gold_value):  # "\\boxed{3} and \\boxed{4}" for a two-part gold
+        answer = ", ".join(extraction.group)
     if unbalanced(answer):
         return Verdict(False, answer, "truncated")
-    alternatives = split_alternatives(answer)
-    if len(alternatives) > 1:
-        if not is_multi(gold_value):
-            return Verdict(False, answer, "hedged")
-        answer = ", ".join(alternatives)
-    pred = parse_value(answer)
-    if is_text(pred) and not is_text(gold_value):
-        trimmed = re.sub(r"(?:\s+[A-Za-z][a-z]+\.?)+$", "", answer)  # "5 apples" -> "5"
-        if trimmed != answer and re.search(r"[\d\\]", trimmed) and not is_text(parse_value(trimmed)):
-            answer, pred = trimmed, parse_value(trimmed)
-    if is_fallback and is_text(pred) and not is_text(gold_value):
-        answer = after_copula(answer)  # "The circumference is 12π." -> "12π"
-        pred = parse_value(answer)
-        if is_text(pred):
-            return Verdict(None, extraction.answer, "no_answer")
-        extraction = extraction._replace(answer=answer)
-    if pred is None:
+    answer, pred = math_answer(answer, gold_value, extraction.source in ("box", "section"))
+    if answer is None:
+        return Verdict(False, extraction.answer, "hedged")
+    if pred is None or (is_text(pred) and not is_text(gold_value)):
         return Verdict(None, extraction.answer, "no_answer")
     if values_equal(gold_value, pred):
         return Verdict(True, extraction.answer, "correct")
     return Verdict(False, extraction.answer, "wrong_answer")
+
+
+def math_answer(answer: str, gold_value: Value, is_marked: bool) -> tuple[str | None, Value | None]:
+    """The value an extracted answer states: lists joined by "and", units and prose around it dropped.
+
+    ``is_marked``: the answer was boxed or under "# Answer", so it is not searched for in prose.
+    Returns (None, None) for a hedge ("72 or 76" where one value is asked for).
+    """
+    alternatives = split_alternatives(answer)
+    if len(alternatives) > 1:
+        if not is_multi(gold_value):
+            return None, None
+        answer = ", ".join(alternatives)
+    answer = joined_parts(answer) or answer  # "2 \\text{ and } -6" is the list "2, -6"
+    pred = stated_value(parse_value(answer), gold_value)
+    if not is_text(pred) or is_text(gold_value):
+        return answer, pred
+    trimmed = re.sub(r"(?:\s+[A-Za-z][a-z]+\.?)+$", "", answer)  # "5 apples" -> "5"
+    if trimmed != answer and re.search(r"[\d\\]", trimmed) and not is_text(parse_value(trimmed)):
+        return trimmed, parse_value(trimmed)
+    if is_marked:
+        return answer, pred
+    clause = after_copula(unwrap_tex(answer))  # "The values are \\(x = 5\\) and \\(x = -2\\)."
+    clause = joined_parts(clause) or clause
+    pred = stated_value(parse_value(clause), gold_value)
+    if is_text(pred) and isinstance(gold_value, Scalar) and gold_value.num is not None:
+        stated = sentence_number(unwrap_tex(answer))  # "Lara read 128 pages on the first day."
+        if stated:
+            return stated[0], Scalar(num=stated[1])
+    return clause, pred
+
+
+def stated_value(pred: Value | None, gold_value: Value) -> Value | None:
+    """"|r - s| = 16" or "3 + 3 = 6" answers with its right side when the gold is a plain value."""
+    gold_is_equation = isinstance(gold_value, Seq) and gold_value.kind in ("equation", "assign")
+    if gold_is_equation or not (isinstance(pred, Seq) and pred.kind == "equation"):
+        return pred
+    left, right = (as_expr(side) if isinstance(side, Scalar) else None for side in pred.items)
+    if left is None or right is None or right.free_symbols:
+        return pred
+    if left.free_symbols and right != 0:  # "a + b = 17"; "x^2 - 4 = 0" stays an equation
+        return pred.items[1]
+    if not left.free_symbols and values_equal(pred.items[0], pred.items[1]):  # "3 + 3 = 6"
+        return pred.items[1]
+    return pred
 
 
 @lru_cache(maxsize=65536)

@@ -58,6 +58,7 @@ def normalise(text: str) -> str:
     text = re.sub(r"(?<=\S)\s*\\(?:text|mbox|mathrm|textrm)\s*\{\s*[a-zA-Z][a-zA-Z .]*\}\s*(?:\^\s*\{?\d\}?)?$", "", text)
     text = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\s*degrees?$", "", text)
     text = re.sub(r"^[a-zA-Z]\s*\\in\s*", "", text)
+    text = re.sub(r"^(\d+)_\{?\(?(\d{1,2})\)?\}?$", r"\1", text)  # "4210_{5}": the digits, in the base asked for
     text = MATRIX_RE.sub(matrix_as_tuple, text)
     text = inequality_as_interval(text)
     whole_text = TEXT_CMD.fullmatch(text)
@@ -155,7 +156,14 @@ def parse_value(text: str) -> Value | None:
 
 
 def parse_items(text: str) -> list[Value]:
-    return [v for v in (parse_value(part) for part in split_top(text, ",")) if v is not None]
+    """The items of a list; "\\pm 2, \\pm 5" is the four values 2, -2, 5, -5."""
+    items: list[Value] = []
+    for value in (parse_value(part) for part in split_top(text, ",")):
+        if isinstance(value, Seq) and value.kind == "list":
+            items.extend(value.items)
+        elif value is not None:
+            items.append(value)
+    return items
 
 
 def parse_scalar(text: str) -> Value:

@@ -1,0 +1,100 @@
+"""Answers written inside prose: bold spans, "X is Y" sentences, "A and B" lists, numbers in words.
+
+Usage:
+    from distill.verify.sentence import bold_answer, joined_parts, sentence_number, words_number
+    bold_answer("So the total is **21** apples.")           # "21"
+    joined_parts(r"\(x = 5\) and \(x = -2\)")                # "x = 5, x = -2"
+    sentence_number("So Maria reads 45 pages in 3 days.")    # Num(45): "in 3" is a condition
+    words_number("twelve and a half")                        # Num(Fraction(25, 2))
+
+Real models often end without a box or an anchor phrase; these helpers find the answer in the
+last sentence without guessing: when a sentence offers two candidates that are not joined as a
+list, they return None and the checker says "no answer" rather than pick one.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from distill.verify.numbers import Num, number_tokens
+
+BOLD_RE = re.compile(r"\*\*(?!\s)(.+?)(?<!\s)\*\*")
+TEX_SPAN_RE = re.compile(r"\$\$(.+?)\$\$|\$(?!\s)([^$]*?[^\s$\\])\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+# "A and B", "A \quad \text{and} \quad B", "A, and B": the parts of one answer.
+AND_RE = re.compile(r"\s*(?:\\quad|\\qquad|\\;|\\,)*\s*(?:,?\s*\\text\{\s*,?\s*and\s*\}|,?\s+and\s+|\\quad|\\qquad)\s*(?:\\quad|\\qquad)*\s*")
+# A number right after one of these words is a condition of the question, not its answer.
+CONDITION_WORDS = r"(?:in|for|after|per|on|at|within|over|from|every|each|than)"
+UNITS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+}
+TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9, "trillion": 10**12}
+FRACTIONS = {"half": Fraction(1, 2), "quarter": Fraction(1, 4), "third": Fraction(1, 3)}
+
+
+def bold_answer(paragraph: str) -> str | None:
+    """The last bold span of a paragraph that states a value ("**21**"), not a label ("**Answer:**")."""
+    spans = [m.group(1).strip() for m in BOLD_RE.finditer(paragraph)]
+    values = [s for s in spans if not s.endswith(":") and re.search(r"[\d\\]", s) and len(s.split()) <= 8]
+    return values[-1].strip("$ ").rstrip(".") if values else None
+
+
+def unwrap_tex(text: str) -> str:
+    """"are \\(x = 5\\) and \\(x = -2\\)" -> "are x = 5 and x = -2"."""
+    return TEX_SPAN_RE.sub(lambda m: next(g for g in m.groups() if g is not None).strip(), text)
+
+
+def joined_parts(answer: str) -> str | None:
+    """Several answers joined by "and" (or \\quad) as one comma list, or None if there is one part."""
+    parts = [unwrap_tex(p).strip().strip("$").strip() for p in AND_RE.split(unwrap_tex(answer))]
+    parts = [p for p in parts if p]
+    return ", ".join(parts) if len(parts) > 1 else None
+
+
+def sentence_number(sentence: str) -> tuple[str, Num] | None:
+    """The one number a sentence states as its answer, or None when it states none or several.
+
+    "=": the value after the last "="; otherwise numbers right after a condition word ("in 3
+    days") are skipped, and exactly one candidate must remain.
+    """
+    if "=" in sentence:
+        after = number_tokens(sentence.rsplit("=", 1)[1])
+        return (after[0][1], after[0][2]) if after else None
+    candidates = []
+    for position, written, num in number_tokens(sentence):
+        before = sentence[:position].rstrip()
+        if re.search(rf"\b{CONDITION_WORDS}$", before) or re.search(r"[A-Za-z_^]$", before):
+            continue
+        candidates.append((written, num))
+    values = {num.value for _, num in candidates}
+    return candidates[0] if len(values) == 1 else None
+
+
+def words_number(text: str) -> Num | None:
+    """"twelve", "one hundred and five", "2 and a half", "1 million", "zero" as a number."""
+    words = re.sub(r"[-,]", " ", text.lower()).replace(" and ", " ").split()
+    if not words:
+        return None
+    total, current, seen = Fraction(0), Fraction(0), False
+    for i, word in enumerate(words):
+        if re.fullmatch(r"\d+(?:\.\d+)?", word):
+            current += Fraction(word)
+        elif word in UNITS:
+            current += UNITS[word]
+        elif word in TENS:
+            current += TENS[word]
+        elif word == "hundred":
+            current = (current or 1) * 100
+        elif word in SCALES:
+            total, current = total + (current or 1) * SCALES[word], Fraction(0)
+        elif word in FRACTIONS and i > 0 and words[i - 1] in ("a", "one"):
+            current += FRACTIONS[word] - (1 if words[i - 1] == "one" else 0)
+        elif word in ("a", "an"):
+            continue
+        else:
+            return None
+        seen = True
+    return Num(total + current) if seen else None
