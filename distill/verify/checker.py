@@ -21,7 +21,7 @@ from distill.verify.extract import Extraction, after_copula, fallback_answer, fi
 from distill.verify.guard import TimeLimit, time_limit
 from distill.verify.mathexpr import Scalar, Seq, Value, as_expr, numbers_equal, parse_value, values_equal
 from distill.verify.numbers import Num, number_tokens, parse_number
-from distill.verify.sentence import joined_parts, sentence_number, unwrap_tex
+from distill.verify.sentence import TEX_SPAN_RE, copula_clause, joined_parts, sentence_number, unwrap_tex
 from distill.verify.verdict import Verdict
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,10 @@ def gold_math(gold: str) -> Value | None:
 
 
 def is_text(value: Value | None) -> bool:
-    return value is None or (isinstance(value, Scalar) and bool(value.text))
+    """Prose rather than a value ("Therefore, Lara read 128 pages" parses as a list of two texts)."""
+    if isinstance(value, Seq):
+        return any(is_text(item) for item in value.items)
+    return value is None or bool(value.text)
 
 
 def is_multi(value: Value | None) -> bool:
@@ -148,28 +151,31 @@ def math_answer(answer: str, gold_value: Value, is_marked: bool) -> tuple[str | 
     ``is_marked``: the answer was boxed or under "# Answer", so it is not searched for in prose.
     Returns (None, None) for a hedge ("72 or 76" where one value is asked for).
     """
+    if not is_marked and has_prose(answer):  # "The values of $x$ are $x = 5$ and $x = -2$"
+        answer = copula_clause(answer)
     alternatives = split_alternatives(answer)
     if len(alternatives) > 1:
         if not is_multi(gold_value):
             return None, None
         answer = ", ".join(alternatives)
-    answer = joined_parts(answer) or answer  # "2 \\text{ and } -6" is the list "2, -6"
+    answer = joined_parts(answer) or unwrap_tex(answer)  # "2 \\text{ and } -6" is the list "2, -6"
     pred = stated_value(parse_value(answer), gold_value)
     if not is_text(pred) or is_text(gold_value):
         return answer, pred
     trimmed = re.sub(r"(?:\s+[A-Za-z][a-z]+\.?)+$", "", answer)  # "5 apples" -> "5"
     if trimmed != answer and re.search(r"[\d\\]", trimmed) and not is_text(parse_value(trimmed)):
         return trimmed, parse_value(trimmed)
-    if is_marked:
-        return answer, pred
-    clause = after_copula(unwrap_tex(answer))  # "The values are \\(x = 5\\) and \\(x = -2\\)."
-    clause = joined_parts(clause) or clause
-    pred = stated_value(parse_value(clause), gold_value)
-    if is_text(pred) and isinstance(gold_value, Scalar) and gold_value.num is not None:
-        stated = sentence_number(unwrap_tex(answer))  # "Lara read 128 pages on the first day."
+    if not is_marked and isinstance(gold_value, Scalar) and gold_value.num is not None:
+        stated = sentence_number(answer)  # "Lara read 128 pages on the first day."
         if stated:
             return stated[0], Scalar(num=stated[1])
-    return clause, pred
+    return answer, pred
+
+
+def has_prose(answer: str) -> bool:
+    """Words outside TeX: "The value of $k$ is $-2$" (prose) vs "-2" or "\\frac{1}{2}" (a value)."""
+    bare = re.sub(r"\\[a-zA-Z]+(?:\{[^{}]*\})?", " ", TEX_SPAN_RE.sub(" ", answer))
+    return bool(re.search(r"[A-Za-z]{3,}", bare))
 
 
 def stated_value(pred: Value | None, gold_value: Value) -> Value | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from distill.verify.sentence import bold_answer
+from distill.verify.sentence import bold_answer, copula_clause
 
 BOX_RE = re.compile(r"\\(?:boxed|fbox|framebox)\s*(?=[{ ])")
 # "the final answer is X", "Answer: X", "**Answer**: X"; group "body" runs to the end of the line.
@@ -103,7 +103,16 @@ def trim_anchor_body(body: str) -> str:
     body = body.strip().strip("*").strip()
     span = TEX_SPAN_RE.search(body)
     if span and span.start() <= 3:
-        return next(g for g in span.groups() if g is not None).strip()
+        end = span.end()
+        while True:  # "$x = -1$, $x = 2$, and $x = -2$": a list of spans is one answer
+            more = re.match(r"\s*,?\s*(?:and\s+)?", body[end:])
+            following = TEX_SPAN_RE.match(body, end + more.end())
+            if not more.group(0) or not following:
+                break
+            end = following.end()
+        if end == span.end():
+            return next(g for g in span.groups() if g is not None).strip()
+        return body[span.start() : end]
     cut = re.search(r"\.(?:\s|$)(?!\d)|;|\s[-\u2013\u2014]\s|\s\(|,\s+(?:which|because|since|as|so)\b", body)
     if cut:
         body = body[: cut.start()]
@@ -145,6 +154,9 @@ def final_answer(text: str | None) -> Extraction:
     if sections:  # what follows the last "# Answer" heading is the answer; text after it is not
         body = re.split(r"\n\s*\n", text[sections[-1].end():].strip(), maxsplit=1)[0].strip()
         if body:
+            bold = bold_answer(body)
+            if bold:  # "### Final Answer\nThe product ... is **6**."
+                return Extraction(bold, "ok", "section")
             inner = last_answer(body)
             if inner.status != "no_answer":
                 return inner
@@ -220,8 +232,8 @@ def fallback_answer(text: str) -> Extraction:
     lines = [line for line in paragraphs[-1].splitlines() if line.strip()]
     sentences = [s for s in SENTENCE_END_RE.split(lines[-1].strip()) if re.search(r"[\d\\]", s)]
     sentence = sentences[-1] if sentences else lines[-1]
-    if after_copula(sentence) != sentence.strip():
-        return Extraction(trim_anchor_body(after_copula(sentence)), "ok", "fallback")  # "The value of $k$ is -2."
+    if copula_clause(sentence) != sentence.strip().strip("*").rstrip(".").strip():
+        return Extraction(trim_anchor_body(copula_clause(sentence)), "ok", "fallback")  # "The value of $k$ is -2."
     answer = last_tex_or_line(text)
     if not answer:
         return Extraction(None, "no_answer")

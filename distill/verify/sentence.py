@@ -47,6 +47,20 @@ def unwrap_tex(text: str) -> str:
     return TEX_SPAN_RE.sub(lambda m: next(g for g in m.groups() if g is not None).strip(), text)
 
 
+def copula_clause(sentence: str) -> str:
+    """What a sentence says its subject is: after its last "is"/"are"/":" outside TeX (kept whole)."""
+    spans: list[str] = []
+
+    def hide(match: re.Match) -> str:
+        spans.append(match.group(0))
+        return f"\x00{len(spans) - 1}\x00"
+
+    hidden = TEX_SPAN_RE.sub(hide, sentence.strip())
+    parts = re.split(r"\s(?:is|are|was|were|equals|gives|becomes|totals)\s|:\s|\s=\s", hidden)
+    clause = parts[-1].strip().strip("*").rstrip(".").strip()
+    return re.sub("\x00(\\d+)\x00", lambda m: spans[int(m.group(1))], clause)
+
+
 def joined_parts(answer: str) -> str | None:
     """Several answers joined by "and" (or \\quad) as one comma list, or None if there is one part."""
     parts = [unwrap_tex(p).strip().strip("$").strip() for p in AND_RE.split(unwrap_tex(answer))]
@@ -65,8 +79,8 @@ def sentence_number(sentence: str) -> tuple[str, Num] | None:
         return (after[0][1], after[0][2]) if after else None
     candidates = []
     for position, written, num in number_tokens(sentence):
-        before = sentence[:position].rstrip()
-        if re.search(rf"\b{CONDITION_WORDS}$", before) or re.search(r"[A-Za-z_^]$", before):
+        before = sentence[:position]
+        if re.search(rf"\b{CONDITION_WORDS}\s*$", before) or re.search(r"[_^]\s*\{?$", before):
             continue
         candidates.append((written, num))
     values = {num.value for _, num in candidates}
