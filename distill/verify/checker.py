@@ -17,11 +17,11 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from distill.verify.extract import Extraction, after_copula, fallback_answer, final_answer, split_alternatives
+from distill.verify.extract import HEDGE_RE, SENTENCE_END_RE, Extraction, after_copula, fallback_answer, final_answer, split_alternatives
 from distill.verify.guard import TimeLimit, time_limit
 from distill.verify.mathexpr import Scalar, Seq, Value, as_expr, numbers_equal, parse_value, values_equal
 from distill.verify.numbers import Num, number_tokens, parse_number
-from distill.verify.sentence import TEX_SPAN_RE, copula_clause, joined_parts, sentence_number, unwrap_tex
+from distill.verify.sentence import NUMBER_WORD_RE, TEX_SPAN_RE, copula_clause, joined_parts, sentence_number, spelled_number, unwrap_tex, words_number
 from distill.verify.verdict import Verdict
 
 log = logging.getLogger(__name__)
@@ -220,6 +220,10 @@ def answer_number(answer: str) -> tuple[Num | None, str]:
             return None, "hedged"
     if "=" in answer:  # "5 + 3 = 8": the result is after the last equals sign
         answer = answer.rsplit("=", 1)[1]
+    if NUMBER_WORD_RE.search(answer):  # "twelve", "1 million", "2 and a half"
+        spelled = words_number(answer.strip().lstrip("$")) or words_number(copula_clause(answer).lstrip("$"))
+        if spelled is not None:
+            return spelled, "ok"
     tokens = number_tokens(answer)
     if not tokens:
         return None, "no_answer"
@@ -249,10 +253,20 @@ def last_number_verdict(response: str, gold_num: Num) -> Verdict:
     """No anchor and no box: GSM8K's convention, the last number of the response."""
     tokens = number_tokens(response)
     if not tokens:
+        clause = copula_clause(response.strip().splitlines()[-1]) if response.strip() else ""
+        spelled = spelled_number(clause)
+        if spelled is not None:  # "So she has twelve."
+            return number_verdict(gold_num, spelled, clause)
         return Verdict(None, None, "no_answer")
     last_paragraph = response.strip().rsplit("\n", 1)[-1]
     if re.search(r"\d\s+or\s+\$?\d", last_paragraph):
         return Verdict(False, last_paragraph.strip(), "hedged")
+    sentences = [s for s in SENTENCE_END_RE.split(last_paragraph.strip()) if re.search(r"\d", s)]
+    if sentences and sentences[-1].strip() and HEDGE_RE.search(sentences[-1]):
+        return Verdict(False, sentences[-1].strip(), "hedged")
+    stated = sentence_number(sentences[-1]) if sentences else None
+    if stated:  # "So Maria reads 45 pages in 3 days.": 45, not the last number
+        return number_verdict(gold_num, stated[1], stated[0])
     _, written, num = tokens[-1]
     return number_verdict(gold_num, num, written)
 

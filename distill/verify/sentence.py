@@ -33,6 +33,7 @@ UNITS = {
 TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
 SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 FRACTIONS = {"half": Fraction(1, 2), "quarter": Fraction(1, 4), "third": Fraction(1, 3)}
+NUMBER_WORD_RE = re.compile(r"\b(?:" + "|".join([*UNITS, *TENS, *SCALES, "half"]) + r")\b", re.IGNORECASE)
 
 
 def bold_answer(paragraph: str) -> str | None:
@@ -79,6 +80,9 @@ def sentence_number(sentence: str) -> tuple[str, Num] | None:
         return (after[0][1], after[0][2]) if after else None
     candidates = []
     for position, written, num in number_tokens(sentence):
+        scale = re.match(r"\s*(million|billion|trillion|thousand)\b", sentence[position + len(written) :], re.IGNORECASE)
+        if scale and not num.is_percent:  # "1.5 million"
+            written, num = written + scale.group(0), Num(num.value * SCALES[scale.group(1).lower()])
         before = sentence[:position]
         if re.search(rf"\b{CONDITION_WORDS}\s*$", before) or re.search(r"[_^]\s*\{?$", before):
             continue
@@ -88,27 +92,51 @@ def sentence_number(sentence: str) -> tuple[str, Num] | None:
 
 
 def words_number(text: str) -> Num | None:
-    """"twelve", "one hundred and five", "2 and a half", "1 million", "zero" as a number."""
-    words = re.sub(r"[-,]", " ", text.lower()).replace(" and ", " ").split()
-    if not words:
-        return None
-    total, current, seen = Fraction(0), Fraction(0), False
+    """"twelve", "one hundred and five", "2 and a half", "1 million", "zero" as a number.
+
+    Reads the leading number words and stops at the first other word ("twelve apples" is 12);
+    None if the text does not start with one, or if two numbers follow each other ("2 and 3").
+    """
+    words = re.sub(r"[-,]", " ", text.lower()).split()
+    total, current, last = Fraction(0), Fraction(0), ""
     for i, word in enumerate(words):
-        if re.fullmatch(r"\d+(?:\.\d+)?", word):
-            current += Fraction(word)
-        elif word in UNITS:
-            current += UNITS[word]
-        elif word in TENS:
-            current += TENS[word]
-        elif word == "hundred":
-            current = (current or 1) * 100
-        elif word in SCALES:
-            total, current = total + (current or 1) * SCALES[word], Fraction(0)
-        elif word in FRACTIONS and i > 0 and words[i - 1] in ("a", "one"):
-            current += FRACTIONS[word] - (1 if words[i - 1] == "one" else 0)
-        elif word in ("a", "an"):
+        word = word.rstrip(".")
+        if word == "and" and last:
             continue
+        if re.fullmatch(r"\d+(?:\.\d+)?", word) or word in UNITS:
+            if last in ("unit", "fraction") or (last == "tens" and not word in UNITS):
+                return None  # "2 and 3" is two numbers, not 5
+            current += Fraction(word) if word[0].isdigit() else UNITS[word]
+            last = "unit"
+        elif word in TENS:
+            if last in ("unit", "tens", "fraction"):
+                return None
+            current, last = current + TENS[word], "tens"
+        elif word == "hundred" and last:
+            current, last = current * 100, "scale"
+        elif word in SCALES and last:
+            total, current, last = total + current * SCALES[word], Fraction(0), "scale"
+        elif word in ("a", "one") and i + 1 < len(words) and words[i + 1].rstrip(".") in FRACTIONS and last:
+            continue
+        elif word in FRACTIONS and last and i > 0 and words[i - 1] in ("a", "one"):
+            current, last = current + FRACTIONS[word], "fraction"
         else:
+            break
+    return Num(total + current) if last else None
+
+
+def spelled_number(sentence: str) -> Num | None:
+    """The one number a sentence spells out ("He has zero apples left."), None if none or several."""
+    values, run_end = set(), -1
+    for match in NUMBER_WORD_RE.finditer(sentence):
+        if run_end >= 0 and re.fullmatch(r"[\s-]*(?:and\s+)?(?:a\s+)?", sentence[run_end : match.start()]):
+            run_end = match.end()  # "one hundred and five" is one number
+            continue
+        start = match.start()
+        digits = re.search(r"\d[\d.]*\s+$", sentence[:start])  # "1 million": the digits belong to it
+        num = words_number(sentence[digits.start() if digits else start :])
+        if num is None:
             return None
-        seen = True
-    return Num(total + current) if seen else None
+        values.add(num.value)
+        run_end = match.end()
+    return Num(values.pop()) if len(values) == 1 else None
