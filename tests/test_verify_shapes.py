@@ -100,6 +100,14 @@ CASES = [
     ("hedged", "# Answer\n\nmaybe 17", "17", "math", False),
     ("retracted", r"So \boxed{5}. Wait, that's wrong.", "5", "math", False),
     ("truncated", r"So the answer is \boxed{\frac{5", r"\frac{5}{2}", "math", False),
+    # Probes written while attacking the new shapes: none of these may pass.
+    ("probe", "We need 3 more steps to find x.", "3", "math", False),  # not a conclusion
+    ("probe", "**Step 2**", "2", "math", False),  # a bold heading is not an answer
+    ("probe", r"\boxed{\text{red and blue}}", r"\text{red and blue}", "math", True),  # "and" inside \text
+    ("probe", r"\boxed{\text{red and green}}", r"\text{red and blue}", "math", False),
+    ("probe", "## Final Answer\n\nAfter all steps:\n\n\\boxed{5}", "5", "math", True),
+    ("probe", "## Final Answer\n\nAfter all steps:\n\n\\boxed{6}", "5", "math", False),
+    ("probe", r"So $a = \boxed{3}$, and then $b = \boxed{4}$.", "3,4", "math", False),  # not one answer
     # A set must match the whole set; order matters for ordered tuples.
     ("set", r"\boxed{\{1, 2, 3\}}", "3, 2, 1", "math", True),
     ("set", r"\boxed{\{1, 2\}}", "1, 2, 3", "math", False),

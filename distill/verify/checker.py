@@ -21,7 +21,7 @@ from distill.verify.extract import HEDGE_RE, SENTENCE_END_RE, Extraction, after_
 from distill.verify.guard import TimeLimit, time_limit
 from distill.verify.mathexpr import Scalar, Seq, Value, as_expr, numbers_equal, parse_value, values_equal
 from distill.verify.numbers import Num, number_tokens, parse_number
-from distill.verify.sentence import NUMBER_WORD_RE, TEX_SPAN_RE, copula_clause, joined_parts, sentence_number, spelled_number, unwrap_tex, words_number
+from distill.verify.sentence import CONCLUSION_RE, NUMBER_WORD_RE, TEX_SPAN_RE, copula_clause, joined_parts, sentence_number, spelled_number, unwrap_tex, words_number
 from distill.verify.verdict import Verdict
 
 log = logging.getLogger(__name__)
@@ -165,8 +165,8 @@ def math_answer(answer: str, gold_value: Value, is_marked: bool) -> tuple[str | 
     trimmed = re.sub(r"(?:\s+[A-Za-z][a-z]+\.?)+$", "", answer)  # "5 apples" -> "5"
     if trimmed != answer and re.search(r"[\d\\]", trimmed) and not is_text(parse_value(trimmed)):
         return trimmed, parse_value(trimmed)
-    if not is_marked and isinstance(gold_value, Scalar) and gold_value.num is not None:
-        stated = sentence_number(answer)  # "Lara read 128 pages on the first day."
+    if not is_marked and isinstance(gold_value, Scalar) and gold_value.num is not None and CONCLUSION_RE.match(answer):
+        stated = sentence_number(answer)  # "Therefore, Lara read 128 pages on the first day."
         if stated:
             return stated[0], Scalar(num=stated[1])
     return answer, pred

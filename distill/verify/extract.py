@@ -152,18 +152,23 @@ def final_answer(text: str | None) -> Extraction:
         return Extraction(None, "empty")
     sections = list(SECTION_RE.finditer(text))
     if sections:  # what follows the last "# Answer" heading is the answer; text after it is not
-        body = re.split(r"\n\s*\n", text[sections[-1].end():].strip(), maxsplit=1)[0].strip()
-        if body:
-            bold = bold_answer(body)
-            if bold:  # "### Final Answer\nThe product ... is **6**."
-                return Extraction(bold, "ok", "section")
-            inner = last_answer(body)
-            if inner.status != "no_answer":
-                return inner
-            line = body.splitlines()[0].strip().strip("*").rstrip(".").strip()
+        after = text[sections[-1].end():].strip()
+        body = re.split(r"\n\s*\n", after, maxsplit=1)[0].strip()
+        bold = bold_answer(body)
+        if bold:  # "### Final Answer\nThe product ... is **6**."
+            return Extraction(bold, "ok", "section")
+        inner = last_answer(body)
+        if inner.status != "no_answer":
+            return inner
+        line = body.splitlines()[0].strip().strip("*").rstrip(".").strip() if body else ""
+        if line and not line.endswith(":") and (len(line.split()) <= 6 or re.search(r"[\d\\$]", line)):
             if NEGATED_RE.match(line):
                 return Extraction(line, "negated", "section")
             return Extraction(line, "hedged" if HEDGE_RE.search(line) else "ok", "section")
+        if after:  # "## Final Answer\n\nAfter all steps:\n\n\\boxed{5}"
+            inner = last_answer(after)
+            if inner.status != "no_answer":
+                return inner
     return last_answer(text)
 
 

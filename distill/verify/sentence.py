@@ -57,16 +57,30 @@ def copula_clause(sentence: str) -> str:
         return f"\x00{len(spans) - 1}\x00"
 
     hidden = TEX_SPAN_RE.sub(hide, sentence.strip())
-    parts = re.split(r"\s(?:is|are|was|were|equals|gives|becomes|totals)\s|:\s|\s=\s", hidden)
+    parts = re.split(r"\s(?:is|are|was|were|equals|gives|measures|becomes|totals)\s|:\s|\s=\s", hidden)
     clause = parts[-1].strip().strip("*").rstrip(".").strip()
     return re.sub("\x00(\\d+)\x00", lambda m: spans[int(m.group(1))], clause)
 
 
 def joined_parts(answer: str) -> str | None:
-    """Several answers joined by "and" (or \\quad) as one comma list, or None if there is one part."""
-    parts = [unwrap_tex(p).strip().strip("$").strip() for p in AND_RE.split(unwrap_tex(answer))]
+    """Several answers joined by "and" (or \\quad) as one comma list, or None if there is one part.
+
+    Only at brace depth 0: "\\text{red and blue}" is one answer.
+    """
+    text, parts, start = unwrap_tex(answer), [], 0
+    for match in AND_RE.finditer(text):
+        before = text[: match.start()].replace("\\{", "").replace("\\}", "")
+        if before.count("{") == before.count("}"):
+            parts.append(text[start : match.start()])
+            start = match.end()
+    parts = [p.strip().strip("$").strip() for p in [*parts, text[start:]]]
     parts = [p for p in parts if p]
     return ", ".join(parts) if len(parts) > 1 else None
+
+
+CONCLUSION_RE = re.compile(
+    r"^\W*(?:so|thus|therefore|hence|finally|in\s+total|altogether|in\s+conclusion|the\s+(?:final\s+)?answer)\b", re.IGNORECASE
+)
 
 
 def sentence_number(sentence: str) -> tuple[str, Num] | None:
