@@ -61,6 +61,9 @@ CASES = [
     ("equation", r"\boxed{\sin \theta = \frac{-1 + \sqrt{5}}{2}}", r"\frac{-1+\sqrt{5}}{2}", "math", True),
     ("equation", r"\boxed{x^2 - 4 = 0}", "0", "math", False),  # an equation to solve, not a value
     ("equation", r"**Final Answer:** \(x + y = 4027\).", "4027", "math", True),
+    ("equation", r"Hence the only solution is \(\boxed{f(n) = n}\).", "f(z)=z", "math", True),  # argument renamed
+    ("equation", r"Hence the only solution is \(\boxed{f(n) = 2n}\).", "f(z)=z", "math", False),
+    ("equation", r"\boxed{f(x) = x^2 + 1}", "f(t)=x^2+1", "math", False),
     # ± lists and equivalent forms.
     ("pm", r"Thus the possible values for \(m\) are \(\boxed{±1, ±7}\).", "1,-1,7,-7", "math", True),
     ("pm", r"\boxed{\pm 2, \pm 5}", "2,-2,5,-5", "math", True),

@@ -206,7 +206,7 @@ def values_equal(gold: Value, pred: Value) -> bool:
 
 def _equal(gold: Value, pred: Value) -> bool:
     if is_assign(gold) and is_assign(pred):
-        gold, pred = gold.items[1], pred.items[1]
+        gold, pred = gold.items[1], renamed_argument(gold.items[0], pred.items[0], pred.items[1])
     elif is_assign(gold) or is_assign(pred):
         other = pred if is_assign(gold) else gold
         if isinstance(other, Seq) and other.kind == "equation":
@@ -223,6 +223,21 @@ def _equal(gold: Value, pred: Value) -> bool:
     if not (isinstance(gold, Seq) and isinstance(pred, Seq)):
         return False
     return seqs_equal(gold, pred)
+
+
+def renamed_argument(gold_name: Value, pred_name: Value, pred_value: Value) -> Value:
+    """"f(n) = n" answers "f(z) = z": rename the one argument that differs between f(z) and f(n)."""
+    g = gold_name.expr if isinstance(gold_name, Scalar) else None
+    p = pred_name.expr if isinstance(pred_name, Scalar) else None
+    if g is None or p is None or not isinstance(pred_value, Scalar) or pred_value.expr is None:
+        return pred_value
+    extra_gold, extra_pred = g.free_symbols - p.free_symbols, p.free_symbols - g.free_symbols
+    if len(g.free_symbols) < 2 or len(extra_gold) != 1 or len(extra_pred) != 1:
+        return pred_value
+    old, new = extra_pred.pop(), extra_gold.pop()
+    if p.subs(old, new) != g:
+        return pred_value
+    return Scalar(expr=pred_value.expr.subs(old, new))
 
 
 def is_assign(value: Value) -> bool:
