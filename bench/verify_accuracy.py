@@ -56,7 +56,11 @@ def load_real(split: str, reviewed: bool) -> list[dict]:
         cases = [json.loads(line) for line in f if line.strip()]
     if reviewed:
         fixes = {fix["id"]: fix for fix in json.loads((REAL_DIR / "relabels.json").read_text())["cases"]}
-        cases = [{**c, **{k: v for k, v in fixes.get(c["id"], {}).items() if k in ("expected", "gold")}} for c in cases]
+        cases = [
+            {**c, **{k: v for k, v in fixes.get(c["id"], {}).items() if k in ("expected", "gold")}}
+            for c in cases
+            if not fixes.get(c["id"], {}).get("exclude")
+        ]
     return cases
 
 
