@@ -111,6 +111,15 @@ CASES = [
     ("probe", "## Final Answer\n\nAfter all steps:\n\n\\boxed{5}", "5", "math", True),
     ("probe", "## Final Answer\n\nAfter all steps:\n\n\\boxed{6}", "5", "math", False),
     ("probe", r"So $a = \boxed{3}$, and then $b = \boxed{4}$.", "3,4", "math", False),  # not one answer
+    # Bugs found on the holdout split after its frozen scoring (fixed afterwards, see the README).
+    ("holdout_bug", r"Thus, \(\boxed{E(2020, 1993) = 76}\).", "76", "math", True),
+    ("holdout_bug", r"Thus, \(\boxed{E(2020, 1993) = 75}\).", "76", "math", False),
+    ("holdout_bug", r"The solution to the system is \((x, y) = (1000, 10)\).", "10^{3},10", "math", True),
+    ("holdout_bug", r"The solution to the system is \((x, y) = (10, 1000)\).", "10^{3},10", "math", False),
+    ("holdout_bug", "The final answer is\n\\[\n\\begin{pmatrix}0&1\\\\1&0\\end{pmatrix}.\n\\]", r"\begin{pmatrix} 0 & 1 \\ 1 & 0 \end{pmatrix}", "math", True),
+    ("holdout_bug", "The final answer is\n\\[\n\\begin{pmatrix}1&0\\\\0&1\\end{pmatrix}.\n\\]", r"\begin{pmatrix} 0 & 1 \\ 1 & 0 \end{pmatrix}", "math", False),
+    ("holdout_bug", r"Therefore, 20 workers are needed to produce \(\frac{720}{K}\) widgets in 4 hours.", "20", "math", True),
+    ("holdout_bug", r"Therefore, 20 workers are needed to produce \(\frac{720}{K}\) widgets in 4 hours.", "720", "math", False),
     # A set must match the whole set; order matters for ordered tuples.
     ("set", r"\boxed{\{1, 2, 3\}}", "3, 2, 1", "math", True),
     ("set", r"\boxed{\{1, 2\}}", "1, 2, 3", "math", False),

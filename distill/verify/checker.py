@@ -110,6 +110,8 @@ def gold_math(gold: str) -> Value | None:
 
 def is_text(value: Value | None) -> bool:
     """Prose rather than a value ("Therefore, Lara read 128 pages" parses as a list of two texts)."""
+    if isinstance(value, Seq) and value.kind == "assign":  # "E(2020, 1993) = 76": the name may be any text
+        return is_text(value.items[1])
     if isinstance(value, Seq):
         return any(is_text(item) for item in value.items)
     return value is None or bool(value.text)
@@ -151,6 +153,7 @@ def math_answer(answer: str, gold_value: Value, is_marked: bool) -> tuple[str | 
     ``is_marked``: the answer was boxed or under "# Answer", so it is not searched for in prose.
     Returns (None, None) for a hedge ("72 or 76" where one value is asked for).
     """
+    sentence = answer
     if not is_marked and has_prose(answer):  # "The values of $x$ are $x = 5$ and $x = -2$"
         answer = copula_clause(answer)
     alternatives = split_alternatives(answer)
@@ -165,8 +168,8 @@ def math_answer(answer: str, gold_value: Value, is_marked: bool) -> tuple[str | 
     trimmed = re.sub(r"(?:\s+[A-Za-z][a-z]+\.?)+$", "", answer)  # "5 apples" -> "5"
     if trimmed != answer and re.search(r"[\d\\]", trimmed) and not is_text(parse_value(trimmed)):
         return trimmed, parse_value(trimmed)
-    if not is_marked and isinstance(gold_value, Scalar) and gold_value.num is not None and CONCLUSION_RE.match(answer):
-        stated = sentence_number(answer)  # "Therefore, Lara read 128 pages on the first day."
+    if not is_marked and isinstance(gold_value, Scalar) and gold_value.num is not None and CONCLUSION_RE.match(sentence):
+        stated = sentence_number(unwrap_tex(sentence))  # "Therefore, Lara read 128 pages on the first day."
         if stated:
             return stated[0], Scalar(num=stated[1])
     return answer, pred

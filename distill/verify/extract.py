@@ -21,7 +21,7 @@ BOX_RE = re.compile(r"\\(?:boxed|fbox|framebox)\s*(?=[{ ])")
 ANCHOR_RE = re.compile(
     r"(?:\b(?:final\s+answer|the\s+answer|my\s+answer|answer|result|solution)\b"
     r"(?:\s+(?:to\s+(?:the|this)\s+(?:question|problem)|for\s+(?:the|this)\s+\w+))?"
-    r"\s*(?:\*\*)?\s*(?:is|would\s+be|will\s+be|should\s+be|equals|[:=])\s*(?:\*\*)?:?"
+    r"\s*(?:\*\*)?\s*(?:is|would\s+be|will\s+be|should\s+be|equals|[:=])[ \t]*(?:\*\*)?:?"
     r"|^\s*#{4}(?!#))[ \t]*(?=(?P<body>[^\n]*))",  # a lookahead: "not 15; the answer is 16" has two
     re.IGNORECASE | re.MULTILINE,
 )
@@ -123,7 +123,11 @@ def anchors(text: str) -> list[tuple[int, int, str]]:
     """All anchored answers as (start, end, trimmed body), in order."""
     found = []
     for match in ANCHOR_RE.finditer(text):
-        body = trim_anchor_body(match.group("body"))
+        body = match.group("body")
+        if not body.strip():  # "The final answer is\n\\[ ... \\]": the display on the next line
+            display = re.match(r"\s*(\\\[.*?\\\]|\$\$.*?\$\$)", text[match.end():], re.DOTALL)
+            body = display.group(1) if display else ""
+        body = trim_anchor_body(body)
         if body:
             found.append((match.start(), match.end(), body))
     return found
@@ -237,8 +241,8 @@ def fallback_answer(text: str) -> Extraction:
     lines = [line for line in paragraphs[-1].splitlines() if line.strip()]
     sentences = [s for s in SENTENCE_END_RE.split(lines[-1].strip()) if re.search(r"[\d\\]", s)]
     sentence = sentences[-1] if sentences else lines[-1]
-    if copula_clause(sentence) != sentence.strip().strip("*").rstrip(".").strip():
-        return Extraction(trim_anchor_body(copula_clause(sentence)), "ok", "fallback")  # "The value of $k$ is -2."
+    if copula_clause(sentence) != sentence.strip().strip("*").rstrip(".").strip():  # "The value of $k$ is -2."
+        return Extraction(sentence.strip().strip("*").rstrip(".").strip(), "ok", "fallback")  # checkers take the clause
     answer = last_tex_or_line(text)
     if not answer:
         return Extraction(None, "no_answer")

@@ -98,7 +98,7 @@ def sentence_number(sentence: str) -> tuple[str, Num] | None:
         if scale and not num.is_percent:  # "1.5 million"
             written, num = written + scale.group(0), Num(num.value * SCALES[scale.group(1).lower()])
         before = sentence[:position]
-        if re.search(rf"\b{CONDITION_WORDS}\s*$", before) or re.search(r"[_^]\s*\{?$", before):
+        if re.search(rf"\b{CONDITION_WORDS}\s*$", before) or re.search(r"[_^{]\s*$", before):  # "\\frac{720}{K}"
             continue
         candidates.append((written, num))
     values = {num.value for _, num in candidates}
