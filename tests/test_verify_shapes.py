@@ -120,6 +120,9 @@ CASES = [
     ("holdout_bug", "The final answer is\n\\[\n\\begin{pmatrix}1&0\\\\0&1\\end{pmatrix}.\n\\]", r"\begin{pmatrix} 0 & 1 \\ 1 & 0 \end{pmatrix}", "math", False),
     ("holdout_bug", r"Therefore, 20 workers are needed to produce \(\frac{720}{K}\) widgets in 4 hours.", "20", "math", True),
     ("holdout_bug", r"Therefore, 20 workers are needed to produce \(\frac{720}{K}\) widgets in 4 hours.", "720", "math", False),
+    ("holdout_bug", r"So, \( x = 14 \) and \( y = 15 \) is not a solution.", "15", "math", False),
+    ("holdout_bug", "So 15 is not the answer.", "15", "gsm8k", False),
+    ("holdout_bug", "Since he didn't eat any, he has 15 left.", "15", "gsm8k", True),
     # A set must match the whole set; order matters for ordered tuples.
     ("set", r"\boxed{\{1, 2, 3\}}", "3, 2, 1", "math", True),
     ("set", r"\boxed{\{1, 2\}}", "1, 2, 3", "math", False),

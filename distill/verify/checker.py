@@ -265,8 +265,10 @@ def last_number_verdict(response: str, gold_num: Num) -> Verdict:
     if re.search(r"\d\s+or\s+\$?\d", last_paragraph):
         return Verdict(False, last_paragraph.strip(), "hedged")
     sentences = [s for s in SENTENCE_END_RE.split(last_paragraph.strip()) if re.search(r"\d", s)]
-    if sentences and sentences[-1].strip() and HEDGE_RE.search(sentences[-1]):
+    if sentences and HEDGE_RE.search(sentences[-1]):
         return Verdict(False, sentences[-1].strip(), "hedged")
+    if sentences and re.search(r"\b(?:is|are|was)\s+not\b|\b(?:isn't|aren't|wasn't)\b", sentences[-1], re.IGNORECASE):
+        return Verdict(False, sentences[-1].strip(), "negated")  # "So 15 is not the answer."
     stated = sentence_number(sentences[-1]) if sentences else None
     if stated:  # "So Maria reads 45 pages in 3 days.": 45, not the last number
         return number_verdict(gold_num, stated[1], stated[0])

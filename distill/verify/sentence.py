@@ -78,6 +78,7 @@ def joined_parts(answer: str) -> str | None:
     return ", ".join(parts) if len(parts) > 1 else None
 
 
+NEGATION_RE = re.compile(r"\b(?:not|never)\b|n't\b", re.IGNORECASE)
 CONCLUSION_RE = re.compile(
     r"^\W*(?:so|thus|therefore|hence|finally|in\s+total|altogether|in\s+conclusion|the\s+(?:final\s+)?answer)\b", re.IGNORECASE
 )
@@ -89,6 +90,8 @@ def sentence_number(sentence: str) -> tuple[str, Num] | None:
     "=": the value after the last "="; otherwise numbers right after a condition word ("in 3
     days") are skipped, and exactly one candidate must remain.
     """
+    if NEGATION_RE.search(sentence):  # "So x = 14 and y = 15 is not a solution."
+        return None
     if "=" in sentence:
         after = number_tokens(sentence.rsplit("=", 1)[1])
         return (after[0][1], after[0][2]) if after else None
