@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from distill.verify.extract import HEDGE_RE, SENTENCE_END_RE, Extraction, after_copula, fallback_answer, final_answer, split_alternatives
+from distill.verify.extract import HEDGE_RE, SENTENCE_END_RE, Extraction, fallback_answer, final_answer, split_alternatives
 from distill.verify.guard import TimeLimit, time_limit
 from distill.verify.mathexpr import Scalar, Seq, Value, as_expr, numbers_equal, parse_value, values_equal
 from distill.verify.numbers import Num, number_tokens, parse_number
