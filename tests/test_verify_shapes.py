@@ -123,6 +123,11 @@ CASES = [
     ("holdout_bug", r"So, \( x = 14 \) and \( y = 15 \) is not a solution.", "15", "math", False),
     ("holdout_bug", "So 15 is not the answer.", "15", "gsm8k", False),
     ("holdout_bug", "Since he didn't eat any, he has 15 left.", "15", "gsm8k", True),
+    ("probe", "The answer is 5. Or maybe 6.", "5", "gsm8k", False),
+    ("probe", r"\boxed{5} is not the answer.", "5", "math", False),
+    ("probe", "So, 12 apples and 5 oranges.", "5", "gsm8k", False),  # which one? not the last by default
+    ("sentence", "So she has 12 apples and 5 oranges left, 17 fruits in total.", "17", "gsm8k", True),
+    ("sentence", "So she has 12 apples and 5 oranges left, 17 fruits in total.", "5", "gsm8k", False),
     # A set must match the whole set; order matters for ordered tuples.
     ("set", r"\boxed{\{1, 2, 3\}}", "3, 2, 1", "math", True),
     ("set", r"\boxed{\{1, 2\}}", "1, 2, 3", "math", False),

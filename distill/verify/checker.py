@@ -21,7 +21,7 @@ from distill.verify.extract import HEDGE_RE, SENTENCE_END_RE, Extraction, fallba
 from distill.verify.guard import TimeLimit, time_limit
 from distill.verify.mathexpr import Scalar, Seq, Value, as_expr, numbers_equal, parse_value, values_equal
 from distill.verify.numbers import Num, number_tokens, parse_number
-from distill.verify.sentence import CONCLUSION_RE, NUMBER_WORD_RE, TEX_SPAN_RE, copula_clause, joined_parts, sentence_number, spelled_number, unwrap_tex, words_number
+from distill.verify.sentence import CONCLUSION_RE, NEGATION_RE, NUMBER_WORD_RE, TEX_SPAN_RE, copula_clause, joined_parts, sentence_number, spelled_number, unwrap_tex, words_number
 from distill.verify.verdict import Verdict
 
 log = logging.getLogger(__name__)
@@ -272,6 +272,8 @@ def last_number_verdict(response: str, gold_num: Num) -> Verdict:
     stated = sentence_number(sentences[-1]) if sentences else None
     if stated:  # "So Maria reads 45 pages in 3 days.": 45, not the last number
         return number_verdict(gold_num, stated[1], stated[0])
+    if sentences and CONCLUSION_RE.match(sentences[-1]) and not NEGATION_RE.search(sentences[-1]):
+        return Verdict(None, sentences[-1].strip(), "no_answer")  # "So, 12 apples and 5 oranges.": which?
     _, written, num = tokens[-1]
     return number_verdict(gold_num, num, written)
 

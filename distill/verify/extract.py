@@ -38,6 +38,8 @@ HEDGE_RE = re.compile(
     r"\b(?:might|perhaps|maybe|possibly|not\s+(?:sure|certain)|unsure|uncertain|i\s+guess|or\s+so)\b", re.IGNORECASE
 )
 NEGATION_BEFORE_RE = re.compile(r"(?:\bnot|\bnever|n't)\s*(?:\$|\\\(|\\\[)?\s*(?:\*\*)?\s*$", re.IGNORECASE)
+NEGATION_AFTER_RE = re.compile(r"[\s$).*]*(?:(?:is|was)\s+not\b|isn't\b|wasn't\b)", re.IGNORECASE)
+OR_AFTER_RE = re.compile(r"[\s$.,;*]*\(?\s*or\b", re.IGNORECASE)  # "The answer is 5. Or maybe 6."
 # "# Answer" on a line of its own: the step-by-step MATH style; what follows it is the answer.
 SECTION_RE = re.compile(r"^[ \t]*#{1,6}[ \t]*(?:\*\*)?(?:final[ \t]+)?answer(?:\*\*)?[ \t]*:?[ \t]*$", re.IGNORECASE | re.MULTILINE)
 # Between two boxes of one answer: "\boxed{3} and \boxed{4}", "$\boxed{2}$, $\boxed{7}$".
@@ -201,7 +203,9 @@ def last_answer(text: str) -> Extraction:
             group = box_group(text, [item for item in found if item[3] == "box"])
     if NEGATED_RE.match(content) or (source == "box" and NEGATION_BEFORE_RE.search(sentence_before(text, start))):
         return Extraction(content, "negated", source)
-    if HEDGE_RE.search(sentence_around(text, start, end)):
+    if NEGATION_AFTER_RE.match(text, end):  # "\\boxed{5} is not the answer."
+        return Extraction(content, "negated", source)
+    if HEDGE_RE.search(sentence_around(text, start, end)) or OR_AFTER_RE.match(text, end):
         return Extraction(content, "hedged", source)
     if is_retracted(text[end:]):
         return Extraction(content, "retracted", source)

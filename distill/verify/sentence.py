@@ -78,6 +78,7 @@ def joined_parts(answer: str) -> str | None:
     return ", ".join(parts) if len(parts) > 1 else None
 
 
+TOTAL_RE = re.compile(r"(?:\s+[a-z]+)?\s+(?:in\s+total|in\s+all|altogether|total)\b", re.IGNORECASE)
 NEGATION_RE = re.compile(r"\b(?:not|never)\b|n't\b", re.IGNORECASE)
 CONCLUSION_RE = re.compile(
     r"^\W*(?:so|thus|therefore|hence|finally|in\s+total|altogether|in\s+conclusion|the\s+(?:final\s+)?answer)\b", re.IGNORECASE
@@ -105,7 +106,10 @@ def sentence_number(sentence: str) -> tuple[str, Num] | None:
             continue
         candidates.append((written, num))
     values = {num.value for _, num in candidates}
-    return candidates[0] if len(values) == 1 else None
+    if len(values) > 1:  # "12 apples and 5 oranges, 17 fruits in total": the total is the answer
+        totals = [c for c in candidates if TOTAL_RE.match(sentence, sentence.find(c[0]) + len(c[0]))]
+        return totals[0] if len(totals) == 1 else None
+    return candidates[0] if values else None
 
 
 def words_number(text: str) -> Num | None:
