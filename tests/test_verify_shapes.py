@@ -128,6 +128,17 @@ CASES = [
     ("probe", "So, 12 apples and 5 oranges.", "5", "gsm8k", False),  # which one? not the last by default
     ("sentence", "So she has 12 apples and 5 oranges left, 17 fruits in total.", "17", "gsm8k", True),
     ("sentence", "So she has 12 apples and 5 oranges left, 17 fruits in total.", "5", "gsm8k", False),
+    # Fixed after the frozen holdout scoring too: general solutions, qualifiers, rounded golds, late bold.
+    ("family", r"\boxed{\frac{\pi}{6} + k\pi, -\frac{\pi}{6} + k\pi}", r"\frac{1}{6}\pi+\pi k, \frac{5}{6}\pi+\pi k", "math", True),
+    ("family", r"\boxed{\frac{\pi}{6} + k\pi, -\frac{\pi}{4} + k\pi}", r"\frac{1}{6}\pi+\pi k, \frac{5}{6}\pi+\pi k", "math", False),
+    ("family", r"\boxed{\frac{7\pi}{6} + 2k\pi}", r"\frac{\pi}{6} + 2k\pi", "math", False),  # half a period off
+    ("family", r"\boxed{n}", "n+1", "math", False),  # a formula in n is not a family
+    ("family", r"\boxed{\frac{\pi}{6} + k\pi \text{ for } k \in \mathbb{Z}}", r"\frac{\pi}{6}+k\pi", "math", True),
+    ("approx", r"The value of \(x\) is approximately \(18.8^\circ\).", r"18.8^{\circ}", "math", True),
+    ("approx", r"The value of \(x\) is approximately \(18.9^\circ\).", r"18.8^{\circ}", "math", False),
+    ("approx", r"The ratio is approximately \(0.33\).", r"\frac{1}{3}", "math", False),  # an exact gold
+    ("bold", "The result is a repeating decimal 0.3650.\n\nSo the 20th digit is **6**.", "6", "math", True),
+    ("bold", "The result is a repeating decimal 0.3650.\n\nSo the 20th digit is **5**.", "6", "math", False),
     # A set must match the whole set; order matters for ordered tuples.
     ("set", r"\boxed{\{1, 2, 3\}}", "3, 2, 1", "math", True),
     ("set", r"\boxed{\{1, 2\}}", "1, 2, 3", "math", False),

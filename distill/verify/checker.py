@@ -162,6 +162,8 @@ def math_answer(answer: str, gold_value: Value, is_marked: bool) -> tuple[str | 
             return None, None
         answer = ", ".join(alternatives)
     answer = joined_parts(answer) or unwrap_tex(answer)  # "2 \\text{ and } -6" is the list "2, -6"
+    if isinstance(gold_value, Scalar) and gold_value.num is not None and gold_value.num.is_decimal:
+        answer = APPROX_RE.sub("", answer)  # the gold is rounded: "approximately 18.8°" states 18.8
     pred = stated_value(parse_value(answer), gold_value)
     if not is_text(pred) or is_text(gold_value):
         return answer, pred
@@ -173,6 +175,9 @@ def math_answer(answer: str, gold_value: Value, is_marked: bool) -> tuple[str | 
         if stated:
             return stated[0], Scalar(num=stated[1])
     return answer, pred
+
+
+APPROX_RE = re.compile(r"^\s*(?:approximately|about|roughly|around|nearly|\\approx|≈)\s*", re.IGNORECASE)
 
 
 def has_prose(answer: str) -> bool:

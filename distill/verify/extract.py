@@ -175,7 +175,13 @@ def final_answer(text: str | None) -> Extraction:
             inner = last_answer(after)
             if inner.status != "no_answer":
                 return inner
-    return last_answer(text)
+    found = last_answer(text)
+    if found.source == "anchor":  # "The result is ... [more work] ... so the digit is **6**."
+        last = re.split(r"\n\s*\n", text.strip())[-1]
+        bold = bold_answer(last)
+        if bold and last_answer(last).status == "no_answer":
+            return Extraction(bold, "ok", "bold")
+    return found
 
 
 def last_answer(text: str) -> Extraction:

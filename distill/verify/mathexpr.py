@@ -58,6 +58,8 @@ def normalise(text: str) -> str:
     text = re.sub(r"(?<=\S)\s*\\(?:text|mbox|mathrm|textrm)\s*\{\s*[a-zA-Z][a-zA-Z .]*\}\s*(?:\^\s*\{?\d\}?)?$", "", text)
     text = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\s*degrees?$", "", text)
     text = re.sub(r"^[a-zA-Z]\s*\\in\s*", "", text)
+    # "\\frac{\\pi}{6} + k\\pi \\text{ for } k \\in \\mathbb{Z}": the qualifier is not part of the value
+    text = re.sub(r"[\s,]*(?:\\quad\s*)*(?:\\text\{\s*(?:for|where)\s*(?:all|any|some)?\s*\}|\\forall)\s*[a-zA-Z]\s*\\in\s*\\mathbb\{[ZN]\}$", "", text)
     text = re.sub(r"^(\d+)_\{?\(?(\d{1,2})\)?\}?$", r"\1", text)  # "4210_{5}": the digits, in the base asked for
     text = MATRIX_RE.sub(matrix_as_tuple, text)
     text = inequality_as_interval(text)
@@ -306,6 +308,8 @@ def exprs_equal(gold: sympy.Expr, pred: sympy.Expr) -> bool:
     symbols = gold.free_symbols
     if symbols != pred.free_symbols:
         return False
+    if len(symbols) == 1 and next(iter(symbols)).name in ("k", "n", "m") and same_angle_family(gold, pred):
+        return True
     if not symbols:
         return numbers_close(gold, pred, 1e-20)
     agreed = 0
@@ -317,6 +321,23 @@ def exprs_equal(gold: sympy.Expr, pred: sympy.Expr) -> bool:
             return False
         agreed += 1
     return agreed >= 2 or sympy.simplify(gold - pred) == 0
+
+
+def same_angle_family(gold: sympy.Expr, pred: sympy.Expr) -> bool:
+    """"-\\frac{\\pi}{6} + k\\pi" is "\\frac{5\\pi}{6} + k\\pi": one period (a multiple of π) apart.
+
+    Only for an integer parameter (k, n, m) with a period that is a rational multiple of π, so a
+    formula in n ("n + 1" vs "n") is never a family.
+    """
+    k = next(iter(gold.free_symbols))
+    period, other = sympy.diff(gold, k), sympy.diff(pred, k)
+    if period.free_symbols or period != other or period == 0:
+        return False
+    multiple = sympy.nsimplify(period / sympy.pi)
+    if not (multiple.is_Rational and multiple != 0):
+        return False
+    shift = sympy.nsimplify((gold.subs(k, 0) - pred.subs(k, 0)) / period)
+    return bool(shift.is_Integer) and sympy.simplify(gold - pred - shift * period) == 0
 
 
 def _ratio(value: Fraction) -> tuple[int, int]:
