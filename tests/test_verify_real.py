@@ -62,7 +62,7 @@ def test_holdout_split_reviewed_keeps_its_level():
     cases = load_real("holdout", reviewed=True)
     false_positives, false_negatives = errors(cases)
     assert len(false_positives) <= 1, false_positives  # pb-olympiadbench-441: an ordered triple given sorted
-    assert len(false_positives) + len(false_negatives) <= 0.012 * len(cases), false_negatives
+    assert len(false_positives) + len(false_negatives) <= 0.01 * len(cases), false_negatives
 
 
 @pytest.mark.slow
