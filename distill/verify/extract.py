@@ -1,12 +1,13 @@
-"""Find the final answer in a response: last box unless retracted, anchors, hedges, negations, truncation.
+"""Find the final answer in a response: a # Answer section, the last box or anchor, and what surrounds it.
 
 Usage:
     from distill.verify.extract import final_answer
     final_answer("so x = 3 ... \\boxed{\\frac{1}{2}}")   # Extraction("\\frac{1}{2}", "ok", "box")
     final_answer("\\boxed{\\frac{3")                     # Extraction(None, "truncated", "box")
 
-The result's ``status`` is one word: ok | empty | no_answer | truncated | negated | retracted.
-Hedges ("72 or 76") are left to the kind checkers, which know whether the gold itself is a list.
+The result's ``status`` is one word: ok | empty | no_answer | truncated | negated | hedged | retracted
+("It might be \\boxed{5}" is hedged, "The answer is not \\boxed{5}" negated). Alternatives ("72 or
+76") are left to the kind checkers, which know whether the gold itself is a list.
 """
 
 from __future__ import annotations
