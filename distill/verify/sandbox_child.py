@@ -160,8 +160,9 @@ def _answer(line, refs):
     except MemoryError:
         return {"raise": ["MemoryError", ""]}
     except BaseException as exc:
-        text = _describe(exc)
-        return {"raise": [type(exc).__name__, text.split(": ", 1)[1] if ": " in text else ""]}
+        name = type(exc).__name__
+        text = _describe(exc).replace(name + ": ", "", 1)
+        return {"raise": [name, "" if text == name else text]}
 
 
 def _encode_safely(value, refs):
@@ -220,6 +221,9 @@ def _decode(obj, refs):
         return complex(float(v[0]), float(v[1]))
     if tag == "dict":
         return {_decode(k, refs): _decode(x, refs) for k, x in v}
+    if tag == "namedtuple":
+        import collections
+        return collections.namedtuple(v[0], v[1])(*(_decode(x, refs) for x in v[2]))
     items = [_decode(x, refs) for x in v]
     return {"tuple": tuple, "set": set, "frozenset": frozenset}[tag](items)
 

@@ -197,6 +197,8 @@ def _encode(value):
         return [_encode(x) for x in value]
     if kind is _Remote:
         return {"$": "ref", "v": value._ref}
+    if isinstance(value, tuple) and isinstance(getattr(kind, "_fields", None), tuple):
+        return {"$": "namedtuple", "v": [kind.__name__, list(kind._fields), [_encode(x) for x in value]]}
     if isinstance(value, tuple):
         return {"$": "tuple", "v": [_encode(x) for x in value]}
     if kind in (set, frozenset):
