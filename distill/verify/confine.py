@@ -222,10 +222,13 @@ def _preexec(uid: int | None, layers: dict, cpu_s: float, memory_mb: int, work: 
               (resource.RLIMIT_FSIZE, (FILE_LIMIT_MB << 20, FILE_LIMIT_MB << 20)), (resource.RLIMIT_CORE, (0, 0)),
               (resource.RLIMIT_NOFILE, (64, 64)), (resource.RLIMIT_NPROC, (nproc, nproc))]
     plan = _root_plan(work, python) if new_root else None
+    ids = os.getuid(), os.getgid()
 
     def in_child() -> None:  # runs between fork and exec
         if flags:
             _check(libc.unshare(flags), "unshare")
+        if flags & CLONE_NEWUSER:
+            _map_self(*ids)
         if plan is not None:
             _enter_root(libc, str(new_root), plan, work)
         for which, value in limits:
@@ -236,6 +239,13 @@ def _preexec(uid: int | None, layers: dict, cpu_s: float, memory_mb: int, work: 
             os.setuid(uid)
 
     return in_child
+
+
+def _map_self(uid: int, gid: int) -> None:
+    """Keep our own ids inside a new user namespace (unmapped ids cannot create files in the new root)."""
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as fh:
+            fh.write(text)
 
 
 def _root_plan(work: str, python: str) -> dict:
