@@ -221,6 +221,8 @@ def _preexec(uid: int | None, layers: dict, cpu_s: float, memory_mb: int, work: 
     limits = [(resource.RLIMIT_CPU, (cpu, cpu + 1)), (resource.RLIMIT_AS, (memory, memory)),
               (resource.RLIMIT_FSIZE, (FILE_LIMIT_MB << 20, FILE_LIMIT_MB << 20)), (resource.RLIMIT_CORE, (0, 0)),
               (resource.RLIMIT_NOFILE, (64, 64)), (resource.RLIMIT_NPROC, (nproc, nproc))]
+    if new_root and SYS_PIVOT_ROOT is None:  # the probe then measures the root as unavailable
+        raise OSError("sandbox: no pivot_root/mount_setattr syscall numbers for " + os.uname().machine)
     plan = _root_plan(work, python) if new_root else None
     ids = os.getuid(), os.getgid()
 
@@ -295,10 +297,7 @@ def _check(rc: int, what: str) -> None:
 
 @lru_cache(maxsize=1)
 def _libc():
-    lib = ctypes.CDLL(None, use_errno=True)
-    if SYS_PIVOT_ROOT is None:
-        raise OSError("sandbox: no pivot_root/mount_setattr syscall numbers for " + os.uname().machine)
-    return lib
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _user_process_count() -> int:

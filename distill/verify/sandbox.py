@@ -32,6 +32,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -90,6 +91,8 @@ def run_tests(program: str, tests: str, timeout: float = 5.0, memory_mb: int = 5
             result = _run_stdio(jail, program, cases, deadline)
         else:
             result = _run_calls(jail, program, tests, deadline)
+    except (OSError, subprocess.SubprocessError) as exc:  # nothing the program did: it never started
+        raise SandboxUnavailable(f"the code sandbox cannot start {layers['python']}: {exc}") from exc
     finally:
         jail.close()
         shutil.rmtree(base, ignore_errors=True)
