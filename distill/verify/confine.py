@@ -30,6 +30,7 @@ import secrets
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -152,10 +153,7 @@ class Jail:
             os.chmod(self.base, 0o711)  # the uid may pass through base to its work dir, not list it
             os.chown(work, uid, uid)
         env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-        new_root = None
-        if self.layers.get("fsroot"):
-            new_root = self.base / f".{name}-root"
-            new_root.mkdir(mode=0o755)
+        new_root = _mountpoint() if self.layers.get("fsroot") else None
         with open(self.base / f"{name}.out", "wb") as out, open(self.base / f"{name}.err", "wb") as err:
             proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=work, env=env, close_fds=True,
@@ -195,6 +193,11 @@ class Jail:
                 os.killpg(proc.pid, signal.SIGKILL)  # the session's group: forks that did not setsid
             except (ProcessLookupError, PermissionError):
                 pass
+        for proc in self.procs:  # reaped first, so the uid scan below finds only real escapees
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                log.warning("sandbox: process %d did not die", proc.pid)
         for uid in self.uids:
             deadline = time.monotonic() + 5
             while _pids_of(uid) and time.monotonic() < deadline:
@@ -202,11 +205,23 @@ class Jail:
                 subprocess.run(_KILL_ALL, user=uid, group=uid, extra_groups=[], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"}, check=False)
                 time.sleep(0.01)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                log.warning("sandbox: process %d did not die", proc.pid)
+
+
+def _mountpoint() -> Path:
+    """An empty directory of ours that the private root is mounted on, only inside the child's namespace.
+
+    One per user, kept: removing a directory that was a mount point in another namespace waits for
+    the kernel to tear that mount down (several ms a run).
+    """
+    path = Path(tempfile.gettempdir()) / f"distill-sandbox-root-{os.geteuid()}"
+    try:
+        path.mkdir(mode=0o755)
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise OSError(f"sandbox: {path} is not a directory of ours; remove it")
+    return path
 
 
 def _preexec(uid: int | None, layers: dict, cpu_s: float, memory_mb: int, work: str, new_root: Path | None,

@@ -151,7 +151,9 @@ def _run_calls(jail: Jail, program: str, tests: str, deadline: float) -> Sandbox
         candidate = jail.start("candidate", _argv(jail, _CANDIDATE, "calls", to_candidate[0], to_judge[1]),
                                pass_fds=(to_candidate[0], to_judge[1]),
                                stdin=json.dumps({"program": program, "inputs": []}).encode())
-        judge = jail.start("judge", _argv(jail, _JUDGE, to_judge[0], to_candidate[1], report),
+        # Sharing our uid, the candidate could otherwise ptrace the judge or open its fds through /proc.
+        undumpable = 0 if jail.layers.get("uid") else 1
+        judge = jail.start("judge", _argv(jail, _JUDGE, to_judge[0], to_candidate[1], report, undumpable),
                            pass_fds=(to_judge[0], to_candidate[1], report), stdin=tests.encode())
     finally:
         for fd in (*to_candidate, *to_judge):

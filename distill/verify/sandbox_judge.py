@@ -2,7 +2,7 @@
 
 Usage: not imported. distill/verify/sandbox.py passes this file's text to `python -I -S -c` in its
 own confined process (its own uid where the machine allows) with arguments
-``READ_FD WRITE_FD REPORT_FD`` and the test code on stdin.
+``READ_FD WRITE_FD REPORT_FD UNDUMPABLE`` and the test code on stdin.
 
 The program's top-level names arrive as plain data or as references; calling a reference (or
 reading its attribute, or iterating it) asks the candidate process, whose answer comes back as
@@ -271,9 +271,10 @@ def _undumpable():
 
 def _main():
     import json, os, sys
-    read_fd, write_fd, report_fd = (int(x) for x in sys.argv[1:4])
+    read_fd, write_fd, report_fd, undumpable = (int(x) for x in sys.argv[1:5])
     tests = sys.stdin.buffer.read().decode("utf-8")
-    _undumpable()
+    if undumpable:  # only needed when the candidate shares our uid (ctypes costs ~5 ms to import)
+        _undumpable()
     if hasattr(sys, "set_int_max_str_digits"):
         sys.set_int_max_str_digits(0)
     link = _Remote.link = _Link(read_fd, write_fd)
