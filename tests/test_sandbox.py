@@ -199,7 +199,7 @@ def test_shell_fork_bomb_is_contained_by_the_os():
         pytest.skip("RLIMIT_NPROC is only exact with a throwaway uid (running as root)")
     started = time.monotonic()
     code, _ = spawn(["/bin/sh", "-c", "b() { b | b & }; b; sleep 30"], timeout=2.0)
-    assert code is None  # killed on the wall clock
+    assert code != 0  # killed on the wall clock (None), or no more forks once pid 1 of its namespace died
     assert time.monotonic() - started < 15
     # the no_strays fixture checks that every process of the throwaway uid is gone
 

@@ -52,7 +52,12 @@ def attempt(fn):
         return fn()
     except OSError:
         return "refused"
-def probe(project, tmpfile, port):
+def trace(pid):
+    import ctypes
+    ptrace = ctypes.CDLL(None, use_errno=True).ptrace
+    ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    return "attached" if ptrace(0x4206, pid, None, None) == 0 else "refused"  # PTRACE_SEIZE: never stops it
+def probe(project, tmpfile, port, distill_pid):
     return {
         "hook": attempt(lambda: __import__("ctypes") and "off"),
         "read /etc/passwd": attempt(lambda: open("/etc/passwd").read() and "read"),
@@ -62,7 +67,8 @@ def probe(project, tmpfile, port):
         "read project": attempt(lambda: open(project + "/README.md").read(10) and "read"),
         "list /proc": attempt(lambda: os.listdir("/proc") and "listed"),
         "connect loopback": attempt(lambda: socket.create_connection(("127.0.0.1", port), timeout=1) and "connected"),
-        "signal parent": attempt(lambda: os.kill(os.getppid(), 0) or "signalled"),
+        "signal distill": attempt(lambda: os.kill(distill_pid, 0) or "signalled"),
+        "trace distill": attempt(lambda: trace(distill_pid)),
     }
 """
 
@@ -70,6 +76,7 @@ def probe(project, tmpfile, port):
 def expected(layers: dict, as_root: bool) -> dict:
     """What each wall lets through; exactly what the README's isolation paragraph states."""
     fs = "refused" if layers["fsroot"] else None
+    userns = not as_root and (layers["netns"] or layers["fsroot"] or layers["pidns"])  # made by an ordinary user
     return {
         "hook": "off",  # a tripwire only: the program can always switch it off
         "read /etc/passwd": fs or "read",
@@ -79,7 +86,8 @@ def expected(layers: dict, as_root: bool) -> dict:
         "read project": fs or "read",
         "list /proc": fs or "listed",
         "connect loopback": "refused" if layers["netns"] else "connected",
-        "signal parent": "refused" if layers["uid"] else "signalled",
+        "signal distill": "refused" if layers["uid"] or layers["pidns"] else "signalled",
+        "trace distill": "refused" if layers["uid"] or layers["pidns"] or userns else "attached",
     }
 
 
@@ -89,7 +97,7 @@ def escape(tmp_path: Path) -> tuple[dict, dict, Path]:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        tests = f"r = probe({str(ROOT)!r}, {str(tmpfile)!r}, {port})\nassert False, repr(r)"
+        tests = f"r = probe({str(ROOT)!r}, {str(tmpfile)!r}, {port}, {os.getpid()})\nassert False, repr(r)"
         res = run_tests(ESCAPE, tests, timeout=10.0)
     assert res.reason == "failed" and "AssertionError: " in res.detail, res
     return eval(res.detail.split("AssertionError: ", 1)[1]), isolation(), tmpfile  # noqa: S307 - our own repr
@@ -109,7 +117,7 @@ def test_as_root_every_wall_is_up():
     if os.geteuid() != 0:
         pytest.skip("the throwaway uid needs root")
     layers = isolation()
-    assert (layers["uid"], layers["netns"], layers["fsroot"], layers["nproc"]) == (True, True, True, True), layers
+    assert all(layers[k] for k in ("uid", "netns", "fsroot", "pidns", "nproc")), layers
 
 
 NOBODY_SCRIPT = """
@@ -117,7 +125,8 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 from distill.verify.confine import isolation
 from distill.verify.sandbox import run_tests
-res = run_tests(sys.argv[3], sys.argv[2], timeout=10.0)
+import os
+res = run_tests(sys.argv[3], sys.argv[2].replace("DISTILL_PID", str(os.getpid())), timeout=10.0)
 print(json.dumps([isolation(), res.reason, res.detail]))
 """
 
@@ -127,7 +136,7 @@ def test_walls_as_an_ordinary_user(tmp_path):
     if os.geteuid() != 0 or not shutil.which("setpriv") or not system_python:
         pytest.skip("needs root (to become nobody), setpriv and a system python3")
     tmpfile = Path(tempfile.gettempdir()) / f"distill-escape-nobody-{os.getpid()}"
-    tests = f"r = probe({str(ROOT)!r}, {str(tmpfile)!r}, 9)\nassert False, repr(r)"
+    tests = f"r = probe({str(ROOT)!r}, {str(tmpfile)!r}, 9, DISTILL_PID)\nassert False, repr(r)"
     run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", system_python, "-I", "-c",
                           NOBODY_SCRIPT, str(ROOT), tests, ESCAPE], capture_output=True, text=True, timeout=120, cwd="/")
     try:

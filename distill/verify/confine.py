@@ -2,7 +2,7 @@
 
 Usage:
     from distill.verify.confine import isolation, Jail
-    layers = isolation()                  # {"uid": True, "netns": True, "fsroot": True, "nproc": True, ...}
+    layers = isolation()                  # {"uid": True, "netns": True, "fsroot": True, "pidns": True, ...}
     jail = Jail(base, layers)             # base: a fresh temp dir; each process gets base/<name>/ as cwd
     proc = jail.start("judge", [layers["python"], "-I", "-S", "-c", code], pass_fds=(r, w))
     jail.wait(proc, deadline)             # returncode, or None when the deadline passed
@@ -14,6 +14,9 @@ Walls, each used only where ``isolation()`` measured that it works on this machi
 - ``uid`` (running as root): a throwaway uid per process, so RLIMIT_NPROC counts only that process
   tree, it cannot signal or trace anything else, and every process of that uid is killed afterwards;
 - ``netns``: a private network namespace with loopback only (a user namespace too when not root);
+- ``pidns``: a private pid namespace: the started process stays outside it and its first child is
+  pid 1 inside (the harnesses fork once when DISTILL_SANDBOX_PIDNS is set), so the program cannot
+  name, signal or trace any process outside, and all of it dies with that child;
 - ``fsroot``: a private mount namespace whose root is an empty read-only tmpfs holding only the
   interpreter's install and /usr (read-only), /dev/null, /dev/zero, /dev/urandom and the process's own
   work dir (the one writable place). /etc, /tmp, /proc, home and project folders do not exist inside.
@@ -22,6 +25,7 @@ Walls, each used only where ``isolation()`` measured that it works on this machi
 from __future__ import annotations
 
 import ctypes
+import itertools
 import json
 import logging
 import os
@@ -44,7 +48,7 @@ log = logging.getLogger(__name__)
 FILE_LIMIT_MB = 16
 NPROC_LIMIT = 32
 UID_RANGE = (2_000_000, 2_900_000)  # throwaway uids, one per process, when running as root
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
 MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
 MNT_DETACH, AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = 2, -100, 0x8000, 1
 SYS_PIVOT_ROOT, SYS_MOUNT_SETATTR = {"x86_64": (155, 442), "aarch64": (41, 442)}.get(os.uname().machine, (None, None))
@@ -66,17 +70,21 @@ def isolation() -> dict:
         python = _interpreter(use_uid)
         if python is None:
             continue
-        for fsroot in (True, False):
-            for netns in (True, False):
-                layers = _probe({"uid": use_uid, "netns": netns, "fsroot": fsroot, "python": python})
-                if layers is not None:
-                    return layers
+        for fsroot, pidns, netns in itertools.product((True, False), repeat=3):
+            layers = _probe({"uid": use_uid, "netns": netns, "fsroot": fsroot, "pidns": pidns, "python": python})
+            if layers is not None:
+                return layers
     log.error("sandbox: no interpreter could be started, even with no walls but rlimits")
-    return {"uid": False, "netns": False, "fsroot": False, "nproc": False, "network": "none", "python": None}
+    return {"uid": False, "netns": False, "fsroot": False, "pidns": False, "nproc": False, "network": "none",
+            "python": None}
 
 
+# With a pid namespace the started process stays outside it and forks once: that child is pid 1.
 _PROBE = ("import os, socket, json, sys\n"
-          "print(json.dumps([os.getuid(), [n for _, n in socket.if_nameindex()], os.path.exists(sys.argv[1])]))")
+          "if os.environ.get('DISTILL_SANDBOX_PIDNS') and os.fork():\n"
+          "    os._exit(os.WEXITSTATUS(os.wait()[1]))\n"
+          "print(json.dumps([os.getuid(), [n for _, n in socket.if_nameindex()], os.path.exists(sys.argv[1]),\n"
+          "                  os.getpid()]))")
 
 
 def _probe(layers: dict) -> dict | None:
@@ -97,13 +105,14 @@ def _probe(layers: dict) -> dict | None:
     if code != 0:
         return None
     try:
-        uid, ifaces, sees_outside = json.loads(out.strip().splitlines()[-1])
+        uid, ifaces, sees_outside, pid = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return None
     measured = dict(layers)
     measured["uid"] = layers["uid"] and uid != os.geteuid()
     measured["netns"] = layers["netns"] and set(ifaces) <= {"lo"}
     measured["fsroot"] = layers["fsroot"] and not sees_outside
+    measured["pidns"] = layers["pidns"] and pid == 1
     measured["nproc"] = measured["uid"]  # exact only with a uid of its own
     measured["network"] = "netns" if measured["netns"] else "audit-hook"
     return measured
@@ -153,6 +162,8 @@ class Jail:
             os.chmod(self.base, 0o711)  # the uid may pass through base to its work dir, not list it
             os.chown(work, uid, uid)
         env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+        if self.layers.get("pidns"):
+            env["DISTILL_SANDBOX_PIDNS"] = "1"  # the harness forks once so its program runs as pid 1
         new_root = _mountpoint() if self.layers.get("fsroot") else None
         with open(self.base / f"{name}.out", "wb") as out, open(self.base / f"{name}.err", "wb") as err:
             proc = subprocess.Popen(
@@ -226,8 +237,9 @@ def _mountpoint() -> Path:
 
 def _preexec(uid: int | None, layers: dict, cpu_s: float, memory_mb: int, work: str, new_root: Path | None,
              python: str):
-    libc = _libc() if (layers.get("netns") or new_root) else None
-    flags = (CLONE_NEWNET if layers.get("netns") else 0) | (CLONE_NEWNS if new_root else 0)
+    libc = _libc() if (layers.get("netns") or layers.get("pidns") or new_root) else None
+    flags = (CLONE_NEWNET if layers.get("netns") else 0) | (CLONE_NEWNS if new_root else 0) | (
+        CLONE_NEWPID if layers.get("pidns") else 0)
     if flags and os.geteuid() != 0:
         flags |= CLONE_NEWUSER  # an unprivileged user may make these namespaces inside a user namespace
     cpu = int(cpu_s) + 1

@@ -271,6 +271,7 @@ def _undumpable():
 
 def _main():
     import json, os, sys
+    _enter_pid_namespace()
     read_fd, write_fd, report_fd, undumpable = (int(x) for x in sys.argv[1:5])
     tests = sys.stdin.buffer.read().decode("utf-8")
     if undumpable:  # only needed when the candidate shares our uid (ctypes costs ~5 ms to import)
@@ -295,6 +296,22 @@ def _main():
     passed, reason, detail = outcome
     os.write(report_fd, json.dumps({"passed": passed, "reason": reason, "detail": detail}).encode("utf-8"))
     os._exit(0)
+
+
+def _enter_pid_namespace():
+    """With a pid namespace, fork: the child (pid 1 inside) goes on; we wait and exit as it did."""
+    import os, signal
+    if not os.environ.get("DISTILL_SANDBOX_PIDNS"):
+        return
+    pid = os.fork()
+    if pid == 0:
+        return
+    os.closerange(3, 1 << 16)  # the child's pipes must close the moment it dies
+    status = os.waitpid(pid, 0)[1]
+    if os.WIFSIGNALED(status):  # die the same way, so distill reads the same signal
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status))
 
 
 if __name__ == "__main__":  # run as `python -c <this file's text>` by sandbox.py
