@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from distill.verify.confine import isolation
-from distill.verify.sandbox import run_tests
+from distill.verify.sandbox import isolation, run_tests
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,14 +79,14 @@ def expected(layers: dict, as_root: bool) -> dict:
     return {
         "hook": "off",  # a tripwire only: the program can always switch it off
         "read /etc/passwd": fs or "read",
-        "run id": "ran",  # programs under /usr can still be started, inside the same walls
+        "run id": "refused" if layers["seccomp"] else "ran",  # else only programs under /usr, inside the walls
         "write /tmp": fs or "written",
         "write project": fs or ("refused" if layers["uid"] else "written"),
         "read project": fs or "read",
         "list /proc": fs or "listed",
         "connect loopback": "refused" if layers["netns"] else "connected",
         "signal distill": "refused" if layers["uid"] or layers["pidns"] else "signalled",
-        "trace distill": "refused" if layers["uid"] or layers["pidns"] or userns else "attached",
+        "trace distill": "refused" if layers["uid"] or layers["pidns"] or userns or layers["seccomp"] else "attached",
     }
 
 
@@ -117,14 +116,13 @@ def test_as_root_every_wall_is_up():
     if os.geteuid() != 0:
         pytest.skip("the throwaway uid needs root")
     layers = isolation()
-    assert all(layers[k] for k in ("uid", "netns", "fsroot", "pidns", "nproc")), layers
+    assert all(layers[k] for k in ("uid", "netns", "fsroot", "pidns", "nproc", "seccomp")), layers
 
 
 NOBODY_SCRIPT = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from distill.verify.confine import isolation
-from distill.verify.sandbox import run_tests
+from distill.verify.sandbox import isolation, run_tests
 import os
 res = run_tests(sys.argv[3], sys.argv[2].replace("DISTILL_PID", str(os.getpid())), timeout=10.0)
 print(json.dumps([isolation(), res.reason, res.detail]))

@@ -10,8 +10,9 @@ Usage:
 ``def check(candidate): ...`` then ``check(f)``) or a JSON list of ``{"input": stdin, "output":
 expected stdout}`` cases.
 
-Two processes for Python tests, each confined by distill.verify.confine (own uid, network and
-filesystem where this machine allows): the *candidate* runs the program and answers calls; the
+Two processes for Python tests, each confined by distill.verify.confine (own uid, pid and network
+namespaces and a private read-only root where this machine allows; the candidate also under a
+seccomp filter, see sandbox_child.py): the *candidate* runs the program and answers calls; the
 *judge* runs the tests, in which every name the program defines is a stand-in that asks the
 candidate and gets plain data back (tagged JSON: None, bool, int, float, str, bytes, complex, list,
 tuple, set, dict; no NaN, nothing over 8 MB). Every comparison happens in the judge, which never
@@ -36,10 +37,12 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from distill.verify.code import SandboxUnavailable
-from distill.verify.confine import Jail, isolation
+from distill.verify import confine
+from distill.verify.confine import Jail
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,28 @@ def _harness(name: str) -> str:
 # The two sides' code lives in files of their own (never imported here) so each stays readable.
 _CANDIDATE = _harness("sandbox_child.py")
 _JUDGE = _harness("sandbox_judge.py")
+
+
+@lru_cache(maxsize=1)
+def isolation() -> dict:
+    """The OS walls confine measured, plus ``seccomp``: whether the candidate's syscall filter holds here."""
+    layers = dict(confine.isolation())
+    layers["seccomp"] = False
+    if not layers.get("python"):
+        return layers
+    base = Path(tempfile.mkdtemp(prefix="distill-probe-"))
+    jail = Jail(base, layers)
+    report = _private_file(base)
+    try:
+        proc = jail.start("candidate", _argv(jail, _CANDIDATE, "probe", -1, report), pass_fds=(report,))
+        jail.wait(proc, time.monotonic() + 10.0)
+        layers["seccomp"] = json.loads(_read_private(report, 1000) or b"{}").get("seccomp") is True
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        log.debug("sandbox: seccomp probe failed: %s", exc)
+    finally:
+        jail.close()
+        shutil.rmtree(base, ignore_errors=True)
+    return layers
 
 
 def ensure_available() -> dict:

@@ -1,7 +1,8 @@
 """The candidate's side of the sandbox: runs the program and answers the judge's calls as plain data.
 
 Usage: not imported. distill/verify/sandbox.py passes this file's text to `python -I -S -c` in the
-confined candidate process with arguments ``MODE READ_FD WRITE_FD`` and a JSON job on stdin:
+confined candidate process with arguments ``MODE READ_FD WRITE_FD`` and a JSON job on stdin
+(the ``probe`` mode only reports whether the seccomp filter installed here, without a job):
 ``{"program": str, "inputs": [stdin text, ...]}``.
 
 - ``calls`` mode: run the program, send the judge a manifest of its top-level names, then answer
@@ -19,6 +20,14 @@ def _main():
     import io, json, os, signal, sys
     _enter_pid_namespace()
     mode, read_fd, write_fd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    filtered = _deny_syscalls()
+    if mode == "probe":  # sandbox.isolation(): does the filter hold here?
+        try:
+            os.execv("/bin/true", ["true"])
+        except OSError:
+            pass
+        os.write(write_fd, json.dumps({"seccomp": filtered}).encode())
+        os._exit(0)
     job = json.loads(sys.stdin.buffer.read().decode("utf-8"))
     if hasattr(sys, "set_int_max_str_digits"):
         sys.set_int_max_str_digits(0)  # a big-integer answer is still an answer
@@ -49,6 +58,47 @@ def _enter_pid_namespace():
         signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
         os.kill(os.getpid(), os.WTERMSIG(status))
     os._exit(os.WEXITSTATUS(status))
+
+
+# Syscalls the program never needs: starting programs, tracing, namespaces and mounts, kernel keyrings,
+# BPF, io_uring, and 32-bit entry points (handled by the arch check). Per architecture.
+_DENIED = {
+    0xC000003E: (59, 322, 101, 310, 311, 165, 166, 155, 272, 308, 161, 321, 298, 248, 249, 250, 323, 304,
+                 425, 426, 427),  # x86_64
+    0xC00000B7: (221, 281, 117, 270, 271, 40, 39, 41, 97, 268, 51, 280, 241, 217, 218, 219, 282, 265,
+                 425, 426, 427),  # aarch64
+}
+
+
+def _deny_syscalls():
+    """A seccomp filter: the denied syscalls fail with EPERM for this process and all it starts."""
+    import ctypes, os, struct
+    machine = os.uname().machine
+    arch = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}.get(machine)
+    if arch is None:
+        return False
+    denied = _DENIED[arch]
+    errno_ret, allow = 0x00050000 | 1, 0x7FFF0000  # SECCOMP_RET_ERRNO | EPERM, SECCOMP_RET_ALLOW
+    n = len(denied)
+    prog = [(0x20, 0, 0, 4),                       # A = arch
+            (0x15, 1, 0, arch),                    # native arch: skip the next
+            (0x06, 0, 0, errno_ret),               # any other arch (int 0x80, x32...): refused
+            (0x20, 0, 0, 0),                       # A = syscall number
+            (0x35, n + 1, 0, 0x40000000)]          # x32 numbers: jump to the refusal
+    for i, nr in enumerate(denied):
+        prog.append((0x15, n - i, 0, nr))          # a denied number: jump to the refusal
+    prog += [(0x06, 0, 0, allow), (0x06, 0, 0, errno_ret)]
+    blob = b"".join(struct.pack("HBBI", *ins) for ins in prog)
+    buf = ctypes.create_string_buffer(blob)
+
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = Prog(len(prog), ctypes.addressof(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS: lets an unprivileged process install it
+        return False
+    return libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) == 0  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
 
 
 def _sender(fd):
