@@ -84,6 +84,26 @@ PROBES = {
     "a list nested 100000 deep": "def add(a, b):\n    x = []\n    for _ in range(100000):\n        x = [x]\n    return x\n",
     "a 50 MB answer": "def add(a, b):\n    return 'x' * (50 << 20)\n",
 }
+# A wrong `area` and a global that would answer the tests' own comparison for it.
+AREA = "def area(r):\n    return 3.0 * r * r\n"
+SHADOWS = {
+    "a global named like a builtin": (AREA + "def round(x, n=0):\n    return 3.14\n", "assert round(area(1), 2) == 3.14"),
+    "an object named like a module": (AREA + "class M:\n    isclose = staticmethod(lambda *a, **k: True)\nmath = M()\n",
+                                      "assert math.isclose(area(1), 3.14159, rel_tol=1e-3)"),
+    "an imported helper rebound": (AREA + "from math import isclose\nisclose = lambda *a, **k: True\n",
+                                   "assert isclose(area(1), 3.14159, rel_tol=1e-3)"),
+    "a module patched in place": ("import math\nmath.isclose = lambda *a, **k: True\n" + AREA,
+                                  "assert math.isclose(area(1), 3.14159, rel_tol=1e-3)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHADOWS))
+def test_program_globals_cannot_answer_the_tests_comparisons(name):
+    program, tests = SHADOWS[name]
+    res = run_tests(program, tests)
+    assert not res.passed, (name, res)
+    right = run_tests(program.replace("3.0 *", "3.14159 *"), tests)  # the same globals, a right area
+    assert right.passed, (name, right)
 NEGATED = "assert not add(2, 3) == 4\nassert add(2, 3) != 1"  # NaN passes both in plain Python
 
 

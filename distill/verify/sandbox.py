@@ -179,7 +179,8 @@ def _run_calls(jail: Jail, program: str, tests: str, deadline: float) -> Sandbox
         # Sharing our uid, the candidate could otherwise ptrace the judge or open its fds through /proc.
         undumpable = 0 if jail.layers.get("uid") else 1
         judge = jail.start("judge", _argv(jail, _JUDGE, to_judge[0], to_candidate[1], report, undumpable),
-                           pass_fds=(to_judge[0], to_candidate[1], report), stdin=tests.encode())
+                           pass_fds=(to_judge[0], to_candidate[1], report),
+                           stdin=json.dumps({"tests": tests, "program": program}).encode())
     finally:
         for fd in (*to_candidate, *to_judge):
             os.close(fd)  # only the two children hold the pipes, so one's exit is the other's EOF
@@ -194,7 +195,8 @@ def _run_calls(jail: Jail, program: str, tests: str, deadline: float) -> Sandbox
         tail = jail.output("judge", 300, "err").strip()
         return SandboxResult(False, "crashed", f"the judge failed: exit status {code}; {tail}".strip("; "))
     if result.reason == "crashed" and result.detail == "the program stopped answering":
-        jail.close()  # the candidate is dead or dying; its status says why
+        jail.wait(candidate, min(deadline, time.monotonic() + 1.0))  # dying: let it exit on its own
+        jail.close()  # its status says why
         return _candidate_death(jail, candidate, result)
     return result
 

@@ -2,7 +2,8 @@
 
 Usage: not imported. distill/verify/sandbox.py passes this file's text to `python -I -S -c` in its
 own confined process (its own uid where the machine allows) with arguments
-``READ_FD WRITE_FD REPORT_FD UNDUMPABLE`` and the test code on stdin.
+``READ_FD WRITE_FD REPORT_FD UNDUMPABLE`` and ``{"tests": str, "program": str}`` on stdin (the
+program's text only to see which standard-library names it imports; it never runs here).
 
 The program's top-level names arrive as plain data or as references; calling a reference (or
 reading its attribute, or iterating it) asks the candidate process, whose answer comes back as
@@ -162,7 +163,7 @@ def _decode(obj, link, depth):
             return {_decode(k, link, depth + 1): _decode(x, link, depth + 1) for k, x in v}
         if tag == "ref" and type(v) is int and v >= 0:
             return _Remote(v)
-        if tag == "module" and type(v) is str:
+        if tag == "module" and type(v) is str and v.split(".")[0] in _stdlib():
             import importlib
             return importlib.import_module(v)  # our own clean copy of the module, never the program's
     except (TypeError, ValueError, ImportError):
@@ -230,7 +231,44 @@ def _describe(exc, tests_source):
     return (where + type(exc).__name__ + (": " + message if message else ""))[:400]
 
 
-def _judge(tests, link):
+def _stdlib():
+    import sys
+    return frozenset(getattr(sys, "stdlib_module_names", ())) - _NEVER
+
+
+def _standard_imports(program, module_names):
+    """Our own objects for the program's top-level standard-library imports and for any global it
+    names like a standard module (so `math = Fake()` still means math to the tests)."""
+    import ast, importlib, sys
+    try:
+        tree = ast.parse(program)
+    except (SyntaxError, ValueError):
+        tree = ast.Module(body=[], type_ignores=[])
+    stdlib = getattr(sys, "stdlib_module_names", None)
+    bound = {}
+    for node in [ast.Import(names=[ast.alias(name=n)]) for n in module_names] + tree.body:
+        pairs = []
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                top = alias.name.split(".")[0]
+                pairs.append((alias.asname or top, alias.name if alias.asname else top, None))
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            pairs += [(a.asname or a.name, node.module, a.name) for a in node.names if a.name != "*"]
+        for name, module, attr in pairs:
+            if stdlib is not None and module.split(".")[0] not in stdlib or module.split(".")[0] in _NEVER:
+                continue
+            try:
+                value = importlib.import_module(module)
+                bound[name] = value if attr is None else getattr(value, attr)
+            except (ImportError, AttributeError):
+                pass
+    return bound
+
+
+_NEVER = frozenset({"antigravity", "this", "idlelib", "turtle", "turtledemo", "tkinter"})
+
+
+def _judge(tests, program, link):
     import ast, builtins
     message = link.receive()
     if "load" in message:
@@ -241,7 +279,11 @@ def _judge(tests, link):
     names = message.get("names")
     if type(names) is not dict:
         raise link.fail("failed", "the program sent a malformed manifest")
-    namespace = {name: _decode(value, link, 0) for name, value in names.items()}
+    # A name that shadows a builtin stays the builtin, and what the program imported from the
+    # standard library is our own copy: otherwise a program could bind `sorted`, `math` or `isclose`
+    # to something that answers the tests' comparisons for them.
+    namespace = {name: _decode(value, link, 0) for name, value in names.items() if not hasattr(builtins, name)}
+    namespace.update(_standard_imports(program, [name for name in names if name in _stdlib()]))
     namespace.update(__name__="__main__", __builtins__=builtins)
     tree = ast.parse(tests, "<tests>")
     ast.increment_lineno(tree, TEST_LINE_OFFSET)
@@ -273,14 +315,15 @@ def _main():
     import json, os, sys
     _enter_pid_namespace()
     read_fd, write_fd, report_fd, undumpable = (int(x) for x in sys.argv[1:5])
-    tests = sys.stdin.buffer.read().decode("utf-8")
+    job = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+    tests, program = job["tests"], job["program"]
     if undumpable:  # only needed when the candidate shares our uid (ctypes costs ~5 ms to import)
         _undumpable()
     if hasattr(sys, "set_int_max_str_digits"):
         sys.set_int_max_str_digits(0)
     link = _Remote.link = _Link(read_fd, write_fd)
     try:
-        outcome = _judge(tests, link)
+        outcome = _judge(tests, program, link)
     except _Abort:
         outcome = link.poison
     except MemoryError:
