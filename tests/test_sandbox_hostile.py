@@ -126,6 +126,26 @@ def test_patched_builtins_do_not_skip_test_functions(patched):
     assert not res.passed and res.detail.startswith("test_five:"), res
 
 
+def test_a_program_global_cannot_hide_a_test_function():
+    tests = "def test_five():\n    assert add(2, 3) == 5\n"
+    res = run_tests(WRONG + "def test_five():\n    pass\n", tests)
+    assert not res.passed and res.detail.startswith("test_five:"), res
+
+
+def test_async_test_functions_run():
+    tests = "async def test_five():\n    assert add(2, 3) == 5\n"
+    assert not run_tests(WRONG, tests).passed
+    assert run_tests(WRONG.replace("-", "+"), tests).passed
+
+
+def test_tests_cannot_eval_what_the_program_returns():
+    forge = ("[__import__('os').write(int(__import__('sys').argv[3]), b'%s'), __import__('os')._exit(0)]"
+             % FAKE.replace('"', '\\"'))
+    program = "def add(a, b):\n    return %r\n" % forge
+    res = run_tests(program, "assert eval(add(2, 3)) == 5")
+    assert (res.passed, res.reason) == (False, "failed") and "NameError" in res.detail, res
+
+
 def test_harness_helpers_in_main_cannot_change_the_comparison():
     # stdin/stdout: the old harness compared outputs with its own _norm, reachable from __main__
     tests = '[{"input": "4", "output": "8"}]'

@@ -284,19 +284,27 @@ def _judge(tests, program, link):
     # to something that answers the tests' comparisons for them.
     namespace = {name: _decode(value, link, 0) for name, value in names.items() if not hasattr(builtins, name)}
     namespace.update(_standard_imports(program, [name for name in names if name in _stdlib()]))
-    namespace.update(__name__="__main__", __builtins__=builtins)
+    # No eval/exec for the tests: a test that evaluated a string the program returned would run the
+    # program's code here, next to the verdict.
+    safe = {k: v for k, v in vars(builtins).items() if k not in ("eval", "exec", "compile", "breakpoint", "input")}
+    namespace.update(__name__="__main__", __builtins__=safe)
     tree = ast.parse(tests, "<tests>")
     ast.increment_lineno(tree, TEST_LINE_OFFSET)
-    before = set(namespace)
     try:
         exec(compile(tree, "<tests>", "exec"), namespace)
     except Exception as exc:
         return False, "failed", _describe(exc, tests)
-    for name in sorted(set(namespace) - before):
-        func = namespace[name]
+    # The tests' own test functions, found in their source: a program global of the same name must
+    # not make one look like it was there before the tests ran (and so be skipped).
+    defined = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for name in sorted(set(defined)):
+        func = namespace.get(name)
         if name.startswith("test") and callable(func):
             try:
-                func()
+                result = func()
+                if type(result).__name__ == "coroutine":  # an async test runs, not just starts
+                    import asyncio
+                    asyncio.run(result)
             except Exception as exc:
                 return False, "failed", name + ": " + _describe(exc, tests)
     return True, "passed", ""
