@@ -67,8 +67,8 @@ def _harness(name: str) -> str:
 
 
 # The two sides' code lives in files of their own (never imported here) so each stays readable.
-_CANDIDATE = _harness("sandbox_child.py")
-_JUDGE = _harness("sandbox_judge.py")
+_CANDIDATE = _harness("sandbox_prelude.py") + _harness("sandbox_child.py")
+_JUDGE = _harness("sandbox_prelude.py") + _harness("sandbox_judge.py")
 
 
 @lru_cache(maxsize=1)

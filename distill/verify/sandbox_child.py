@@ -44,22 +44,6 @@ def _main():
     os._exit(0)
 
 
-def _enter_pid_namespace():
-    """With a pid namespace, fork: the child (pid 1 inside) goes on; we wait and exit as it did."""
-    import os, signal
-    if not os.environ.get("DISTILL_SANDBOX_PIDNS"):
-        return
-    pid = os.fork()
-    if pid == 0:
-        return
-    os.closerange(3, 1 << 16)  # the child's pipes must close the moment it dies
-    status = os.waitpid(pid, 0)[1]
-    if os.WIFSIGNALED(status):  # die the same way, so distill reads the same signal
-        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
-        os.kill(os.getpid(), os.WTERMSIG(status))
-    os._exit(os.WEXITSTATUS(status))
-
-
 # Syscalls the program never needs: starting programs, tracing, namespaces and mounts, kernel keyrings,
 # BPF, io_uring, and 32-bit entry points (handled by the arch check). Per architecture.
 _DENIED = {
