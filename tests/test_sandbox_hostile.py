@@ -186,3 +186,18 @@ def test_a_judge_abort_cannot_be_swallowed_by_the_tests():
     tests = "try:\n    add(1, 2)\nexcept:\n    pass\nassert True"
     res = run_tests("import os\ndef add(a, b):\n    os._exit(0)\n", tests)
     assert not res.passed and res.reason == "crashed", res
+
+
+def test_distill_filter_keeps_the_right_program_and_rejects_the_forged_one(tmp_path):
+    from filter_helpers import reasons, run_filter, trace, write_traces
+
+    why = "I add the two numbers and return the sum, checking both of the given examples. " * 3
+    fence = "```python\n{}```"
+    write_traces(tmp_path / "traces.jsonl", [
+        trace("add", 0, content=fence.format(WRONG.replace("-", "+")), answer=TESTS, kind="code", reasoning=why),
+        trace("add", 1, content=fence.format(PROBES["replace json.dumps"]), answer=TESTS, kind="code", reasoning=why),
+        trace("add", 2, content=fence.format(PROBES["token from sys._getframe"]), answer=TESTS, kind="code",
+              reasoning=why)])
+    stats, kept, rejected = run_filter(tmp_path, ["checks.keep_undecided=true"])
+    assert [(r["id"], r["sample"]) for r in kept] == [("add", 0)]
+    assert set(reasons(rejected).values()) <= {"wrong_answer", "crashed"} and len(rejected) == 2, reasons(rejected)
