@@ -17,7 +17,7 @@ list) can only change what the program answers, never how the answer is judged.
 
 
 def _main():
-    import io, json, os, signal, sys
+    import io, os, signal, sys
     _enter_pid_namespace()
     mode, read_fd, write_fd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     filtered = _deny_syscalls()
@@ -26,9 +26,9 @@ def _main():
             os.execv("/bin/true", ["true"])
         except OSError:
             pass
-        os.write(write_fd, json.dumps({"seccomp": filtered}).encode())
+        os.write(write_fd, _dumps({"seccomp": filtered}).encode())
         os._exit(0)
-    job = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+    job = _loads(sys.stdin.buffer.read().decode("utf-8"))
     if hasattr(sys, "set_int_max_str_digits"):
         sys.set_int_max_str_digits(0)  # a big-integer answer is still an answer
     work = os.path.realpath(os.getcwd())
@@ -86,10 +86,10 @@ def _deny_syscalls():
 
 
 def _sender(fd):
-    import json, os
+    import os
 
     def send(message):
-        data = (json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8")
+        data = (_dumps(message) + "\n").encode("utf-8")
         while data:
             data = data[os.write(fd, data):]
 
@@ -194,9 +194,8 @@ def _serve_calls(program, read_fd, violations, send):
 
 
 def _answer(line, refs):
-    import json
     try:
-        request = json.loads(line)
+        request = _loads(line.decode("utf-8"))
         target = refs[request["ref"]]
         op = request["op"]
         if op == "call":

@@ -35,7 +35,7 @@ class _Link:
         return _Abort(detail)
 
     def receive(self):
-        import json, os
+        import os
         while b"\n" not in self.buffer:
             if len(self.buffer) > MAX_MESSAGE:
                 raise self.fail("failed", "the program sent a value over %d MB" % (MAX_MESSAGE >> 20))
@@ -49,7 +49,7 @@ class _Link:
         if len(line) > MAX_MESSAGE:
             raise self.fail("failed", "the program sent a value over %d MB" % (MAX_MESSAGE >> 20))
         try:
-            message = json.loads(line, parse_constant=_refuse_constant)
+            message = _loads(line.decode("utf-8"))
         except (ValueError, RecursionError, UnicodeDecodeError):
             raise self.fail("failed", "the program sent something other than plain JSON") from None
         if type(message) is not dict:
@@ -59,8 +59,8 @@ class _Link:
         return message
 
     def ask(self, request):
-        import builtins, json, os
-        data = (json.dumps(request, separators=(",", ":")) + "\n").encode("utf-8")
+        import builtins, os
+        data = (_dumps(request) + "\n").encode("utf-8")
         while data:
             try:
                 data = data[os.write(self.write_fd, data):]
@@ -77,10 +77,6 @@ class _Link:
         if "value" not in message:
             raise self.fail("failed", "the program sent a reply without a value")
         return _decode(message["value"], self, 0)
-
-
-def _refuse_constant(name):
-    raise ValueError("refused " + name)
 
 
 def _plain_pair(value, link):
@@ -164,8 +160,7 @@ def _decode(obj, link, depth):
         if tag == "ref" and type(v) is int and v >= 0:
             return _Remote(v)
         if tag == "module" and type(v) is str and v.split(".")[0] in _stdlib():
-            import importlib
-            return importlib.import_module(v)  # our own clean copy of the module, never the program's
+            return _import(v)  # our own clean copy of the module, never the program's
     except (TypeError, ValueError, ImportError):
         pass
     if tag == "float":
@@ -213,7 +208,10 @@ def _encode(value):
     raise TypeError("cannot pass a %s to the program (plain data only)" % kind.__name__)
 
 
-TEST_LINE_OFFSET = 100000
+def _import(module):
+    import sys
+    __import__(module)
+    return sys.modules[module]
 
 
 def _describe(exc, tests_source):
@@ -225,8 +223,7 @@ def _describe(exc, tests_source):
     where = ""
     if line is not None:
         lines = tests_source.splitlines()
-        n = line - TEST_LINE_OFFSET
-        where = "tests line %d: %s: " % (n, lines[n - 1].strip() if 0 < n <= len(lines) else "?")
+        where = "tests line %d: %s: " % (line, lines[line - 1].strip() if 0 < line <= len(lines) else "?")
     message = str(exc)
     return (where + type(exc).__name__ + (": " + message if message else ""))[:400]
 
@@ -239,29 +236,29 @@ def _stdlib():
 def _standard_imports(program, module_names):
     """Our own objects for the program's top-level standard-library imports and for any global it
     names like a standard module (so `math = Fake()` still means math to the tests)."""
-    import ast, importlib, sys
+    import _ast, sys
     try:
-        tree = ast.parse(program)
+        body = compile(program, "<program>", "exec", _ast.PyCF_ONLY_AST).body  # parsed, never run
     except (SyntaxError, ValueError):
-        tree = ast.Module(body=[], type_ignores=[])
+        body = []
     stdlib = getattr(sys, "stdlib_module_names", None)
     bound = {}
-    for node in [ast.Import(names=[ast.alias(name=n)]) for n in module_names] + tree.body:
-        pairs = []
-        if isinstance(node, ast.Import):
+    pairs = [(name, name, None) for name in module_names]
+    for node in body:
+        if isinstance(node, _ast.Import):
             for alias in node.names:
                 top = alias.name.split(".")[0]
                 pairs.append((alias.asname or top, alias.name if alias.asname else top, None))
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        elif isinstance(node, _ast.ImportFrom) and node.level == 0 and node.module:
             pairs += [(a.asname or a.name, node.module, a.name) for a in node.names if a.name != "*"]
-        for name, module, attr in pairs:
-            if stdlib is not None and module.split(".")[0] not in stdlib or module.split(".")[0] in _NEVER:
-                continue
-            try:
-                value = importlib.import_module(module)
-                bound[name] = value if attr is None else getattr(value, attr)
-            except (ImportError, AttributeError):
-                pass
+    for name, module, attr in pairs:
+        if stdlib is not None and module.split(".")[0] not in stdlib or module.split(".")[0] in _NEVER:
+            continue
+        try:
+            value = _import(module)
+            bound[name] = value if attr is None else getattr(value, attr)
+        except (ImportError, AttributeError):
+            pass
     return bound
 
 
@@ -269,7 +266,7 @@ _NEVER = frozenset({"antigravity", "this", "idlelib", "turtle", "turtledemo", "t
 
 
 def _judge(tests, program, link):
-    import ast, builtins
+    import _ast, builtins
     message = link.receive()
     if "load" in message:
         reason, detail = _plain_pair(message["load"], link)
@@ -288,15 +285,14 @@ def _judge(tests, program, link):
     # program's code here, next to the verdict.
     safe = {k: v for k, v in vars(builtins).items() if k not in ("eval", "exec", "compile", "breakpoint", "input")}
     namespace.update(__name__="__main__", __builtins__=safe)
-    tree = ast.parse(tests, "<tests>")
-    ast.increment_lineno(tree, TEST_LINE_OFFSET)
+    tree = compile(tests, "<tests>", "exec", _ast.PyCF_ONLY_AST)
     try:
         exec(compile(tree, "<tests>", "exec"), namespace)
     except Exception as exc:
         return False, "failed", _describe(exc, tests)
     # The tests' own test functions, found in their source: a program global of the same name must
     # not make one look like it was there before the tests ran (and so be skipped).
-    defined = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    defined = [node.name for node in tree.body if isinstance(node, (_ast.FunctionDef, _ast.AsyncFunctionDef))]
     for name in sorted(set(defined)):
         func = namespace.get(name)
         if name.startswith("test") and callable(func):
@@ -320,10 +316,10 @@ def _undumpable():
 
 
 def _main():
-    import json, os, sys
+    import os, sys
     _enter_pid_namespace()
     read_fd, write_fd, report_fd, undumpable = (int(x) for x in sys.argv[1:5])
-    job = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+    job = _loads(sys.stdin.buffer.read().decode("utf-8"))
     tests, program = job["tests"], job["program"]
     if undumpable:  # only needed when the candidate shares our uid (ctypes costs ~5 ms to import)
         _undumpable()
@@ -345,7 +341,7 @@ def _main():
     elif not outcome[0] and link.memory:
         outcome = (False, "memory", outcome[2])
     passed, reason, detail = outcome
-    os.write(report_fd, json.dumps({"passed": passed, "reason": reason, "detail": detail}).encode("utf-8"))
+    os.write(report_fd, _dumps({"passed": passed, "reason": reason, "detail": detail}).encode("utf-8"))
     os._exit(0)
 
 
