@@ -187,7 +187,7 @@ def spawn(argv: list[str], timeout: float = 3.0) -> tuple[int | None, str]:
 
 def test_isolation_report_is_truthful():
     layers = sandbox.isolation()
-    assert set(layers) >= {"uid", "netns", "nproc", "network", "python"}
+    assert set(layers) >= {"uid", "netns", "pidns", "fsroot", "seccomp", "nproc", "network", "python"}
     _, out = spawn([layers["python"], "-I", "-S", "-c", "import os, socket; print(os.getuid(), socket.if_nameindex())"])
     uid = int(out.split()[0])
     assert (uid != os.geteuid()) == layers["uid"]

@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from distill.verify.code import SandboxUnavailable
 from distill.verify import confine
+from distill.verify.code import SandboxUnavailable
 from distill.verify.confine import Jail
 
 log = logging.getLogger(__name__)
