@@ -46,6 +46,9 @@ FORMS = {
     "object passed back in": ("class Node:\n    def __init__(self, v, nxt=None):\n        self.v, self.nxt = v, nxt\n"
                               "def total(node):\n    return 0 if node is None else node.v + total(node.nxt)\n",
                               "assert total(Node(1, Node(2, Node(3)))) == 6\nassert Node(5).v == 5\n"),
+    "stateful object": ("class Stack:\n    def __init__(self):\n        self.items = []\n"
+                        "    def push(self, x):\n        self.items.append(x)\n    def pop(self):\n        return self.items.pop()\n",
+                        "s = Stack()\ns.push(1)\ns.push(2)\nassert s.pop() == 2 and s.items == [1]\n"),
 }
 BREAK = {  # a one-token change that makes each program wrong
     "humaneval check(candidate)": ("< t", "> t"), "bare truthy assert": ("all(n % d", "any(n % d"),
@@ -54,7 +57,7 @@ BREAK = {  # a one-token change that makes each program wrong
     "expected exception": ("raise ValueError", "raise TypeError"), "containers keep their types": ("min(xs), max(xs)", "[min(xs), max(xs)]"),
     "floats, infinity and big integers": ("2 ** n", "2 ** n + 1"), "stdlib module the program imported": ("r * r", "r * 2"),
     "named tuple fields": ("(a.y + b.y) / 2", "(a.y + b.y) / 3"), "module-level data": ("'b': 2", "'b': 3"),
-    "object passed back in": ("node.v + total", "node.v * total"),
+    "object passed back in": ("node.v + total", "node.v * total"), "stateful object": ("items.pop()", "items[0]"),
 }
 
 
@@ -81,6 +84,17 @@ def test_in_place_mutation_is_not_seen_by_the_tests():
     # documented limit: arguments cross by value, so such a test fails (never passes wrongly)
     res = run_tests("def fill(xs):\n    xs.append(1)\n", "xs = []\nfill(xs)\nassert xs == [1]")
     assert (res.passed, res.reason) == (False, "failed")
+
+
+def test_a_call_that_never_returns_times_out():
+    res = run_tests("def add(a, b):\n    while True:\n        pass\n", "assert add(1, 2) == 3", timeout=1.0)
+    assert (res.passed, res.reason) == (False, "timeout"), res
+
+
+def test_module_values_are_read_once_after_the_program_ran():
+    # documented limit: a global the calls change is seen as it was after loading
+    program = "calls = 0\ndef f():\n    global calls\n    calls += 1\n"
+    assert not run_tests(program, "f()\nassert calls == 1").passed
 
 
 def test_program_prints_do_not_disturb_the_calls():

@@ -22,8 +22,10 @@ For stdin/stdout cases the candidate only receives the inputs; this process comp
 
 Limits of the split (a test that needs them fails, never passes wrongly): arguments cross by value,
 so a test that checks a list the function mutated in place sees the list unchanged; a function
-of the tests cannot be passed into the program; a non-plain result (an instance, a generator) is
-a reference that equals only itself, has no truth value, and can be called, read or iterated.
+of the tests cannot be passed into the program; the program's module-level values are read once,
+after it ran; a non-plain result (an instance, a generator) is a reference that equals only
+itself, has no truth value, and can be called, read or iterated; each call is a round trip
+(~0.1-0.2 ms), so tests making 100,000s of calls can hit the timeout.
 """
 
 from __future__ import annotations
