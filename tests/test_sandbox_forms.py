@@ -86,6 +86,11 @@ def test_in_place_mutation_is_not_seen_by_the_tests():
     assert (res.passed, res.reason) == (False, "failed")
 
 
+def test_a_big_module_level_table_does_not_sink_the_program():
+    program = "TABLE = list(range(1_000_000))\ndef lookup(i):\n    return TABLE[i]\n"
+    assert run_tests(program, "assert lookup(999_999) == 999_999").passed
+
+
 def test_a_call_that_never_returns_times_out():
     res = run_tests("def add(a, b):\n    while True:\n        pass\n", "assert add(1, 2) == 3", timeout=1.0)
     assert (res.passed, res.reason) == (False, "timeout"), res

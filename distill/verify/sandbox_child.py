@@ -184,6 +184,9 @@ def _serve_calls(program, read_fd, violations, send):
     for name, value in list(namespace.items()):
         if not name.startswith("__"):
             names[name] = _encode_safely(value, refs)
+            if type(names[name]) in (list, dict) and len(_dumps(names[name])) > 1 << 20:
+                refs.append(value)  # a big table stays here (by reference) so the manifest stays small
+                names[name] = {"$": "ref", "v": len(refs) - 1}
     send({"names": names})
     reader = os.fdopen(read_fd, "rb")
     for line in reader:
