@@ -159,7 +159,7 @@ def _decode(obj, link, depth):
             return {_decode(k, link, depth + 1): _decode(x, link, depth + 1) for k, x in v}
         if tag == "ref" and type(v) is int and v >= 0:
             return _Remote(v)
-        if tag == "module" and type(v) is str and v.split(".")[0] in _stdlib():
+        if tag == "module" and type(v) is str and _is_std(v):
             return _import(v)  # our own clean copy of the module, never the program's
     except (TypeError, ValueError, ImportError):
         pass
@@ -228,20 +228,22 @@ def _describe(exc, tests_source):
     return (where + type(exc).__name__ + (": " + message if message else ""))[:400]
 
 
-def _stdlib():
+def _is_std(module):
+    """A standard-library module (any importable one before Python 3.10, which cannot tell)."""
     import sys
-    return frozenset(getattr(sys, "stdlib_module_names", ())) - _NEVER
+    top = module.split(".")[0]
+    known = getattr(sys, "stdlib_module_names", None)
+    return top not in _NEVER and (known is None or top in known)
 
 
 def _standard_imports(program, module_names):
     """Our own objects for the program's top-level standard-library imports and for any global it
     names like a standard module (so `math = Fake()` still means math to the tests)."""
-    import _ast, sys
+    import _ast
     try:
         body = compile(program, "<program>", "exec", _ast.PyCF_ONLY_AST).body  # parsed, never run
     except (SyntaxError, ValueError):
         body = []
-    stdlib = getattr(sys, "stdlib_module_names", None)
     bound = {}
     pairs = [(name, name, None) for name in module_names]
     for node in body:
@@ -252,7 +254,7 @@ def _standard_imports(program, module_names):
         elif isinstance(node, _ast.ImportFrom) and node.level == 0 and node.module:
             pairs += [(a.asname or a.name, node.module, a.name) for a in node.names if a.name != "*"]
     for name, module, attr in pairs:
-        if stdlib is not None and module.split(".")[0] not in stdlib or module.split(".")[0] in _NEVER:
+        if not _is_std(module):
             continue
         try:
             value = _import(module)
@@ -280,7 +282,7 @@ def _judge(tests, program, link):
     # standard library is our own copy: otherwise a program could bind `sorted`, `math` or `isclose`
     # to something that answers the tests' comparisons for them.
     namespace = {name: _decode(value, link, 0) for name, value in names.items() if not hasattr(builtins, name)}
-    namespace.update(_standard_imports(program, [name for name in names if name in _stdlib()]))
+    namespace.update(_standard_imports(program, [name for name in names if _is_std(name)]))
     # No eval/exec for the tests: a test that evaluated a string the program returned would run the
     # program's code here, next to the verdict.
     safe = {k: v for k, v in vars(builtins).items() if k not in ("eval", "exec", "compile", "breakpoint", "input")}
