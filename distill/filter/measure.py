@@ -16,6 +16,7 @@ import json
 import logging
 from typing import Any
 
+from distill.errors import DistillError
 from distill.filter import quality
 from distill.filter.config import FilterConfig
 from distill.filter.decontam import EvalIndex, overlap
@@ -129,6 +130,8 @@ def _verdict(content: str, gold: str, kind: str) -> dict:
         return {"correct": None, "extracted": None, "reason": "no_answer"}
     try:
         v = check(content, gold, kind)
+    except DistillError:  # the verifier cannot run here at all (no code sandbox): stop, do not guess
+        raise
     except Exception as exc:  # noqa: BLE001 - one odd trace must not stop the stage
         log.warning("verifier failed on a %s trace: %s", kind, exc)
         return {"correct": None, "extracted": None, "reason": "verifier_error"}
