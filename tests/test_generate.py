@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from distill.errors import BudgetExceeded, InputError, TeacherFatalError
+from distill.errors import BudgetExceeded, ConfigError, InputError, SamplesFailed, TeacherFatalError
 from distill.generate.config import GenerateConfig
 from distill.generate.resume import iter_good_traces, scan_traces
 from distill.generate.stage import TRACE_KEYS, run
@@ -59,7 +59,8 @@ def test_failed_samples_are_written_then_retried_and_done_ones_never_again(tmp_p
     write_problems(tmp_path / "p.jsonl", 4)
     with TeacherServer(dialect="deepseek", responder=respond) as srv:
         srv.add_fault("500", count=100, match="number 1?")
-        run(gen_cfg(tmp_path, srv, max_attempts=2))
+        with pytest.raises(SamplesFailed, match=r"1 of 4 samples failed \(http_500 x1\)"):  # exit 5
+            run(gen_cfg(tmp_path, srv, max_attempts=2))
         first = lines(tmp_path / "traces.jsonl")
         assert [r["error"]["type"] for r in first if r["error"]] == ["http_500"]
         srv.clear_faults()
@@ -168,10 +169,14 @@ def test_scan_traces_last_record_wins(tmp_path):
     assert state.done == {("a", 0)} and state.failed == {("b", 0)}
 
 
-def test_resuming_with_another_teacher_warns(tmp_path, caplog):
+@pytest.mark.parametrize("change", [{"model": "other-teacher"}, {"temperature": 1.0}])
+def test_resuming_with_another_teacher_or_temperature_is_refused(tmp_path, change):
     write_problems(tmp_path / "p.jsonl", 2)
     with TeacherServer(dialect="deepseek", responder=respond) as srv:
         run(gen_cfg(tmp_path, srv))
-        with caplog.at_level("WARNING", logger="distill.generate.stage"):
-            run(gen_cfg(tmp_path, srv, model="other-teacher", samples=2))
-    assert "different model" in caplog.text
+        before = (tmp_path / "traces.jsonl").read_bytes()
+        srv.stats.reset()
+        with pytest.raises(ConfigError, match=f"different {next(iter(change))}.*counted as done"):
+            run(gen_cfg(tmp_path, srv, samples=2, **change))
+        assert srv.stats.requests == 0
+    assert (tmp_path / "traces.jsonl").read_bytes() == before
