@@ -59,3 +59,9 @@ class OutputLocked(DistillError):
     """Another process holds the output (a traces file, a run folder): nothing was done."""
 
     exit_code = 6
+
+
+class HubError(DistillError):
+    """The Hugging Face Hub refused or could not be reached (the message is redacted)."""
+
+    exit_code = 7

@@ -56,7 +56,7 @@ def scan_traces(path: str | Path, on_truncated: str = "keep", ceiling: int = 1 <
     for line, record in read_jsonl(path):  # a torn last line is skipped here and cut by the appender
         state.lines += 1
         key = pair_key(record, path, line)
-        state.cost += _cost(record, path, line)
+        state.cost += record_cost(record, path, line)
         if is_complete(record, on_truncated, ceiling):
             state.done.add(key)
             state.failed.discard(key)
@@ -94,7 +94,7 @@ def pair_key(record: dict, path: str | Path, line: int) -> tuple[str, int]:
     return str(ident), sample
 
 
-def _cost(record: dict, path: str | Path, line: int) -> float:
+def record_cost(record: dict, path: str | Path, line: int) -> float:
     cost = record.get("cost_usd")
     if cost is None:
         return 0.0
