@@ -201,7 +201,9 @@ async def _worker(cfg: GenerateConfig, client: TeacherClient, queue: asyncio.Que
         if item is None or stop.is_set():
             return
         problem, sample = item
-        held = await stats.reserve(cfg.max_cost_usd, client.prices, cfg.est_completion_tokens, problem)
+        # A request never returns more than max_tokens: the plan's estimate is bounded by it.
+        held = await stats.reserve(cfg.max_cost_usd, client.prices, min(cfg.est_completion_tokens, cfg.max_tokens),
+                                   problem)
         if held is None:
             stats.stop_reason = stats.stop_reason or "budget"
             stop.set()
