@@ -27,6 +27,7 @@ from distill.evaluate.backends import Answer, ApiBackend, Job, LocalBackend, Vll
 from distill.evaluate.basemodel import check_adapter_base
 from distill.evaluate.config import EvalConfig
 from distill.evaluate.metrics import compare_outputs, summarise, wilson_interval
+from distill.generate.resume import pair_key
 from distill.paths import check_outputs
 from distill.progress import progress_bar, show_table
 from distill.records import SCHEMA, JsonlAppender, file_sha256, read_jsonl, write_json_atomic
@@ -46,6 +47,7 @@ def run(cfg: EvalConfig, backend=None, problems: list[dict] | None = None) -> Pa
     if not problems:
         raise InputError("no problems to evaluate", path=cfg.problems, field="problems")
     out = Path(cfg.out)
+    _done(out / OUTPUTS, eval_key(cfg, cfg.adapter))  # a folder of another eval, or a bad line: before writing
     save_resolved(cfg, out / "config.yaml")
     before_dir: Path | None = Path(cfg.compare) if cfg.compare else None
     if cfg.compare_base:
@@ -205,11 +207,12 @@ def _done(path: Path, key: str) -> set[tuple[str, int]]:
     if not path.exists():
         return done
     for line, rec in read_jsonl(path):
+        pair_key(rec, path, line)
         if rec.get("eval_key") != key:
             raise ConfigError(f"{path}:{line} holds answers of a different eval (model, adapter, sampling or "
                               "prompt changed); use another out= or delete the folder")
         if not rec.get("error"):
-            done.add((rec["id"], rec["sample"]))
+            done.add(pair_key(rec, path, line))
     return done
 
 
@@ -218,8 +221,8 @@ def _latest(path: Path, key: str) -> dict[tuple[str, int], dict]:
     latest: dict[tuple[str, int], dict] = {}
     if not path.exists():
         return latest
-    for _, rec in read_jsonl(path):
-        k = (rec["id"], rec["sample"])
+    for line, rec in read_jsonl(path):
+        k = pair_key(rec, path, line)
         if rec.get("eval_key") == key and (k not in latest or latest[k].get("error")):
             latest[k] = rec
     return latest
@@ -261,8 +264,8 @@ def compare_with(before_dir: Path, after_records: list[dict], cfg: EvalConfig) -
 
 def _latest_any(path: Path) -> list[dict]:
     latest: dict[tuple[str, int], dict] = {}
-    for _, rec in read_jsonl(path):
-        k = (rec["id"], rec["sample"])
+    for line, rec in read_jsonl(path):
+        k = pair_key(rec, path, line)
         if k not in latest or latest[k].get("error"):
             latest[k] = rec
     return list(latest.values())

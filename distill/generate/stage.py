@@ -124,9 +124,10 @@ def _refuse_drift(cfg: GenerateConfig, path: Path, lines: int) -> None:
     """Resuming with another teacher or sampling would count its traces as done: refuse, naming what differs."""
     if not lines:
         return
-    if not path.exists():
-        raise ConfigError(f"{cfg.out} holds {lines} records but not the {path.name} beside it that says which "
-                          "teacher and sampling made them; restore it, or use another out=")
+    if not path.exists():  # cannot tell (a copied file): say so, as before
+        log.warning("%s: %d records but no %s beside it saying which teacher and sampling made them; "
+                    "resuming as if they match", cfg.out, lines, path.name)
+        return
     try:
         before = yaml.safe_load(path.read_text()) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:

@@ -112,7 +112,7 @@ def _run_step(step: Step, ledger: Ledger, run_dir: Path, fresh: bool) -> int:
     good, failed = _count_traces(step)
     ledger.finish(step.name, complete=not failed)
     if failed and not good:
-        raise DistillError(f"{step.name}: every sample failed (see the error field in {step.main}); "
+        raise SamplesFailed(f"{step.name}: every sample failed (see the error field in {step.main}); "
                            "check the teacher settings, then run again to retry them")
     if failed:
         log.warning("%s: %d samples failed; they are retried on the next `distill run`", step.name, failed)

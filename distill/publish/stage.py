@@ -73,10 +73,8 @@ def _check_inputs(cfg: PublishConfig) -> None:
     if cfg.eval and not (Path(cfg.eval) / "report.json").is_file():
         raise InputError("no report.json here: eval= needs an eval folder (from distill eval)", path=cfg.eval,
                          field="eval")
-    for key in ("dataset", "stats", "traces", "generate_config"):
-        value = getattr(cfg, key)
-        if value and not Path(value).is_file():
-            raise InputError("file not found", path=value, field=key)
+    if cfg.dataset and not Path(cfg.dataset).is_file():  # (stats=, traces= only add to the card: optional)
+        raise InputError("file not found", path=cfg.dataset, field="dataset")
     if cfg.adapter and not Path(cfg.adapter).is_dir():
         raise InputError("adapter folder not found", path=cfg.adapter, field="adapter")
     check_outputs("publish", inputs={k: getattr(cfg, k) for k in ("adapter", "dataset", "eval", "stats", "traces",
