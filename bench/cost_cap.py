@@ -31,7 +31,8 @@ def respond(messages, request):
     return "Add the two numbers, one step at a time.", "The answer is \\boxed{7}."
 
 
-def generate(url: str, problems: Path, out: Path, concurrency: int, cap: float | None, limit: int | None = None) -> float:
+def generate(url: str, problems: Path, out: Path, concurrency: int, cap: float | None,
+             limit: int | None = None) -> float:
     cfg = GenerateConfig(problems=str(problems), base_url=url, model="m", out=str(out), progress=False, prices=PRICES,
                          max_tokens=64, concurrency=concurrency, max_cost_usd=cap, limit=limit)
     try:

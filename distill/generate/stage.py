@@ -5,12 +5,15 @@ Usage:
     run(load_config(GenerateConfig, None, ["problems=rg:basic_arithmetic", "limit=50",
                                            "base_url=http://127.0.0.1:8765/v1", "model=m"]))
 
-Flow: validate every problem (a streaming pass: bad input fails before anything is sent or
-written) -> read what the output already holds (:mod:`distill.generate.resume`) -> save the
+Flow: check the options and that ``out=`` is writable and no input -> take the output's lock
+(a second process fails at once) -> read what the output already holds
+(:mod:`distill.generate.resume`), refusing traces of another teacher or sampling -> validate
+every problem (a streaming pass: bad input fails before anything is sent or written) -> save the
 resolved config beside the output -> workers pull (problem, sample) pairs from a bounded queue
 fed by a second streaming pass, call the teacher and append one record each. Memory holds the
 keys of finished pairs, never the records. Stops gracefully (in-flight requests finish and are
-written) on Ctrl-C, on ``max_cost_usd``, and on a 401/402 from the teacher.
+written) on Ctrl-C, on ``max_cost_usd`` (when the next request alone could pass it), and on a
+401/402 from the teacher; samples left failed end the run with :class:`SamplesFailed` (exit 5).
 """
 
 from __future__ import annotations
