@@ -182,3 +182,50 @@ def test_lock_file_records_the_holder(tmp_path):
     with exclusive_lock(tmp_path / "t.jsonl") as path:
         holder = json.loads(path.read_text())
     assert holder["pid"] == os.getpid() and holder["host"] and "command" in holder
+
+
+def test_distill_run_never_writes_over_a_file_the_recipe_names(tmp_path):
+    from distill.pipeline import run
+    from distill.pipeline.config import load_pipeline
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    problems = run_dir / "traces.jsonl"  # the user's problems, where the pipeline keeps its traces
+    problems.write_text(json.dumps({"id": "a", "question": "1+1?", "answer": "2"}) + "\n")
+    with TeacherServer() as srv:
+        cfg = load_pipeline(None, [f"generate.problems={problems}", "teacher=endpoint", f"run_dir={run_dir}",
+                                   f"generate.base_url={srv.base_url}", "generate.api_key_env=null",
+                                   "generate.model=m", "stages=[generate, filter]"])
+        with pytest.raises(InputError, match="would overwrite the input generate.problems="):
+            run(cfg)
+        assert srv.stats.requests == 0
+    assert problems.read_text() == json.dumps({"id": "a", "question": "1+1?", "answer": "2"}) + "\n"
+
+
+def _make_read_only(folder) -> bool:
+    """chmod for an ordinary user; root ignores modes, so there the folder is made immutable."""
+    folder.chmod(0o555)
+    if os.geteuid() != 0:
+        return True
+    return subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+
+
+def test_a_read_only_output_folder_is_one_line_before_anything(tmp_path):
+    write_problems(tmp_path / "p.jsonl")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if not _make_read_only(ro):
+        pytest.skip("cannot make a read-only folder here (root without chattr)")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "distill", "generate", f"problems={tmp_path / 'p.jsonl'}",
+                               f"out={ro / 't.jsonl'}", "base_url=http://127.0.0.1:9/v1", "api_key_env=null",
+                               "model=m"], capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ, DISTILL_PROGRESS="0"))
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in proc.stderr
+        assert f"{ro / 't.jsonl'} (field 'out'): cannot write here (" in lines[0]
+        assert list(ro.iterdir()) == []
+    finally:
+        subprocess.run(["chattr", "-i", str(ro)], capture_output=True)
+        ro.chmod(0o755)
