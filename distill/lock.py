@@ -48,7 +48,8 @@ def _describe(raw: str) -> str:
 def exclusive_lock(target: str | Path, lock_file: str | Path | None = None) -> Iterator[Path]:
     """Hold an exclusive lock for ``target`` for the ``with`` block; raise :class:`OutputLocked` if taken."""
     target = Path(target)
-    path = Path(lock_file) if lock_file is not None else lock_path(target)
+    # Beside the resolved file, so ./t.jsonl, an absolute path and a symlink to it share one lock.
+    path = Path(lock_file) if lock_file is not None else lock_path(target.expanduser().resolve())
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -25,11 +25,17 @@ _BEARER = re.compile(r"(?i)\b(bearer\s+|(?:token|api[_-]?key|password)[\"']?\s*[
 _SHAPES = re.compile(
     r"\b(?:sk-[A-Za-z0-9_\-]{12,}|hf_[A-Za-z0-9]{12,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
     r"|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_\-]{35}|(?:AKIA|ASIA)[0-9A-Z]{16})")
+_ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*|true|false|[0-9.]+")
 MASK = "***"
 
 
+def _is_secret_like(value: str) -> bool:
+    # Not a variable NAME (api_key_env=DEEPSEEK_API_KEY), a switch or a path: masking those garbles messages.
+    return len(value) >= 8 and not _ENV_NAME.fullmatch(value) and not value.startswith(("/", "http", "~"))
+
+
 def _secret_values() -> list[str]:
-    values = [v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8]
+    values = [v for k, v in os.environ.items() if _SECRET_NAME.search(k) and _is_secret_like(v)]
     return sorted(set(values), key=len, reverse=True)  # longest first: a key containing another
 
 

@@ -229,3 +229,14 @@ def test_a_read_only_output_folder_is_one_line_before_anything(tmp_path):
     finally:
         subprocess.run(["chattr", "-i", str(ro)], capture_output=True)
         ro.chmod(0o755)
+
+
+def test_one_lock_for_every_name_of_the_same_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.jsonl").write_text("")
+    os.symlink(tmp_path / "t.jsonl", tmp_path / "alias.jsonl")
+    with exclusive_lock(tmp_path / "t.jsonl"):
+        for other in ("t.jsonl", "./t.jsonl", str(tmp_path / "alias.jsonl")):
+            with pytest.raises(OutputLocked):
+                with exclusive_lock(other):
+                    pass
