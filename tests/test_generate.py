@@ -91,12 +91,14 @@ def test_cost_cap_stops_gracefully_and_resumes(tmp_path):
     prices = {"input": 0.0, "output": 10000.0}  # $0.01 a completion token: ~$0.1 a request
     with TeacherServer(dialect="deepseek", responder=respond) as srv:
         with pytest.raises(BudgetExceeded, match="max_cost_usd"):
-            run(gen_cfg(tmp_path, srv, concurrency=1, prices=prices, max_cost_usd=0.5, est_completion_tokens=10))
+            run(gen_cfg(tmp_path, srv, concurrency=1, prices=prices, max_cost_usd=0.5, est_completion_tokens=10,
+                        max_tokens=20))  # the cap counts a request at its worst case: 20 output tokens
         records = lines(tmp_path / "traces.jsonl")
         spent = sum(r["cost_usd"] for r in records)
         assert 0 < len(records) < 20 and srv.stats.requests == len(records)
         assert spent <= 0.5 + 1e-9
-        run(gen_cfg(tmp_path, srv, concurrency=4, prices=prices, max_cost_usd=100.0, est_completion_tokens=10))
+        run(gen_cfg(tmp_path, srv, concurrency=4, prices=prices, max_cost_usd=100.0, est_completion_tokens=10,
+                    max_tokens=20))
         assert srv.stats.requests == 20
     assert len(list(iter_good_traces(tmp_path / "traces.jsonl"))) == 20
 

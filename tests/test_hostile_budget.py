@@ -1,8 +1,9 @@
 """The cost cap spends the budget it is given (issue #13 §6), against the loopback teacher.
 
-When the estimate for the requests in flight would pass ``max_cost_usd``, workers wait for them
-to settle at their real cost and go on; sending stops only when the next request alone could
-pass the cap, and the spend never exceeds it.
+Each request in flight counts at the most it could cost (prompt + max_tokens); when those would
+pass ``max_cost_usd``, workers wait for them to settle at their real cost and go on; sending
+stops only when the next request alone could pass the cap, so the spend never exceeds it, even
+when answers vary in length.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def test_a_cap_worth_n_requests_buys_about_n_and_never_more(tmp_path, worth):
         price = _one_request_cost(tmp_path, srv)
         cap = (worth + 0.5) * price
         srv.stats.reset()
-        with pytest.raises(BudgetExceeded, match="the next request could cost"):
+        with pytest.raises(BudgetExceeded, match="the next request could cost up to"):
             run(_cfg(tmp_path, srv, tmp_path / "t.jsonl", max_cost_usd=cap))
         sent = srv.stats.requests
     records = [r for _, r in read_jsonl(tmp_path / "t.jsonl")]
@@ -77,3 +78,29 @@ def test_resuming_with_a_raised_cap_spends_only_the_difference(tmp_path):
         total = srv.stats.requests - 1
     assert 20 - 16 <= first <= 20 and 40 - 16 <= total <= 40
     assert sum(r["cost_usd"] for _, r in read_jsonl(tmp_path / "t.jsonl")) <= 40.5 * price
+
+
+def _respond_varied(messages, request):
+    repeat = 1 + int(messages[-1]["content"].split("number ")[1][:4]) % 4  # 1x..4x the text, fixed per question
+    return " ".join(["Add the two numbers, one step at a time."] * repeat), "The answer is \\boxed{7}."
+
+
+@pytest.mark.parametrize("worth,concurrency", [(10, 16), (60, 64)])
+def test_answers_of_varied_length_never_pass_the_cap_and_leave_less_than_one_request(tmp_path, worth, concurrency):
+    """An estimate from the answers seen so far would let cheap early answers admit dear later ones past
+    the cap; counting requests in flight at their worst case cannot."""
+    from distill.generate import run
+    from distill.generate.stage import worst_cost
+    from distill.teacher.pricing import resolve_prices
+
+    _write(tmp_path / "p.jsonl", 400)
+    with TeacherServer(dialect="deepseek", responder=_respond_varied, latency=0.01) as srv:
+        price = _one_request_cost(tmp_path, srv)
+        cap = (worth + 0.5) * price
+        cfg = _cfg(tmp_path, srv, tmp_path / "t.jsonl", max_cost_usd=cap, concurrency=concurrency)
+        with pytest.raises(BudgetExceeded):
+            run(cfg)
+    spent = sum(r["cost_usd"] for _, r in read_jsonl(tmp_path / "t.jsonl"))
+    worst = worst_cost(cfg, resolve_prices("m", PRICES, cfg.base_url), {"question": "Question number 0000?"})
+    assert spent <= cap
+    assert cap - spent < worst  # stopped only when the next request alone could have passed the cap

@@ -2,7 +2,7 @@
 
 Usage:
     stats = RunStats(problems=100, pending=400, resumed=0)
-    held = await stats.reserve(max_cost_usd, prices, 4000, problem)   # None: the budget says stop
+    held = await stats.reserve(max_cost_usd, worst_case_usd)   # None: the budget says stop
     ... stats.settle(held, record); stats.refresh_bar(bar)
     show_summary(stats, out)
 """
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from distill.progress import human_count, show_table
-from distill.teacher.pricing import cost_usd
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +37,8 @@ class RunStats:
     prior_cost: float = 0.0  # spent by earlier runs on the same output
     in_flight: int = 0
     reserved: float = 0.0
-    max_seen: float = 0.0  # the dearest sample this run (what the cap assumes the next one may cost)
-    next_estimate: float = 0.0
+    max_seen: float = 0.0  # the dearest sample this run
+    next_estimate: float = 0.0  # the most the next request could cost (what the cap counts)
     failures: dict = field(default_factory=dict)  # error type -> samples
     stop_reason: str | None = None
     fatal: Exception | None = None
@@ -48,25 +47,20 @@ class RunStats:
     _shown: float = 0.0
     _settled: asyncio.Event | None = None
 
-    def estimate(self, prices: dict | None, est_completion: int, problem: dict) -> float:
-        """What the next request may cost: the dearest sample seen this run, else the plan's estimate."""
-        if self.max_seen > 0:
-            return self.max_seen
-        return cost_usd({"prompt_tokens": len(problem.get("question", "")) // 4 + 30,
-                         "completion_tokens": est_completion}, prices)
+    async def reserve(self, max_cost: float | None, worst: float) -> float | None:
+        """Admit one more request, counting each request in flight at ``worst`` (the most it could cost).
 
-    async def reserve(self, max_cost: float | None, prices: dict | None, est_completion: int, problem: dict
-                      ) -> float | None:
-        """Admit one more request, waiting for requests in flight to settle at their real cost when the
-        estimate for them would pass ``max_cost``; None only when the next request alone could pass it."""
+        When spent + in flight + ``worst`` would pass ``max_cost``, wait for requests in flight to
+        settle at their real cost and look again; None only when nothing is in flight and the next
+        request alone could pass the cap. So the cap is never exceeded, and it is spent down to
+        less than one request's worst case.
+        """
         while True:
-            est = self.estimate(prices, est_completion, problem)
-            self.next_estimate = est
-            spent = self.prior_cost + self.cost
-            if max_cost is None or spent + self.reserved + est <= max_cost:
+            self.next_estimate = worst
+            if max_cost is None or self.prior_cost + self.cost + self.reserved + worst <= max_cost:
                 self.in_flight += 1
-                self.reserved += est
-                return est
+                self.reserved += worst
+                return worst
             if self.in_flight == 0:
                 return None
             if self._settled is None:

@@ -40,7 +40,7 @@ from distill.records import SCHEMA, JsonlAppender
 from distill.sources import iter_problems
 from distill.teacher.client import Completion, TeacherClient
 from distill.teacher.dialects import estimate_tokens
-from distill.teacher.pricing import estimate_cost, resolve_prices
+from distill.teacher.pricing import cost_usd, estimate_cost, resolve_prices
 
 log = logging.getLogger(__name__)
 DRIFT_KEYS = ("model", "prompt_template", "system_prompt", "temperature", "top_p", "extra_body")
@@ -112,9 +112,10 @@ def _run_locked(cfg: GenerateConfig, client: TeacherClient | None, prices: dict 
         raise stats.fatal
     if stats.stop_reason == "budget":
         raise BudgetExceeded(f"max_cost_usd={cfg.max_cost_usd}: {out} has cost ${stats.prior_cost + stats.cost:.4f} "
-                             f"in all and the next request could cost ${stats.next_estimate:.4f} more; "
-                             f"{stats.done} written, {stats.pending - stats.done} not sent. "
-                             "Raise the cap and re-run to resume.")
+                             f"in all and the next request could cost up to ${stats.next_estimate:.4f} more (its "
+                             f"prompt and max_tokens={cfg.max_tokens}); {stats.done} written, "
+                             f"{stats.pending - stats.done} not sent. Raise the cap (or lower max_tokens) and re-run "
+                             "to resume.")
     if stats.stop_reason == "interrupted":
         raise KeyboardInterrupt
     if stats.failed:
@@ -205,9 +206,7 @@ async def _worker(cfg: GenerateConfig, client: TeacherClient, queue: asyncio.Que
         if item is None or stop.is_set():
             return
         problem, sample = item
-        # A request never returns more than max_tokens: the plan's estimate is bounded by it.
-        held = await stats.reserve(cfg.max_cost_usd, client.prices, min(cfg.est_completion_tokens, cfg.max_tokens),
-                                   problem)
+        held = await stats.reserve(cfg.max_cost_usd, worst_cost(cfg, client.prices, problem, stats.max_seen))
         if held is None:
             stats.stop_reason = stats.stop_reason or "budget"
             stop.set()
@@ -235,6 +234,19 @@ async def _worker(cfg: GenerateConfig, client: TeacherClient, queue: asyncio.Que
             stats.settle(held, record)
         bar.update(1)
         stats.refresh_bar(bar)
+
+
+def worst_cost(cfg: GenerateConfig, prices: dict | None, problem: dict, seen: float = 0.0) -> float:
+    """The most one sample can cost: its prompt (estimated generously) plus every output token it may
+    be sent, over each truncation retry; never below the dearest sample seen. What the cap counts."""
+    if not prices:
+        return 0.0
+    sends, completion, budget = 1, cfg.max_tokens, cfg.max_tokens
+    while cfg.on_truncated == "retry" and budget < cfg.max_tokens_ceiling:
+        budget = min(cfg.max_tokens_ceiling, int(budget * cfg.truncation_factor))
+        sends, completion = sends + 1, completion + budget
+    prompt = 2 * estimate_tokens(build_messages(cfg, problem)) + 16  # chars/4 undercounts some scripts
+    return max(seen, cost_usd({"prompt_tokens": prompt * sends, "completion_tokens": completion}, prices))
 
 
 async def _one_sample(cfg: GenerateConfig, client: TeacherClient, problem: dict, sample: int) -> dict:
