@@ -240,3 +240,16 @@ def test_one_lock_for_every_name_of_the_same_file(tmp_path, monkeypatch):
             with pytest.raises(OutputLocked):
                 with exclusive_lock(other):
                     pass
+
+
+def test_finetune_out_inside_the_student_cache_is_refused(tmp_path, monkeypatch):
+    from distill.finetune import run
+
+    monkeypatch.setenv("DISTILL_HOME", str(tmp_path / "home"))
+    cached = tmp_path / "home" / "students" / "smollm2-abc"
+    cached.mkdir(parents=True)
+    (cached / "tokenizer.json").write_text("{}")
+    write_traces(tmp_path / "kept.jsonl")
+    with pytest.raises(InputError, match="student cache"):
+        run(FinetuneConfig(data=str(tmp_path / "kept.jsonl"), student="smollm2", out=str(cached)))
+    assert (cached / "tokenizer.json").read_text() == "{}"

@@ -12,6 +12,7 @@ from pathlib import Path
 from distill.errors import InputError
 from distill.finetune.config import FinetuneConfig
 from distill.paths import check_outputs
+from distill.student import distill_home
 
 __all__ = ["FinetuneConfig", "run"]
 
@@ -25,6 +26,10 @@ def run(cfg: FinetuneConfig, **edges) -> Path:
     # The adapter folder gets tokenizer and config files: never the student's own folder, nor over the data.
     check_outputs("finetune", inputs={"data": cfg.data, "student": cfg.student, "chat_template": cfg.chat_template},
                   outputs={"out": cfg.out}, folders={"out": None})
+    cache = (distill_home() / "students").resolve()
+    if Path(cfg.out).expanduser().resolve().is_relative_to(cache):  # where aliases and .gguf students are kept
+        raise InputError(f"is inside distill's student cache ({cache}); the adapter would write over a student",
+                         path=cfg.out, field="out")
     from distill.finetune.train import run as _run
 
     return _run(cfg, **edges)
