@@ -13,7 +13,6 @@ not after the teacher has been paid for every trace.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -77,13 +76,9 @@ def _check_eval_problems(eval_cfg: Any) -> None:
         return  # a Hub dataset: checked when eval loads it (it may need the network)
     from distill.sources import iter_problems
 
-    probe = copy.copy(eval_cfg)
-    if spec.startswith("rg:"):
-        probe = dataclasses.replace(eval_cfg, limit=1)
-    if next(iter_problems(probe), None) is None and not spec.startswith("rg:"):
+    probe = dataclasses.replace(eval_cfg, limit=1) if spec.startswith("rg:") else eval_cfg
+    if not sum(1 for _ in iter_problems(probe)):  # every problem parsed: a bad line fails here, located
         raise InputError("no problems to evaluate (the file is empty)", path=spec, field="eval.problems")
-    for _ in iter_problems(probe):
-        pass
 
 
 def check_run_outputs(steps: list, inputs: dict[str, Any]) -> None:
