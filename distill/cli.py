@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from distill import __version__
 from distill.config import describe, load_config
 from distill.errors import DistillError
+from distill.redact import install as install_redaction
+from distill.redact import redact
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(config_cls, recipe, overrides)
         result = _load(verb.run)(cfg)
     except DistillError as exc:
-        print(f"distill {verb_name}: error: {exc}", file=sys.stderr)
+        print(redact(f"distill {verb_name}: error: {exc}"), file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a full disk, a folder made read-only mid-run: the user's to fix, not a bug
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(redact(f"distill {verb_name}: error: {where}{exc.strerror or exc}"), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\ndistill {verb_name}: interrupted", file=sys.stderr)
         return 130
@@ -154,6 +160,7 @@ def _setup_logging() -> None:
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     for noisy in ("httpx", "httpx2", "httpcore", "openai", "urllib3", "filelock", "datasets", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    install_redaction()  # an error body may echo a token: nothing printed from here on carries it
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from distill.config import load_config
-from distill.errors import ConfigError
+from distill.errors import ConfigError, SamplesFailed
 from distill.evaluate import run
 from distill.evaluate.config import EvalConfig
 from distill.teacher.server import TeacherServer
@@ -90,7 +90,8 @@ def test_pass_at_k_over_samples(tmp_path):
 def test_failed_requests_are_recorded_then_retried(tmp_path):
     with TeacherServer(dialect="vllm", responder=knows_some) as srv:
         srv.add_fault("500", count=2)
-        run(_cfg(srv, tmp_path, "api.max_attempts=1", "api.concurrency=1"))
+        with pytest.raises(SamplesFailed, match=r"2 of 5 answers failed \(http_500 x2\)"):  # exit 5
+            run(_cfg(srv, tmp_path, "api.max_attempts=1", "api.concurrency=1"))
         first = _report(tmp_path)["metrics"]
         assert first["errors"] == 2 and first["problems"] == 3
         run(_cfg(srv, tmp_path, "api.max_attempts=1", "api.concurrency=1"))

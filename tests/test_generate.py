@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from distill.errors import BudgetExceeded, InputError, TeacherFatalError
+from distill.errors import BudgetExceeded, ConfigError, InputError, SamplesFailed, TeacherFatalError
 from distill.generate.config import GenerateConfig
 from distill.generate.resume import iter_good_traces, scan_traces
 from distill.generate.stage import TRACE_KEYS, run
@@ -59,7 +59,8 @@ def test_failed_samples_are_written_then_retried_and_done_ones_never_again(tmp_p
     write_problems(tmp_path / "p.jsonl", 4)
     with TeacherServer(dialect="deepseek", responder=respond) as srv:
         srv.add_fault("500", count=100, match="number 1?")
-        run(gen_cfg(tmp_path, srv, max_attempts=2))
+        with pytest.raises(SamplesFailed, match=r"1 of 4 samples failed \(http_500 x1\)"):  # exit 5
+            run(gen_cfg(tmp_path, srv, max_attempts=2))
         first = lines(tmp_path / "traces.jsonl")
         assert [r["error"]["type"] for r in first if r["error"]] == ["http_500"]
         srv.clear_faults()
@@ -90,12 +91,14 @@ def test_cost_cap_stops_gracefully_and_resumes(tmp_path):
     prices = {"input": 0.0, "output": 10000.0}  # $0.01 a completion token: ~$0.1 a request
     with TeacherServer(dialect="deepseek", responder=respond) as srv:
         with pytest.raises(BudgetExceeded, match="max_cost_usd"):
-            run(gen_cfg(tmp_path, srv, concurrency=1, prices=prices, max_cost_usd=0.5, est_completion_tokens=10))
+            run(gen_cfg(tmp_path, srv, concurrency=1, prices=prices, max_cost_usd=0.5, est_completion_tokens=10,
+                        max_tokens=20))  # the cap counts a request at its worst case: 20 output tokens
         records = lines(tmp_path / "traces.jsonl")
         spent = sum(r["cost_usd"] for r in records)
         assert 0 < len(records) < 20 and srv.stats.requests == len(records)
         assert spent <= 0.5 + 1e-9
-        run(gen_cfg(tmp_path, srv, concurrency=4, prices=prices, max_cost_usd=100.0, est_completion_tokens=10))
+        run(gen_cfg(tmp_path, srv, concurrency=4, prices=prices, max_cost_usd=100.0, est_completion_tokens=10,
+                    max_tokens=20))
         assert srv.stats.requests == 20
     assert len(list(iter_good_traces(tmp_path / "traces.jsonl"))) == 20
 
@@ -168,10 +171,14 @@ def test_scan_traces_last_record_wins(tmp_path):
     assert state.done == {("a", 0)} and state.failed == {("b", 0)}
 
 
-def test_resuming_with_another_teacher_warns(tmp_path, caplog):
+@pytest.mark.parametrize("change", [{"model": "other-teacher"}, {"temperature": 1.0}])
+def test_resuming_with_another_teacher_or_temperature_is_refused(tmp_path, change):
     write_problems(tmp_path / "p.jsonl", 2)
     with TeacherServer(dialect="deepseek", responder=respond) as srv:
         run(gen_cfg(tmp_path, srv))
-        with caplog.at_level("WARNING", logger="distill.generate.stage"):
-            run(gen_cfg(tmp_path, srv, model="other-teacher", samples=2))
-    assert "different model" in caplog.text
+        before = (tmp_path / "traces.jsonl").read_bytes()
+        srv.stats.reset()
+        with pytest.raises(ConfigError, match=f"different {next(iter(change))}.*counted as done"):
+            run(gen_cfg(tmp_path, srv, samples=2, **change))
+        assert srv.stats.requests == 0
+    assert (tmp_path / "traces.jsonl").read_bytes() == before

@@ -241,15 +241,22 @@ class ApiBackend:
         from distill.teacher.client import TeacherClient
 
         client = self.client or TeacherClient(self.teacher_cfg)
-        try:
-            async def one(job: Job):
-                messages = _messages(job.user, self.cfg.system_prompt)
-                return job, await client.complete(messages, max_tokens=self.teacher_cfg.max_tokens, sample=job.sample)
 
-            for future in asyncio.as_completed([one(j) for j in jobs]):
+        async def one(job: Job):
+            messages = _messages(job.user, self.cfg.system_prompt)
+            return job, await client.complete(messages, max_tokens=self.teacher_cfg.max_tokens, sample=job.sample)
+
+        tasks = [asyncio.ensure_future(one(j)) for j in jobs]
+        try:
+            for future in asyncio.as_completed(tasks):
                 job, completion = await future
                 on_result(job, _from_completion(completion))
         finally:
+            # A fatal answer (401) ends the run: the other requests are cancelled and their outcome
+            # collected, so none is left to print "Task exception was never retrieved".
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self.client is None:
                 await client.aclose()
 

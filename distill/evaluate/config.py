@@ -7,9 +7,10 @@ Usage:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from distill.config import option, section
+from distill.config import check_bounds, option, section
 from distill.errors import ConfigError
 from distill.generate.config import DEFAULT_PROMPT, SourceConfig
 from distill.teacher.config import TeacherConfig
@@ -67,3 +68,12 @@ class EvalConfig(SourceConfig):
             raise ConfigError("compare_base=true needs adapter= (it scores the student with and without it)")
         if "{question}" not in self.prompt_template:
             raise ConfigError("prompt_template must contain {question}")
+        self.validate_source()
+        check_bounds(self, {"temperature": ">= 0", "top_p": "(0, 1]", "bootstrap": ">= 1"})
+        if self.backend == "api":
+            try:
+                self.api.validate()
+            except ConfigError as exc:
+                raise ConfigError(f"api.{exc}") from None
+        if self.compare and self.out and Path(self.compare).resolve() == Path(self.out).resolve():
+            raise ConfigError("compare= names the folder this eval writes (out=); compare against another eval")

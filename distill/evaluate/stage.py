@@ -22,11 +22,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from distill.config import save_resolved, to_dict
-from distill.errors import ConfigError, InputError
+from distill.errors import ConfigError, InputError, SamplesFailed
 from distill.evaluate.backends import Answer, ApiBackend, Job, LocalBackend, VllmBackend
 from distill.evaluate.basemodel import check_adapter_base
 from distill.evaluate.config import EvalConfig
 from distill.evaluate.metrics import compare_outputs, summarise, wilson_interval
+from distill.generate.resume import pair_key
+from distill.paths import check_outputs
 from distill.progress import progress_bar, show_table
 from distill.records import SCHEMA, JsonlAppender, file_sha256, read_jsonl, write_json_atomic
 
@@ -45,6 +47,7 @@ def run(cfg: EvalConfig, backend=None, problems: list[dict] | None = None) -> Pa
     if not problems:
         raise InputError("no problems to evaluate", path=cfg.problems, field="problems")
     out = Path(cfg.out)
+    _done(out / OUTPUTS, eval_key(cfg, cfg.adapter))  # a folder of another eval, or a bad line: before writing
     save_resolved(cfg, out / "config.yaml")
     before_dir: Path | None = Path(cfg.compare) if cfg.compare else None
     if cfg.compare_base:
@@ -56,12 +59,33 @@ def run(cfg: EvalConfig, backend=None, problems: list[dict] | None = None) -> Pa
         backend = backend or _load_backend(cfg, adapter=cfg.adapter)
     report = evaluate(cfg, problems, backend, out, adapter=cfg.adapter, compare_to=before_dir)
     _show(report)
+    failed = report["metrics"]["errors"]
+    if failed:
+        raise SamplesFailed(f"{failed} of {report['metrics']['samples'] + failed} answers failed "
+                            f"({_failure_kinds(out / OUTPUTS, report['eval_key'])}); the report leaves them out "
+                            "and a re-run retries them")
     return out
+
+
+def _failure_kinds(path: Path, key: str) -> str:
+    kinds: dict[str, int] = {}
+    for rec in _latest(path, key).values():
+        error = rec.get("error")
+        if error:
+            kind = str(error.get("type") if isinstance(error, dict) else error)[:40]
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
 
 
 def _validate(cfg: EvalConfig) -> None:
     if not cfg.problems:
         raise ConfigError("problems= is required (a file, a Hub dataset, or rg:<task>)")
+    if cfg.compare and not (Path(cfg.compare) / OUTPUTS).is_file():
+        raise InputError("no outputs.jsonl here: compare= needs a previous eval folder", path=cfg.compare,
+                         field="compare")
+    check_outputs("eval", inputs={"problems": cfg.problems, "adapter": cfg.adapter, "student": cfg.student,
+                                  "compare": cfg.compare},
+                  outputs={"out": cfg.out}, folders={"out": (OUTPUTS, REPORT, "config.yaml", "base")})
     if cfg.backend == "api":
         if cfg.adapter:
             raise ConfigError("backend=api scores the endpoint as served; adapter= is for local/vllm")
@@ -143,6 +167,9 @@ def evaluate(cfg: EvalConfig, problems: list[dict], backend, folder: Path, adapt
         "generated": len(jobs), "seconds": round(seconds, 3), "completion_tokens": tokens,
         "tokens_per_s": round(tokens / seconds, 2) if jobs and seconds else None,
         "problems_per_min": round(len(jobs) / cfg.samples / seconds * 60, 2) if jobs and seconds else None})
+    if records and all(r.get("error") for r in records):  # a report over no answers would read as a score
+        raise SamplesFailed(f"eval {folder}: all {len(records)} answers failed "
+                            f"({_failure_kinds(folder / OUTPUTS, key)}); no report written, a re-run retries them")
     if compare_to is not None:
         report["compare"] = compare_with(compare_to, records, cfg)
     write_json_atomic(folder / REPORT, report)
@@ -180,11 +207,12 @@ def _done(path: Path, key: str) -> set[tuple[str, int]]:
     if not path.exists():
         return done
     for line, rec in read_jsonl(path):
+        pair_key(rec, path, line)
         if rec.get("eval_key") != key:
             raise ConfigError(f"{path}:{line} holds answers of a different eval (model, adapter, sampling or "
                               "prompt changed); use another out= or delete the folder")
         if not rec.get("error"):
-            done.add((rec["id"], rec["sample"]))
+            done.add(pair_key(rec, path, line))
     return done
 
 
@@ -193,8 +221,8 @@ def _latest(path: Path, key: str) -> dict[tuple[str, int], dict]:
     latest: dict[tuple[str, int], dict] = {}
     if not path.exists():
         return latest
-    for _, rec in read_jsonl(path):
-        k = (rec["id"], rec["sample"])
+    for line, rec in read_jsonl(path):
+        k = pair_key(rec, path, line)
         if rec.get("eval_key") == key and (k not in latest or latest[k].get("error")):
             latest[k] = rec
     return latest
@@ -236,8 +264,8 @@ def compare_with(before_dir: Path, after_records: list[dict], cfg: EvalConfig) -
 
 def _latest_any(path: Path) -> list[dict]:
     latest: dict[tuple[str, int], dict] = {}
-    for _, rec in read_jsonl(path):
-        k = (rec["id"], rec["sample"])
+    for line, rec in read_jsonl(path):
+        k = pair_key(rec, path, line)
         if k not in latest or latest[k].get("error"):
             latest[k] = rec
     return list(latest.values())

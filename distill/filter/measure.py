@@ -83,6 +83,11 @@ def validate(trace: Any) -> tuple[str, str | None] | None:
     for name in ("reasoning", "content"):
         if trace.get(name) is not None and not isinstance(trace[name], str):
             return "must be a string or null", name
+    if trace.get("usage") is not None and not isinstance(trace["usage"], dict):
+        return "usage must be an object or null", "usage"
+    cost = trace.get("cost_usd")
+    if cost is not None and (not isinstance(cost, (int, float)) or isinstance(cost, bool)):
+        return "cost_usd must be a number or null", "cost_usd"
     if not isinstance(trace["answer"], str):
         return "answer must be a string", "answer"
     return None

@@ -35,6 +35,7 @@ from distill.filter.decontam import EvalIndex, build_index
 from distill.filter.dedup import Candidate, select
 from distill.filter.judge import ask_judge, is_audited, judge_key
 from distill.filter.measure import init_worker, measure_chunk
+from distill.paths import check_outputs
 from distill.progress import progress_bar
 from distill.records import JsonlAppender, read_jsonl
 
@@ -76,12 +77,15 @@ def run(cfg: FilterConfig, judge_client: Any = None) -> Path:
 
 def _paths(cfg: FilterConfig) -> dict[str, Path]:
     out = Path(cfg.out)
-    if Path(cfg.traces).resolve() == out.resolve():
-        raise InputError("out must differ from traces (the input is never overwritten)", path=out)
-    return {"out": out, "rejected": Path(cfg.rejected) if cfg.rejected else out.with_name("rejected.jsonl"),
-            "stats": Path(cfg.stats) if cfg.stats else out.with_name("stats.json"),
-            "plot": out.with_name("filter_funnel.png"), "config": out.with_name("filter.config.yaml"),
-            "cache": out.parent / "filter-cache"}
+    paths = {"out": out, "rejected": Path(cfg.rejected) if cfg.rejected else out.with_name("rejected.jsonl"),
+             "stats": Path(cfg.stats) if cfg.stats else out.with_name("stats.json"),
+             "plot": out.with_name("filter_funnel.png"), "config": out.with_name("filter.config.yaml"),
+             "cache": out.parent / "filter-cache"}
+    written = {k: v for k, v in paths.items() if k != "plot" or cfg.plot}
+    check_outputs("filter", inputs={"traces": cfg.traces, "decontam.problems": list(cfg.decontam.problems),
+                                    "checks.tokenizer": cfg.checks.tokenizer},
+                  outputs=written, folders={"cache": None})
+    return paths
 
 
 def _measure_key(cfg: FilterConfig, index: EvalIndex | None) -> str:

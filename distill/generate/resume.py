@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from distill.errors import InputError
 from distill.records import read_jsonl
 
 
@@ -52,10 +53,10 @@ def scan_traces(path: str | Path, on_truncated: str = "keep", ceiling: int = 1 <
     path = Path(path)
     if not path.exists():
         return state
-    for _, record in read_jsonl(path):  # a torn last line is skipped here and cut by the appender
+    for line, record in read_jsonl(path):  # a torn last line is skipped here and cut by the appender
         state.lines += 1
-        state.cost += float(record.get("cost_usd") or 0.0)
-        key = (str(record.get("id")), int(record.get("sample", 0)))
+        key = pair_key(record, path, line)
+        state.cost += record_cost(record, path, line)
         if is_complete(record, on_truncated, ceiling):
             state.done.add(key)
             state.failed.discard(key)
@@ -72,8 +73,32 @@ def iter_good_traces(path: str | Path) -> Iterator[dict]:
     """
     last: dict[tuple[str, int], int] = {}
     for line, record in read_jsonl(path):
-        last[(str(record.get("id")), int(record.get("sample", 0)))] = line
+        last[pair_key(record, path, line)] = line
     for line, record in read_jsonl(path):
-        key = (str(record.get("id")), int(record.get("sample", 0)))
+        key = pair_key(record, path, line)
         if last.get(key) == line and not record.get("error"):
             yield record
+
+
+def pair_key(record: dict, path: str | Path, line: int) -> tuple[str, int]:
+    """``(id, sample)`` of a trace record, or InputError naming the line and the mistyped field."""
+    ident, sample = record.get("id"), record.get("sample", 0)
+    if not isinstance(ident, (str, int)) or isinstance(ident, bool):
+        raise InputError(f"id must be a string, got {type(ident).__name__}", path=path, line=line, field="id")
+    if not isinstance(sample, int) or isinstance(sample, bool) or sample < 0:
+        raise InputError(f"sample must be a non-negative integer, got {sample!r}"[:120], path=path, line=line,
+                         field="sample")
+    usage = record.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        raise InputError(f"usage must be an object, got {type(usage).__name__}", path=path, line=line, field="usage")
+    return str(ident), sample
+
+
+def record_cost(record: dict, path: str | Path, line: int) -> float:
+    cost = record.get("cost_usd")
+    if cost is None:
+        return 0.0
+    if not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost < 0:
+        raise InputError(f"cost_usd must be a non-negative number, got {cost!r}"[:120], path=path, line=line,
+                         field="cost_usd")
+    return float(cost)

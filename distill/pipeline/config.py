@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from distill.config import load_config, option, section
+from distill.config import check_bounds, load_config, option, section
 from distill.errors import ConfigError
 
 STAGES = ("generate", "filter", "finetune", "eval", "publish")
@@ -68,6 +68,9 @@ class OfflineTeacherConfig:
     mistake_rate: float = option(0.15, "share of traces with a deliberate mistake, so the filter has work")
     latency: float = option(0.0, "seconds added to every response (to watch progress or test interrupts)")
     seed: int = option(0, "seed for the mistakes, so runs repeat")
+
+    def __post_init__(self) -> None:
+        check_bounds(self, {"mistake_rate": "[0, 1]", "latency": ">= 0"})
 
 
 @dataclass

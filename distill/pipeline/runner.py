@@ -19,10 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from distill.config import save_resolved
-from distill.errors import ConfigError, DistillError
+from distill.errors import ConfigError, DistillError, SamplesFailed
+from distill.lock import exclusive_lock
 from distill.pipeline.config import OfflineTeacherConfig, PipelineConfig
 from distill.pipeline.state import Ledger
 from distill.pipeline.wiring import Step, materialize_sources, plan, step_key, step_lineage
+from distill.preflight import check_run_outputs, preflight
 from distill.records import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -30,11 +32,19 @@ log = logging.getLogger(__name__)
 
 def run(cfg: PipelineConfig) -> Path:
     """Run every step of ``cfg`` that is not current; write the summary and report; return the run folder."""
+    preflight(cfg)  # every stage's options and named files, before anything is written or sent
     run_dir = cfg.folder.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(run_dir, lock_file=run_dir / ".lock"):  # one `distill run` per run folder
+        return _run(cfg, run_dir)
+
+
+def _run(cfg: PipelineConfig, run_dir: Path) -> Path:
     save_resolved(cfg, run_dir / "recipe.yaml")
     steps = plan(materialize_sources(cfg, run_dir), run_dir)
     _check_inputs(steps, run_dir)
+    check_run_outputs(steps, _recipe_inputs(cfg))
+    left_failed: list[str] = []
     ledger = Ledger(run_dir)
     t0 = time.time()
     log.info("distill run: %d steps in %s", len(steps), run_dir)
@@ -53,7 +63,9 @@ def run(cfg: PipelineConfig) -> Path:
                 importlib.import_module(step.module).run(step.cfg)
                 log.info("distill run: generate.dry_run=true, so the pipeline stops here")
                 return run_dir
-            _run_step(step, ledger, run_dir, fresh=step.section in cfg.force)
+            failed = _run_step(step, ledger, run_dir, fresh=step.section in cfg.force)
+            if failed:
+                left_failed.append(f"{step.name}: {failed} samples failed")
     log.info("distill run: finished in %.1f s", time.time() - t0)
     from distill.pipeline.summary import collect, show_summary
 
@@ -64,29 +76,47 @@ def run(cfg: PipelineConfig) -> Path:
 
         md, html = write_report(run_dir, figures)
         log.info("report: %s (and %s)", md, html.name)
+    if left_failed:  # the run finished on what came back; a script must still see that some did not
+        raise SamplesFailed(f"{'; '.join(left_failed)} (see the error field in traces.jsonl); "
+                            "`distill run` again retries them")
     return run_dir
 
 
-def _run_step(step: Step, ledger: Ledger, run_dir: Path, fresh: bool) -> None:
+def _recipe_inputs(cfg: PipelineConfig) -> dict[str, object]:
+    """The files and folders the recipe names (the pipeline's own paths are outputs, not inputs)."""
+    get = getattr
+    return {"generate.problems": get(cfg.generate, "problems", None), "eval.problems": get(cfg.eval, "problems", None),
+            "filter.decontam.problems": list(get(get(cfg.filter, "decontam", None), "problems", []) or []),
+            "finetune.student": get(cfg.finetune, "student", None),
+            "finetune.chat_template": get(cfg.finetune, "chat_template", None)}
+
+
+def _run_step(step: Step, ledger: Ledger, run_dir: Path, fresh: bool) -> int:
     key, lineage = step_key(step, run_dir), step_lineage(step, run_dir)
     ledger.switch(step.name, lineage, step.outputs, fresh=fresh)
     if not fresh and ledger.is_current(step.name, key, step.outputs):
         ledger.mark_reused(step.name)
         log.info("%s: reused (settings and inputs unchanged, key %s)", step.name, key)
-        return
+        return 0
     previous = ledger.read(step.name)
     if previous and previous.get("key") == key and previous.get("status") != "done":
         log.info("%s: resuming the previous attempt", step.name)
     ledger.start(step.name, key, step.outputs, lineage=lineage)
     module = importlib.import_module(step.module)
-    module.run(step.cfg)
+    try:
+        module.run(step.cfg)
+    except SamplesFailed:
+        if step.section != "generate":
+            raise
+        # Generate's failed samples are counted below: the pipeline goes on with what came back.
     good, failed = _count_traces(step)
     ledger.finish(step.name, complete=not failed)
     if failed and not good:
-        raise DistillError(f"{step.name}: every sample failed (see the error field in {step.main}); "
+        raise SamplesFailed(f"{step.name}: every sample failed (see the error field in {step.main}); "
                            "check the teacher settings, then run again to retry them")
     if failed:
         log.warning("%s: %d samples failed; they are retried on the next `distill run`", step.name, failed)
+    return failed
 
 
 def _is_current(ledger: Ledger, step: Step, run_dir: Path, cfg: PipelineConfig) -> bool:

@@ -70,7 +70,9 @@ def plan(cfg: PipelineConfig, run_dir: Path) -> list[Step]:
     if "generate" in wanted:
         gen = _wired(cfg.generate, "generate", out=str(traces))
         extra = {"teacher": "offline", "offline_teacher": to_dict(cfg.offline_teacher)} if cfg.teacher == "offline" else {}
-        steps.append(Step("generate", "generate", gen, traces, [traces],
+        # The resolved config travels with the traces (set aside and restored together): generate
+        # refuses traces whose config names another teacher or sampling.
+        steps.append(Step("generate", "generate", gen, traces, [traces, run_dir / "traces.config.yaml"],
                           inputs={"problems": _local(getattr(gen, "problems", None))}, extra_key=extra))
     if "filter" in wanted:
         flt = _wired(cfg.filter, "filter", traces=str(traces), out=str(kept), rejected=None, stats=None)

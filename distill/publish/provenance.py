@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from distill.generate.resume import iter_good_traces, pair_key, record_cost
 from distill.records import file_sha256, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,20 @@ def _usage(records: list[dict]) -> dict:
 
 
 def _records(path: Path | None) -> list[dict]:
-    return [rec for _, rec in read_jsonl(path)] if path is not None and path.is_file() else []
+    """Every line (the spend counts failed attempts too), typed, or one line naming the bad field."""
+    if path is None or not path.is_file():
+        return []
+    records = []
+    for line, rec in read_jsonl(path):
+        pair_key(rec, path, line)
+        record_cost(rec, path, line)
+        records.append(rec)
+    return records
+
+
+def _pairs(path: Path | None) -> list[dict]:
+    """The last good record of each (id, sample): a file appended twice publishes each pair once."""
+    return list(iter_good_traces(path)) if path is not None and path.is_file() else []
 
 
 def public_name(value):
@@ -121,7 +135,7 @@ def gather(cfg) -> dict:
     traces_path = Path(cfg.traces) if cfg.traces else _find_traces(data_path)
     gen_path = Path(cfg.generate_config) if cfg.generate_config else _first_existing(
         traces_path.with_name(traces_path.name.rsplit(".", 1)[0] + ".config.yaml") if traces_path else None)
-    kept = _records(data_path)
+    kept = _pairs(data_path)
     all_traces = _records(traces_path) or kept + _records(folder / "rejected.jsonl" if folder else None)
     gen_cfg = _yaml(gen_path)
     gen_cfg.pop("api_key_env", None)

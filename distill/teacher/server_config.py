@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from distill.config import option
+from distill.config import check_bounds, option
+from distill.errors import ConfigError
 
 
 @dataclass
@@ -34,3 +35,10 @@ class ServeConfig:
     ratelimit_requests: int | None = option(None, "send x-ratelimit-*-requests headers for this per-minute limit")
     ratelimit_tokens: int | None = option(None, "send x-ratelimit-*-tokens headers for this per-minute limit")
     ratelimit_enforce: bool = option(False, "answer 429 with Retry-After beyond the x-ratelimit limits")
+
+    def __post_init__(self) -> None:
+        check_bounds(self, {"port": "[0, 65535]", "mistake_rate": "[0, 1]", "latency": ">= 0", "keepalive": "> 0",
+                            "ratelimit_requests": ">= 1", "ratelimit_tokens": ">= 1"})
+        for name, rate in self.fault_rates.items():
+            if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate <= 1:
+                raise ConfigError(f"fault_rates.{name} must be a share in [0, 1], got {rate!r}")
