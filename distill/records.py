@@ -4,11 +4,10 @@ Usage:
     for line_no, rec in read_jsonl("traces.jsonl"):
         ...
     with JsonlAppender("traces.jsonl") as out:   # repairs a torn last line first
-        out.write({"schema": SCHEMA, "id": "p1", "sample": 0, ...})
+        out.write({"schema": 1, "id": "p1", "sample": 0, ...})
 
-Record shapes (see README "Record formats"): a Problem has ``id, question, answer, kind`` plus
-extra fields; a Trace adds what the teacher returned (one per problem id and sample index);
-a kept/rejected trace adds ``verdict``.
+The records themselves (their fields, versions and files) are defined in :mod:`distill.artifacts`;
+this module only moves bytes.
 """
 
 from __future__ import annotations
@@ -21,10 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import InputError
-
-SCHEMA = 1
-KINDS = ("math", "gsm8k", "choice", "exact", "code")
-TRACE_REQUIRED = ("id", "sample", "question", "answer", "kind")
 
 
 def read_jsonl(path: str | Path, *, skip_torn_tail: bool = True) -> Iterator[tuple[int, dict]]:

@@ -9,7 +9,8 @@ import yaml
 
 from distill.errors import BudgetExceeded, InputError, TeacherFatalError
 from distill.generate.config import GenerateConfig
-from distill.generate.resume import iter_good_traces, scan_traces
+from distill.artifacts import read_latest
+from distill.generate.resume import scan_traces
 from distill.generate.stage import TRACE_KEYS, run
 from distill.records import read_jsonl
 from distill.teacher.server import TeacherServer
@@ -69,7 +70,7 @@ def test_failed_samples_are_written_then_retried_and_done_ones_never_again(tmp_p
         srv.stats.reset()
         run(gen_cfg(tmp_path, srv, samples=3))  # more samples: reuse sample 0, draw 1 and 2
         assert srv.stats.requests == 8
-    good = list(iter_good_traces(tmp_path / "traces.jsonl"))
+    good = good_traces(tmp_path / "traces.jsonl")
     assert sorted((r["id"], r["sample"]) for r in good) == sorted((f"q{i}", s) for i in range(4) for s in range(3))
     assert len(lines(tmp_path / "traces.jsonl")) == 13  # the superseded error line stays visible
 
@@ -97,7 +98,7 @@ def test_cost_cap_stops_gracefully_and_resumes(tmp_path):
         assert spent <= 0.5 + 1e-9
         run(gen_cfg(tmp_path, srv, concurrency=4, prices=prices, max_cost_usd=100.0, est_completion_tokens=10))
         assert srv.stats.requests == 20
-    assert len(list(iter_good_traces(tmp_path / "traces.jsonl"))) == 20
+    assert len(good_traces(tmp_path / "traces.jsonl")) == 20
 
 
 def test_bad_key_stops_the_run_and_keeps_what_was_received(tmp_path):
@@ -124,7 +125,7 @@ def test_truncation_policies(tmp_path, policy):
         assert rec["truncated"] and rec["error"] is None
     elif policy == "drop":
         assert rec["truncated"] and rec["error"]["type"] == "truncated"
-        assert list(iter_good_traces(tmp_path / "traces.jsonl")) == []
+        assert good_traces(tmp_path / "traces.jsonl") == []
     else:
         assert not rec["truncated"] and rec["max_tokens"] == 200 and rec["attempts"] == 2
 
@@ -175,3 +176,8 @@ def test_resuming_with_another_teacher_warns(tmp_path, caplog):
         with caplog.at_level("WARNING", logger="distill.generate.stage"):
             run(gen_cfg(tmp_path, srv, model="other-teacher", samples=2))
     assert "different model" in caplog.text
+
+
+def good_traces(path):
+    """What filter and finetune read: the last record of each pair, when it is not a failure."""
+    return [rec for rec in read_latest(path).values() if not rec.get("error")]

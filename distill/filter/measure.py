@@ -21,7 +21,7 @@ from distill.filter.config import FilterConfig
 from distill.filter.decontam import EvalIndex, overlap
 from distill.filter.dedup import sketch, text_digest
 from distill.filter.steps import false_claims
-from distill.records import KINDS, TRACE_REQUIRED
+from distill.artifacts import KINDS, TRACE_REQUIRED
 
 log = logging.getLogger(__name__)
 
