@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from distill.config import option, section
-
-DEFAULT_FORMAT = "<think>\n{reasoning}\n</think>\n\n{content}"  # same text as render.DEFAULT_FORMAT
+from distill.render import DEFAULT_FORMAT
 
 
 @dataclass

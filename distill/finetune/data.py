@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import InputError
-from distill.finetune.render import Rendered, build_messages, render_example, stop_token_ids
+from distill.render import Rendered, build_messages, render_example, stop_token_ids
 from distill.records import read_jsonl
 
 
