@@ -237,6 +237,7 @@ class FilterStats:
     throughput: dict = field(default_factory=dict)
     written: dict = field(default_factory=dict)
     cache: dict = field(default_factory=dict)
+    plot: str | None = None  # the funnel plot's file name, beside stats.json
     schema: int = STATS_SCHEMA
 
     def to_dict(self) -> dict:

@@ -1,6 +1,7 @@
 """Record files: JSONL read with located errors, crash-safe appends, torn-tail repair, hashing.
 
 Usage:
+    code_digest("distill.filter.steps", "distill.verify")   # changes when that code changes
     for line_no, rec in read_jsonl("traces.jsonl"):
         ...
     with JsonlAppender("traces.jsonl") as out:   # repairs a torn last line first
@@ -135,6 +136,27 @@ def file_sha256(path: str | Path) -> str:
     with Path(path).open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def code_digest(*modules: str) -> str:
+    """Hex digest of the source of ``modules`` (dotted names; a package means all its .py files).
+
+    Cache keys of results that code decides (a verdict, a measure) include it, so editing that
+    code re-measures instead of serving a stale result: no hand-bumped version constant to forget.
+    """
+    import importlib.util
+
+    digest = hashlib.sha256()
+    for name in sorted(modules):
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ValueError(f"no module {name!r}")
+        origin = Path(spec.origin)
+        files = sorted(origin.parent.rglob("*.py")) if spec.submodule_search_locations else [origin]
+        for path in files:
+            digest.update(f"{name}:{path.name}\0".encode())
+            digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
