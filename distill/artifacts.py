@@ -430,3 +430,7 @@ class RunLayout:
     @property
     def report_html(self) -> Path:
         return self.root / "report.html"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
