@@ -5,7 +5,7 @@ Usage:
     for line_no, rec in read_jsonl("traces.jsonl"):
         ...
     with JsonlAppender("traces.jsonl") as out:   # repairs a torn last line first
-        out.write({"schema": 1, "id": "p1", "sample": 0, ...})
+        out.write({"schema": 1, "id": "p1", "sample": 0})
 
 The records themselves (their fields, versions and files) are defined in :mod:`distill.artifacts`;
 this module only moves bytes.

@@ -3,7 +3,9 @@
 Usage:
     stats = RunStats(problems=100, pending=400, resumed=0)
     held = stats.reserve(max_cost_usd, prices, 4000, problem)   # None: the budget says stop
-    ... stats.release(held); stats.add(record); stats.refresh_bar(bar)
+    stats.release(held)                                        # after the request, whatever happened
+    stats.add(record)
+    stats.refresh_bar(bar)
     show_summary(stats, out)
 """
 

@@ -2,8 +2,10 @@
 
 Usage:
     from distill.publish.cards import model_card, dataset_card
-    text = model_card(facts, repo_id="me/smollm2-distill", dataset_repo_id="me/traces", license="apache-2.0")
-    text = dataset_card(facts, repo_id="me/traces", license="apache-2.0", rows=812, columns=[...])
+    text = model_card(facts, repo_id="me/smollm2-distill", dataset_repo_id="me/traces", license="apache-2.0",
+                      tags=[])
+    text = dataset_card(facts, repo_id="me/traces", license="apache-2.0", rows=812, columns=["id", "question"],
+                        tags=[])
 
 Both start with YAML metadata the Hub reads (base_model, library_name: peft, pipeline_tag, tags,
 datasets, license, model-index with the eval results; for datasets: configs, task_categories,
