@@ -13,7 +13,7 @@ from distill.artifacts import read_latest
 from distill.generate.resume import scan_traces
 from distill.generate.stage import TRACE_KEYS, run
 from distill.records import read_jsonl
-from distill.teacher.server import TeacherServer
+from faulty_teacher import FaultyTeacher
 
 
 def respond(messages, request):
@@ -41,7 +41,7 @@ def lines(path):
 
 def test_traces_have_the_design_fields_and_the_config_is_saved(tmp_path):
     write_problems(tmp_path / "p.jsonl", 3, source="unit")
-    with TeacherServer(dialect="think_open", responder=respond) as srv:
+    with FaultyTeacher(dialect="think_open", responder=respond) as srv:
         out = run(gen_cfg(tmp_path, srv, samples=2, system_prompt="Be brief."))
         bodies = srv.stats.bodies
     records = lines(out)
@@ -58,7 +58,7 @@ def test_traces_have_the_design_fields_and_the_config_is_saved(tmp_path):
 
 def test_failed_samples_are_written_then_retried_and_done_ones_never_again(tmp_path):
     write_problems(tmp_path / "p.jsonl", 4)
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         srv.add_fault("500", count=100, match="number 1?")
         run(gen_cfg(tmp_path, srv, max_attempts=2))
         first = lines(tmp_path / "traces.jsonl")
@@ -77,7 +77,7 @@ def test_failed_samples_are_written_then_retried_and_done_ones_never_again(tmp_p
 
 def test_dry_run_sends_and_writes_nothing(tmp_path, capsys):
     write_problems(tmp_path / "p.jsonl", 5)
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         run(gen_cfg(tmp_path, srv, dry_run=True, samples=4, prices={"input": 1.0, "output": 2.0},
                     est_completion_tokens=1000))
         assert srv.stats.requests == 0
@@ -89,7 +89,7 @@ def test_dry_run_sends_and_writes_nothing(tmp_path, capsys):
 def test_cost_cap_stops_gracefully_and_resumes(tmp_path):
     write_problems(tmp_path / "p.jsonl", 20)
     prices = {"input": 0.0, "output": 10000.0}  # $0.01 a completion token: ~$0.1 a request
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         with pytest.raises(BudgetExceeded, match="max_cost_usd"):
             run(gen_cfg(tmp_path, srv, concurrency=1, prices=prices, max_cost_usd=0.5, est_completion_tokens=10))
         records = lines(tmp_path / "traces.jsonl")
@@ -103,7 +103,7 @@ def test_cost_cap_stops_gracefully_and_resumes(tmp_path):
 
 def test_bad_key_stops_the_run_and_keeps_what_was_received(tmp_path):
     write_problems(tmp_path / "p.jsonl", 6)
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         srv.add_fault("402", count=100, match="number 3?")
         with pytest.raises(TeacherFatalError, match="balance"):
             run(gen_cfg(tmp_path, srv, concurrency=1))
@@ -114,7 +114,7 @@ def test_bad_key_stops_the_run_and_keeps_what_was_received(tmp_path):
 @pytest.mark.parametrize("policy", ["keep", "drop", "retry"])
 def test_truncation_policies(tmp_path, policy):
     write_problems(tmp_path / "p.jsonl", 1)
-    with TeacherServer(dialect="vllm", responder=respond) as srv:
+    with FaultyTeacher(dialect="vllm", responder=respond) as srv:
         srv.add_fault("truncate", count=1)
         run(gen_cfg(tmp_path, srv, on_truncated=policy, max_tokens=100, max_tokens_ceiling=1000))
         rec = lines(tmp_path / "traces.jsonl")[-1]
@@ -132,7 +132,7 @@ def test_truncation_policies(tmp_path, policy):
 
 def test_torn_tail_is_repaired_not_duplicated(tmp_path):
     write_problems(tmp_path / "p.jsonl", 3)
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         run(gen_cfg(tmp_path, srv))
         out = tmp_path / "traces.jsonl"
         text = out.read_text().splitlines(keepends=True)
@@ -152,7 +152,7 @@ def test_torn_tail_is_repaired_not_duplicated(tmp_path):
 ])
 def test_bad_input_fails_before_anything_is_sent_or_written(tmp_path, content, field):
     (tmp_path / "p.jsonl").write_text(content)
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         with pytest.raises(InputError) as info:
             run(gen_cfg(tmp_path, srv))
         assert srv.stats.requests == 0
@@ -171,7 +171,7 @@ def test_scan_traces_last_record_wins(tmp_path):
 
 def test_resuming_with_another_teacher_warns(tmp_path, caplog):
     write_problems(tmp_path / "p.jsonl", 2)
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         run(gen_cfg(tmp_path, srv))
         with caplog.at_level("WARNING", logger="distill.generate.stage"):
             run(gen_cfg(tmp_path, srv, model="other-teacher", samples=2))
