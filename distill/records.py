@@ -1,4 +1,4 @@
-"""Record files: JSONL read with located errors, crash-safe appends, torn-tail repair, hashing.
+"""Record files: JSONL (via jsonlines) read with located errors, crash-safe appends, torn-tail repair.
 
 Usage:
     code_digest("distill.filter.steps", "distill.verify")   # changes when that code changes
@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonlines
+
 from distill.errors import InputError
 
 
@@ -37,21 +39,29 @@ def read_jsonl(path: str | Path, *, skip_torn_tail: bool = True) -> Iterator[tup
     except OSError as exc:
         raise InputError(f"cannot read file ({exc.strerror})", path=path) from None
     with handle:
-        line_no = 0
-        for raw in handle:
-            line_no += 1
-            if not raw.strip():
-                continue
-            is_torn = not raw.endswith(b"\n")
+        size = handle.seek(0, os.SEEK_END)
+        is_torn = size > 0 and handle.seek(size - 1) >= 0 and handle.read(1) != b"\n"
+        handle.seek(0)
+        where = [0]  # the line the reader is on (jsonlines numbers errors, not records)
+
+        def lines() -> Iterator[bytes]:
+            for raw in handle:
+                where[0] += 1
+                yield raw
+
+        reader = jsonlines.Reader(lines())
+        while True:
             try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                if is_torn and skip_torn_tail:
+                record = reader.read(allow_none=True, skip_empty=True)
+            except EOFError:
+                return
+            except jsonlines.InvalidLineError as exc:
+                if is_torn and skip_torn_tail and handle.tell() == size:  # the last line, still being written
                     return
-                raise InputError(f"malformed JSON ({exc})", path=path, line=line_no) from None
+                raise InputError(f"malformed JSON ({exc.__cause__ or exc})", path=path, line=exc.lineno) from None
             if not isinstance(record, dict):
-                raise InputError("expected a JSON object", path=path, line=line_no)
-            yield line_no, record
+                raise InputError("expected a JSON object", path=path, line=where[0])
+            yield where[0], record
 
 
 def repair_torn_tail(path: str | Path) -> int:
@@ -83,7 +93,7 @@ def repair_torn_tail(path: str | Path) -> int:
 
 
 class JsonlAppender:
-    """Append-only JSONL writer: one ``write`` is one whole line, flushed to the OS at once.
+    """Append-only JSONL writer (jsonlines): one ``write`` is one whole line, flushed to the OS at once.
 
     A flushed line survives the process being killed (even SIGKILL); ``fsync=True`` also
     survives a power cut, at a cost per record.
@@ -95,11 +105,10 @@ class JsonlAppender:
         self.repaired_bytes = repair_torn_tail(self.path)
         self._fsync = fsync
         self._handle = self.path.open("a", encoding="utf-8")
+        self._writer = jsonlines.Writer(self._handle, flush=True, dumps=_compact)
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        self._handle.write(line)
-        self._handle.flush()
+        self._writer.write(record)
         if self._fsync:
             os.fsync(self._handle.fileno())
 
@@ -113,6 +122,10 @@ class JsonlAppender:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _compact(record: Any) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -94,3 +94,22 @@ def test_the_run_layout_names_what_the_stages_write(tmp_path):
     assert layout.adapter.record == tmp_path / "adapter" / "distill.json"
     assert layout.eval_after.report == tmp_path / "eval-after" / "report.json"
     assert layout.eval_after.base.outputs == tmp_path / "eval-after" / "base" / "outputs.jsonl"
+
+
+def test_jsonl_reading_names_the_line_and_skips_only_a_torn_tail(tmp_path):
+    from distill.records import JsonlAppender, read_jsonl
+
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"id": "a"}\n\n{"id": "é"}\n{"id": "c", "sample": 1}\n{"id": "d", "sam')
+    assert [(line, rec["id"]) for line, rec in read_jsonl(path)] == [(1, "a"), (3, "é"), (4, "c")]
+    with pytest.raises(InputError, match="t.jsonl:5.*malformed JSON"):
+        list(read_jsonl(path, skip_torn_tail=False))
+    with JsonlAppender(path) as out:  # cuts the torn line, then appends whole lines
+        out.write({"id": "e", "text": "ü"})
+    assert path.read_text(encoding="utf-8").endswith('{"id": "c", "sample": 1}\n{"id":"e","text":"ü"}\n')
+    path.write_text('{"id": "a"}\n{"id": \n{"id": "c"}\n')
+    with pytest.raises(InputError, match="t.jsonl:2.*malformed JSON"):
+        list(read_jsonl(path))
+    path.write_text('{"id": "a"}\n[1, 2]\n')
+    with pytest.raises(InputError, match="t.jsonl:2.*expected a JSON object"):
+        list(read_jsonl(path))
