@@ -176,10 +176,3 @@ def code_digest(*modules: str) -> str:
 def stable_id(text: str, prefix: str = "p") -> str:
     """An id derived from the question text: the same text gives the same id on any machine."""
     return f"{prefix}-{hashlib.sha256(text.strip().encode('utf-8')).hexdigest()[:12]}"
-
-
-def require_fields(record: dict, fields: tuple[str, ...], path: str | Path, line: int) -> None:
-    """Raise :class:`InputError` naming the first missing field of a record."""
-    for name in fields:
-        if name not in record:
-            raise InputError("missing field", path=path, line=line, field=name)

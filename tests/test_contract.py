@@ -42,8 +42,8 @@ def test_standalone_eval_prompts_the_adapter_exactly_as_it_was_trained(tmp_path)
     record = AdapterRecord.read(adapter)
     assert (record.prompt_template, record.system_prompt) == (TEMPLATE, "Be terse.")
 
-    out = evaluate(load_config(EvalConfig, None, [
-        f"problems={problems}", f"student={student}", f"adapter={adapter}", f"out={tmp_path / 'eval'}",
+    out = evaluate(load_config(EvalConfig, None, [  # no student=, no prompt: the adapter's record says
+        f"problems={problems}", f"adapter={adapter}", f"out={tmp_path / 'eval'}",
         "max_new_tokens=4", "progress=false", "limit=2"]))
     outputs = [rec for _, rec in read_latest(out / "outputs.jsonl").items()]
     trained_user = {rec["id"]: rec["messages"][-1]["content"] for rec in read_latest(traces).values()}
@@ -51,6 +51,7 @@ def test_standalone_eval_prompts_the_adapter_exactly_as_it_was_trained(tmp_path)
                            for rec in outputs)
     report = EvalReport.read(out / "report.json")
     assert (report.settings["prompt_template"], report.settings["system_prompt"]) == (TEMPLATE, "Be terse.")
+    assert report.model["student"] == str(student)
     # The chat text the student sees: the system turn, then the templated question, as in training.
     from transformers import AutoTokenizer
 

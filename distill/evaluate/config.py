@@ -33,7 +33,8 @@ class EvalConfig(SourceConfig):
     """Score a model on problems with the same verifier the filter uses; before/after when asked."""
 
     split: str = option("test", "Hub dataset split")
-    student: str | None = option(None, "student: alias (smollm2), Hub name, local folder or .gguf file")
+    student: str | None = option(
+        None, "student: alias (smollm2), Hub name, local folder or .gguf file (null with adapter=: its own base)")
     adapter: str | None = option(None, "LoRA adapter folder (from distill finetune) applied to the student")
     backend: Literal["local", "api", "vllm"] = option(
         "local", "local (transformers), api (OpenAI-compatible endpoint, see api.*) or vllm (if installed)")

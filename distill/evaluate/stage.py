@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 
 def run(cfg: EvalConfig, backend=None, problems: list[dict] | None = None) -> Path:
     """Score the model ``cfg`` names on its problems; compare when asked; return the eval folder."""
-    _validate(cfg)
     cfg = as_trained(cfg)
+    _validate(cfg)
     if problems is None:
         from distill.sources import load_problems
 
@@ -79,10 +79,10 @@ def _validate(cfg: EvalConfig) -> None:
 def as_trained(cfg: EvalConfig) -> EvalConfig:
     """``cfg`` with the prompt settled: what it says, else what the adapter was trained with, else defaults.
 
-    The adapter's record (:class:`distill.artifacts.AdapterRecord`) names the user template and
-    system prompt it was trained with; a prompt given here that differs is used, with a warning.
+    The adapter's record (:class:`distill.artifacts.AdapterRecord`) names the student, user template
+    and system prompt it was trained with; a prompt given here that differs is used, with a warning.
     """
-    template, system = cfg.prompt_template, cfg.system_prompt
+    template, system, student = cfg.prompt_template, cfg.system_prompt, cfg.student
     if cfg.adapter and AdapterRecord.exists(cfg.adapter):
         record = AdapterRecord.read(cfg.adapter)
         for name, given, trained in (("prompt_template", template, record.prompt_template),
@@ -93,9 +93,11 @@ def as_trained(cfg: EvalConfig) -> EvalConfig:
             log.warning("%s does not record its training prompt; using the default template", cfg.adapter)
         template = template if template is not None else record.prompt_template
         system = system if system is not None else record.system_prompt
+        student = student if student is not None or cfg.backend == "api" else record.student
     elif cfg.adapter:
         log.warning("%s has no %s: prompting with the given or default template", cfg.adapter, AdapterRecord.FILE)
-    return dataclasses.replace(cfg, prompt_template=template or DEFAULT_PROMPT, system_prompt=system)
+    return dataclasses.replace(cfg, prompt_template=template or DEFAULT_PROMPT, system_prompt=system,
+                               student=student)
 
 
 def _load_backend(cfg: EvalConfig, adapter: str | None):
