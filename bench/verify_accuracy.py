@@ -44,9 +44,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from distill.artifacts import KINDS  # noqa: E402
 from distill.verify import check  # noqa: E402
 
-KINDS = ("math", "gsm8k", "choice", "exact", "code")
 REAL_DIR = Path(__file__).parent / "data" / "processbench"
 
 

@@ -28,6 +28,7 @@ class Verb:
     config: str  # "module:Class" of the config dataclass (a light import)
     run: str  # "module:function" doing the work (may import torch)
     summary: str
+    default_recipe: str | None = None  # "module:function" giving the recipe used when none is given
 
 
 VERBS: dict[str, Verb] = {
@@ -42,7 +43,8 @@ VERBS: dict[str, Verb] = {
     "publish": Verb("distill.publish.config:PublishConfig", "distill.publish:run",
                     "upload the adapter and trace dataset to the Hugging Face Hub, with cards"),
     "run": Verb("distill.pipeline.config:PipelineConfig", "distill.pipeline:run",
-                "the whole pipeline from one recipe (no recipe: the offline default)"),
+                "the whole pipeline from one recipe (no recipe: the offline default)",
+                default_recipe="distill.pipeline.config:default_recipe"),
     "teacher serve": Verb("distill.teacher.server_config:ServeConfig", "distill.teacher.server:serve",
                           "serve the built-in offline teacher on 127.0.0.1 (OpenAI-compatible)"),
 }
@@ -76,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     try:
         recipe, overrides = _split_args(rest)
-        if recipe is None and hasattr(config_cls, "default_recipe"):  # `distill run`: the offline default
-            recipe = config_cls.default_recipe()
+        if recipe is None and verb.default_recipe:  # `distill run`: the offline default
+            recipe = _load(verb.default_recipe)()
         cfg = load_config(config_cls, recipe, overrides)
         result = _load(verb.run)(cfg)
     except DistillError as exc:

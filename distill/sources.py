@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import ConfigError, InputError
-from distill.records import KINDS, read_jsonl, stable_id
+from distill.artifacts import KINDS
+from distill.records import read_jsonl, stable_id
 
 FILE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 _GSM8K_FINAL = re.compile(r"####\s*(.+?)\s*$", re.DOTALL)

@@ -30,7 +30,6 @@ from distill.teacher.server_config import ServeConfig
     (FinetuneConfig, "reasoning_format=<think>{reasoning}</think>", "reasoning_format must contain {content}"),
     (ServeConfig, "port=99999", "port must be in [0, 65535], got 99999"),
     (ServeConfig, "mistake_rate=2", "mistake_rate must be in [0, 1], got 2.0"),
-    (ServeConfig, "fault_rates={'500': 3}", "fault_rates.500 must be a share in [0, 1]"),
     (PipelineConfig, "offline_teacher.mistake_rate=2", "offline_teacher.mistake_rate must be in [0, 1], got 2.0"),
     (PipelineConfig, "finetune.lora.r=0", "finetune.lora.r must be >= 1, got 0"),
     (PipelineConfig, "finetune.batch_size=0", "finetune.batch_size must be >= 1"),

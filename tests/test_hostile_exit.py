@@ -17,7 +17,7 @@ from distill.errors import ConfigError, InputError, SamplesFailed, TeacherFatalE
 from distill.evaluate.config import EvalConfig
 from distill.generate.config import GenerateConfig
 from distill.generate.resume import scan_traces
-from distill.teacher.server import TeacherServer
+from faulty_teacher import FaultyTeacher
 from hostile_helpers import snapshot, write_problems
 
 N = 3
@@ -38,7 +38,7 @@ def test_every_failing_teacher_mode_leaves_samples_failed_and_says_so(tmp_path, 
     from distill.generate import run
 
     write_problems(tmp_path / "p.jsonl", N)
-    with TeacherServer(dialect="deepseek") as srv:
+    with FaultyTeacher(dialect="deepseek") as srv:
         srv.add_fault(fault, count=1000, retry_after=0)
         with pytest.raises(SamplesFailed, match=rf"{N} of {N} samples failed \((\w+) x{N}\)") as info:
             run(_gen(tmp_path, srv.base_url))
@@ -77,7 +77,7 @@ def test_401_stays_exit_3(tmp_path):
     from distill.generate import run
 
     write_problems(tmp_path / "p.jsonl", N)
-    with TeacherServer() as srv:
+    with FaultyTeacher() as srv:
         srv.add_fault("401", count=1000)
         with pytest.raises(TeacherFatalError):
             run(_gen(tmp_path, srv.base_url))
@@ -88,7 +88,7 @@ def test_empty_problems_file_is_an_error_and_writes_nothing(tmp_path):
 
     (tmp_path / "p.jsonl").write_text("\n")
     before = snapshot(tmp_path)
-    with TeacherServer() as srv:
+    with FaultyTeacher() as srv:
         with pytest.raises(InputError, match="no problems") as info:
             run(_gen(tmp_path, srv.base_url))
         assert srv.stats.requests == 0
@@ -98,7 +98,7 @@ def test_empty_problems_file_is_an_error_and_writes_nothing(tmp_path):
 
 def test_cli_exit_code_and_last_line_when_samples_fail(tmp_path):
     write_problems(tmp_path / "p.jsonl", N)
-    with TeacherServer() as srv:
+    with FaultyTeacher() as srv:
         srv.add_fault("500", count=1000)
         proc = subprocess.run([sys.executable, "-m", "distill", "generate", f"problems={tmp_path / 'p.jsonl'}",
                                f"base_url={srv.base_url}", "model=m", f"out={tmp_path / 't.jsonl'}", "max_attempts=1"],
@@ -120,7 +120,7 @@ def _eval_cfg(tmp_path, srv):
 def test_eval_api_against_an_always_failing_endpoint_fails_without_a_report(tmp_path):
     from distill.evaluate import run
 
-    with TeacherServer() as srv:
+    with FaultyTeacher() as srv:
         srv.add_fault("500", count=1000)
         with pytest.raises(SamplesFailed, match=r"all 4 answers failed \(http_500 x4\); no report written"):
             run(_eval_cfg(tmp_path, srv))
@@ -130,7 +130,7 @@ def test_eval_api_against_an_always_failing_endpoint_fails_without_a_report(tmp_
 def test_eval_api_401_is_one_line_without_task_noise(tmp_path):
     (tmp_path / "e.jsonl").write_text("".join(json.dumps({"id": f"e{i}", "question": f"{i}+1?", "answer": "1"}) + "\n"
                                               for i in range(8)))
-    with TeacherServer(latency=0.05) as srv:
+    with FaultyTeacher(latency=0.05) as srv:
         srv.add_fault("401", count=1000)
         proc = subprocess.run([sys.executable, "-m", "distill", "eval", f"problems={tmp_path / 'e.jsonl'}",
                                "backend=api", f"api.base_url={srv.base_url}", "api.model=m", "api.concurrency=8",

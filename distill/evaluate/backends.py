@@ -88,7 +88,7 @@ class LocalBackend:
         self.model = PeftModel.from_pretrained(self.model, adapter).eval()
 
     def render(self, job: Job) -> str:
-        from distill.finetune.render import render_prompt
+        from distill.render import render_prompt
 
         return render_prompt(self.tokenizer, job.user, self.cfg.system_prompt)
 
@@ -160,7 +160,7 @@ def _adapter_tokenizer(adapter: str | None):
         return None
     from transformers import AutoTokenizer
 
-    from distill.finetune.render import prepare_tokenizer
+    from distill.student import prepare_tokenizer
 
     return prepare_tokenizer(AutoTokenizer.from_pretrained(adapter))
 
@@ -200,7 +200,7 @@ class VllmBackend:
     def run(self, jobs: list[Job], on_result: OnResult) -> None:
         from vllm import SamplingParams
 
-        from distill.finetune.render import render_prompt
+        from distill.render import render_prompt
 
         cfg = self.cfg
         prompts = [render_prompt(self.tokenizer, j.user, cfg.system_prompt) for j in jobs]

@@ -22,14 +22,16 @@ from distill.filter.config import FilterConfig
 from distill.filter.decontam import EvalIndex, overlap
 from distill.filter.dedup import sketch, text_digest
 from distill.filter.steps import false_claims
-from distill.records import KINDS, TRACE_REQUIRED
+from distill.artifacts import KINDS, TRACE_REQUIRED
 
 log = logging.getLogger(__name__)
 
 # Per-trace reasons in funnel order (the answer verdict's reasons come after them).
 FLAG_ORDER = ("error", "truncated", "missing_reasoning", "too_short", "too_long", "repetition",
               "language_mix", "contaminated")
-MEASURE_VERSION = 1  # bump when a measure changes meaning, so cached results are recomputed
+# The code that decides a per-trace result: the filter cache key includes its digest.
+MEASURE_CODE = ("distill.filter.measure", "distill.filter.quality", "distill.filter.steps", "distill.filter.dedup",
+                "distill.filter.decontam", "distill.artifacts", "distill.verify")
 
 _CFG: FilterConfig | None = None
 _INDEX: EvalIndex | None = None

@@ -11,8 +11,7 @@ from typing import Literal
 
 from distill.config import check_bounds, option, section
 from distill.errors import ConfigError
-
-DEFAULT_FORMAT = "<think>\n{reasoning}\n</think>\n\n{content}"  # same text as render.DEFAULT_FORMAT
+from distill.render import DEFAULT_FORMAT
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Literal
 
 from distill.config import check_bounds, option
 from distill.errors import ConfigError
-from distill.records import KINDS
+from distill.artifacts import KINDS
 from distill.teacher.config import TeacherConfig
 
 DEFAULT_PROMPT = "{question}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."

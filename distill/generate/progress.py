@@ -3,7 +3,8 @@
 Usage:
     stats = RunStats(problems=100, pending=400, resumed=0)
     held = await stats.reserve(max_cost_usd, worst_case_usd)   # None: the budget says stop
-    ... stats.settle(held, record); stats.refresh_bar(bar)
+    stats.settle(held, record)                                  # after the request: its real cost
+    stats.refresh_bar(bar)
     show_summary(stats, out)
 """
 

@@ -36,7 +36,8 @@ from distill.generate.resume import TraceState, is_complete, scan_traces
 from distill.lock import exclusive_lock
 from distill.paths import check_outputs
 from distill.progress import progress_bar
-from distill.records import SCHEMA, JsonlAppender
+from distill.artifacts import SCHEMA, generate_config_path
+from distill.records import JsonlAppender
 from distill.sources import iter_problems
 from distill.teacher.client import Completion, TeacherClient
 from distill.teacher.dialects import estimate_tokens
@@ -44,14 +45,9 @@ from distill.teacher.pricing import cost_usd, estimate_cost, resolve_prices
 
 log = logging.getLogger(__name__)
 DRIFT_KEYS = ("model", "prompt_template", "system_prompt", "temperature", "top_p", "extra_body")
-TRACE_KEYS = ("schema", "id", "sample", "question", "answer", "kind", "messages", "reasoning", "content",
-              "finish_reason", "truncated", "max_tokens", "model", "usage", "cost_usd", "latency_s",
-              "attempts", "error", "created_at")
-
-
-def config_path(out: Path) -> Path:
-    """``traces.jsonl`` -> ``traces.config.yaml`` (the resolved config, beside the output)."""
-    return out.with_name(out.name.rsplit(".", 1)[0] + ".config.yaml")
+TRACE_KEYS = ("schema", "id", "sample", "question", "answer", "kind", "prompt_template", "system_prompt",
+              "messages", "reasoning", "content", "finish_reason", "truncated", "max_tokens", "model", "usage",
+              "cost_usd", "latency_s", "attempts", "error", "created_at")
 
 
 def build_messages(cfg: GenerateConfig, problem: dict) -> list[dict]:
@@ -77,11 +73,11 @@ def plan(cfg: GenerateConfig, state: TraceState) -> tuple[int, int, int]:
     return problems, pending, prompt_tokens
 
 
-def run(cfg: GenerateConfig, client: TeacherClient | None = None, **_edges: Any) -> Path:
+def run(cfg: GenerateConfig, client: TeacherClient | None = None) -> Path:
     """Generate traces for ``cfg``; returns the traces file (complete, or resumable after a stop)."""
     _check_config(cfg)
     out = Path(cfg.out)
-    check_outputs("generate", inputs={"problems": cfg.problems}, outputs={"out": out, "config": config_path(out)},
+    check_outputs("generate", inputs={"problems": cfg.problems}, outputs={"out": out, "config": generate_config_path(out)},
                   probe=not cfg.dry_run)
     if client is None and not cfg.dry_run:  # a dry run needs no key
         client = TeacherClient(cfg)
@@ -102,8 +98,8 @@ def _run_locked(cfg: GenerateConfig, client: TeacherClient | None, prices: dict 
     show_plan(cfg, n_problems, len(state.done), pending, prompt_tokens, estimate)
     if cfg.dry_run:
         return out
-    _refuse_drift(cfg, config_path(out), state.lines)
-    save_resolved(cfg, config_path(out))
+    _refuse_drift(cfg, generate_config_path(out), state.lines)
+    save_resolved(cfg, generate_config_path(out))
     stats = RunStats(problems=n_problems, pending=pending, resumed=len(state.done), prior_cost=state.cost)
     if pending:
         asyncio.run(_generate(cfg, client, state, stats, out))
@@ -265,14 +261,17 @@ async def _one_sample(cfg: GenerateConfig, client: TeacherClient, problem: dict,
     if result.ok and result.truncated and cfg.on_truncated == "drop":
         result.error = {"type": "truncated", "message": f"finish_reason=length at max_tokens={max_tokens}"}
     result.cost_usd, result.attempts = paid, attempts
-    return trace_record(problem, sample, messages, result, max_tokens)
+    return trace_record(cfg, problem, sample, messages, result, max_tokens)
 
 
-def trace_record(problem: dict, sample: int, messages: list[dict], c: Completion, max_tokens: int) -> dict:
-    """DESIGN.md's Trace: the problem, what was sent, what came back, and what it cost."""
+def trace_record(cfg: GenerateConfig, problem: dict, sample: int, messages: list[dict], c: Completion,
+                 max_tokens: int) -> dict:
+    """A :class:`distill.artifacts.Trace`: the problem, what was sent (and the template it was built
+    from, so finetune can record how its student is prompted), what came back, and what it cost."""
     record = {
         "schema": SCHEMA, "id": problem["id"], "sample": sample, "question": problem["question"],
-        "answer": problem["answer"], "kind": problem["kind"], "messages": messages,
+        "answer": problem["answer"], "kind": problem["kind"], "prompt_template": cfg.prompt_template,
+        "system_prompt": cfg.system_prompt, "messages": messages,
         "reasoning": c.reasoning, "content": c.content, "finish_reason": c.finish_reason,
         "truncated": c.truncated, "max_tokens": max_tokens, "model": c.model, "usage": c.usage,
         "cost_usd": round(c.cost_usd, 8), "latency_s": c.latency_s, "attempts": c.attempts,
@@ -304,4 +303,4 @@ def _install_sigint(stop: asyncio.Event, stats: RunStats):
     return lambda: loop.remove_signal_handler(signal.SIGINT)
 
 
-__all__ = ["run", "plan", "build_messages", "trace_record", "config_path", "is_complete", "TRACE_KEYS"]
+__all__ = ["run", "plan", "build_messages", "trace_record", "is_complete", "TRACE_KEYS"]

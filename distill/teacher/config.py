@@ -1,9 +1,8 @@
 """Settings shared by everything that talks to a teacher: generate, the filter's judge, eval's api backend.
 
 Usage:
-    @dataclass
-    class GenerateConfig(TeacherConfig): ...          # model=, base_url=, rpm= ... at top level
-    judge: JudgeConfig = section(JudgeConfig, "...")   # judge.model=, judge.base_url= ...
+    class GenerateConfig(SourceConfig, TeacherConfig): ...   # model=, base_url=, rpm= at top level
+    judge: JudgeConfig = section(JudgeConfig, "the judge")  # inside FilterConfig: judge.model=, judge.base_url=
 """
 
 from __future__ import annotations
