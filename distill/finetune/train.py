@@ -42,6 +42,7 @@ from distill.finetune.data import (
 from distill.finetune.lint import lint, show_report
 from distill.finetune.outputs import peak_memory, plot_loss, run_record
 from distill.finetune.render import prepare_tokenizer
+from distill.hardware import use_bf16 as resolve_bf16
 from distill.progress import progress_bar
 from distill.records import JsonlAppender, write_json_atomic, write_text_atomic
 from distill.student import resolve_student
@@ -51,17 +52,14 @@ log = logging.getLogger(__name__)
 
 def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
     """Lint the data, train, write the adapter folder; returns it (``lint_only``: the lint report)."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     if not cfg.data:
         raise ConfigError("data= is required: kept.jsonl from `distill filter`, or a chat-messages JSONL")
     started = time.time()
     out = Path(cfg.out)
-    use_bf16 = cfg.bf16 == "true" or (cfg.bf16 == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    # cpu=True on a machine without a GPU is what lets torchrun / `accelerate launch --multi_gpu`
-    # processes join one gloo group (accelerate only forms a MULTI_CPU group when told it is on CPU).
-    acc = Accelerator(mixed_precision="bf16" if use_bf16 else "no", cpu=not torch.cuda.is_available())
+    use_bf16 = resolve_bf16(cfg.bf16)  # auto: a bf16 GPU, or a CPU with AVX-512 BF16 / AMX
+    acc = accelerator(use_bf16)
     set_seed(cfg.seed)
     student_path = resolve_student(cfg.student)
     tokenizer, gen_cfg = _load_tokenizer(student_path, cfg)
@@ -85,12 +83,28 @@ def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
     elif acc.is_main_process:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     metrics = _train_loop(model, optimizer, scheduler, acc, plan, encoded, held_idx, cfg, out, start, interrupt_at)
-    metrics.update(wall_time_s=round(time.time() - started, 2), **peak_memory())
+    metrics.update(wall_time_s=round(time.time() - started, 2), bf16=use_bf16, **peak_memory())
     if acc.is_main_process:
         _write_outputs(acc.unwrap_model(model), tokenizer, gen_cfg, cfg, out, student_path, counts, metrics)
     acc.wait_for_everyone()
     acc.end_training()
     return out
+
+
+def accelerator(use_bf16: bool) -> Any:
+    """An Accelerator with bf16 autocast or none, whatever precision an earlier run in this process used."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    precision = "bf16" if use_bf16 else "no"
+    # accelerate keeps the precision in a process-wide singleton and refuses to change it: a second
+    # run() in one process (a bench, a notebook, the tests) would fail. The distributed state
+    # (PartialState) is left alone, so a DDP group survives.
+    if AcceleratorState._shared_state.get("_mixed_precision", precision) != precision:
+        AcceleratorState._reset_state()
+    # cpu=True on a machine without a GPU is what lets torchrun / `accelerate launch --multi_gpu`
+    # processes join one gloo group (accelerate only forms a MULTI_CPU group when told it is on CPU).
+    return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
 
 
 def _load_tokenizer(student_path: Path, cfg: FinetuneConfig) -> tuple[Any, Any]:
