@@ -69,8 +69,7 @@ def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
     train_idx, held_idx = split_heldout(len(encoded.examples), cfg.eval_fraction, cfg.seed)
     counts.update(train_examples=len(train_idx), eval_examples=len(held_idx))
     model = _build_model(student_path, cfg, use_bf16 and torch.cuda.is_available())
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate,
-                                  weight_decay=cfg.weight_decay)
+    optimizer = _adamw(model, cfg)
     plan = _Plan(encoded, train_idx, cfg, acc.num_processes)
     plan.pad = tokenizer.pad_token_id
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(plan.total_steps, cfg))
@@ -164,6 +163,15 @@ def _build_model(student_path: Path, cfg: FinetuneConfig, base_bf16: bool) -> An
         return get_peft_model(model, lora)
     except ValueError as exc:  # e.g. a target module name the model does not have
         raise ConfigError(f"lora: {exc}") from None
+
+
+def _adamw(model: Any, cfg: FinetuneConfig) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters, fused where torch has the kernel (CPU and CUDA)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    # The per-parameter loop costs a kernel launch per op per tensor: a LoRA model has hundreds of
+    # small tensors (420 on SmolLM2), and the fused step measured 3-6x faster on this CPU.
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.bfloat16) for p in params)
+    return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=fused or None)
 
 
 def _cosine(total: int, cfg: FinetuneConfig):
