@@ -60,17 +60,20 @@ def test_bf16_autocast_runs_the_linear_layers_in_bf16_and_trains(tmp_path):
     data = write_traces(tmp_path / "kept.jsonl", n=8, min_terms=2, max_terms=4)
     cfg = load_config(FinetuneConfig, None, [f"data={data}", f"student={student}", f"out={tmp_path / 'o'}",
                                              "progress=false", "batch_size=4", "lora.r=8", "bf16=true"])
-    model = loop._build_model(Path(student), cfg, base_bf16=False)
+    model = loop._build_model(Path(student), cfg, base_bf16=False, autocast_bf16=True)
     tok, gen = loop._load_tokenizer(Path(student), cfg)
     batch = collate(encode_samples(read_samples(data)[0], tok, DEFAULT_FORMAT, 512).examples[:4], True,
                     tok.pad_token_id)
     seen: list[torch.dtype] = []
-    layer = model.base_model.model.model.layers[0].self_attn.q_proj.base_layer
-    layer.register_forward_hook(lambda mod, args, out: seen.append(out.dtype))
+    summed: list[torch.dtype] = []
+    q_proj = model.base_model.model.model.layers[0].self_attn.q_proj
+    q_proj.base_layer.register_forward_hook(lambda mod, args, out: seen.append(out.dtype), prepend=True)
+    q_proj.register_forward_hook(lambda mod, args, out: summed.append(out.dtype))
     for is_bf16, expected in ((True, torch.bfloat16), (False, torch.float32), (True, torch.bfloat16)):
         acc = loop.accelerator(is_bf16)  # a later run may change the precision in the same process
         loss = loop._batch_loss(model, dict(batch), acc)
         assert seen[-1] == expected and loss.dtype == torch.float32 and torch.isfinite(loss)
+        assert summed[-1] == torch.float32  # the LoRA term is added in fp32, not rounded to bf16
     assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
 
     out = run(load_config(FinetuneConfig, None, [

@@ -68,7 +68,7 @@ def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
         return out / "lint.txt"
     train_idx, held_idx = split_heldout(len(encoded.examples), cfg.eval_fraction, cfg.seed)
     counts.update(train_examples=len(train_idx), eval_examples=len(held_idx))
-    model = _build_model(student_path, cfg, use_bf16 and torch.cuda.is_available())
+    model = _build_model(student_path, cfg, use_bf16 and torch.cuda.is_available(), autocast_bf16=use_bf16)
     optimizer = _adamw(model, cfg)
     plan = _Plan(encoded, train_idx, cfg, acc.num_processes)
     plan.pad = tokenizer.pad_token_id
@@ -141,7 +141,7 @@ def _prepare_data(cfg: FinetuneConfig, tokenizer: Any, gen_cfg: Any, is_main: bo
     return encoded, counts
 
 
-def _build_model(student_path: Path, cfg: FinetuneConfig, base_bf16: bool) -> Any:
+def _build_model(student_path: Path, cfg: FinetuneConfig, base_bf16: bool, autocast_bf16: bool = False) -> Any:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -160,9 +160,31 @@ def _build_model(student_path: Path, cfg: FinetuneConfig, base_bf16: bool) -> An
                       use_rslora=cfg.lora.use_rslora, use_dora=cfg.lora.use_dora,
                       modules_to_save=cfg.lora.modules_to_save or None, task_type="CAUSAL_LM")
     try:
-        return get_peft_model(model, lora)
+        model = get_peft_model(model, lora)
     except ValueError as exc:  # e.g. a target module name the model does not have
         raise ConfigError(f"lora: {exc}") from None
+    if autocast_bf16 and not base_bf16:
+        _add_adapters_in_fp32(model)
+    return model
+
+
+def _add_adapters_in_fp32(model: Any) -> None:
+    """Under bf16 autocast, add each LoRA term to its frozen layer's output in float32, not bf16.
+
+    The frozen matmul still runs in bf16 (the speed), but its output is made float32 before peft
+    adds ``B(A(x)) * scale``: a young adapter's term is far below one bf16 step (1/256) of the
+    layer's output, so a bf16 sum rounds it away and the adapter learns slower (measured on
+    SmolLM2: +7-10% loss after 8 steps against fp32 at the same batches).
+    """
+    from peft.tuners.lora import LoraLayer
+
+    for module in model.modules():
+        if isinstance(module, LoraLayer) and isinstance(module.get_base_layer(), torch.nn.Linear):
+            module.get_base_layer().register_forward_hook(_to_float32)
+
+
+def _to_float32(module: Any, args: Any, output: torch.Tensor) -> torch.Tensor:
+    return output.float()
 
 
 def _adamw(model: Any, cfg: FinetuneConfig) -> torch.optim.Optimizer:
