@@ -1,17 +1,26 @@
-"""Benchmark: generation throughput of `distill eval` (batched, left padding, KV cache) on CPU, beside a
-one-prompt-at-a-time `model.generate` loop in the same run, for the tiny test student and SmolLM2-135M.
+"""Benchmark: `distill eval`'s local generation against a plain batched `model.generate` on the same prompts.
 
 Usage:
-    .venv/bin/python bench/eval_throughput.py                      # tiny + smollm2
-    .venv/bin/python bench/eval_throughput.py --models tiny --problems 32 --max-new-tokens 64
+    .venv/bin/python bench/eval_throughput.py                      # SmolLM2-135M, the offline eval prompts
+    .venv/bin/python bench/eval_throughput.py --student tiny --problems 8 --max-new-tokens 16 --repeats 1
 
-Prints tokens/s and problems/min for each; the ratio batched / sequential is the figure to read
-(absolute numbers depend on the machine and its load). Medians over --repeats runs.
+The anchor is what a user would write: the student as loaded (float32), ``model.generate`` on the
+same prompts (same chat template, batch 16, greedy, given order), with a LoRA adapter as an
+unmerged ``PeftModel``. distill runs the whole `distill eval` stage (scoring and files included)
+with ``dtype=auto``: prompts sorted by length, the adapter merged into a copy of the weights, bf16
+where the CPU has AVX-512 BF16/AMX. The adapter is r16 on all linear layers with small random
+weights (a trained one costs the same per token). Runs alternate; medians of ``--repeats``. It also
+counts the greedy answers that differ from the float32 anchor's (bf16 rounding can flip a token).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
+import dataclasses
+import io
+import json
 import statistics
 import sys
 import tempfile
@@ -22,93 +31,131 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def _problems(n: int) -> list[dict]:
-    return [{"id": f"b{i}", "question": f"What is {i * 7} + {i * 3}? " + "Show your work. " * (i % 4),
-             "answer": str(i * 10), "kind": "math"} for i in range(n)]
-
-
-def _model(name: str, tmp: Path) -> str:
+def _student(name: str, tmp: Path) -> str:
     if name == "tiny":
         from tiny_student import make_tiny_student
 
-        return str(make_tiny_student(tmp / "tiny"))
+        return str(make_tiny_student(tmp / "tiny", hidden_size=64, layers=2))
     return name  # "smollm2": resolve_student converts the packaged GGUF once (cached)
 
 
-def _distill_eval(spec: str, problems: list[dict], tokens: int, batch: int, out: Path, backend) -> tuple[float, int]:
-    from distill.config import load_config
-    from distill.evaluate.config import EvalConfig
-    from distill.evaluate.stage import run
+def _problems(n: int) -> list[dict]:
+    from distill.teacher.offline import from_spec
 
-    cfg = load_config(EvalConfig, None, ["problems=bench", f"student={spec}", f"out={out}", "progress=false",
-                                         f"max_new_tokens={tokens}", f"batch_size={batch}"])
-    backend.cfg = cfg
-    started = time.perf_counter()
-    run(cfg, backend=backend, problems=problems)
-    seconds = time.perf_counter() - started
-    import json
-
-    generated = sum(json.loads(line)["completion_tokens"] for line in (out / "outputs.jsonl").open())
-    return seconds, generated
+    return from_spec("offline:eval")[:n]  # the offline default's held-out problems, 3 families
 
 
-def _sequential(model, tokenizer, problems: list[dict], tokens: int, eos: list[int]) -> tuple[float, int]:
+def _random_adapter(base, out: Path) -> Path:
+    """A LoRA r16 adapter on every linear layer, B small and random (not zero): it changes the answers a little."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = get_peft_model(copy.deepcopy(base), LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
+                                                           task_type="CAUSAL_LM"))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_(0, 2e-3)
+    model.save_pretrained(out)
+    return out
+
+
+def _plain(model, tokenizer, prompts: list[str], tokens: int, eos: list[int], batch: int) -> tuple[float, int, list]:
+    """The anchor: batched ``generate`` on prompts in the given order, left padding."""
     import torch
 
-    from distill.render import encode_prompt
-    from distill.generate.config import DEFAULT_PROMPT
-
-    generated = 0
+    texts, generated = [], 0
     started = time.perf_counter()
-    for p in problems:
-        ids = torch.tensor([encode_prompt(tokenizer, DEFAULT_PROMPT.format(question=p["question"]))])
+    for i in range(0, len(prompts), batch):
+        enc = tokenizer(prompts[i:i + batch], return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.inference_mode():
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=tokens, do_sample=False,
-                                 eos_token_id=eos, pad_token_id=tokenizer.pad_token_id)
-        generated += out.shape[1] - ids.shape[1]
-    return time.perf_counter() - started, generated
+            out = model.generate(**enc, max_new_tokens=tokens, do_sample=False, eos_token_id=eos,
+                                 pad_token_id=tokenizer.pad_token_id)
+        for row in out[:, enc["input_ids"].shape[1]:].tolist():
+            stop = next((k for k, t in enumerate(row) if t in eos), None)
+            generated += len(row) if stop is None else stop + 1
+            texts.append(tokenizer.decode(row[:stop], skip_special_tokens=False))
+    return time.perf_counter() - started, generated, texts
 
 
-def bench(name: str, n: int, tokens: int, batch: int, repeats: int, tmp: Path) -> list[tuple]:
+def _distill(backend, problems: list[dict], out: Path, adapter: str | None) -> tuple[float, int, list]:
+    """The whole `distill eval` stage (generation, scoring, outputs.jsonl, report.json) on a loaded backend."""
+    from distill.evaluate.stage import run
+
+    cfg = dataclasses.replace(backend.cfg, out=str(out), adapter=adapter)
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # the stage's own summary table
+        run(cfg, backend=backend, problems=problems)
+    seconds = time.perf_counter() - started
+    rows = {r["id"]: r for r in map(json.loads, (out / "outputs.jsonl").open())}
+    ordered = [rows[p["id"]] for p in problems]
+    return seconds, sum(r["completion_tokens"] for r in ordered), [r["response"] for r in ordered]
+
+
+def bench(args: argparse.Namespace, tmp: Path) -> list[tuple]:
+    from peft import PeftModel
+
     from distill.config import load_config
     from distill.evaluate.backends import LocalBackend
     from distill.evaluate.config import EvalConfig
+    from distill.render import render_prompt
 
-    spec = _model(name, tmp)
-    problems = _problems(n)
-    cfg = load_config(EvalConfig, None, [f"student={spec}", "problems=bench", f"max_new_tokens={tokens}"])
-    backend = LocalBackend.load(cfg)
+    spec = _student(args.student, tmp)
+    problems = _problems(args.problems)
+    cfg = load_config(EvalConfig, None, [f"student={spec}", "problems=bench", f"max_new_tokens={args.max_new_tokens}",
+                                         f"batch_size={args.batch_size}", "progress=false", "dtype=auto"])
+    base_backend = LocalBackend.load(cfg)
+    base = base_backend.base  # float32, as loaded
+    adapter = str(_random_adapter(base, tmp / "adapter"))
+    tuned_backend = LocalBackend(base, base_backend.tokenizer, cfg, adapter)
+    unmerged = PeftModel.from_pretrained(copy.deepcopy(base), adapter).eval()
+    tok, eos = base_backend.tokenizer, base_backend.eos_ids
+    prompts = [render_prompt(tok, cfg.prompt_template.format(question=p["question"])) for p in problems]
+    sides = {
+        "plain generate, base fp32": lambda r: _plain(base, tok, prompts, args.max_new_tokens, eos, args.batch_size),
+        "distill eval, base": lambda r: _distill(base_backend, problems, tmp / f"base-{r}", None),
+        "plain generate, PeftModel fp32": lambda r: _plain(unmerged, tok, prompts, args.max_new_tokens, eos,
+                                                           args.batch_size),
+        "distill eval, adapter merged": lambda r: _distill(tuned_backend, problems, tmp / f"tuned-{r}", adapter),
+    }
+    runs: dict[str, list] = {name: [] for name in sides}
+    for r in range(args.repeats):
+        for name, side in sides.items():
+            runs[name].append(side(r))
+            secs, toks, _ = runs[name][-1]
+            print(f"run {r} {name}: {toks} tokens in {secs:.1f} s", file=sys.stderr, flush=True)
     rows = []
-    batched = [_distill_eval(spec, problems, tokens, batch, tmp / f"{name}-{r}", backend) for r in range(repeats)]
-    alone = [_sequential(backend.model, backend.tokenizer, problems, tokens, backend.eos_ids) for _ in range(repeats)]
-    base = None
-    for label, runs in ((f"distill eval (batch {batch})", batched), ("generate loop (1 at a time)", alone)):
-        secs = statistics.median(s for s, _ in runs)
-        toks = statistics.median(t for _, t in runs)
-        rate = toks / secs
-        base = base or rate
-        rows.append((name, label, n, int(toks), f"{secs:.2f}", f"{rate:.1f}", f"{n / secs * 60:.1f}",
-                     f"{rate / base:.2f}x" if label.startswith("generate") else "1.00x"))
+    for name, results in runs.items():
+        anchor = "plain generate, base fp32" if "base" in name else "plain generate, PeftModel fp32"
+        rate = statistics.median(t / s for s, t, _ in results)
+        anchor_rate = statistics.median(t / s for s, t, _ in runs[anchor])
+        differ = sum(a != b for a, b in zip(results[0][2], runs[anchor][0][2]))
+        rows.append((args.student, name, str(backend_dtype(name, base_backend)), len(problems),
+                     int(statistics.median(t for _, t, _ in results)), f"{statistics.median(s for s, _, _ in results):.1f}",
+                     f"{rate:.1f}", f"{rate / anchor_rate:.2f}x", f"{differ}/{len(problems)}"))
     return rows
+
+
+def backend_dtype(name: str, backend) -> object:
+    return str(backend.dtype).replace("torch.", "") if name.startswith("distill") else "float32"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["tiny", "smollm2"])
-    parser.add_argument("--problems", type=int, default=16)
-    parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--student", default="smollm2", choices=["tiny", "smollm2"])
+    parser.add_argument("--problems", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     import torch
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.problems} problems, "
-          f"max_new_tokens={args.max_new_tokens}, greedy; medians of {args.repeats} runs")
-    header = ("model", "method", "problems", "tokens", "seconds", "tokens/s", "problems/min", "vs distill eval")
-    rows = []
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.problems} offline:eval problems, "
+          f"max_new_tokens={args.max_new_tokens}, batch {args.batch_size}, greedy; medians of {args.repeats} "
+          "alternating runs")
+    header = ("student", "method", "dtype", "problems", "tokens", "seconds", "tokens/s", "vs plain", "answers differ")
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models:
-            rows += bench(name, args.problems, args.max_new_tokens, args.batch_size, args.repeats, Path(tmp))
+        rows = bench(args, Path(tmp))
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     for row in [header] + rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))

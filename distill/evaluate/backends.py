@@ -60,10 +60,20 @@ def _messages(user: str, system_prompt: str | None) -> list[dict]:
 
 
 class LocalBackend:
-    """Batched ``model.generate``: left padding, KV cache, stop at EOS, greedy or seeded sampling."""
+    """Batched ``model.generate``: left padding, KV cache, stop at EOS, greedy or seeded sampling.
 
-    def __init__(self, model, tokenizer, cfg: EvalConfig):
-        self.model, self.tokenizer, self.cfg = model.eval(), tokenizer, cfg
+    ``base`` keeps the weights as loaded; ``model`` is what generates: the base itself, or a copy
+    with an adapter merged in (no LoRA matmuls per token) and cast to ``dtype`` (bf16 where the
+    hardware has it, under ``dtype=auto``). Merging happens in the base's precision, then one cast.
+    """
+
+    def __init__(self, model, tokenizer, cfg: EvalConfig, adapter: str | None = None):
+        self.base, self.tokenizer, self.cfg = model.eval(), tokenizer, cfg
+        self.dtype = generation_dtype(cfg.dtype, model)
+        if adapter:
+            self.apply_adapter(adapter)
+        else:
+            self.model = _cast_copy(self.base, self.dtype)
         self.tokenizer.padding_side = "left"  # generation appends on the right: pads must sit left
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -73,19 +83,30 @@ class LocalBackend:
 
     @classmethod
     def load(cls, cfg: EvalConfig, adapter: str | None = None) -> LocalBackend:
+        import torch
+
         from distill.student import load_student
 
-        model, tokenizer = load_student(cfg.student, adapter=None, dtype=cfg.dtype)
+        # On a CPU the base loads in float32 whatever dtype= says: an adapter merges at full
+        # precision and the generating copy is cast once. On a GPU it loads as asked (memory).
+        model, tokenizer = load_student(cfg.student, adapter=None,
+                                        dtype=cfg.dtype if torch.cuda.is_available() else "float32")
         tokenizer = _adapter_tokenizer(cfg.adapter) or tokenizer
-        backend = cls(model, tokenizer, cfg)
-        if adapter:
-            backend.apply_adapter(adapter)
-        return backend
+        return cls(model, tokenizer, cfg, adapter)
 
     def apply_adapter(self, adapter: str) -> None:
+        """Generate with ``adapter`` merged into a copy of the base weights (the base stays as loaded)."""
+        import copy
+
         from peft import PeftModel
 
-        self.model = PeftModel.from_pretrained(self.model, adapter).eval()
+        peft = PeftModel.from_pretrained(copy.deepcopy(self.base), adapter).eval()
+        try:
+            merged = peft.merge_and_unload()
+        except (ValueError, NotImplementedError, TypeError) as exc:  # an adapter type peft cannot merge
+            log.warning("adapter %s cannot be merged (%s): generating through the unmerged adapter", adapter, exc)
+            merged = peft
+        self.model = merged.to(self.dtype).eval()
 
     def render(self, job: Job) -> str:
         from distill.render import render_prompt
@@ -138,6 +159,28 @@ class LocalBackend:
         return Answer(response=text, reasoning=reasoning, content=content, truncated=stop is None,
                       finish_reason="length" if stop is None else "stop", completion_tokens=len(kept) + (stop is not None),
                       reasoning_tokens=r_tokens, latency_s=latency)
+
+
+def generation_dtype(setting: str, model):
+    """The dtype to generate in: ``auto`` is bf16 where the hardware runs it fast, else the model's own."""
+    import torch
+
+    from distill.hardware import use_bf16
+
+    if setting not in (None, "auto"):
+        from distill.student import resolve_dtype
+
+        return resolve_dtype(setting)
+    if model.dtype in (torch.float32, torch.bfloat16) and use_bf16("auto"):
+        return torch.bfloat16
+    return model.dtype
+
+
+def _cast_copy(model, dtype):
+    """``model`` itself when it already has ``dtype``, else a copy cast to it (the original stays for merging)."""
+    import copy
+
+    return model if model.dtype == dtype else copy.deepcopy(model).to(dtype).eval()
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

@@ -51,8 +51,8 @@ class EvalConfig(SourceConfig):
     prompt_template: str | None = option(
         None, "user message; {question} is the problem (null: as the adapter was trained, else generate's default)")
     system_prompt: str | None = option(None, "system message (null: as the adapter was trained, else none)")
-    batch_size: int = option(8, "local backend: prompts generated together (left padding, KV cache)")
-    dtype: str = option("auto", "local backend: auto | float32 | bfloat16 | float16")
+    batch_size: int = option(16, "local backend: prompts generated together (left padding, KV cache)")
+    dtype: str = option("auto", "local backend: auto (bf16 where the hardware has it) | float32 | bfloat16 | float16")
     confidence: float = option(0.95, "confidence level of the intervals in comparisons")
     bootstrap: int = option(2000, "paired bootstrap resamples for the difference's interval")
     progress: bool = option(True, "show a progress bar")

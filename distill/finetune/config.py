@@ -53,7 +53,7 @@ class FinetuneConfig:
     grad_accum: int = option(1, "micro-batches per optimizer step")
     packing: bool = option(True, "padding-free batches: examples packed in one row, no attention across them")
     gradient_checkpointing: bool = option(False, "recompute activations in backward (less memory, ~30% slower)")
-    bf16: Literal["auto", "true", "false"] = option("auto", "bfloat16 autocast; auto: on a GPU that supports it")
+    bf16: Literal["auto", "true", "false"] = option("auto", "bfloat16 autocast; auto: on a bf16 GPU or a CPU with AVX-512 BF16/AMX")
     seed: int = option(0, "seed for data order, adapter init and dropout")
     save_steps: int = option(0, "checkpoint every N optimizer steps (0 = only at the end)")
     save_total_limit: int = option(2, "checkpoints kept (oldest removed)")

@@ -1,0 +1,43 @@
+"""The speed benches run end to end at a tiny size and print the ratios they exist for (slow: subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(script: str, *args: str) -> str:
+    env = dict(os.environ, OMP_NUM_THREADS="1", DISTILL_PROGRESS="0", PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_finetune_bench_prints_trl_ratio_and_bf16_loss_match():
+    out = _bench("finetune_vs_trl.py", "--steps", "2", "--repeats", "1", "--sides", "distill,trl,distill-bf16")
+    ratio = re.search(r"distill / TRL trained tok/s: ([\d.]+)x .*peak RSS ([\d.]+)x", out)
+    assert ratio and float(ratio.group(1)) > 0 and float(ratio.group(2)) > 0, out
+    match = re.search(r"loss curve bf16 vs fp32: mean \|diff\| ([\d.]+) \(([\d.]+)% of the loss\) over 2 steps", out)
+    assert match and float(match.group(2)) < 5, out  # same batches, same init: bf16 tracks fp32 closely
+    assert re.search(r"^distill-bf16 .* 0\.0% ", out, re.M), out  # packed: no padding
+
+
+@pytest.mark.slow
+def test_eval_bench_anchors_on_plain_generate_and_counts_differences():
+    out = _bench("eval_throughput.py", "--student", "tiny", "--problems", "4", "--max-new-tokens", "8",
+                 "--repeats", "1", "--batch-size", "4")
+    rows = [line for line in out.splitlines() if line.startswith("tiny")]
+    assert [re.split(r"\s{2,}", r)[1] for r in rows] == [
+        "plain generate, base fp32", "distill eval, base", "plain generate, PeftModel fp32",
+        "distill eval, adapter merged"]
+    assert all(re.search(r"\d+\.\d\dx\s+\d+/4", r) for r in rows), out
+    assert rows[0].split()[-2] == "1.00x" and rows[2].split()[-2] == "1.00x"  # anchors
