@@ -21,6 +21,7 @@ from distill.filter.config import FilterConfig
 from distill.filter.decontam import EvalIndex, overlap
 from distill.filter.dedup import sketch, text_digest
 from distill.filter.steps import false_claims
+from distill.soundness import false_steps
 from distill.records import KINDS, TRACE_REQUIRED
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 # Per-trace reasons in funnel order (the answer verdict's reasons come after them).
 FLAG_ORDER = ("error", "truncated", "missing_reasoning", "too_short", "too_long", "repetition",
               "language_mix", "contaminated")
-MEASURE_VERSION = 1  # bump when a measure changes meaning, so cached results are recomputed
+MEASURE_VERSION = 2  # bump when a measure changes meaning, so cached results are recomputed
 
 _CFG: FilterConfig | None = None
 _INDEX: EvalIndex | None = None
@@ -117,6 +118,8 @@ def measure(trace: dict) -> dict:
         # Only traces that may be kept pay for the step check and the dedup keys.
         if checks.bad_step:
             result["bad_steps"] = false_claims(full)
+        if checks.sound:  # comparisons and the family's own steps (arithmetic is bad_step's)
+            result["unsound_steps"] = false_steps(full, trace, arithmetic=False)
         if cfg.dedup.exact:
             result["digest"] = text_digest(words)
         if cfg.dedup.near:

@@ -87,7 +87,11 @@ def _paths(cfg: FilterConfig) -> dict[str, Path]:
 def _measure_key(cfg: FilterConfig, index: EvalIndex | None) -> str:
     from distill import verify
 
-    verify_files = sorted(Path(verify.__file__).parent.glob("*.py"))
+    from distill import soundness
+    from distill.teacher import offline_checks
+
+    verify_files = sorted(Path(verify.__file__).parent.glob("*.py")) + [
+        Path(soundness.__file__), Path(offline_checks.__file__)]  # the step checks decide too
     verifier = hashlib.sha256(b"".join(p.read_bytes() for p in verify_files)).hexdigest()[:12]
     data = {"checks": to_dict(cfg.checks), "dedup": to_dict(cfg.dedup), "ngram": cfg.decontam.ngram,
             "min_overlap": cfg.decontam.min_overlap, "eval": index.digest if index else None,
@@ -331,6 +335,8 @@ def _first_failure(cfg: FilterConfig, r: dict, verdict: dict) -> tuple[str | Non
     steps = r.get("bad_steps") or []
     if checks.bad_step and len(steps) > checks.max_bad_steps:
         return "bad_step", steps
+    if checks.sound and r.get("unsound_steps"):
+        return "unsound_step", r["unsound_steps"]
     return None, None
 
 
