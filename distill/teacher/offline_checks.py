@@ -24,8 +24,10 @@ __all__ = ["CHECKS", "spelled_runs", "check_letters", "check_decimals", "check_a
 
 # ---------------------------------------------------------------- letters
 
-# One spelled letter, with an optional count mark after it ("r -> 1", "r (1)", "r: 1").
-_UNIT = re.compile(r"(?<![A-Za-z'’])([A-Za-z])(?![A-Za-z'’])(?:[ \t]*(?:->|→|=>|:|=)?[ \t]*\(?#?(\d+)\)?)?")
+# One spelled letter, quoted or bare (not the r of "r's"), with an optional count mark after it
+# ("r -> 1", "r (1)", "r: 1").
+_UNIT = re.compile(r"(?:(?<=['\"‘“])([A-Za-z])(?=['\"’”])|(?<![A-Za-z'’])([A-Za-z])(?![A-Za-z'’]))['\"’”]?"
+                   r"(?:[ \t]*(?:->|→|=>|:|=)?[ \t]*\(?#?(\d+)\)?)?")
 # What may stand between two spelled letters: separators, quotes, a list number ("2. ").
 _GAP = re.compile(r"[\s,;.\-–—|/+\"'*]*(?:\d+[.):][ \t]*)?[\s\"'*]*")
 _TOTAL = re.compile(r"\btotal\b\s*(?:count\s*)?[:=]?\s*(\d+)", re.I)
@@ -36,12 +38,13 @@ def spelled_runs(text: str) -> list[list[tuple[str, int | None]]]:
     """Runs of at least three single letters (a spelling), each letter with its count mark or None."""
     runs, run, last_end = [], [], None
     for m in _UNIT.finditer(text):
+        unit = (m.group(1) or m.group(2), int(m.group(3)) if m.group(3) else None)
         if run and _GAP.fullmatch(text[last_end:m.start()]):
-            run.append((m.group(1), int(m.group(2)) if m.group(2) else None))
+            run.append(unit)
         else:
             if len(run) >= _MIN_RUN:
                 runs.append(run)
-            run = [(m.group(1), int(m.group(2)) if m.group(2) else None)]
+            run = [unit]
         last_end = m.end()
     if len(run) >= _MIN_RUN:
         runs.append(run)
