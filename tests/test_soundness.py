@@ -26,6 +26,8 @@ ARI = {"question": "Compute 5 * 9 + 19.", "family": "arithmetic", "answer": "64"
     (DEC, "Tenths: 9 > 7, so 14.99 is the greater.", "14.7 = 14.07\nCompare 14.99 and 14.07:\nTenths: 9 > 0"),
     (DEC, "Whole parts: 14 = 14\nTenths: 9 > 7", "Whole parts: 14 = 14\nTenths: 9 > 1"),  # true, wrong digits
     (DEC, "14.99 is greater than 14.7", "14.7 is greater than 14.99, so 14.99"),
+    (DEC, "Tenths: 14.99 has 9, 14.70 has 7, 9 > 7", "Tenths: 14.99 has 9, 14.70 has 1, 9 > 1"),
+    (DEC, "Hundredths: 14.99 has 9, 14.7 has 0", "Tenths: 14.90 has 9, 14.70 has 7, 9 > 7"),  # not the question's
     (LET, "Spell ebooks and count the o's:\ne\nb\no -> 1\no -> 2\nk\ns\nTotal: 2", "e, o, e. Total: 2"),
     (LET, "e-b-o-o-k-s has two o's", "e b o o k z: two o's"),          # one misspelt letter, count still right
     (LET, "1. e\n2. b\n3. o\n4. o\n5. k\n6. s\nSo 2.", "ebooks has 2 o's"),  # no spelling at all: a guess

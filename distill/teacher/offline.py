@@ -118,8 +118,8 @@ def _solve_letters(match: re.Match, mistake: str | None, rng: random.Random) -> 
         i = rng.choice(others)
         spelt[i] = rng.choice(sorted(set("abcdefghijklmnopqrstuvwxyz") - {letter, word[i].lower()}))
     lines = [f"Spell {word} and count the {letter}'s:"]
-    for i, c in enumerate(spelt):
-        lines.append(f"{c} -> {positions.index(i) + 1}" if i in positions else c)
+    for i, c in enumerate(spelt):  # numbered letters: the student keeps its place in the word
+        lines.append(f"{i + 1}. {c} -> {positions.index(i) + 1}" if i in positions else f"{i + 1}. {c}")
     lines.append(f"Total: {len(positions)}")
     return "\n".join(lines), f"The answer is \\boxed{{{len(positions)}}}"
 
@@ -168,12 +168,12 @@ def _solve_decimals(match: re.Match, mistake: str | None, rng: random.Random) ->
     wb, db = pb.partition(".")[::2]
     names = ["Whole parts"] + [_PLACE_NAMES[i] if i < len(_PLACE_NAMES) else f"Place {i + 1}" for i in range(places)]
     for name, x, y in zip(names, [wa, *da], [wb, *db]):
-        if x == y:
-            lines.append(f"{name}: {x} = {y}")
-            continue
-        bigger = a if int(x) > int(y) else b
-        lines.append(f"{name}: {x} {'>' if int(x) > int(y) else '<'} {y}")
-        break
+        # each digit is read right after its number: a 135M student copies from next door, not from afar
+        op = "=" if x == y else ">" if int(x) > int(y) else "<"
+        lines.append(f"{name}: {pa} has {x}, {pb} has {y}, {x} {op} {y}")
+        if op != "=":
+            bigger = a if op == ">" else b
+            break
     answer = (b if bigger == a else a) if want_smaller else bigger
     if mistake == "answer":  # the comparison read the wrong way round
         answer = b if answer == a else a

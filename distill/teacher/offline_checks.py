@@ -83,6 +83,9 @@ _BARE_EQ = re.compile(rf"(?<![\w.*/+\-])({_NUM})[ \t]*=[ \t]*({_NUM})(?![\w.*/+\
 _COMPARE = re.compile(rf"\bCompare ({_NUM}) (?:and|with|to) ({_NUM})", re.I)
 _PLACE = re.compile(r"\b(Whole(?: parts?| numbers?)?|Ones|Tenths|Hundredths|Thousandths|Ten-thousandths|"
                     r"Hundred-thousandths|Place (\d+))\s*:\s*(\d+)[ \t]*([<>=])[ \t]*(\d+)", re.I)
+_HAS = re.compile(r"\b(Whole(?: parts?| numbers?)?|Ones|Tenths|Hundredths|Thousandths|Ten-thousandths|"
+                  rf"Hundred-thousandths|Place (\d+))\s*:\s*{_NUM} has \d+.*", re.I)
+_HAS_PAIR = re.compile(rf"({_NUM}) has (\d+)")
 _PLACES = ("tenths", "hundredths", "thousandths", "ten-thousandths", "hundred-thousandths")
 _VERDICT = re.compile(rf"(?<![\d.])({_NUM}) is (?:the )?(greater|larger|bigger|smaller)(?! than)", re.I)
 _VERBAL = re.compile(rf"(?<![\d.])({_NUM}) is (?:greater|larger|bigger|more|smaller|less) than ({_NUM})", re.I)
@@ -111,6 +114,13 @@ def check_decimals(text: str, problem: dict) -> list[str]:
         right = index is not None and index < len(digits[0]) and (digits[0][index], digits[1][index]) == (x, y)
         if not holds or not right:
             bad.append(p.group(0))
+    for h in _HAS.finditer(text):  # "Tenths: 14.99 has 9, 14.70 has 7": each digit is its number's
+        index = _place_index(h.group(1), h.group(2))
+        for number, digit in _HAS_PAIR.findall(h.group(0)):
+            if Fraction(number) not in values:
+                bad.append(f"{number} is not {pair[0]} or {pair[1]}")
+            elif index is not None and _digit(number, index) != digit:
+                bad.append(f"{h.group(1)}: {number} has {digit}")
     for v in _VERDICT.finditer(text):
         want = min(values) if v.group(2).lower() == "smaller" else max(values)
         if Fraction(v.group(1)) in values and Fraction(v.group(1)) != want:
@@ -120,6 +130,11 @@ def check_decimals(text: str, problem: dict) -> list[str]:
         if (a > b) != any(w in word for w in ("greater", "larger", "bigger", "more")) or a == b:
             bad.append(v.group(0))
     return list(dict.fromkeys(bad))
+
+
+def _digit(number: str, index: int) -> str:
+    whole, _, frac = number.partition(".")
+    return str(int(whole)) if index == 0 else (frac[index - 1] if index <= len(frac) else "0")
 
 
 def _places(x: str, places: int) -> list[str]:
