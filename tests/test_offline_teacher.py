@@ -125,6 +125,15 @@ def test_mistake_rate_is_respected_roughly() -> None:
     assert 0.2 * len(problems) < wrong < 0.4 * len(problems)
 
 
+def test_trace_styles() -> None:
+    positions, _ = offline.solve("Which is greater, 9.11 or 9.8?", style="positions")
+    assert "Tenths: 9.11 has 1, 9.80 has 8, 1 < 8" in positions
+    assert "3. r -> 1" in offline.solve("How many r's are in strawberry?", style="positions")[0]
+    assert "Tenths: 1 < 8" in offline.solve("Which is greater, 9.11 or 9.8?")[0]  # plain is the default
+    with pytest.raises(ValueError, match="unknown trace style"):
+        offline.solve("Compute 1 + 2.", style="fancy")
+
+
 def test_the_seed_examples_of_the_field() -> None:
     cases = {"How many r's are in strawberry?": "3", "Which is greater, 9.11 or 9.8?": "9.8",
              "Compute 12 + 7 * 3.": "33", "Which is smaller, 9.11 or 9.8?": "9.11"}

@@ -43,12 +43,13 @@ def test_family_checks_accept_a_sound_trace_and_refuse_an_unsound_one(problem, s
     assert is_sound(True, unsound, problem) is False  # scored correct, but not for the right reasons
 
 
+@pytest.mark.parametrize("style", offline.STYLES)
 @pytest.mark.parametrize("family", offline.FAMILIES)
-def test_the_offline_teachers_own_traces_are_sound_and_its_step_slips_are_not(family):
+def test_the_offline_teachers_own_traces_are_sound_and_its_step_slips_are_not(family, style):
     for i, p in enumerate(offline.make_problems(family, 40, seed=11, split="dev")):
-        right, _ = offline.solve(p["question"])
+        right, _ = offline.solve(p["question"], style=style)
         assert false_steps(right, p) == [], right
-        slipped, content = offline.solve(p["question"], "step", random.Random(i))
+        slipped, content = offline.solve(p["question"], "step", random.Random(i), style=style)
         if not slipped.startswith("Compare"):  # a decimal with nothing to pad slips in its answer instead
             assert f"\\boxed{{{p['answer']}}}" in content and false_steps(slipped, p), slipped
 

@@ -37,6 +37,10 @@ from fractions import Fraction
 from distill.records import stable_id
 
 FAMILIES = ("letter_count", "decimal_compare", "arithmetic")
+# How traces are written. "plain": the measured default (one letter a line; "Tenths: 8 > 1").
+# "positions", shaped for a 135M student and not yet measured against it: numbered letters
+# ("3. r -> 1") and each digit read right after its number ("Tenths: 9.11 has 1, 9.80 has 8, 1 < 8").
+STYLES = ("plain", "positions")
 SPLITS = ("train", "dev", "eval")
 EVAL_SHARE = 5  # one key in EVAL_SHARE belongs to the held-out split
 DEV_SHARE = 10  # one key in DEV_SHARE (of those not held out) belongs to the dev split
@@ -104,7 +108,7 @@ def _letter_problem(rng: random.Random, split: str) -> tuple[str, str, str] | No
     return word, f"How many {letter}'s are in {word}?", str(word.count(letter))
 
 
-def _solve_letters(match: re.Match, mistake: str | None, rng: random.Random) -> tuple[str, str]:
+def _solve_letters(match: re.Match, mistake: str | None, rng: random.Random, style: str) -> tuple[str, str]:
     letter, word = match.group(1).lower(), match.group(2)
     positions = [i for i, c in enumerate(word.lower()) if c == letter]
     others = [i for i, c in enumerate(word.lower()) if c != letter]
@@ -118,8 +122,9 @@ def _solve_letters(match: re.Match, mistake: str | None, rng: random.Random) -> 
         i = rng.choice(others)
         spelt[i] = rng.choice(sorted(set("abcdefghijklmnopqrstuvwxyz") - {letter, word[i].lower()}))
     lines = [f"Spell {word} and count the {letter}'s:"]
-    for i, c in enumerate(spelt):  # numbered letters: the student keeps its place in the word
-        lines.append(f"{i + 1}. {c} -> {positions.index(i) + 1}" if i in positions else f"{i + 1}. {c}")
+    for i, c in enumerate(spelt):  # "positions": numbered letters, so the student keeps its place
+        number = f"{i + 1}. " if style == "positions" else ""
+        lines.append(f"{number}{c} -> {positions.index(i) + 1}" if i in positions else f"{number}{c}")
     lines.append(f"Total: {len(positions)}")
     return "\n".join(lines), f"The answer is \\boxed{{{len(positions)}}}"
 
@@ -150,7 +155,7 @@ def _decimal_problem(rng: random.Random, split: str) -> tuple[str, str, str] | N
     return "|".join(sorted((a, b))), f"Which is greater, {a} or {b}?", max(a, b, key=Fraction)
 
 
-def _solve_decimals(match: re.Match, mistake: str | None, rng: random.Random) -> tuple[str, str] | None:
+def _solve_decimals(match: re.Match, mistake: str | None, rng: random.Random, style: str) -> tuple[str, str] | None:
     want_smaller = match.group(1).lower() == "smaller"
     a, b = match.group(2), match.group(3)
     if Fraction(a) == Fraction(b):  # "which is greater" has no answer
@@ -168,9 +173,11 @@ def _solve_decimals(match: re.Match, mistake: str | None, rng: random.Random) ->
     wb, db = pb.partition(".")[::2]
     names = ["Whole parts"] + [_PLACE_NAMES[i] if i < len(_PLACE_NAMES) else f"Place {i + 1}" for i in range(places)]
     for name, x, y in zip(names, [wa, *da], [wb, *db]):
-        # each digit is read right after its number: a 135M student copies from next door, not from afar
         op = "=" if x == y else ">" if int(x) > int(y) else "<"
-        lines.append(f"{name}: {pa} has {x}, {pb} has {y}, {x} {op} {y}")
+        if style == "positions":  # each digit read right after its number: copied from next door
+            lines.append(f"{name}: {pa} has {x}, {pb} has {y}, {x} {op} {y}")
+        else:
+            lines.append(f"{name}: {x} {op} {y}")
         if op != "=":
             bigger = a if op == ">" else b
             break
@@ -249,7 +256,7 @@ def _num(x: Fraction) -> str:
     return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
 
 
-def _solve_arith(match: re.Match, mistake: str | None, rng: random.Random) -> tuple[str, str] | None:
+def _solve_arith(match: re.Match, mistake: str | None, rng: random.Random, style: str) -> tuple[str, str] | None:
     tokens = _tokens(match.group(1))
     steps = _reduce(tokens)
     if not steps:
@@ -357,22 +364,27 @@ def family_of(question: str) -> str | None:
     return None
 
 
-def solve(question: str, mistake: str | None = None, rng: random.Random | None = None) -> tuple[str, str] | None:
-    """(reasoning, content) for a recognised question; ``mistake`` in None | "step" | "answer"."""
+def solve(question: str, mistake: str | None = None, rng: random.Random | None = None,
+          style: str = "plain") -> tuple[str, str] | None:
+    """(reasoning, content) for a recognised question; ``mistake`` in None | "step" | "answer";
+    ``style`` one of :data:`STYLES`."""
+    if style not in STYLES:
+        raise ValueError(f"unknown trace style {style!r} (expected one of {', '.join(STYLES)})")
     rng = rng or random.Random(0)
     for pattern, solver in _SOLVERS:
         match = pattern.search(question)
         if match:
-            return solver(match, mistake, rng)
+            return solver(match, mistake, rng, style)
     return None
 
 
-def respond(messages: list[dict], rng: random.Random, mistake_rate: float) -> tuple[str, str] | None:
+def respond(messages: list[dict], rng: random.Random, mistake_rate: float,
+            style: str = "plain") -> tuple[str, str] | None:
     """The offline teacher's answer to a chat request, or None when the question is not recognised.
 
     The question is looked for in the last user message (any prompt template around it is fine).
     With probability ``mistake_rate`` the trace has one mistake: half of them an error that makes
-    the answer wrong, half a false step with the right answer.
+    the answer wrong, half a false step with the right answer. ``style``: see :data:`STYLES`.
     """
     user = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), None)
     if isinstance(user, list):  # content parts
@@ -385,4 +397,4 @@ def respond(messages: list[dict], rng: random.Random, mistake_rate: float) -> tu
     mistake = None
     if rng.random() < mistake_rate:
         mistake = "step" if rng.random() < 0.5 else "answer"
-    return solve(user, mistake, rng)
+    return solve(user, mistake, rng, style)
