@@ -184,3 +184,36 @@ def test_eval_reports_sound_accuracy_per_family_and_marks_each_output(tmp_path):
     assert fam["sound_interval"]["method"] == "wilson" and fam["pass@1_interval"]["high"] <= 1
     assert fam["chance"] == {"answer": "14.99", "pass@1": pytest.approx(2 / 3), "train_problems": 3}
     assert set(m["by_family"]) == {"decimal_compare"}
+
+
+# ---------------------------------------------------------------- the summary, the run report and the card
+
+def _report(pass1: float, sound: float, chance: float | None = None) -> dict:
+    fam = {"problems": 50, "pass@1": pass1, "sound": sound,
+           "pass@1_interval": {"low": pass1 - 0.1, "high": pass1 + 0.1}, "sound_interval": {"low": 0.0, "high": 0.5}}
+    if chance is not None:
+        fam["chance"] = {"answer": "1", "pass@1": chance, "train_problems": 100}
+    return {"metrics": {"problems": 50, "pass@1": pass1, "sound": sound, "answered": 1.0, "truncated": 0.0,
+                        "mean_reasoning_tokens": 40.0,
+                        "pass@1_interval": {"low": 0.1, "high": 0.9}, "by_family": {"letter_count": fam}}}
+
+
+def test_summary_run_report_and_card_show_pass_and_sound_per_family_before_and_after(tmp_path):
+    from distill.pipeline.report import build_blocks, to_markdown
+    from distill.pipeline.summary import collect, summary_rows
+    from distill.publish.cards import _eval_section
+
+    for name, report in (("eval-before", _report(0.2, 0.0, 0.3)), ("eval-after", _report(0.6, 0.4, 0.3))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.json").write_text(json.dumps(report))
+    fig = collect(tmp_path)
+    rows = dict(summary_rows(fig))
+    assert rows["  letter_count"].startswith("pass@1 20% [10%, 30%] -> 60% [50%, 70%], sound 0% [0%, 50%] -> 40%")
+    assert "chance 30%" in rows["  letter_count"] and "sound 0.0% -> 40.0%" in rows["accuracy before -> after"]
+    markdown = to_markdown(build_blocks(tmp_path, fig))
+    assert "| letter_count | 50 | 30% | 20% [10%, 30%] | 60% [50%, 70%] | 0% [0%, 50%] | 40% [0%, 50%] |" in markdown
+    after = _report(0.6, 0.4, 0.3)
+    after["compare"] = {"by_family_before": _report(0.2, 0.0)["metrics"]["by_family"]}
+    card = "\n".join(_eval_section({"eval": after}))
+    assert "| letter_count | 50 | 30% | 20% [10%, 30%] | 60% [50%, 70%] | 0% [0%, 50%] | 40% [0%, 50%] |" in card
+    assert "| sound | 40.0% |" in card
