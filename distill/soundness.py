@@ -34,7 +34,9 @@ FAMILY_CHECKS: dict[str, StepCheck] = {}
 
 # "a < b" with numeric expressions either side; "->" / "=>" arrows are not comparisons.
 _SIDE = r"-?\d+(?:\.\d+)?(?:[ \t]*[-+*/][ \t]*\d+(?:\.\d+)?)*"
-_COMPARISON = re.compile(rf"(?<![\w.\-+*/^])({_SIDE})[ \t]*(<=|>=|≤|≥|!=|≠|(?<![-=])>|<(?![-=]))[ \t]*({_SIDE})(?![\w%]|\.\d)")
+# (a number inside a time, a date or a thousands group is not a side: "1:05 < 1:30", "1,000 > 999")
+_COMPARISON = re.compile(rf"(?<![\w.\-+*/^:,])({_SIDE})[ \t]*(<=|>=|≤|≥|!=|≠|(?<![-=])>|<(?![-=]))[ \t]*({_SIDE})"
+                         r"(?![\w%:/]|[.,]\d)")
 _APPROX = re.compile(r"≈|~|about|approx|roughly")
 _HOLDS = {"<": lambda a, b: a < b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, "≤": lambda a, b: a <= b,
           ">=": lambda a, b: a >= b, "≥": lambda a, b: a >= b, "!=": lambda a, b: a != b, "≠": lambda a, b: a != b}

@@ -61,6 +61,16 @@ def test_generic_comparisons():
     assert false_comparisons("e -> 1, 5 -> 6, 7 => 2, x > 3, about 2 > 3, 9 > 7, 0.8 > 0.11") == []
     assert false_steps("17 * 23 = 381") == ["17 * 23 = 381 (is 391)"]  # arithmetic equalities, any problem
     assert false_steps("so 2 > 3", {"question": "?", "family": "unknown-family"}) == ["2 > 3"]
+    # numbers inside times, dates and thousands groups are not compared piecewise
+    assert false_comparisons("1:05 < 1:30, 1,000 > 999, 2 < 1,000, 3/4 > 1/2 and 2024-01-05 < 2024-02-01") == []
+
+
+def test_probes_that_must_not_be_flagged():
+    # listing the matches is not a (mis)spelling of the word; a decimal split into parts is not padding
+    assert false_steps("s-t-r-a-w-b-e-r-r-y; the r's: r, r, r. Total: 3",
+                       {"question": "How many r's are in strawberry?", "family": "letter_count"}) == []
+    assert false_steps("9.11 = 9 + 0.11 and 0.11 + 9 = 9.11, 9.8 = 9.80, so 9.8 is the greater", {
+        "question": "Which is greater, 9.11 or 9.8?", "family": "decimal_compare"}) == []
 
 
 def test_soundness_needs_a_correct_answer_and_is_undecided_without_a_verdict():

@@ -63,6 +63,8 @@ def check_letters(text: str, problem: dict) -> list[str]:
     bad = []
     for run in runs:
         letters = "".join(c.lower() for c, _ in run)
+        if set(letters) == {letter} and letters != word:  # "the r's: r, r, r" lists matches, not the word
+            continue
         if letters != word:
             bad.append(f"spelled {word} as {', '.join(letters)}")
             continue
@@ -79,7 +81,8 @@ def check_letters(text: str, problem: dict) -> list[str]:
 # ---------------------------------------------------------------- decimals
 
 _NUM = r"\d+(?:\.\d+)?"
-_BARE_EQ = re.compile(rf"(?<![\w.*/+\-])({_NUM})[ \t]*=[ \t]*({_NUM})(?![\w.*/+\-]|\.\d)")
+_BARE_EQ = re.compile(rf"(?<![\w.])({_NUM})[ \t]*=[ \t]*({_NUM})(?![\w]|\.\d)")
+_OPERATOR = re.compile(r"[-+*/^×÷(=]")
 _COMPARE = re.compile(rf"\bCompare ({_NUM}) (?:and|with|to) ({_NUM})", re.I)
 _PLACE = re.compile(r"\b(Whole(?: parts?| numbers?)?|Ones|Tenths|Hundredths|Thousandths|Ten-thousandths|"
                     r"Hundred-thousandths|Place (\d+))\s*:\s*(\d+)[ \t]*([<>=])[ \t]*(\d+)", re.I)
@@ -99,7 +102,8 @@ def check_decimals(text: str, problem: dict) -> list[str]:
         return []
     pair = (m.group(2), m.group(3))
     values = {Fraction(x) for x in pair}
-    bad = [f"{a} = {b}" for a, b in _BARE_EQ.findall(text) if Fraction(a) != Fraction(b)]
+    bad = [f"{e.group(1)} = {e.group(2)}" for e in _BARE_EQ.finditer(text)
+           if _is_bare(text, e) and Fraction(e.group(1)) != Fraction(e.group(2))]
     shown = _COMPARE.search(text)
     order = (shown.group(1), shown.group(2)) if shown else pair
     if {Fraction(x) for x in order} != values:
@@ -130,6 +134,12 @@ def check_decimals(text: str, problem: dict) -> list[str]:
         if (a > b) != any(w in word for w in ("greater", "larger", "bigger", "more")) or a == b:
             bad.append(v.group(0))
     return list(dict.fromkeys(bad))
+
+
+def _is_bare(text: str, match: re.Match) -> bool:
+    """Both sides stand alone: "9.8 = 9.80", not "9.11 = 9 + 0.11" (an expression is bad_step's)."""
+    before, after = text[:match.start()].rstrip(" \t"), text[match.end():].lstrip(" \t")
+    return not (before and _OPERATOR.fullmatch(before[-1])) and not (after and _OPERATOR.fullmatch(after[0]))
 
 
 def _digit(number: str, index: int) -> str:
