@@ -55,7 +55,7 @@ def _distill_eval(spec: str, problems: list[dict], tokens: int, batch: int, out:
 def _sequential(model, tokenizer, problems: list[dict], tokens: int, eos: list[int]) -> tuple[float, int]:
     import torch
 
-    from distill.finetune.render import encode_prompt
+    from distill.render import encode_prompt
     from distill.generate.config import DEFAULT_PROMPT
 
     generated = 0

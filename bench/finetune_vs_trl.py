@@ -60,7 +60,8 @@ def _padding(out: Path, data: Path, model: Path) -> float:
     from transformers import AutoTokenizer
 
     from distill.finetune.data import encode_samples, plan_batches, read_samples
-    from distill.finetune.render import DEFAULT_FORMAT, prepare_tokenizer
+    from distill.render import DEFAULT_FORMAT
+    from distill.student import prepare_tokenizer
 
     tok = prepare_tokenizer(AutoTokenizer.from_pretrained(model))
     enc = encode_samples(read_samples(data)[0], tok, DEFAULT_FORMAT, 4096)
@@ -77,7 +78,7 @@ def _side_trl(model: Path, data: Path, steps: int, out: Path) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from distill.finetune.render import format_assistant
+    from distill.render import format_assistant
 
     rows = [json.loads(line) for line in data.read_text().splitlines()]
     dataset = Dataset.from_list([{  # conversational prompt-completion: TRL's completion-only loss

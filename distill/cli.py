@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from distill import __version__
 from distill.config import describe, load_config
 from distill.errors import DistillError
+from distill.redact import install as install_redaction
+from distill.redact import redact
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Verb:
     config: str  # "module:Class" of the config dataclass (a light import)
     run: str  # "module:function" doing the work (may import torch)
     summary: str
+    default_recipe: str | None = None  # "module:function" giving the recipe used when none is given
 
 
 VERBS: dict[str, Verb] = {
@@ -40,7 +43,8 @@ VERBS: dict[str, Verb] = {
     "publish": Verb("distill.publish.config:PublishConfig", "distill.publish:run",
                     "upload the adapter and trace dataset to the Hugging Face Hub, with cards"),
     "run": Verb("distill.pipeline.config:PipelineConfig", "distill.pipeline:run",
-                "the whole pipeline from one recipe (no recipe: the offline default)"),
+                "the whole pipeline from one recipe (no recipe: the offline default)",
+                default_recipe="distill.pipeline.config:default_recipe"),
     "teacher serve": Verb("distill.teacher.server_config:ServeConfig", "distill.teacher.server:serve",
                           "serve the built-in offline teacher on 127.0.0.1 (OpenAI-compatible)"),
 }
@@ -74,13 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     try:
         recipe, overrides = _split_args(rest)
-        if recipe is None and hasattr(config_cls, "default_recipe"):  # `distill run`: the offline default
-            recipe = config_cls.default_recipe()
+        if recipe is None and verb.default_recipe:  # `distill run`: the offline default
+            recipe = _load(verb.default_recipe)()
         cfg = load_config(config_cls, recipe, overrides)
         result = _load(verb.run)(cfg)
     except DistillError as exc:
-        print(f"distill {verb_name}: error: {exc}", file=sys.stderr)
+        print(redact(f"distill {verb_name}: error: {exc}"), file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a full disk, a folder made read-only mid-run: the user's to fix, not a bug
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(redact(f"distill {verb_name}: error: {where}{exc.strerror or exc}"), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\ndistill {verb_name}: interrupted", file=sys.stderr)
         return 130
@@ -154,6 +162,7 @@ def _setup_logging() -> None:
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     for noisy in ("httpx", "httpx2", "httpcore", "openai", "urllib3", "filelock", "datasets", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    install_redaction()  # an error body may echo a token: nothing printed from here on carries it
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from distill.records import write_text_atomic
 
 __all__ = [
     "ConfigError", "option", "section", "load_config", "build_config", "parse_overrides",
-    "to_dict", "save_resolved", "describe", "config_hash",
+    "to_dict", "save_resolved", "describe", "config_hash", "check_bounds",
 ]
 
 
@@ -44,6 +44,33 @@ def option(default: Any, help: str) -> Any:
 def section(cls: type, help: str) -> Any:
     """A nested config (e.g. ``lora``), reached with dotted keys (``lora.r=32``)."""
     return dataclasses.field(default_factory=cls, metadata={"help": help})
+
+
+def check_bounds(cfg: Any, rules: dict[str, str]) -> None:
+    """Raise ConfigError for the first value outside its range; null values pass (they mean "off").
+
+    ``rules`` maps dotted keys to a comparison (``">= 1"``, ``"> 0"``) or an interval (``"[0, 1)"``),
+    written the way the error states it: ``lora.r must be >= 1, got 0``.
+    """
+    for key, rule in rules.items():
+        value: Any = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        if value is None:
+            continue
+        if not _within(value, rule.replace(" ", "")):
+            raise ConfigError(f"{key} must be {'in ' if rule[0] in '[(' else ''}{rule}, got {value!r}")
+
+
+def _within(value: float, rule: str) -> bool:
+    if rule[0] in "[(":
+        low, high = (float(x) for x in rule[1:-1].split(","))
+        above = value >= low if rule[0] == "[" else value > low
+        below = value <= high if rule[-1] == "]" else value < high
+        return above and below
+    op = rule.rstrip("0123456789.-e")
+    bound = float(rule[len(op):])
+    return {">=": value >= bound, ">": value > bound, "<=": value <= bound, "<": value < bound}[op]
 
 
 # ---------------------------------------------------------------- loading
@@ -97,6 +124,10 @@ def _read_recipe(path: Path) -> dict:
         raise ConfigError(f"{path}: recipe file not found")
     try:
         tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text recipe (byte {exc.start} is not UTF-8); give a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the recipe ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -149,8 +180,8 @@ def build_config(cls: type, tree: dict, source: str = "config", base_dir: Path |
             kwargs[name] = _coerce(value, tp, key, source)
     try:
         return cls(**kwargs)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+    except ConfigError as exc:  # a check of the section's own: name the key as the user wrote it
+        raise ConfigError(f"{source}: {prefix}{exc}") from None
 
 
 def _resolve(path: str, base_dir: Path) -> Path:

@@ -47,3 +47,21 @@ class BudgetExceeded(DistillError):
     """The cost cap was reached: sending stopped, everything received was written."""
 
     exit_code = 4
+
+
+class SamplesFailed(DistillError):
+    """Some samples are left failed (written with their error; a re-run retries them)."""
+
+    exit_code = 5
+
+
+class OutputLocked(DistillError):
+    """Another process holds the output (a traces file, a run folder): nothing was done."""
+
+    exit_code = 6
+
+
+class HubError(DistillError):
+    """The Hugging Face Hub refused or could not be reached (the message is redacted)."""
+
+    exit_code = 7

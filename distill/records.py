@@ -1,14 +1,14 @@
-"""Record files: JSONL read with located errors, crash-safe appends, torn-tail repair, hashing.
+"""Record files: JSONL (via jsonlines) read with located errors, crash-safe appends, torn-tail repair.
 
 Usage:
+    code_digest("distill.filter.steps", "distill.verify")   # changes when that code changes
     for line_no, rec in read_jsonl("traces.jsonl"):
         ...
     with JsonlAppender("traces.jsonl") as out:   # repairs a torn last line first
-        out.write({"schema": SCHEMA, "id": "p1", "sample": 0, ...})
+        out.write({"schema": 1, "id": "p1", "sample": 0})
 
-Record shapes (see README "Record formats"): a Problem has ``id, question, answer, kind`` plus
-extra fields; a Trace adds what the teacher returned (one per problem id and sample index);
-a kept/rejected trace adds ``verdict``.
+The records themselves (their fields, versions and files) are defined in :mod:`distill.artifacts`;
+this module only moves bytes.
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from distill.errors import InputError
+import jsonlines
 
-SCHEMA = 1
-KINDS = ("math", "gsm8k", "choice", "exact", "code")
-TRACE_REQUIRED = ("id", "sample", "question", "answer", "kind")
+from distill.errors import InputError
 
 
 def read_jsonl(path: str | Path, *, skip_torn_tail: bool = True) -> Iterator[tuple[int, dict]]:
@@ -41,21 +39,29 @@ def read_jsonl(path: str | Path, *, skip_torn_tail: bool = True) -> Iterator[tup
     except OSError as exc:
         raise InputError(f"cannot read file ({exc.strerror})", path=path) from None
     with handle:
-        line_no = 0
-        for raw in handle:
-            line_no += 1
-            if not raw.strip():
-                continue
-            is_torn = not raw.endswith(b"\n")
+        size = handle.seek(0, os.SEEK_END)
+        is_torn = size > 0 and handle.seek(size - 1) >= 0 and handle.read(1) != b"\n"
+        handle.seek(0)
+        where = [0]  # the line the reader is on (jsonlines numbers errors, not records)
+
+        def lines() -> Iterator[bytes]:
+            for raw in handle:
+                where[0] += 1
+                yield raw
+
+        reader = jsonlines.Reader(lines())
+        while True:
             try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                if is_torn and skip_torn_tail:
+                record = reader.read(allow_none=True, skip_empty=True)
+            except EOFError:
+                return
+            except jsonlines.InvalidLineError as exc:
+                if is_torn and skip_torn_tail and handle.tell() == size:  # the last line, still being written
                     return
-                raise InputError(f"malformed JSON ({exc})", path=path, line=line_no) from None
+                raise InputError(f"malformed JSON ({exc.__cause__ or exc})", path=path, line=exc.lineno) from None
             if not isinstance(record, dict):
-                raise InputError("expected a JSON object", path=path, line=line_no)
-            yield line_no, record
+                raise InputError("expected a JSON object", path=path, line=where[0])
+            yield where[0], record
 
 
 def repair_torn_tail(path: str | Path) -> int:
@@ -87,7 +93,7 @@ def repair_torn_tail(path: str | Path) -> int:
 
 
 class JsonlAppender:
-    """Append-only JSONL writer: one ``write`` is one whole line, flushed to the OS at once.
+    """Append-only JSONL writer (jsonlines): one ``write`` is one whole line, flushed to the OS at once.
 
     A flushed line survives the process being killed (even SIGKILL); ``fsync=True`` also
     survives a power cut, at a cost per record.
@@ -99,11 +105,10 @@ class JsonlAppender:
         self.repaired_bytes = repair_torn_tail(self.path)
         self._fsync = fsync
         self._handle = self.path.open("a", encoding="utf-8")
+        self._writer = jsonlines.Writer(self._handle, flush=True, dumps=_compact)
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        self._handle.write(line)
-        self._handle.flush()
+        self._writer.write(record)
         if self._fsync:
             os.fsync(self._handle.fileno())
 
@@ -117,6 +122,10 @@ class JsonlAppender:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _compact(record: Any) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -143,13 +152,27 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def code_digest(*modules: str) -> str:
+    """Hex digest of the source of ``modules`` (dotted names; a package means all its .py files).
+
+    Cache keys of results that code decides (a verdict, a measure) include it, so editing that
+    code re-measures instead of serving a stale result: no hand-bumped version constant to forget.
+    """
+    import importlib.util
+
+    digest = hashlib.sha256()
+    for name in sorted(modules):
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ValueError(f"no module {name!r}")
+        origin = Path(spec.origin)
+        files = sorted(origin.parent.rglob("*.py")) if spec.submodule_search_locations else [origin]
+        for path in files:
+            digest.update(f"{name}:{path.name}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def stable_id(text: str, prefix: str = "p") -> str:
     """An id derived from the question text: the same text gives the same id on any machine."""
     return f"{prefix}-{hashlib.sha256(text.strip().encode('utf-8')).hexdigest()[:12]}"
-
-
-def require_fields(record: dict, fields: tuple[str, ...], path: str | Path, line: int) -> None:
-    """Raise :class:`InputError` naming the first missing field of a record."""
-    for name in fields:
-        if name not in record:
-            raise InputError("missing field", path=path, line=line, field=name)

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import ConfigError, InputError
-from distill.records import KINDS, read_jsonl, stable_id
+from distill.artifacts import KINDS
+from distill.records import read_jsonl, stable_id
 
 FILE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 _GSM8K_FINAL = re.compile(r"####\s*(.+?)\s*$", re.DOTALL)
@@ -62,6 +63,14 @@ def to_problem(row: dict, cfg: Any, path: str, line: int | None, where: str = ""
         raise InputError(f"{what} question{_at(where, line)}{_fields_hint(row)}", path=path, line=line,
                          field=cfg.question_field)
     raw_answer = row.get(cfg.answer_field)
+    if isinstance(raw_answer, (list, dict, bool)):  # a list would become its JSON text and verify as nothing
+        raise InputError(f"answer must be text or a number, got {_type_word(raw_answer)}{_at(where, line)}",
+                         path=path, line=line, field=cfg.answer_field)
+    raw_id = row.get(cfg.id_field)
+    if cfg.id_field in row and (raw_id is None or isinstance(raw_id, (list, dict, bool, float))):
+        if not (isinstance(raw_id, float) and raw_id.is_integer()):
+            raise InputError(f"id must be a string or an integer, got {_type_word(raw_id)}{_at(where, line)}",
+                             path=path, line=line, field=cfg.id_field)
     answer = _text(raw_answer)
     if not answer:
         what = "missing" if cfg.answer_field not in row else "empty"
@@ -80,6 +89,11 @@ def to_problem(row: dict, cfg: Any, path: str, line: int | None, where: str = ""
         answer = final.group(1).replace(",", "") if re.fullmatch(r"-?[\d,]+(\.\d+)?", final.group(1)) \
             else final.group(1)
     return {"id": ident, "question": question, "answer": answer, "kind": kind, **extra}
+
+
+def _type_word(value: Any) -> str:
+    return {list: "a list", dict: "an object", bool: "a boolean", float: "a fractional number"}.get(
+        type(value), "null" if value is None else type(value).__name__)
 
 
 def _at(where: str, line: int | None) -> str:

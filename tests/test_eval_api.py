@@ -11,10 +11,10 @@ from collections import Counter
 import pytest
 
 from distill.config import load_config
-from distill.errors import ConfigError
+from distill.errors import ConfigError, SamplesFailed
 from distill.evaluate import run
 from distill.evaluate.config import EvalConfig
-from distill.teacher.server import TeacherServer
+from faulty_teacher import FaultyTeacher
 
 RIGHT = {"q0", "q1", "q3"}  # the responder answers these correctly, the others wrong
 
@@ -62,7 +62,7 @@ def _report(tmp_path):
 
 
 def test_api_accuracy_is_known_and_rerun_sends_nothing(tmp_path):
-    with TeacherServer(dialect="deepseek", responder=knows_some) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=knows_some) as srv:
         run(_cfg(srv, tmp_path))
         assert srv.stats.requests == 5
         m = _report(tmp_path)["metrics"]
@@ -79,7 +79,7 @@ def test_api_accuracy_is_known_and_rerun_sends_nothing(tmp_path):
 
 
 def test_pass_at_k_over_samples(tmp_path):
-    with TeacherServer(dialect="think", responder=HalfRight()) as srv:
+    with FaultyTeacher(dialect="think", responder=HalfRight()) as srv:
         run(_cfg(srv, tmp_path, "samples=4", "temperature=0.7"))
     m = _report(tmp_path)["metrics"]
     assert m["samples"] == 20
@@ -88,9 +88,10 @@ def test_pass_at_k_over_samples(tmp_path):
 
 
 def test_failed_requests_are_recorded_then_retried(tmp_path):
-    with TeacherServer(dialect="vllm", responder=knows_some) as srv:
+    with FaultyTeacher(dialect="vllm", responder=knows_some) as srv:
         srv.add_fault("500", count=2)
-        run(_cfg(srv, tmp_path, "api.max_attempts=1", "api.concurrency=1"))
+        with pytest.raises(SamplesFailed, match=r"2 of 5 answers failed \(http_500 x2\)"):  # exit 5
+            run(_cfg(srv, tmp_path, "api.max_attempts=1", "api.concurrency=1"))
         first = _report(tmp_path)["metrics"]
         assert first["errors"] == 2 and first["problems"] == 3
         run(_cfg(srv, tmp_path, "api.max_attempts=1", "api.concurrency=1"))
@@ -100,12 +101,12 @@ def test_failed_requests_are_recorded_then_retried(tmp_path):
 
 
 def test_api_backend_refuses_an_adapter(tmp_path):
-    with TeacherServer() as srv, pytest.raises(ConfigError, match="adapter"):
+    with FaultyTeacher() as srv, pytest.raises(ConfigError, match="adapter"):
         run(_cfg(srv, tmp_path, f"adapter={tmp_path}"))
 
 
 def test_cli_eval_against_the_loopback_server(tmp_path):
-    with TeacherServer(dialect="openrouter", responder=knows_some) as srv:
+    with FaultyTeacher(dialect="openrouter", responder=knows_some) as srv:
         env = {**os.environ, "DISTILL_PROGRESS": "0"}
         proc = subprocess.run([sys.executable, "-m", "distill", "eval", f"problems={_problems(tmp_path)}",
                                "backend=api", f"api.base_url={srv.base_url}", "api.model=test-teacher",

@@ -64,7 +64,7 @@ def test_batched_generation_matches_one_prompt_at_a_time(models, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from distill.finetune.render import encode_prompt
+    from distill.render import encode_prompt
     from distill.generate.config import DEFAULT_PROMPT
 
     batched = _records(run(_cfg(models, tmp_path / "b4")))

@@ -12,7 +12,7 @@ from distill.config import load_config
 from distill.errors import ConfigError, InputError
 from distill.evaluate.basemodel import adapter_bases, check_adapter_base, same_model
 from distill.evaluate.config import EvalConfig
-from distill.evaluate.stage import _trained_prompt
+from distill.evaluate.stage import as_trained
 
 
 def _adapter(path, base, record=None):
@@ -44,22 +44,49 @@ def test_same_model_by_name_path_and_copy(tmp_path):
     assert not same_model("Qwen/Qwen2.5-0.5B", "HuggingFaceTB/SmolLM2-135M-Instruct")
 
 
-def test_adapter_base_check_reads_both_records(tmp_path):
-    ad = _adapter(tmp_path / "ad", "/gone/student", {"base_model": "/gone/student", "student": "Qwen/Qwen2.5-0.5B"})
-    assert adapter_bases(ad) == ["/gone/student", "Qwen/Qwen2.5-0.5B"]
+def _record(folder, **fields):
+    from distill.artifacts import AdapterRecord
+
+    values = dict(student="Qwen/Qwen2.5-0.5B", base_model="Qwen/Qwen2.5-0.5B", base_path="/gone/student",
+                  base_weights=None, prompt_template="Q: {question}", system_prompt=None, reasoning_format="{content}",
+                  chat_template=None, data={}, hyperparameters={})
+    values.update(fields)
+    AdapterRecord(**values).write(folder)
+
+
+def test_adapter_base_check_reads_the_record_else_the_peft_config(tmp_path):
+    ad = _adapter(tmp_path / "ad", "/gone/student")
+    _record(ad)
+    assert adapter_bases(ad) == ["Qwen/Qwen2.5-0.5B", "/gone/student", "Qwen/Qwen2.5-0.5B"]
     check_adapter_base(ad, "Qwen/Qwen2.5-0.5B")
-    with pytest.raises(InputError, match="trained on '/gone/student'.*student='meta-llama/Llama-3.2-1B'"):
+    with pytest.raises(InputError, match="trained on 'Qwen/Qwen2.5-0.5B'.*student='meta-llama/Llama-3.2-1B'"):
         check_adapter_base(ad, "meta-llama/Llama-3.2-1B")
+    foreign = _adapter(tmp_path / "foreign", "meta-llama/Llama-3.2-1B")  # a PEFT adapter made elsewhere
+    check_adapter_base(foreign, "meta-llama/Llama-3.2-1B")
+    with pytest.raises(InputError, match="trained on 'meta-llama/Llama-3.2-1B'"):
+        check_adapter_base(foreign, "Qwen/Qwen2.5-0.5B")
     with pytest.raises(InputError, match="no adapter_config.json"):
         adapter_bases(tmp_path)
 
 
-def test_system_prompt_comes_from_the_adapter_record(tmp_path):
-    ad = _adapter(tmp_path / "ad", "s", {"hyperparameters": {"system_prompt": "Think first."}})
-    cfg = load_config(EvalConfig, None, ["problems=p.jsonl", "student=s", f"adapter={ad}"])
-    assert _trained_prompt(cfg).system_prompt == "Think first."
-    given = load_config(EvalConfig, None, ["problems=p.jsonl", "student=s", f"adapter={ad}", "system_prompt=Mine"])
-    assert _trained_prompt(given).system_prompt == "Mine"
+def test_an_adapter_record_of_another_schema_is_refused_by_name(tmp_path):
+    ad = _adapter(tmp_path / "ad", "s", {"schema": 1, "student": "s", "hyperparameters": {}})
+    with pytest.raises(InputError, match=r"distill.json.*schema version 1, this distill reads version 2"):
+        adapter_bases(ad)
+
+
+def test_prompt_comes_from_the_adapter_record_unless_given(tmp_path):
+    ad = _adapter(tmp_path / "ad", "s")
+    _record(ad, prompt_template="Q: {question}", system_prompt="Think first.")
+    cfg = as_trained(load_config(EvalConfig, None, ["problems=p.jsonl", "student=s", f"adapter={ad}"]))
+    assert (cfg.prompt_template, cfg.system_prompt) == ("Q: {question}", "Think first.")
+    given = as_trained(load_config(EvalConfig, None, ["problems=p.jsonl", "student=s", f"adapter={ad}",
+                                                      "system_prompt=Mine", "prompt_template=A {question}"]))
+    assert (given.prompt_template, given.system_prompt) == ("A {question}", "Mine")
+    bare = as_trained(load_config(EvalConfig, None, ["problems=p.jsonl", "student=s"]))
+    from distill.generate.config import DEFAULT_PROMPT
+
+    assert (bare.prompt_template, bare.system_prompt) == (DEFAULT_PROMPT, None)
 
 
 @pytest.mark.parametrize("args,message", [

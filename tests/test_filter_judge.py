@@ -5,7 +5,7 @@ from __future__ import annotations
 from filter_helpers import reasons, run_filter, trace, write_traces
 
 from distill.filter.judge import judge_messages, parse_judgement
-from distill.teacher.server import TeacherServer
+from faulty_teacher import FaultyTeacher
 
 
 def grader(messages, request):
@@ -23,7 +23,7 @@ def test_judge_decides_undecided_and_is_audited(tmp_path):
         trace("d2", content="So \\boxed{71}"),                                   # rule: wrong
         trace("d3", answer="71", content="So \\boxed{71}"),                       # rule: correct, judge: no
     ])
-    with TeacherServer(dialect="deepseek", responder=grader, model="judge-model") as srv:
+    with FaultyTeacher(dialect="deepseek", responder=grader, model="judge-model") as srv:
         opts = ["judge.enabled=true", f"judge.base_url={srv.base_url}", "judge.model=judge-model",
                 "judge.provider=generic", "judge.audit_share=1.0", "judge.max_attempts=2"]
         stats, kept, rejected = run_filter(tmp_path, opts)
@@ -59,7 +59,7 @@ def test_parse_judgement():
 
 def test_failed_judge_requests_are_asked_again(tmp_path):
     write_traces(tmp_path / "traces.jsonl", [trace("u1", kind="math", answer="\\frac{", content="So \\boxed{72}")])
-    with TeacherServer(dialect="vllm", responder=grader) as srv:
+    with FaultyTeacher(dialect="vllm", responder=grader) as srv:
         opts = ["judge.enabled=true", f"judge.base_url={srv.base_url}", "judge.model=test-teacher",
                 "judge.provider=generic", "judge.max_attempts=1"]
         srv.add_fault("500", count=1)
@@ -67,3 +67,17 @@ def test_failed_judge_requests_are_asked_again(tmp_path):
         assert not kept and rejected[0]["verdict"]["judge"]["error"] and stats["judge"]["errors"] == 1
         stats, kept, _ = run_filter(tmp_path, opts)  # the failure was not cached: asked again, now decided
         assert srv.stats.requests == 2 and [r["verdict"]["by"] for r in kept] == ["judge"]
+
+
+def test_the_judge_cache_covers_the_endpoint_and_extra_request_fields(tmp_path):
+    write_traces(tmp_path / "traces.jsonl", [trace("u1", kind="math", answer="\\frac{", content="So \\boxed{72}")])
+    with FaultyTeacher(dialect="deepseek", responder=grader, model="judge-model") as a, \
+            FaultyTeacher(dialect="deepseek", responder=grader, model="judge-model") as b:
+        opts = ["judge.enabled=true", "judge.model=judge-model", "judge.provider=generic", "judge.max_attempts=2"]
+        run_filter(tmp_path, [*opts, f"judge.base_url={a.base_url}"])
+        run_filter(tmp_path, [*opts, f"judge.base_url={a.base_url}"])
+        assert a.stats.requests == 1  # the same request to the same endpoint: cached
+        run_filter(tmp_path, [*opts, f"judge.base_url={b.base_url}"])
+        assert b.stats.requests == 1  # another endpoint may be another judge: asked
+        run_filter(tmp_path, [*opts, f"judge.base_url={a.base_url}", "judge.extra_body={reasoning: {effort: high}}"])
+        assert a.stats.requests == 2 and a.stats.bodies[-1]["reasoning"] == {"effort": "high"}

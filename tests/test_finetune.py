@@ -13,7 +13,8 @@ from tiny_student import make_tiny_student
 from distill.config import load_config
 from distill.errors import InputError
 from distill.finetune import FinetuneConfig, run
-from distill.finetune.render import build_messages, encode_prompt, prepare_tokenizer, render_example
+from distill.render import build_messages, encode_prompt, render_example
+from distill.student import prepare_tokenizer
 
 torch.set_num_threads(1)  # tiny models: threads only add contention on a shared 2-core box
 

@@ -7,12 +7,13 @@ import json
 import pytest
 import yaml
 
-from distill.errors import BudgetExceeded, InputError, TeacherFatalError
+from distill.errors import BudgetExceeded, ConfigError, InputError, SamplesFailed, TeacherFatalError
 from distill.generate.config import GenerateConfig
-from distill.generate.resume import iter_good_traces, scan_traces
+from distill.artifacts import read_latest
+from distill.generate.resume import scan_traces
 from distill.generate.stage import TRACE_KEYS, run
 from distill.records import read_jsonl
-from distill.teacher.server import TeacherServer
+from faulty_teacher import FaultyTeacher
 
 
 def respond(messages, request):
@@ -40,7 +41,7 @@ def lines(path):
 
 def test_traces_have_the_design_fields_and_the_config_is_saved(tmp_path):
     write_problems(tmp_path / "p.jsonl", 3, source="unit")
-    with TeacherServer(dialect="think_open", responder=respond) as srv:
+    with FaultyTeacher(dialect="think_open", responder=respond) as srv:
         out = run(gen_cfg(tmp_path, srv, samples=2, system_prompt="Be brief."))
         bodies = srv.stats.bodies
     records = lines(out)
@@ -57,9 +58,10 @@ def test_traces_have_the_design_fields_and_the_config_is_saved(tmp_path):
 
 def test_failed_samples_are_written_then_retried_and_done_ones_never_again(tmp_path):
     write_problems(tmp_path / "p.jsonl", 4)
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         srv.add_fault("500", count=100, match="number 1?")
-        run(gen_cfg(tmp_path, srv, max_attempts=2))
+        with pytest.raises(SamplesFailed, match=r"1 of 4 samples failed \(http_500 x1\)"):  # exit 5
+            run(gen_cfg(tmp_path, srv, max_attempts=2))
         first = lines(tmp_path / "traces.jsonl")
         assert [r["error"]["type"] for r in first if r["error"]] == ["http_500"]
         srv.clear_faults()
@@ -69,14 +71,14 @@ def test_failed_samples_are_written_then_retried_and_done_ones_never_again(tmp_p
         srv.stats.reset()
         run(gen_cfg(tmp_path, srv, samples=3))  # more samples: reuse sample 0, draw 1 and 2
         assert srv.stats.requests == 8
-    good = list(iter_good_traces(tmp_path / "traces.jsonl"))
+    good = good_traces(tmp_path / "traces.jsonl")
     assert sorted((r["id"], r["sample"]) for r in good) == sorted((f"q{i}", s) for i in range(4) for s in range(3))
     assert len(lines(tmp_path / "traces.jsonl")) == 13  # the superseded error line stays visible
 
 
 def test_dry_run_sends_and_writes_nothing(tmp_path, capsys):
     write_problems(tmp_path / "p.jsonl", 5)
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         run(gen_cfg(tmp_path, srv, dry_run=True, samples=4, prices={"input": 1.0, "output": 2.0},
                     est_completion_tokens=1000))
         assert srv.stats.requests == 0
@@ -88,21 +90,23 @@ def test_dry_run_sends_and_writes_nothing(tmp_path, capsys):
 def test_cost_cap_stops_gracefully_and_resumes(tmp_path):
     write_problems(tmp_path / "p.jsonl", 20)
     prices = {"input": 0.0, "output": 10000.0}  # $0.01 a completion token: ~$0.1 a request
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         with pytest.raises(BudgetExceeded, match="max_cost_usd"):
-            run(gen_cfg(tmp_path, srv, concurrency=1, prices=prices, max_cost_usd=0.5, est_completion_tokens=10))
+            run(gen_cfg(tmp_path, srv, concurrency=1, prices=prices, max_cost_usd=0.5, est_completion_tokens=10,
+                        max_tokens=20))  # the cap counts a request at its worst case: 20 output tokens
         records = lines(tmp_path / "traces.jsonl")
         spent = sum(r["cost_usd"] for r in records)
         assert 0 < len(records) < 20 and srv.stats.requests == len(records)
         assert spent <= 0.5 + 1e-9
-        run(gen_cfg(tmp_path, srv, concurrency=4, prices=prices, max_cost_usd=100.0, est_completion_tokens=10))
+        run(gen_cfg(tmp_path, srv, concurrency=4, prices=prices, max_cost_usd=100.0, est_completion_tokens=10,
+                    max_tokens=20))
         assert srv.stats.requests == 20
-    assert len(list(iter_good_traces(tmp_path / "traces.jsonl"))) == 20
+    assert len(good_traces(tmp_path / "traces.jsonl")) == 20
 
 
 def test_bad_key_stops_the_run_and_keeps_what_was_received(tmp_path):
     write_problems(tmp_path / "p.jsonl", 6)
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         srv.add_fault("402", count=100, match="number 3?")
         with pytest.raises(TeacherFatalError, match="balance"):
             run(gen_cfg(tmp_path, srv, concurrency=1))
@@ -113,7 +117,7 @@ def test_bad_key_stops_the_run_and_keeps_what_was_received(tmp_path):
 @pytest.mark.parametrize("policy", ["keep", "drop", "retry"])
 def test_truncation_policies(tmp_path, policy):
     write_problems(tmp_path / "p.jsonl", 1)
-    with TeacherServer(dialect="vllm", responder=respond) as srv:
+    with FaultyTeacher(dialect="vllm", responder=respond) as srv:
         srv.add_fault("truncate", count=1)
         run(gen_cfg(tmp_path, srv, on_truncated=policy, max_tokens=100, max_tokens_ceiling=1000))
         rec = lines(tmp_path / "traces.jsonl")[-1]
@@ -124,14 +128,14 @@ def test_truncation_policies(tmp_path, policy):
         assert rec["truncated"] and rec["error"] is None
     elif policy == "drop":
         assert rec["truncated"] and rec["error"]["type"] == "truncated"
-        assert list(iter_good_traces(tmp_path / "traces.jsonl")) == []
+        assert good_traces(tmp_path / "traces.jsonl") == []
     else:
         assert not rec["truncated"] and rec["max_tokens"] == 200 and rec["attempts"] == 2
 
 
 def test_torn_tail_is_repaired_not_duplicated(tmp_path):
     write_problems(tmp_path / "p.jsonl", 3)
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         run(gen_cfg(tmp_path, srv))
         out = tmp_path / "traces.jsonl"
         text = out.read_text().splitlines(keepends=True)
@@ -151,7 +155,7 @@ def test_torn_tail_is_repaired_not_duplicated(tmp_path):
 ])
 def test_bad_input_fails_before_anything_is_sent_or_written(tmp_path, content, field):
     (tmp_path / "p.jsonl").write_text(content)
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         with pytest.raises(InputError) as info:
             run(gen_cfg(tmp_path, srv))
         assert srv.stats.requests == 0
@@ -168,10 +172,19 @@ def test_scan_traces_last_record_wins(tmp_path):
     assert state.done == {("a", 0)} and state.failed == {("b", 0)}
 
 
-def test_resuming_with_another_teacher_warns(tmp_path, caplog):
+@pytest.mark.parametrize("change", [{"model": "other-teacher"}, {"temperature": 1.0}])
+def test_resuming_with_another_teacher_or_temperature_is_refused(tmp_path, change):
     write_problems(tmp_path / "p.jsonl", 2)
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         run(gen_cfg(tmp_path, srv))
-        with caplog.at_level("WARNING", logger="distill.generate.stage"):
-            run(gen_cfg(tmp_path, srv, model="other-teacher", samples=2))
-    assert "different model" in caplog.text
+        before = (tmp_path / "traces.jsonl").read_bytes()
+        srv.stats.reset()
+        with pytest.raises(ConfigError, match=f"different {next(iter(change))}.*counted as done"):
+            run(gen_cfg(tmp_path, srv, samples=2, **change))
+        assert srv.stats.requests == 0
+    assert (tmp_path / "traces.jsonl").read_bytes() == before
+
+
+def good_traces(path):
+    """What filter and finetune read: the last record of each pair, when it is not a failure."""
+    return [rec for rec in read_latest(path).values() if not rec.get("error")]

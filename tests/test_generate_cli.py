@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from distill.generate.resume import iter_good_traces
+from distill.artifacts import read_latest
 from distill.records import read_jsonl
 from distill.teacher.server import TeacherServer
 
@@ -63,7 +63,7 @@ def test_sigkill_mid_run_then_resume_gives_one_good_record_per_pair(tmp_path):
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == str(out)
         prompts = Counter({p.split("\n")[0]: n for p, n in srv.stats.prompts.items()})
-    good = list(iter_good_traces(out))
+    good = good_traces(out)
     assert sorted(r["id"] for r in good) == sorted(f"q{i}" for i in range(N))
     assert all(r["error"] is None for _, r in read_jsonl(out))
     # A pair finished before the kill was never requested again (the server's own count) ...
@@ -91,7 +91,7 @@ def test_ctrl_c_stops_gracefully_and_resumes(tmp_path):
         done = subprocess.run(command(tmp_path, srv), env=env(), capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert srv.stats.requests == N  # nothing asked twice
-    assert len(list(iter_good_traces(out))) == N
+    assert len(good_traces(out)) == N
 
 
 def test_bad_input_exit_code_and_one_line_error(tmp_path):
@@ -103,3 +103,8 @@ def test_bad_input_exit_code_and_one_line_error(tmp_path):
     assert res.returncode == 2
     assert "p.jsonl:2 (field 'id'): duplicate id 'a'" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "traces.jsonl").exists()
+
+
+def good_traces(path):
+    """What filter and finetune read: the last record of each pair, when it is not a failure."""
+    return [rec for rec in read_latest(path).values() if not rec.get("error")]

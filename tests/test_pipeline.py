@@ -114,10 +114,23 @@ def test_overrides_reach_every_stage_and_student_sets_both():
     assert cfg.finetune.student == cfg.eval.student == "/models/x"
 
 
-def test_eval_prompts_the_student_as_it_was_trained():
-    cfg = load_pipeline(None, ["generate.prompt_template=Q: {question}", "finetune.system_prompt=Be brief."])
-    assert cfg.eval.prompt_template == "Q: {question}"
-    assert cfg.eval.system_prompt == "Be brief."
+def test_eval_before_prompts_the_base_as_finetune_will_train_it(tmp_path):
+    from distill.pipeline.wiring import plan
+
+    cfg = load_pipeline(None, ["generate.prompt_template=Q: {question}", "finetune.system_prompt=Be brief.",
+                               "generate.problems=p.jsonl", "eval.problems=e.jsonl"])
+    steps = {step.name: step.cfg for step in plan(cfg, tmp_path)}
+    assert (steps["eval-before"].prompt_template, steps["eval-before"].system_prompt) == ("Q: {question}", "Be brief.")
+    # eval-after prompts as the adapter's record says it was trained (distill.evaluate.stage.as_trained).
+    assert (steps["eval-after"].prompt_template, steps["eval-after"].system_prompt) == (None, None)
+
+
+def test_wiring_a_field_a_stage_lacks_fails_loudly():
+    from distill.pipeline.wiring import _wired
+
+    cfg = load_pipeline(None, [])
+    with pytest.raises(TypeError, match="kept_file"):
+        _wired(cfg.filter, kept_file="x.jsonl")
 
 
 @pytest.mark.parametrize("override,message", [

@@ -14,6 +14,7 @@ import textwrap
 import pytest
 import yaml
 
+from distill.artifacts import AdapterRecord, BaseWeights, EvalReport, FilterStats
 from distill.config import load_config
 from distill.errors import InputError
 from distill.publish import run
@@ -37,11 +38,14 @@ def records(tmp_path_factory):
     adapter = root / "adapter"
     model.save_pretrained(adapter)
     AutoTokenizer.from_pretrained(student).save_pretrained(adapter)
-    (adapter / "distill.json").write_text(json.dumps({
-        "schema": 1, "stage": "finetune", "base_model": str(student), "student": str(student),
-        "data": {"path": str(root / "kept.jsonl"), "sha256": "ab" * 32, "examples": 3},
-        "hyperparameters": {"lora": {"r": 4, "alpha": 8}, "lr": 2e-4, "epochs": 1.0},
-        "versions": {"torch": "2.13.0"}, "metrics": {"final_loss": 1.23}}))
+    AdapterRecord(
+        student="smollm2", base_model="HuggingFaceTB/SmolLM2-135M-Instruct", base_path=str(student),
+        base_weights=BaseWeights(file="SmolLM2-135M-Instruct.Q4_1.gguf", quantisation="Q4_1", sha256="cd" * 32,
+                                 dtype="float32"),
+        prompt_template="Q: {question}", system_prompt="Think first.", reasoning_format="{content}",
+        chat_template=None, data={"path": str(root / "kept.jsonl"), "sha256": "ab" * 32, "examples": 3},
+        hyperparameters={"lora": {"r": 4, "alpha": 8}, "lr": 2e-4, "epochs": 1.0},
+        versions={"torch": "2.13.0"}, metrics={"final_loss": 1.23}).write(adapter)
     shutil.copytree(student, adapter / "merged")  # stands in for finetune merge=true output
     (adapter / "checkpoints").mkdir()
     (adapter / "checkpoints" / "optimizer.pt").write_bytes(b"x")
@@ -59,18 +63,20 @@ def records(tmp_path_factory):
         "temperature": 0.6, "top_p": 0.95, "max_tokens": 32768, "samples": 1, "problems": "rg:chain_sum"}))
     kept = [dict(t, verdict={"correct": True, "extracted": t["answer"], "reason": "correct"}) for t in traces[:3]]
     (root / "kept.jsonl").write_text("".join(json.dumps(k) + "\n" for k in kept))
-    (root / "filter.config.yaml").write_text(yaml.safe_dump({"traces": str(root / "traces.jsonl")}))
-    (root / "stats.json").write_text(json.dumps({
-        "kept": 3, "rejected": 1, "kept_share": 0.75, "verifier": {"correct": 3, "wrong_answer": 1},
-        "funnel": [{"step": "input", "dropped": 0, "left": 4}, {"step": "wrong_answer", "dropped": 1, "left": 3}]}))
+    (root / "stats.json").write_text(json.dumps(FilterStats(
+        inputs={"traces": str(root / "traces.jsonl")}, traces={"lines": 4, "unique": 4}, kept=3, rejected=1,
+        kept_share=0.75, verifier={"correct": 3, "wrong_answer": 1},
+        funnel=[{"step": "input", "dropped": 0, "left": 4}, {"step": "wrong_answer", "dropped": 1, "left": 3}]
+    ).to_dict()))
     (root / "eval").mkdir()
-    (root / "eval" / "report.json").write_text(json.dumps({
-        "schema": 1, "model": {"backend": "local"}, "settings": {"problems": "rg:chain_sum", "samples": 1,
-                                                                  "max_new_tokens": 64, "temperature": 0.0},
-        "metrics": {"problems": 20, "pass@1": 0.45, "pass@k": {"pass@1": 0.45}, "answered": 0.9, "truncated": 0.05,
-                    "mean_reasoning_tokens": 40.0},
-        "compare": {"paired_problems": 20, "before": 0.2, "after": 0.45, "difference": 0.25,
-                    "interval": {"low": 0.05, "high": 0.45, "method": "paired bootstrap", "confidence": 0.95}}}))
+    EvalReport(
+        eval_key="k", model={"backend": "local"}, run={}, created_at="2026-01-01",
+        settings={"problems": "rg:chain_sum", "samples": 1, "max_new_tokens": 64, "temperature": 0.0},
+        metrics={"problems": 20, "pass@1": 0.45, "pass@k": {"pass@1": 0.45}, "answered": 0.9, "truncated": 0.05,
+                 "mean_reasoning_tokens": 40.0},
+        compare={"paired_problems": 20, "before": 0.2, "after": 0.45, "difference": 0.25,
+                 "interval": {"low": 0.05, "high": 0.45, "method": "paired bootstrap", "confidence": 0.95}},
+    ).write(root / "eval" / "report.json")
     return {"root": root, "student": student, "adapter": adapter}
 
 
@@ -150,6 +156,10 @@ def test_dry_run_builds_everything_and_uploads_nothing(records, tmp_path):
     card = (stage / "model" / "README.md").read_text()
     meta = yaml.safe_load(card.split("---")[1])
     assert meta["library_name"] == "peft" and meta["model-index"][0]["name"] == "tiny-distill"
+    # The card tells the truth about the base: de-quantised GGUF weights, and the prompt it was trained with.
+    assert meta["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert "de-quantised from the Q4_1-quantised GGUF file `SmolLM2-135M-Instruct.Q4_1.gguf`" in card
+    assert "PROMPT = 'Q: {question}'" in card and "SYSTEM = 'Think first.'" in card
     assert not (stage / "model" / "merged").exists() and not (stage / "model" / "checkpoints").exists()
     merged = yaml.safe_load((stage / "merged" / "README.md").read_text().split("---")[1])
     assert merged["library_name"] == "transformers" and (stage / "merged" / "model.safetensors").is_file()

@@ -213,9 +213,12 @@ def test_summary_run_report_and_card_show_pass_and_sound_per_family_before_and_a
     from distill.pipeline.summary import collect, summary_rows
     from distill.publish.cards import _eval_section
 
+    from distill.artifacts import EvalReport
+
     for name, report in (("eval-before", _report(0.2, 0.0, 0.3)), ("eval-after", _report(0.6, 0.4, 0.3))):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "report.json").write_text(json.dumps(report))
+        EvalReport(eval_key="k", model={}, settings={}, metrics=report["metrics"], run={},
+                   created_at="2026-11-30T00:00:00+00:00").write(tmp_path / name / "report.json")
     fig = collect(tmp_path)
     rows = dict(summary_rows(fig))
     assert rows["  letter_count"].startswith("pass@1 20% [10%, 30%] -> 60% [50%, 70%], sound 0% [0%, 50%] -> 40%")

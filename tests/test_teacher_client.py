@@ -9,7 +9,7 @@ import pytest
 from distill.errors import TeacherFatalError
 from distill.teacher.client import TeacherClient
 from distill.teacher.config import TeacherConfig
-from distill.teacher.server import TeacherServer
+from faulty_teacher import FaultyTeacher
 
 REASONING = "First add 2 and 3. That gives 5."
 CONTENT = "The answer is \\boxed{5}."
@@ -31,7 +31,7 @@ def make_client(srv, **kw) -> TeacherClient:
 @pytest.mark.parametrize("dialect", ["deepseek", "sglang", "vllm", "together", "ollama", "openrouter", "think",
                                      "think_open", "hidden"])
 def test_every_dialect_is_captured(dialect, stream):
-    with TeacherServer(dialect=dialect, responder=respond) as srv:
+    with FaultyTeacher(dialect=dialect, responder=respond) as srv:
         c = make_client(srv, stream=stream).complete_many([MESSAGES])[0]
     assert c.error is None and c.content == CONTENT and c.finish_reason == "stop" and not c.truncated
     assert c.reasoning == (None if dialect == "hidden" else REASONING)
@@ -45,7 +45,7 @@ FAULTS = ["429", "500", "503", "drop", "malformed", "hang", "empty", "stream_err
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 @pytest.mark.parametrize("fault", FAULTS)
 def test_every_fault_is_survived(fault, stream):
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         srv.add_fault(fault, count=2, retry_after=0.1, gap=1.5, interval=0.2)
         # slow_stream: 1.5 s of keep-alives against a 1 s read timeout must not fail the request
         client = make_client(srv, stream=stream, request_timeout=1.0)
@@ -60,7 +60,7 @@ def test_every_fault_is_survived(fault, stream):
 
 
 def test_truncation_is_flagged_not_retried():
-    with TeacherServer(dialect="vllm", responder=respond) as srv:
+    with FaultyTeacher(dialect="vllm", responder=respond) as srv:
         srv.add_fault("truncate", count=1)
         c = make_client(srv).complete_many([MESSAGES])[0]
         assert srv.stats.requests == 1
@@ -68,7 +68,7 @@ def test_truncation_is_flagged_not_retried():
 
 
 def test_exhausted_attempts_give_an_error_record_not_an_exception():
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         srv.add_fault("500", count=10)
         c = make_client(srv, max_attempts=3).complete_many([MESSAGES])[0]
         assert srv.stats.requests == 3
@@ -76,7 +76,7 @@ def test_exhausted_attempts_give_an_error_record_not_an_exception():
 
 
 def test_bad_request_is_not_retried():
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         srv.add_fault("400", count=1)
         c = make_client(srv).complete_many([MESSAGES])[0]
         assert srv.stats.requests == 1
@@ -87,7 +87,7 @@ def test_bad_request_is_not_retried():
 def test_auth_and_balance_stop_with_a_clean_message(fault, monkeypatch):
     secret = "sk-test-0123456789abcdefSECRET"
     monkeypatch.setenv("DISTILL_TEST_KEY", secret)
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         srv.add_fault(fault, count=5)
         client = make_client(srv, api_key_env="DISTILL_TEST_KEY")
         with pytest.raises(TeacherFatalError) as info:
@@ -114,7 +114,7 @@ def test_missing_key_for_a_remote_endpoint_is_a_config_error(monkeypatch):
 
 
 def test_concurrency_cap_is_never_exceeded():
-    with TeacherServer(dialect="deepseek", responder=respond, latency=0.05) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond, latency=0.05) as srv:
         results = make_client(srv, concurrency=5).complete_many([MESSAGES] * 40)
         peak = srv.stats.max_in_flight
     assert all(r.ok for r in results)
@@ -122,7 +122,7 @@ def test_concurrency_cap_is_never_exceeded():
 
 
 def test_adaptive_concurrency_backs_off_on_429():
-    with TeacherServer(dialect="deepseek", responder=respond, latency=0.02) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond, latency=0.02) as srv:
         srv.add_fault("429", count=3, retry_after=0.05)
         client = make_client(srv, concurrency=16)
         results = client.complete_many([MESSAGES] * 8)
@@ -131,7 +131,7 @@ def test_adaptive_concurrency_backs_off_on_429():
 
 
 def test_rate_limits_are_learnt_from_headers():
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         srv.set_ratelimit_headers(requests=120, tokens=100000)
         client = make_client(srv)
         assert all(r.ok for r in client.complete_many([MESSAGES] * 3))
@@ -140,7 +140,7 @@ def test_rate_limits_are_learnt_from_headers():
 
 
 def test_rpm_paces_requests():
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         client = make_client(srv, rpm=600)  # 10/s after a 6 s burst (60)
         client.limiter.requests.take(client.limiter.requests.capacity)  # burst used up
         import time
@@ -150,8 +150,8 @@ def test_rpm_paces_requests():
 
 
 def test_replicas_share_the_load():
-    with TeacherServer(dialect="deepseek", responder=respond, latency=0.02) as a, \
-            TeacherServer(dialect="vllm", responder=respond, latency=0.02) as b:
+    with FaultyTeacher(dialect="deepseek", responder=respond, latency=0.02) as a, \
+            FaultyTeacher(dialect="vllm", responder=respond, latency=0.02) as b:
         client = make_client(a, base_url=[a.base_url, b.base_url], concurrency=8)
         results = client.complete_many([MESSAGES] * 20)
         counts = (a.stats.requests, b.stats.requests)
@@ -163,7 +163,7 @@ def test_what_is_sent_extra_body_and_no_reasoning_back():
     history = [{"role": "user", "content": "q1"},
                {"role": "assistant", "content": "a1", "reasoning_content": "secret thoughts"},
                {"role": "user", "content": "What is 2+3?"}]
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         client = make_client(srv, extra_body={"thinking": {"type": "enabled"}}, provider="deepseek")
         client.complete_many([history], max_tokens=777)
         body = srv.stats.bodies[0]
@@ -173,7 +173,7 @@ def test_what_is_sent_extra_body_and_no_reasoning_back():
 
 
 def test_client_works_across_event_loops():
-    with TeacherServer(dialect="deepseek", responder=respond) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
         client = make_client(srv)
 
         async def twice():
@@ -186,7 +186,7 @@ def test_client_works_across_event_loops():
 
 
 def test_openai_reasoning_models_get_max_completion_tokens_and_no_temperature():
-    with TeacherServer(dialect="openai", responder=respond, model="o3-mini") as srv:
+    with FaultyTeacher(dialect="openai", responder=respond, model="o3-mini") as srv:
         c = make_client(srv, model="o3-mini", provider="openai").complete_many([MESSAGES], max_tokens=900)[0]
         body = srv.stats.bodies[0]
     assert body["max_completion_tokens"] == 900 and "max_tokens" not in body

@@ -19,7 +19,7 @@ import pytest
 from openai import AsyncOpenAI, OpenAI
 
 from distill.errors import ConfigError
-from distill.teacher.server import TeacherServer
+from faulty_teacher import FaultyTeacher
 
 QUESTION = "Describe the zebra xyzzy plover in one word"  # unknown to the offline teacher
 MESSAGES = [{"role": "user", "content": QUESTION}]
@@ -32,7 +32,7 @@ RAW_FIELDS = {
 
 @pytest.fixture(scope="module")
 def server():
-    with TeacherServer(dialect="deepseek", model="test-teacher") as srv:
+    with FaultyTeacher(dialect="deepseek", model="test-teacher") as srv:
         yield srv
 
 
@@ -266,7 +266,7 @@ def test_hang_releases_when_the_client_gives_up(srv):
 
 def test_random_fault_rates_are_seeded():
     def statuses():
-        with TeacherServer(seed=3, fault_rates={"500": 0.5}, responder=lambda m, r: ("r", "c")) as srv:
+        with FaultyTeacher(seed=3, fault_rates={"500": 0.5}, responder=lambda m, r: ("r", "c")) as srv:
             seen, c = [], client(srv)
             for _ in range(20):
                 try:
@@ -348,7 +348,7 @@ def test_ratelimit_enforced(srv):
 
 def test_default_responder_is_deterministic_per_seed():
     def answers(seed):
-        with TeacherServer(seed=seed) as srv:
+        with FaultyTeacher(seed=seed) as srv:
             return [ask(srv).choices[0].message.model_extra["reasoning_content"] for _ in range(2)]
 
     assert answers(1) == answers(1)
@@ -361,7 +361,7 @@ def test_custom_responder_and_no_reasoning():
         seen.append((messages[-1]["content"], request.get("temperature")))
         return None, "plain answer"
 
-    with TeacherServer(dialect="deepseek", responder=responder) as srv:
+    with FaultyTeacher(dialect="deepseek", responder=responder) as srv:
         msg = ask(srv, temperature=0.3).choices[0].message
     assert msg.content == "plain answer" and not msg.model_extra
     assert seen == [(QUESTION, 0.3)]
@@ -369,10 +369,10 @@ def test_custom_responder_and_no_reasoning():
 
 def test_bad_settings_fail_clearly():
     with pytest.raises(ConfigError, match="dialect"):
-        TeacherServer(dialect="klingon")
+        FaultyTeacher(dialect="klingon")
     with pytest.raises(ConfigError, match="loopback"):
-        TeacherServer(host="0.0.0.0")
-    with TeacherServer() as srv:
+        FaultyTeacher(host="0.0.0.0")
+    with FaultyTeacher() as srv:
         with pytest.raises(ConfigError, match="fault"):
             srv.add_fault("meteor")
         with httpx.Client() as http:
@@ -401,7 +401,7 @@ def test_serve_subprocess_prints_url_and_stops_on_sigterm(tmp_path):
 
 
 def test_keepalive_option_beats_a_short_read_timeout():
-    with TeacherServer(latency=0.8, keepalive=0.1) as srv:
+    with FaultyTeacher(latency=0.8, keepalive=0.1) as srv:
         content = ask(srv, timeout=0.4).choices[0].message.content
         _, extra, streamed = collect_stream(srv, timeout=0.4)
     assert content == streamed and content.endswith("\\boxed{42}.") and extra["reasoning_content"]

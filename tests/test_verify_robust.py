@@ -89,7 +89,7 @@ def test_verify_package_does_no_io():
     banned = {"open", "socket", "subprocess", "requests", "httpx", "urllib", "random", "os"}
     package = Path(__file__).resolve().parents[1] / "distill" / "verify"
     for path in package.glob("*.py"):
-        if path.name in ("sandbox.py", "sandbox_child.py", "code.py"):  # the sandbox side runs programs
+        if path.name in ("sandbox.py", "sandbox_child.py", "sandbox_judge.py", "sandbox_prelude.py", "confine.py", "code.py"):  # runs programs
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}

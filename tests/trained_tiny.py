@@ -12,7 +12,6 @@ problem whose gold is N is right, every other is wrong.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tiny_student import make_tiny_student
@@ -24,7 +23,7 @@ PROMPTS = ["What is 1+1?", "Add 2 and 3, then multiply by 4. What is the result?
 def _batch(tokenizer, answer: str, questions: list[str], reasoning: str = "add"):
     import torch
 
-    from distill.finetune.render import encode_prompt
+    from distill.render import encode_prompt
     from distill.generate.config import DEFAULT_PROMPT
 
     target = tokenizer(f"<think>\n{reasoning}\n</think>\n\n\\boxed{{{answer}}}", add_special_tokens=False).input_ids
@@ -85,7 +84,13 @@ def train_answer_adapter(student: str | Path, path: str | Path, answer: str = "8
     _fit(model, tokenizer, answer, steps=100, lr=1e-2, questions=questions)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
-    record = {"base_model": str(student), "lora": {"r": 16, "alpha": 32, "dropout": 0.0},
-              "train": {"steps": 100, "lr": 1e-2}, "data": {"examples": len(PROMPTS)}}
-    (Path(path) / "distill.json").write_text(json.dumps(record, indent=2))
+    from distill.artifacts import AdapterRecord
+    from distill.generate.config import DEFAULT_PROMPT
+    from distill.render import DEFAULT_FORMAT
+
+    AdapterRecord(student=str(student), base_model=None, base_path=str(Path(student).resolve()), base_weights=None,
+                  prompt_template=DEFAULT_PROMPT, system_prompt=None, reasoning_format=DEFAULT_FORMAT,
+                  chat_template=tokenizer.chat_template, data={"examples": len(questions or PROMPTS)},
+                  hyperparameters={"lora": {"r": 16, "alpha": 32, "dropout": 0.0}, "steps": 100, "lr": 1e-2}
+                  ).write(path)
     return Path(path)

@@ -88,7 +88,7 @@ class LocalBackend:
         self.model = PeftModel.from_pretrained(self.model, adapter).eval()
 
     def render(self, job: Job) -> str:
-        from distill.finetune.render import render_prompt
+        from distill.render import render_prompt
 
         return render_prompt(self.tokenizer, job.user, self.cfg.system_prompt)
 
@@ -160,7 +160,7 @@ def _adapter_tokenizer(adapter: str | None):
         return None
     from transformers import AutoTokenizer
 
-    from distill.finetune.render import prepare_tokenizer
+    from distill.student import prepare_tokenizer
 
     return prepare_tokenizer(AutoTokenizer.from_pretrained(adapter))
 
@@ -200,7 +200,7 @@ class VllmBackend:
     def run(self, jobs: list[Job], on_result: OnResult) -> None:
         from vllm import SamplingParams
 
-        from distill.finetune.render import render_prompt
+        from distill.render import render_prompt
 
         cfg = self.cfg
         prompts = [render_prompt(self.tokenizer, j.user, cfg.system_prompt) for j in jobs]
@@ -241,15 +241,22 @@ class ApiBackend:
         from distill.teacher.client import TeacherClient
 
         client = self.client or TeacherClient(self.teacher_cfg)
-        try:
-            async def one(job: Job):
-                messages = _messages(job.user, self.cfg.system_prompt)
-                return job, await client.complete(messages, max_tokens=self.teacher_cfg.max_tokens, sample=job.sample)
 
-            for future in asyncio.as_completed([one(j) for j in jobs]):
+        async def one(job: Job):
+            messages = _messages(job.user, self.cfg.system_prompt)
+            return job, await client.complete(messages, max_tokens=self.teacher_cfg.max_tokens, sample=job.sample)
+
+        tasks = [asyncio.ensure_future(one(j)) for j in jobs]
+        try:
+            for future in asyncio.as_completed(tasks):
                 job, completion = await future
                 on_result(job, _from_completion(completion))
         finally:
+            # A fatal answer (401) ends the run: the other requests are cancelled and their outcome
+            # collected, so none is left to print "Task exception was never retrieved".
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self.client is None:
                 await client.aclose()
 

@@ -1,14 +1,16 @@
-"""Which base model an adapter was trained on, and whether two model references name the same model.
+"""Whether an adapter belongs on a student, and whether two model references name the same model.
 
 Usage:
-    from distill.evaluate.basemodel import adapter_bases, check_adapter_base, same_model
-    adapter_bases("out/adapter")                 # ["HuggingFaceTB/SmolLM2-135M-Instruct", "/cache/smollm2"]
+    from distill.evaluate.basemodel import check_adapter_base, same_model
     check_adapter_base("out/adapter", "smollm2")  # raises InputError if the adapter was trained on another model
+    same_model("smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct")   # True
 
 An adapter applied to another base loads without complaint when the shapes happen to match and
-produces garbage, so the mismatch is refused up front. References are compared robustly: the
-same folder by resolved path, two copies of a model by a fingerprint of config.json and weight
-sizes, a Hub name against a local folder of the same name, and aliases through resolve_student.
+produces garbage, so the mismatch is refused up front. The adapter's record
+(:class:`distill.artifacts.AdapterRecord`) names its base as given, as a folder and as a Hub id;
+a PEFT adapter made elsewhere has only adapter_config.json's ``base_model_name_or_path``.
+References are compared robustly: the same folder by resolved path, two copies of a model by a
+fingerprint of config.json and weight samples, a Hub name against a local folder of that name.
 """
 
 from __future__ import annotations
@@ -19,34 +21,24 @@ import logging
 import os
 from pathlib import Path
 
+from distill.artifacts import AdapterRecord
 from distill.errors import InputError
+from distill.student import ALIASES
 
 log = logging.getLogger(__name__)
 
-_DISTILL_KEYS = ("base_model", "base_model_hub", "student", "base_model_name_or_path", "student_path")
-_ALIASES = {"smollm2": "huggingfacetb/smollm2-135m-instruct"}
-
 
 def adapter_bases(adapter: str | Path) -> list[str]:
-    """Every base-model reference the adapter folder records (adapter_config.json, then distill.json)."""
+    """The base-model references an adapter folder states: its record's, else adapter_config.json's."""
     folder = Path(adapter)
+    if AdapterRecord.exists(folder):
+        record = AdapterRecord.read(folder)
+        return [ref for ref in (record.student, record.base_path, record.base_model) if ref]
     config = folder / "adapter_config.json"
     if not config.is_file():
         raise InputError("not an adapter folder (no adapter_config.json)", path=folder)
-    refs = [_read_json(config).get("base_model_name_or_path")]
-    record = folder / "distill.json"
-    if record.is_file():
-        data = _read_json(record)
-        for key in _DISTILL_KEYS:
-            refs.append(data.get(key))
-            for sub in ("student", "base", "model"):
-                if isinstance(data.get(sub), dict):
-                    refs.append(data[sub].get(key) or data[sub].get("path") or data[sub].get("name"))
-    seen: list[str] = []
-    for ref in refs:
-        if isinstance(ref, str) and ref and ref not in seen:
-            seen.append(ref)
-    return seen
+    base = _read_json(config).get("base_model_name_or_path")
+    return [base] if isinstance(base, str) and base else []
 
 
 def _read_json(path: Path) -> dict:
@@ -58,7 +50,7 @@ def _read_json(path: Path) -> dict:
 
 
 def check_adapter_base(adapter: str | Path, student: str) -> None:
-    """Raise :class:`InputError` when the adapter records base models and none of them is ``student``."""
+    """Raise :class:`InputError` when the adapter names its base and ``student`` is not it."""
     bases = adapter_bases(adapter)
     if not bases:
         log.warning("%s records no base model; cannot check it matches %s", adapter, student)
@@ -86,7 +78,7 @@ def _local_path(ref: str) -> Path | None:
     path = Path(os.path.expanduser(ref))
     if path.exists():
         return path.resolve()
-    if ref.lower() in _ALIASES or ref.endswith(".gguf"):
+    if ref in ALIASES or ref.endswith(".gguf"):
         try:
             from distill.student import resolve_student
 
@@ -99,7 +91,8 @@ def _local_path(ref: str) -> Path | None:
 def _names(ref: str, path: Path | None) -> set[str]:
     """Comparable names: a Hub id and its last part, lower-cased; aliases expanded."""
     key = ref.strip().rstrip("/").lower()
-    names = {key, _ALIASES.get(key, key)}
+    alias = ALIASES.get(ref.strip())
+    names = {key, alias.hub_id.lower() if alias else key}
     names |= {n.rsplit("/", 1)[-1] for n in list(names)}
     if path is not None:
         names.add(path.name.lower())

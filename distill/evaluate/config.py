@@ -7,11 +7,12 @@ Usage:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from distill.config import option, section
+from distill.config import check_bounds, option, section
 from distill.errors import ConfigError
-from distill.generate.config import DEFAULT_PROMPT, SourceConfig
+from distill.generate.config import SourceConfig
 from distill.teacher.config import TeacherConfig
 
 
@@ -33,7 +34,8 @@ class EvalConfig(SourceConfig):
     """Score a model on problems with the same verifier the filter uses; before/after when asked."""
 
     split: str = option("test", "Hub dataset split")
-    student: str | None = option(None, "student: alias (smollm2), Hub name, local folder or .gguf file")
+    student: str | None = option(
+        None, "student: alias (smollm2), Hub name, local folder or .gguf file (null with adapter=: its own base)")
     adapter: str | None = option(None, "LoRA adapter folder (from distill finetune) applied to the student")
     backend: Literal["local", "api", "vllm"] = option(
         "local", "local (transformers), api (OpenAI-compatible endpoint, see api.*) or vllm (if installed)")
@@ -46,8 +48,9 @@ class EvalConfig(SourceConfig):
     temperature: float = option(0.0, "0 = greedy; above 0 samples with this temperature")
     top_p: float = option(1.0, "nucleus sampling when temperature > 0")
     sampling_seed: int = option(0, "seed for sampled generation")
-    prompt_template: str = option(DEFAULT_PROMPT, "user message, as generate sent it; {question} is the problem")
-    system_prompt: str | None = option(None, "optional system message (as in finetuning)")
+    prompt_template: str | None = option(
+        None, "user message; {question} is the problem (null: as the adapter was trained, else generate's default)")
+    system_prompt: str | None = option(None, "system message (null: as the adapter was trained, else none)")
     batch_size: int = option(8, "local backend: prompts generated together (left padding, KV cache)")
     dtype: str = option("auto", "local backend: auto | float32 | bfloat16 | float16")
     chance_problems: str | None = option(
@@ -68,5 +71,14 @@ class EvalConfig(SourceConfig):
             raise ConfigError(f"confidence must be in [0.5, 1), got {self.confidence}")
         if self.compare_base and not self.adapter:
             raise ConfigError("compare_base=true needs adapter= (it scores the student with and without it)")
-        if "{question}" not in self.prompt_template:
+        if self.prompt_template is not None and "{question}" not in self.prompt_template:
             raise ConfigError("prompt_template must contain {question}")
+        self.validate_source()
+        check_bounds(self, {"temperature": ">= 0", "top_p": "(0, 1]", "bootstrap": ">= 1"})
+        if self.backend == "api":
+            try:
+                self.api.validate()
+            except ConfigError as exc:
+                raise ConfigError(f"api.{exc}") from None
+        if self.compare and self.out and Path(self.compare).resolve() == Path(self.out).resolve():
+            raise ConfigError("compare= names the folder this eval writes (out=); compare against another eval")

@@ -6,7 +6,8 @@ Usage:
     run(cfg, backend=my_backend)   # tests and the pipeline may pass a loaded backend
 
 Outputs are append-only and keyed by (problem id, sample): a re-run skips what is done and
-retries failed samples. Each record carries ``eval_key``, a digest of what decides the answers
+retries failed samples; the last record of a pair counts. An adapter is prompted exactly as it
+was trained: the user template, system prompt and chat template its distill.json records. Each record carries ``eval_key``, a digest of what decides the answers
 (model, adapter weights, sampling, prompt), so a changed setting never mixes into old results.
 """
 
@@ -21,23 +22,25 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
+from distill.artifacts import SCHEMA, AdapterRecord, EvalFiles, EvalReport, PairKey, read_latest
 from distill.config import save_resolved, to_dict
-from distill.errors import ConfigError, InputError
+from distill.errors import ConfigError, InputError, SamplesFailed
 from distill.evaluate.backends import Answer, ApiBackend, Job, LocalBackend, VllmBackend
 from distill.evaluate.basemodel import check_adapter_base
 from distill.evaluate.config import EvalConfig
 from distill.evaluate.metrics import chance_rates, compare_outputs, summarise, wilson_interval
+from distill.generate.config import DEFAULT_PROMPT
+from distill.paths import check_outputs
 from distill.progress import progress_bar, show_table
-from distill.records import SCHEMA, JsonlAppender, file_sha256, read_jsonl, write_json_atomic
+from distill.records import JsonlAppender, file_sha256
 
 log = logging.getLogger(__name__)
-OUTPUTS, REPORT = "outputs.jsonl", "report.json"
 
 
 def run(cfg: EvalConfig, backend=None, problems: list[dict] | None = None) -> Path:
     """Score the model ``cfg`` names on its problems; compare when asked; return the eval folder."""
+    cfg = as_trained(cfg)
     _validate(cfg)
-    cfg = _trained_prompt(cfg)
     if problems is None:
         from distill.sources import load_problems
 
@@ -45,23 +48,51 @@ def run(cfg: EvalConfig, backend=None, problems: list[dict] | None = None) -> Pa
     if not problems:
         raise InputError("no problems to evaluate", path=cfg.problems, field="problems")
     out = Path(cfg.out)
-    save_resolved(cfg, out / "config.yaml")
+    _answers(EvalFiles(out).outputs, eval_key(cfg, cfg.adapter))  # a folder of another eval, or a bad line: before writing
+    save_resolved(cfg, EvalFiles(out).config)
     before_dir: Path | None = Path(cfg.compare) if cfg.compare else None
     if cfg.compare_base:
         backend = backend or _load_backend(cfg, adapter=None)
-        before_dir = out / "base"
+        before_dir = EvalFiles(out).base.folder
         evaluate(cfg, problems, backend, before_dir, adapter=None)
         backend.apply_adapter(cfg.adapter)
     else:
         backend = backend or _load_backend(cfg, adapter=cfg.adapter)
     report = evaluate(cfg, problems, backend, out, adapter=cfg.adapter, compare_to=before_dir)
     _show(report)
+    failed = report.metrics["errors"]
+    if failed:
+        raise SamplesFailed(f"{failed} of {report.metrics['samples'] + failed} answers failed "
+                            f"({_failure_kinds(EvalFiles(out).outputs, report.eval_key)}); the report leaves them out "
+                            "and a re-run retries them")
     return out
+
+
+def _failure_kinds(path: Path, key: str) -> str:
+    kinds: dict[str, int] = {}
+    for rec in _answers(path, key).values():
+        error = rec.get("error")
+        if error:
+            kind = str(error.get("type") if isinstance(error, dict) else error)[:40]
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+
+
+def _eval_files(out: str | Path) -> tuple[str, ...]:
+    """The names an eval folder holds (what out= may already contain)."""
+    files = EvalFiles(Path(out))
+    return tuple(p.name for p in (files.outputs, files.report, files.config, files.base.folder))
 
 
 def _validate(cfg: EvalConfig) -> None:
     if not cfg.problems:
         raise ConfigError("problems= is required (a file, a Hub dataset, or rg:<task>)")
+    if cfg.compare and not EvalFiles(Path(cfg.compare)).outputs.is_file():
+        raise InputError("no outputs.jsonl here: compare= needs a previous eval folder", path=cfg.compare,
+                         field="compare")
+    check_outputs("eval", inputs={"problems": cfg.problems, "adapter": cfg.adapter, "student": cfg.student,
+                                  "compare": cfg.compare},
+                  outputs={"out": cfg.out}, folders={"out": _eval_files(cfg.out)})
     if cfg.backend == "api":
         if cfg.adapter:
             raise ConfigError("backend=api scores the endpoint as served; adapter= is for local/vllm")
@@ -74,19 +105,28 @@ def _validate(cfg: EvalConfig) -> None:
         raise ConfigError("give compare= (a previous eval) or compare_base=true, not both")
 
 
-def _trained_prompt(cfg: EvalConfig) -> EvalConfig:
-    """Prompt an adapter the way it was trained: its run record's system prompt unless one is given."""
-    record = Path(cfg.adapter) / "distill.json" if cfg.adapter else None
-    if cfg.system_prompt is not None or record is None or not record.is_file():
-        return cfg
-    try:
-        system = (json.loads(record.read_text()).get("hyperparameters") or {}).get("system_prompt")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return cfg
-    if system:
-        log.info("system prompt from %s (as finetuned)", record)
-        return dataclasses.replace(cfg, system_prompt=system)
-    return cfg
+def as_trained(cfg: EvalConfig) -> EvalConfig:
+    """``cfg`` with the prompt settled: what it says, else what the adapter was trained with, else defaults.
+
+    The adapter's record (:class:`distill.artifacts.AdapterRecord`) names the student, user template
+    and system prompt it was trained with; a prompt given here that differs is used, with a warning.
+    """
+    template, system, student = cfg.prompt_template, cfg.system_prompt, cfg.student
+    if cfg.adapter and AdapterRecord.exists(cfg.adapter):
+        record = AdapterRecord.read(cfg.adapter)
+        for name, given, trained in (("prompt_template", template, record.prompt_template),
+                                     ("system_prompt", system, record.system_prompt)):
+            if given is not None and trained is not None and given != trained:
+                log.warning("%s=%r differs from the one %s was trained with (%r)", name, given, cfg.adapter, trained)
+        if template is None and record.prompt_template is None:
+            log.warning("%s does not record its training prompt; using the default template", cfg.adapter)
+        template = template if template is not None else record.prompt_template
+        system = system if system is not None else record.system_prompt
+        student = student if student is not None or cfg.backend == "api" else record.student
+    elif cfg.adapter:
+        log.warning("%s has no %s: prompting with the given or default template", cfg.adapter, AdapterRecord.FILE)
+    return dataclasses.replace(cfg, prompt_template=template or DEFAULT_PROMPT, system_prompt=system,
+                               student=student)
 
 
 def _load_backend(cfg: EvalConfig, adapter: str | None):
@@ -114,11 +154,12 @@ def eval_key(cfg: EvalConfig, adapter: str | None) -> str:
 
 
 def evaluate(cfg: EvalConfig, problems: list[dict], backend, folder: Path, adapter: str | None,
-             compare_to: Path | None = None) -> dict:
+             compare_to: Path | None = None) -> EvalReport:
     """Generate what is missing in ``folder``, score it, write report.json; return the report."""
     folder.mkdir(parents=True, exist_ok=True)
+    files = EvalFiles(folder)
     key = eval_key(cfg, adapter)
-    done = _done(folder / OUTPUTS, key)
+    done = {pair for pair, rec in _answers(files.outputs, key).items() if not rec.get("error")}
     jobs = [Job(p, s, cfg.prompt_template.format(question=p["question"]))
             for p in problems for s in range(cfg.samples) if (p["id"], s) not in done]
     if cfg.samples > 1 and cfg.temperature == 0 and cfg.backend != "api":
@@ -126,7 +167,7 @@ def evaluate(cfg: EvalConfig, problems: list[dict], backend, folder: Path, adapt
     log.info("eval %s: %d problems x %d samples, %d to generate", folder, len(problems), cfg.samples, len(jobs))
     started = time.perf_counter()
     tokens = 0
-    with JsonlAppender(folder / OUTPUTS) as sink, \
+    with JsonlAppender(files.outputs) as sink, \
             progress_bar(len(jobs), f"eval {folder.name}", "answer", cfg.progress) as bar:
         def on_result(job: Job, answer: Answer) -> None:
             nonlocal tokens
@@ -138,16 +179,19 @@ def evaluate(cfg: EvalConfig, problems: list[dict], backend, folder: Path, adapt
             backend.run(jobs, on_result)
     seconds = time.perf_counter() - started
     ids = {p["id"] for p in problems}
-    records = [r for r in _latest(folder / OUTPUTS, key).values() if r["id"] in ids and r["sample"] < cfg.samples]
+    records = [r for r in _answers(files.outputs, key).values() if r["id"] in ids and r["sample"] < cfg.samples]
     _add_soundness(records, {p["id"]: p for p in problems})
     report = _report(cfg, adapter, records, key, {
         "generated": len(jobs), "seconds": round(seconds, 3), "completion_tokens": tokens,
         "tokens_per_s": round(tokens / seconds, 2) if jobs and seconds else None,
         "problems_per_min": round(len(jobs) / cfg.samples / seconds * 60, 2) if jobs and seconds else None})
-    _add_chance(report["metrics"], cfg, problems)
+    if records and all(r.get("error") for r in records):  # a report over no answers would read as a score
+        raise SamplesFailed(f"eval {folder}: all {len(records)} answers failed "
+                            f"({_failure_kinds(files.outputs, key)}); no report written, a re-run retries them")
+    _add_chance(report.metrics, cfg, problems)
     if compare_to is not None:
-        report["compare"] = compare_with(compare_to, records, cfg)
-    write_json_atomic(folder / REPORT, report)
+        report.compare = compare_with(compare_to, records, cfg)
+    report.write(files.report)
     return report
 
 
@@ -214,33 +258,18 @@ def _source(problem: dict, cfg: EvalConfig) -> str:
     return str(problem.get("source") or problem.get("dataset") or Path(str(cfg.problems)).name)
 
 
-def _done(path: Path, key: str) -> set[tuple[str, int]]:
-    """(id, sample) pairs already answered under this eval key; refuse a folder of another eval."""
-    done: set[tuple[str, int]] = set()
-    if not path.exists():
-        return done
-    for line, rec in read_jsonl(path):
+def _answers(path: Path, key: str) -> dict[PairKey, dict]:
+    """The answer that counts per (id, sample) (the last one); refuse a folder of another eval."""
+    def same_eval(line: int, rec: dict) -> dict:
         if rec.get("eval_key") != key:
             raise ConfigError(f"{path}:{line} holds answers of a different eval (model, adapter, sampling or "
                               "prompt changed); use another out= or delete the folder")
-        if not rec.get("error"):
-            done.add((rec["id"], rec["sample"]))
-    return done
+        return rec
+
+    return read_latest(path, same_eval)
 
 
-def _latest(path: Path, key: str) -> dict[tuple[str, int], dict]:
-    """The record that counts per (id, sample): a success beats an earlier failure."""
-    latest: dict[tuple[str, int], dict] = {}
-    if not path.exists():
-        return latest
-    for _, rec in read_jsonl(path):
-        k = (rec["id"], rec["sample"])
-        if rec.get("eval_key") == key and (k not in latest or latest[k].get("error")):
-            latest[k] = rec
-    return latest
-
-
-def _report(cfg: EvalConfig, adapter: str | None, records: list[dict], key: str, run_stats: dict) -> dict:
+def _report(cfg: EvalConfig, adapter: str | None, records: list[dict], key: str, run_stats: dict) -> EvalReport:
     model = {"backend": cfg.backend, "student": cfg.student, "adapter": adapter}
     if cfg.backend == "api":
         urls = cfg.api.base_url if isinstance(cfg.api.base_url, list) else [cfg.api.base_url]
@@ -249,18 +278,18 @@ def _report(cfg: EvalConfig, adapter: str | None, records: list[dict], key: str,
         "problems", "hf_config", "split", "limit", "samples", "max_new_tokens", "temperature", "top_p",
         "sampling_seed", "prompt_template", "system_prompt")}
     cost = sum(r.get("cost_usd") or 0 for r in records)
-    return {"schema": SCHEMA, "eval_key": key, "model": model, "settings": settings,
-            "metrics": summarise(records, cfg.confidence), "cost_usd": round(cost, 6) if cost else None,
-            "run": run_stats, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return EvalReport(eval_key=key, model=model, settings=settings, metrics=summarise(records, cfg.confidence),
+                      cost_usd=round(cost, 6) if cost else None, run=run_stats,
+                      created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
 def compare_with(before_dir: Path, after_records: list[dict], cfg: EvalConfig) -> dict:
     """Before/after on the problems both evals scored, with a paired bootstrap interval."""
-    path = before_dir / OUTPUTS
-    if not path.is_file():
+    files = EvalFiles(before_dir)
+    if not files.outputs.is_file():
         raise InputError("no outputs.jsonl here: compare= needs a previous eval folder", path=before_dir,
                          field="compare")
-    before = _latest_any(path)
+    before = list(read_latest(files.outputs).values())
     for rec in before:  # a before folder from an older distill has no soundness yet
         if "sound" not in rec and not rec.get("error"):
             rec.update(_soundness(rec.get("correct"), rec.get("reasoning"), rec.get("content"), rec))
@@ -273,29 +302,19 @@ def compare_with(before_dir: Path, after_records: list[dict], cfg: EvalConfig) -
     for side in ("before", "after"):
         lo, hi = wilson_interval(result[side] * n, n, cfg.confidence)
         result[f"{side}_interval"] = {"low": lo, "high": hi, "method": "wilson", "confidence": cfg.confidence}
-    report = before_dir / REPORT
     result["before_dir"] = str(before_dir)
-    before_report = json.loads(report.read_text()) if report.is_file() else {}
-    result["before_model"] = before_report.get("model")
-    result["by_family_before"] = (before_report.get("metrics") or {}).get("by_family")
+    before_report = EvalReport.read(files.report) if files.report.is_file() else None
+    result["before_model"] = before_report.model if before_report else None
+    result["by_family_before"] = before_report.metrics.get("by_family") if before_report else None
     return result
-
-
-def _latest_any(path: Path) -> list[dict]:
-    latest: dict[tuple[str, int], dict] = {}
-    for _, rec in read_jsonl(path):
-        k = (rec["id"], rec["sample"])
-        if k not in latest or latest[k].get("error"):
-            latest[k] = rec
-    return list(latest.values())
 
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def _show(report: dict) -> None:
-    m = report["metrics"]
+def _show(report: EvalReport) -> None:
+    m = report.metrics
     ci = m["pass@1_interval"]
     rows = [("problems", m["problems"]), ("samples", m["samples"]),
             ("pass@1", f"{_pct(m['pass@1'])}  [{_pct(ci['low'])}, {_pct(ci['high'])}] (Wilson)")]
@@ -313,11 +332,11 @@ def _show(report: dict) -> None:
         chance = f" (chance {_pct(f['chance']['pass@1'])})" if f.get("chance") else ""
         rows.append((f"  family {name}", f"pass@1 {_pct(f['pass@1'])}{chance}, sound {_pct(f['sound'])} "
                                          f"of {f['problems']}"))
-    run = report["run"]
+    run = report.run
     if run.get("tokens_per_s"):
         rows.append(("throughput", f"{run['tokens_per_s']} tok/s, {run['problems_per_min']} problems/min"))
     show_table("eval", rows)
-    c = report.get("compare")
+    c = report.compare
     if c:
         ci = c["interval"]
         show_table(f"before/after on {c['paired_problems']} paired problems", [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from distill.config import option, section
+from distill.config import check_bounds, option, section
 from distill.errors import ConfigError
 from distill.teacher.config import TeacherConfig
 
@@ -121,3 +121,13 @@ class FilterConfig:
             raise ConfigError("dedup.threshold must be in (0, 1]")
         if self.checks.repeat_ngram < 2 or self.dedup.shingle < 1 or self.decontam.ngram < 1:
             raise ConfigError("n-gram lengths must be positive (checks.repeat_ngram >= 2)")
+        check_bounds(self, {
+            "checks.min_reasoning_words": ">= 0", "checks.min_tokens": ">= 0", "checks.max_tokens": ">= 1",
+            "checks.max_repeat_share": "[0, 1]", "checks.max_ngram_count": ">= 1", "checks.max_other_script": "[0, 1]",
+            "checks.max_bad_steps": ">= 0", "dedup.sketch": ">= 1", "decontam.min_overlap": ">= 1",
+            "per_problem.max": ">= 1", "judge.batch": ">= 1"})
+        if self.judge.enabled:
+            try:
+                self.judge.validate()
+            except ConfigError as exc:
+                raise ConfigError(f"judge.{exc}") from None

@@ -5,7 +5,8 @@ Usage:
     words = text.lower().split()
     sig = sketch(words, shingle=5, size=64)       # stable across processes and runs
     jaccard(sig_a, sig_b)                                  # estimated word-shingle Jaccard
-    dropped = select(candidates, cfg)                      # {index: "duplicate" | "max_per_problem"}
+    dropped = select("p1", candidates, exact=True, near=True, threshold=0.8, max_keep=4, policy="shortest",
+                     seed=0)                               # {line: "duplicate" | "max_per_problem"}
 
 Sketches use CRC32 word ids combined by Python's tuple hash, which (unlike ``hash(str)``) does
 not depend on PYTHONHASHSEED, so a sketch cached by one run compares with one made by the next.

@@ -15,15 +15,16 @@ teacher's; a 401/402 stops the stage with TeacherFatalError.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from typing import Any
 
 from distill.filter.config import JudgeConfig
+from distill.records import code_digest
 
 log = logging.getLogger(__name__)
 
-PROMPT_VERSION = 1
 SYSTEM = ("You are a strict grader. Decide whether a response's final answer is equivalent to the "
           "reference answer. Ignore the working; judge only the final answer.")
 TEMPLATE = ("Problem:\n{question}\n\nReference answer:\n{answer}\n\nResponse:\n{content}\n\n"
@@ -34,9 +35,13 @@ _MAX_CHARS = 6000  # the tail of a long response holds the final answer
 
 
 def judge_key(cfg: JudgeConfig) -> str:
-    """Cache key of judge verdicts: what changes the judge's answer, not how fast it is asked."""
-    blob = f"{PROMPT_VERSION}|{cfg.model}|{cfg.temperature}|{cfg.max_tokens}|{cfg.system_prompt}"
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """Cache key of judge verdicts: every request field and the endpoint, plus this module's code
+    (the prompt and how an answer is parsed); not how fast or how often it is asked."""
+    urls = cfg.base_url if isinstance(cfg.base_url, list) else [cfg.base_url]
+    request = {"model": cfg.model, "endpoints": sorted(urls), "provider": cfg.provider,
+               "system_prompt": cfg.system_prompt, "temperature": cfg.temperature, "top_p": cfg.top_p,
+               "max_tokens": cfg.max_tokens, "extra_body": cfg.extra_body, "code": code_digest(__name__)}
+    return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def is_audited(line_hash: str, share: float, seed: int) -> bool:

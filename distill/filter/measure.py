@@ -16,20 +16,24 @@ import json
 import logging
 from typing import Any
 
+from distill.errors import DistillError
 from distill.filter import quality
 from distill.filter.config import FilterConfig
 from distill.filter.decontam import EvalIndex, overlap
 from distill.filter.dedup import sketch, text_digest
 from distill.filter.steps import false_claims
+from distill.artifacts import KINDS, TRACE_REQUIRED
 from distill.soundness import false_steps
-from distill.records import KINDS, TRACE_REQUIRED
 
 log = logging.getLogger(__name__)
 
 # Per-trace reasons in funnel order (the answer verdict's reasons come after them).
 FLAG_ORDER = ("error", "truncated", "missing_reasoning", "too_short", "too_long", "repetition",
               "language_mix", "contaminated")
-MEASURE_VERSION = 2  # bump when a measure changes meaning, so cached results are recomputed
+# The code that decides a per-trace result: the filter cache key includes its digest.
+MEASURE_CODE = ("distill.filter.measure", "distill.filter.quality", "distill.filter.steps", "distill.filter.dedup",
+                "distill.filter.decontam", "distill.artifacts", "distill.verify", "distill.soundness",
+                "distill.teacher.offline_checks")
 
 _CFG: FilterConfig | None = None
 _INDEX: EvalIndex | None = None
@@ -83,6 +87,11 @@ def validate(trace: Any) -> tuple[str, str | None] | None:
     for name in ("reasoning", "content"):
         if trace.get(name) is not None and not isinstance(trace[name], str):
             return "must be a string or null", name
+    if trace.get("usage") is not None and not isinstance(trace["usage"], dict):
+        return "usage must be an object or null", "usage"
+    cost = trace.get("cost_usd")
+    if cost is not None and (not isinstance(cost, (int, float)) or isinstance(cost, bool)):
+        return "cost_usd must be a number or null", "cost_usd"
     if not isinstance(trace["answer"], str):
         return "answer must be a string", "answer"
     return None
@@ -132,6 +141,8 @@ def _verdict(content: str, gold: str, kind: str) -> dict:
         return {"correct": None, "extracted": None, "reason": "no_answer"}
     try:
         v = check(content, gold, kind)
+    except DistillError:  # the verifier cannot run here at all (no code sandbox): stop, do not guess
+        raise
     except Exception as exc:  # noqa: BLE001 - one odd trace must not stop the stage
         log.warning("verifier failed on a %s trace: %s", kind, exc)
         return {"correct": None, "extracted": None, "reason": "verifier_error"}

@@ -10,16 +10,17 @@ how many were left: a trace is counted under the first check it failed.
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from distill.artifacts import FilterStats
+from distill.evaluate.metrics import pass_at_k
 from distill.filter.measure import FLAG_ORDER
 from distill.progress import human_count, show_table
 from distill.records import write_json_atomic
 
-__all__ = ["build_stats", "write", "funnel_order", "pass_at_k"]
+__all__ = ["build_stats", "write", "funnel_order"]
 
 _ANSWER_ORDER = ("no_answer", "empty", "truncated", "hedged", "negated", "wrong_answer", "unparseable_gold",
                  "undecided", "verifier_error")
@@ -32,13 +33,6 @@ def funnel_order(reasons: list[str]) -> list[str]:
     extra = sorted(r for r in reasons if r not in known and r not in _LATE_ORDER)
     order = known + extra + list(_LATE_ORDER)
     return [r for r in order if r in reasons]
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k (Chen et al. 2021): chance that k of the n samples include a correct one."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
 def build_stats(cfg: Any, results: dict, winners: dict, decisions: dict, judged: dict, lines: Any,
@@ -157,11 +151,11 @@ def _judge(cfg: Any, judged: dict, results: dict) -> dict:
 
 
 def write(stats: dict, stats_path: Path, plot_path: Path | None, show: bool) -> None:
-    """stats.json (atomic), the funnel plot, and the tables on stderr."""
+    """stats.json (atomic, checked against :class:`distill.artifacts.FilterStats`), the plot, the tables."""
     if plot_path is not None:
         plot_funnel(stats, plot_path)
         stats["plot"] = plot_path.name
-    write_json_atomic(stats_path, stats)
+    write_json_atomic(stats_path, FilterStats(**stats).to_dict())
     if show:
         print_tables(stats)
 

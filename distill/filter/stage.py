@@ -6,11 +6,12 @@ Usage:
     run(cfg, judge_client=client)        # pass any object with complete_many (tests, shared clients)
 
 Re-runs are incremental and give what one full run gives: per-trace results are cached by the
-SHA of the trace line plus every per-trace option (filter-cache/<key>.jsonl beside the output),
+SHA of the trace line under a key of every per-trace option and a digest of the code that
+measures and verifies (filter-cache/<key>.jsonl beside the output),
 so only new lines are measured and judged; cross-trace decisions (duplicates, the per-problem
 cap) are then recomputed over the whole file, and the outputs are rewritten atomically. When
 an (id, sample) appears more than once (an error, then a success on a later generate run),
-the last record wins.
+the last record wins (:func:`distill.artifacts.latest_per_pair`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from distill import __version__
+from distill.artifacts import FilterFiles, latest_per_pair
 from distill.config import save_resolved, to_dict
 from distill.errors import InputError
 from distill.filter import measure as measure_mod
@@ -35,8 +37,9 @@ from distill.filter.decontam import EvalIndex, build_index
 from distill.filter.dedup import Candidate, select
 from distill.filter.judge import ask_judge, is_audited, judge_key
 from distill.filter.measure import init_worker, measure_chunk
+from distill.paths import check_outputs
 from distill.progress import progress_bar
-from distill.records import JsonlAppender, read_jsonl
+from distill.records import JsonlAppender, code_digest, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,8 @@ def run(cfg: FilterConfig, judge_client: Any = None) -> Path:
     paths = _paths(cfg)
     index = build_index(cfg.decontam.problems, cfg.decontam.ngram, cfg.decontam.question_field) \
         if cfg.decontam.problems else None
-    cache_file = paths["cache"] / f"{_measure_key(cfg, index)}.jsonl"
+    key = measure_key(cfg, index)
+    cache_file = paths.cache / f"{key}.jsonl"
     cached = _load_cache(cache_file) if cfg.cache else {}
     lines, results, fresh = _measure_all(cfg, index, cached)
     winners, superseded = _last_per_sample(lines, results)
@@ -63,39 +67,34 @@ def run(cfg: FilterConfig, judge_client: Any = None) -> Path:
 
     stats = report.build_stats(cfg, results, winners, decisions, judged, lines, superseded,
                                measured=len(fresh), elapsed=elapsed)
-    stats["written"] = counts
-    report.write(stats, paths["stats"], paths["plot"] if cfg.plot else None, show=cfg.progress)
-    save_resolved(cfg, paths["config"])
+    stats.update(written=counts, inputs={"traces": str(cfg.traces)}, cache={"measure_key": key})
+    report.write(stats, paths.stats, paths.plot if cfg.plot else None, show=cfg.progress)
+    save_resolved(cfg, paths.config)
     log.info("filter: kept %d of %d traces (%.1fs, %d measured now)", counts["kept"], len(winners), elapsed,
              len(fresh))
-    return paths["out"]
+    return paths.kept
 
 
 # ---------------------------------------------------------------- paths and cache
 
 
-def _paths(cfg: FilterConfig) -> dict[str, Path]:
+def _paths(cfg: FilterConfig) -> FilterFiles:
     out = Path(cfg.out)
-    if Path(cfg.traces).resolve() == out.resolve():
-        raise InputError("out must differ from traces (the input is never overwritten)", path=out)
-    return {"out": out, "rejected": Path(cfg.rejected) if cfg.rejected else out.with_name("rejected.jsonl"),
-            "stats": Path(cfg.stats) if cfg.stats else out.with_name("stats.json"),
-            "plot": out.with_name("filter_funnel.png"), "config": out.with_name("filter.config.yaml"),
-            "cache": out.parent / "filter-cache"}
+    files = FilterFiles.beside(out, cfg.rejected, cfg.stats)
+    written = {"out": files.kept, "rejected": files.rejected, "stats": files.stats, "config": files.config,
+               "cache": files.cache, **({"plot": files.plot} if cfg.plot else {})}
+    check_outputs("filter", inputs={"traces": cfg.traces, "decontam.problems": list(cfg.decontam.problems),
+                                    "checks.tokenizer": cfg.checks.tokenizer},
+                  outputs=written, folders={"cache": None})
+    return files
 
 
-def _measure_key(cfg: FilterConfig, index: EvalIndex | None) -> str:
-    from distill import verify
-
-    from distill import soundness
-    from distill.teacher import offline_checks
-
-    verify_files = sorted(Path(verify.__file__).parent.glob("*.py")) + [
-        Path(soundness.__file__), Path(offline_checks.__file__)]  # the step checks decide too
-    verifier = hashlib.sha256(b"".join(p.read_bytes() for p in verify_files)).hexdigest()[:12]
+def measure_key(cfg: FilterConfig, index: EvalIndex | None) -> str:
+    """Cache key of per-trace results: every per-trace option, the eval set, and the deciding code."""
     data = {"checks": to_dict(cfg.checks), "dedup": to_dict(cfg.dedup), "ngram": cfg.decontam.ngram,
-            "min_overlap": cfg.decontam.min_overlap, "eval": index.digest if index else None,
-            "measure": measure_mod.MEASURE_VERSION, "verifier": verifier, "distill": __version__}
+            "min_overlap": cfg.decontam.min_overlap, "question_field": cfg.decontam.question_field,
+            "eval": index.digest if index else None, "code": code_digest(*measure_mod.MEASURE_CODE),
+            "distill": __version__}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -199,12 +198,8 @@ def _map(chunks: Iterator, cfg: FilterConfig, index: EvalIndex | None, workers: 
 
 def _last_per_sample(lines: _Lines, results: dict[int, dict]) -> tuple[dict[tuple, int], int]:
     """(id, sample) -> line number of its last record, and how many earlier records it replaced."""
-    winners: dict[tuple, int] = {}
-    for line_no in lines.number:
-        r = results.get(line_no)
-        if r is not None:
-            winners.pop((r["id"], r["sample"]), None)  # re-insert so order follows the winning line
-            winners[(r["id"], r["sample"])] = line_no
+    measured = ((n, results[n]) for n in lines.number if n in results)
+    winners = latest_per_pair(measured, keep=lambda line, _result: line)
     return winners, len(results) - len(winners)
 
 
@@ -218,12 +213,12 @@ def _read_trace(path: Path, lines: _Lines, line_no: int) -> dict:
 # ---------------------------------------------------------------- judge
 
 
-def _run_judge(cfg: FilterConfig, paths: dict, lines: _Lines, results: dict, winners: dict,
+def _run_judge(cfg: FilterConfig, paths: FilterFiles, lines: _Lines, results: dict, winners: dict,
                client: Any) -> dict[int, dict]:
     """line number -> {"judge": verdict, "audit": bool}; judged once, cached by line hash."""
     if not cfg.judge.enabled:
         return {}
-    cache_file = paths["cache"] / f"judge-{judge_key(cfg.judge)}.jsonl"
+    cache_file = paths.cache / f"judge-{judge_key(cfg.judge)}.jsonl"
     cached = _load_cache(cache_file) if cfg.cache else {}
     hash_of = dict(zip(lines.number, lines.hash))
     wanted = _judge_wanted(cfg, results, winners, hash_of)
@@ -343,10 +338,10 @@ def _first_failure(cfg: FilterConfig, r: dict, verdict: dict) -> tuple[str | Non
 # ---------------------------------------------------------------- writing
 
 
-def _write_outputs(traces: Path, paths: dict, lines: _Lines, winners: dict, decisions: dict) -> dict[str, int]:
+def _write_outputs(traces: Path, paths: FilterFiles, lines: _Lines, winners: dict, decisions: dict) -> dict[str, int]:
     """Kept and rejected files, in traces order, replaced atomically (both or neither)."""
-    keep_tmp = paths["out"].with_name(f".{paths['out'].name}.tmp")
-    rej_tmp = paths["rejected"].with_name(f".{paths['rejected'].name}.tmp")
+    keep_tmp = paths.kept.with_name(f".{paths.kept.name}.tmp")
+    rej_tmp = paths.rejected.with_name(f".{paths.rejected.name}.tmp")
     keep_tmp.parent.mkdir(parents=True, exist_ok=True)
     rej_tmp.parent.mkdir(parents=True, exist_ok=True)
     wanted = set(winners.values())
@@ -363,8 +358,8 @@ def _write_outputs(traces: Path, paths: dict, lines: _Lines, winners: dict, deci
                 verdict["reason"] = drop
             (rejected if drop else kept).write(_with_verdict(raw, verdict))
             counts["rejected" if drop else "kept"] += 1
-    keep_tmp.replace(paths["out"])
-    rej_tmp.replace(paths["rejected"])
+    keep_tmp.replace(paths.kept)
+    rej_tmp.replace(paths.rejected)
     return counts
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from distill.config import option, section
-
-DEFAULT_FORMAT = "<think>\n{reasoning}\n</think>\n\n{content}"  # same text as render.DEFAULT_FORMAT
+from distill.config import check_bounds, option, section
+from distill.errors import ConfigError
+from distill.render import DEFAULT_FORMAT
 
 
 @dataclass
@@ -63,3 +63,23 @@ class FinetuneConfig:
     log_steps: int = option(1, "write a loss.jsonl line every N steps")
     merge: bool = option(False, "also write the merged full model to out/merged")
     progress: bool = option(True, "show a progress bar")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Ranges and the format string, before any data is read or any model loaded."""
+        check_bounds(self, {
+            "lora.r": ">= 1", "lora.alpha": "> 0", "lora.dropout": "[0, 1)", "learning_rate": "> 0",
+            "weight_decay": ">= 0", "warmup_ratio": "[0, 1]", "min_lr_ratio": "[0, 1]", "max_grad_norm": ">= 0",
+            "epochs": "> 0", "max_steps": ">= 1", "batch_size": ">= 1", "grad_accum": ">= 1", "max_length": ">= 8",
+            "save_steps": ">= 0", "save_total_limit": ">= 1", "eval_fraction": "[0, 1)", "eval_steps": ">= 0",
+            "log_steps": ">= 1"})
+        if not self.lora.target_modules:
+            raise ConfigError("lora.target_modules must name at least one module (or all-linear)")
+        try:
+            self.reasoning_format.format(reasoning="r", content="c")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"reasoning_format: only {{reasoning}} and {{content}} may be used ({exc!r})") from None
+        if "{content}" not in self.reasoning_format:
+            raise ConfigError("reasoning_format must contain {content} (the answer the student learns to give)")

@@ -2,7 +2,7 @@
 
 Usage:
     samples, dropped = read_samples("kept.jsonl")
-    encoded = encode_samples(samples, tokenizer, fmt, system_prompt=None, max_length=4096)
+    encoded = encode_samples(samples, tokenizer, fmt, max_length=4096, overlong="drop")
     batches = plan_batches([len(e.input_ids) for e in encoded.examples], batch_size=8, seed=0, epoch=0)
 
 Two record shapes are read: a kept trace (``messages`` sent to the teacher + ``reasoning`` +
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import InputError
-from distill.finetune.render import Rendered, build_messages, render_example, stop_token_ids
+from distill.render import Rendered, build_messages, render_example, stop_token_ids
 from distill.records import read_jsonl
 
 

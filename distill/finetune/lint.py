@@ -1,7 +1,8 @@
 """The template and token lint run before training: catch silent data bugs, show one example.
 
 Usage:
-    report = lint(encoded, tokenizer, generation_config, cfg)
+    report = lint(encoded, tokenizer, generation_config, max_length=4096, overlong="drop", n_records=120,
+                  dropped=Counter())
     show_report(report)          # table + one decoded example, masked part marked, to stderr
     if report.errors: raise InputError(...)
 

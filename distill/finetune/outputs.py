@@ -1,22 +1,28 @@
-"""What a finetune run leaves beside its adapter: distill.json, loss.png, versions, peak memory.
+"""What a finetune run leaves beside its adapter: distill.json (an AdapterRecord), loss.png, versions.
 
 Usage:
-    record = run_record(cfg, data_path, counts, metrics)
-    write_json_atomic(out / "distill.json", record)
+    record = adapter_record(cfg, student_path, tokenizer.chat_template, counts, metrics)
+    record.write(out)                                  # out/distill.json
     plot_loss(out / "loss.jsonl", out / "loss.png")
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import sys
+from collections import Counter
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from distill.artifacts import AdapterRecord, BaseWeights, read_records
 from distill.config import to_dict
 from distill.records import file_sha256
+from distill.student import base_weights, hub_id
+
+log = logging.getLogger(__name__)
 
 LIBRARIES = ("distill", "torch", "transformers", "peft", "accelerate", "tokenizers")
 
@@ -42,18 +48,37 @@ def peak_memory() -> dict[str, float]:
     return out
 
 
-def run_record(cfg: Any, base_model: str, counts: dict, metrics: dict) -> dict:
-    """The run's provenance: base model, data hash, counts, hyper-parameters, versions, metrics."""
-    return {
-        "schema": 1,
-        "stage": "finetune",
-        "base_model": base_model,
-        "student": cfg.student,
-        "data": {"path": str(cfg.data), "sha256": file_sha256(cfg.data), **counts},
-        "hyperparameters": to_dict(cfg),
-        "versions": library_versions(),
-        "metrics": metrics,
-    }
+def trained_prompt_template(data: str | Path) -> str | None:
+    """The user-message template the training data was generated with (its traces record it).
+
+    Chat records whose user turn is the bare question were prompted with ``{question}``; data
+    that says neither gives None (eval then warns and uses its own template). A file mixing
+    templates (a generate run resumed with another one) records the most common, with a warning.
+    """
+    seen: Counter = Counter()
+    for _, rec in read_records(data):
+        if isinstance(rec.get("prompt_template"), str):
+            seen[rec["prompt_template"]] += 1
+        elif isinstance(rec.get("question"), str) and any(
+                m.get("role") == "user" and m.get("content") == rec["question"]
+                for m in rec.get("messages") or [] if isinstance(m, dict)):
+            seen["{question}"] += 1
+    if len(seen) > 1:
+        log.warning("%s mixes %d prompt templates; eval will prompt with the most common one", data, len(seen))
+    return seen.most_common(1)[0][0] if seen else None
+
+
+def adapter_record(cfg: Any, student_path: Path, chat_template: str | None, counts: dict,
+                   metrics: dict) -> AdapterRecord:
+    """The run's provenance: base model and weights, the prompt trained with, data, settings, metrics."""
+    weights = base_weights(student_path)
+    return AdapterRecord(
+        student=cfg.student, base_model=hub_id(cfg.student), base_path=str(student_path),
+        base_weights=BaseWeights(**weights) if weights else None,
+        prompt_template=trained_prompt_template(cfg.data), system_prompt=cfg.system_prompt,
+        reasoning_format=cfg.reasoning_format, chat_template=chat_template,
+        data={"path": str(cfg.data), "sha256": file_sha256(cfg.data), **counts},
+        hyperparameters=to_dict(cfg), versions=library_versions(), metrics=metrics)
 
 
 def plot_loss(log: Path, png: Path) -> Path | None:

@@ -40,10 +40,10 @@ from distill.finetune.data import (
     split_heldout,
 )
 from distill.finetune.lint import lint, show_report
-from distill.finetune.outputs import peak_memory, plot_loss, run_record
-from distill.finetune.render import prepare_tokenizer
+from distill.finetune.outputs import adapter_record, peak_memory, plot_loss
+from distill.student import prepare_tokenizer
 from distill.progress import progress_bar
-from distill.records import JsonlAppender, write_json_atomic, write_text_atomic
+from distill.records import JsonlAppender, write_text_atomic
 from distill.student import resolve_student
 
 log = logging.getLogger(__name__)
@@ -302,17 +302,19 @@ def _trim_log(path: Path, step: int) -> None:
 def _write_outputs(model: Any, tokenizer: Any, gen_cfg: Any, cfg: FinetuneConfig, out: Path, student_path: Path,
                    counts: dict, metrics: dict) -> None:
     """Adapter, tokenizer, generation config, resolved config, distill.json, loss.png (+ merged)."""
-    base = cfg.student if not Path(cfg.student).exists() and cfg.student.count("/") == 1 else str(student_path)
-    model.peft_config["default"].base_model_name_or_path = base
+    record = adapter_record(cfg, student_path, tokenizer.chat_template, counts, metrics)
+    # Converted (GGUF) weights are not the Hub checkpoint: point at the folder actually trained on.
+    is_hub = record.base_model is not None and record.base_weights is None
+    model.peft_config["default"].base_model_name_or_path = record.base_model if is_hub else record.base_path
     model.base_model.model.set_attn_implementation("sdpa")  # the saved model must not need distill to load
     tmp = out / ".final.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     if gen_cfg is not None:
-        from distill.student import _generation_config
+        from distill.student import generation_config_for
 
-        _generation_config(gen_cfg, tokenizer, type(gen_cfg)).save_pretrained(tmp)
+        generation_config_for(gen_cfg, tokenizer, type(gen_cfg)).save_pretrained(tmp)
     for item in tmp.iterdir():  # each file appears whole; a crash leaves at worst an older file
         item.replace(out / item.name)
     tmp.rmdir()
@@ -320,7 +322,7 @@ def _write_outputs(model: Any, tokenizer: Any, gen_cfg: Any, cfg: FinetuneConfig
     plot_loss(out / "loss.jsonl", out / "loss.png")
     if cfg.merge:
         _write_merged(model, tokenizer, out / "merged")
-    write_json_atomic(out / "distill.json", run_record(cfg, base, counts, metrics))
+    record.write(out)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from distill.config import option
+from distill.config import check_bounds, option
+from distill.errors import ConfigError
+from distill.artifacts import KINDS
 from distill.teacher.config import TeacherConfig
 
 DEFAULT_PROMPT = "{question}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
@@ -30,6 +32,11 @@ class SourceConfig:
     id_field: str = option("id", "source field holding a stable id (derived from the question if absent)")
     kind: str = option("math", "answer kind when the source has none: math | gsm8k | choice | exact | code")
 
+    def validate_source(self) -> None:
+        check_bounds(self, {"limit": ">= 1"})
+        if self.kind not in KINDS:
+            raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+
 
 @dataclass
 class GenerateConfig(SourceConfig, TeacherConfig):
@@ -48,3 +55,18 @@ class GenerateConfig(SourceConfig, TeacherConfig):
     est_completion_tokens: int = option(4000, "completion tokens per request assumed by the estimate")
     fsync: bool = option(False, "fsync after every record (survives power loss, not only crashes)")
     progress: bool = option(True, "show a progress bar")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Every option's range, the template and the endpoint: all before a request is sent."""
+        TeacherConfig.validate(self)
+        self.validate_source()
+        check_bounds(self, {"samples": ">= 1", "max_tokens": ">= 1", "truncation_factor": "> 1",
+                            "max_tokens_ceiling": ">= 1", "max_cost_usd": ">= 0", "est_completion_tokens": ">= 1"})
+        try:
+            self.prompt_template.format(question="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"prompt_template: only {{question}} may be used, literal braces doubled ({exc!r})") \
+                from None

@@ -2,13 +2,15 @@
 
 Usage:
     stats = RunStats(problems=100, pending=400, resumed=0)
-    held = stats.reserve(max_cost_usd, prices, 4000, problem)   # None: the budget says stop
-    ... stats.release(held); stats.add(record); stats.refresh_bar(bar)
+    held = await stats.reserve(max_cost_usd, worst_case_usd)   # None: the budget says stop
+    stats.settle(held, record)                                  # after the request: its real cost
+    stats.refresh_bar(bar)
     show_summary(stats, out)
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from distill.progress import human_count, show_table
-from distill.teacher.pricing import cost_usd
 
 log = logging.getLogger(__name__)
 
@@ -37,40 +38,66 @@ class RunStats:
     prior_cost: float = 0.0  # spent by earlier runs on the same output
     in_flight: int = 0
     reserved: float = 0.0
+    max_seen: float = 0.0  # the dearest sample this run
+    next_estimate: float = 0.0  # the most the next request could cost (what the cap counts)
+    failures: dict = field(default_factory=dict)  # error type -> samples
     stop_reason: str | None = None
     fatal: Exception | None = None
     tasks: list = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     _shown: float = 0.0
+    _settled: asyncio.Event | None = None
 
-    def reserve(self, max_cost: float | None, prices: dict | None, est_completion: int, problem: dict
-                ) -> float | None:
-        """Admit one more request unless spent + in flight + its estimate would pass ``max_cost``."""
-        if self.done - self.failed > 0:
-            est = self.cost / max(self.done, 1)  # what requests have really cost so far
-        else:
-            est = cost_usd({"prompt_tokens": len(problem.get("question", "")) // 4 + 30,
-                            "completion_tokens": est_completion}, prices)
-        if max_cost is not None and self.prior_cost + self.cost + self.reserved + est > max_cost:
-            return None
-        self.in_flight += 1
-        self.reserved += est
-        return est
+    async def reserve(self, max_cost: float | None, worst: float) -> float | None:
+        """Admit one more request, counting each request in flight at ``worst`` (the most it could cost).
 
-    def release(self, held: float) -> None:
+        When spent + in flight + ``worst`` would pass ``max_cost``, wait for requests in flight to
+        settle at their real cost and look again; None only when nothing is in flight and the next
+        request alone could pass the cap. So the cap is never exceeded, and it is spent down to
+        less than one request's worst case.
+        """
+        while True:
+            self.next_estimate = worst
+            if max_cost is None or self.prior_cost + self.cost + self.reserved + worst <= max_cost:
+                self.in_flight += 1
+                self.reserved += worst
+                return worst
+            if self.in_flight == 0:
+                return None
+            if self._settled is None:
+                self._settled = asyncio.Event()
+            await self._settled.wait()
+
+    def settle(self, held: float, record: dict | None) -> None:
+        """One request finished: its real cost replaces its reservation, in one step (no window to overspend)."""
+        if record is not None:
+            self.add(record)
         self.in_flight -= 1
         self.reserved = max(0.0, self.reserved - held)
+        if self._settled is not None:  # wake the workers waiting for room under the cap
+            self._settled.set()
+            self._settled = None
 
     def add(self, record: dict) -> None:
         self.done += 1
-        self.failed += bool(record.get("error"))
+        error = record.get("error")
+        kind = str((error.get("type") if isinstance(error, dict) else None) or "error")
+        if error and kind != "truncated":  # dropped as truncated is settled (never re-asked), not failed
+            self.failed += 1
+            self.failures[kind] = self.failures.get(kind, 0) + 1
         self.truncated += bool(record.get("truncated"))
         usage = record.get("usage") or {}
         self.prompt_tokens += usage.get("prompt_tokens", 0)
         self.completion_tokens += usage.get("completion_tokens", 0)
         self.reasoning_tokens += usage.get("reasoning_tokens", 0)
         self.cached_tokens += usage.get("cached_tokens", 0)
-        self.cost += record.get("cost_usd") or 0.0
+        cost = record.get("cost_usd") or 0.0
+        self.cost += cost
+        self.max_seen = max(self.max_seen, cost)
+
+    def failure_summary(self) -> str:
+        """``http_500 x3, connection x2``: why samples failed, commonest first."""
+        return ", ".join(f"{k} x{n}" for k, n in sorted(self.failures.items(), key=lambda kv: -kv[1]))
 
     def refresh_bar(self, bar: Any) -> None:
         now = time.monotonic()

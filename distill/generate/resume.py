@@ -1,32 +1,27 @@
-"""Resume state of a traces file: which (id, sample) pairs are done, and how readers pick records.
+"""Resume state of a traces file: which (id, sample) pairs are settled, so a re-run never re-pays them.
 
 Usage:
     state = scan_traces("traces.jsonl", on_truncated="keep", ceiling=131072)
     state.is_done("p-1", 0)          # never request this pair again
-    for trace in iter_good_traces("traces.jsonl"): ...   # what filter / finetune read
 
 The file is append-only, so a pair may have several lines: failed attempts (``error`` set)
-followed, on a later run, by the good one. Rule for readers: **the last record of a pair wins**;
-since a done pair is never requested again, a pair has at most one good record (``error`` null),
-except that ``on_truncated=retry`` may supersede a kept truncated trace with a longer one.
-``iter_good_traces`` applies the rule. A record dropped as truncated
-(``on_truncated=drop``) has ``error.type == "truncated"``: it is done (not re-paid) unless a
-later run asks for ``on_truncated=retry``.
+followed, on a later run, by the good one. Generate reads it with the rule every stage reads
+it with (:func:`distill.artifacts.latest_per_pair`): **the last record of a pair wins**. A
+record dropped as truncated (``on_truncated=drop``) has ``error.type == "truncated"``: it is
+done (not re-paid) unless a later run asks for ``on_truncated=retry``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distill.records import read_jsonl
+from distill.artifacts import is_failed, latest_per_pair, read_records, record_cost
 
 
 def is_complete(record: dict, on_truncated: str, ceiling: int) -> bool:
     """Whether ``record`` settles its (id, sample) pair under the current truncation policy."""
-    error = record.get("error")
-    if error and (error.get("type") if isinstance(error, dict) else None) != "truncated":
+    if is_failed(record):
         return False
     if record.get("truncated") and on_truncated == "retry":
         return int(record.get("max_tokens") or 0) >= ceiling  # already asked for the most we may
@@ -52,28 +47,16 @@ def scan_traces(path: str | Path, on_truncated: str = "keep", ceiling: int = 1 <
     path = Path(path)
     if not path.exists():
         return state
-    for _, record in read_jsonl(path):  # a torn last line is skipped here and cut by the appender
-        state.lines += 1
-        state.cost += float(record.get("cost_usd") or 0.0)
-        key = (str(record.get("id")), int(record.get("sample", 0)))
-        if is_complete(record, on_truncated, ceiling):
-            state.done.add(key)
-            state.failed.discard(key)
-        elif key not in state.done:
-            state.failed.add(key)
+
+    def counted(records):  # every line costs, superseded ones too
+        for line, record in records:
+            state.lines += 1
+            state.cost += record_cost(record, path, line)
+            yield line, record
+
+    # A torn last line is skipped here and cut by the appender.
+    settled = latest_per_pair(counted(read_records(path)),
+                              keep=lambda _line, rec: is_complete(rec, on_truncated, ceiling), path=path)
+    state.done = {key for key, ok in settled.items() if ok}
+    state.failed = {key for key, ok in settled.items() if not ok}
     return state
-
-
-def iter_good_traces(path: str | Path) -> Iterator[dict]:
-    """The last record of each (id, sample) pair when it is good, in file order.
-
-    Two streaming passes (the first keeps only each pair's last line number), so a truncated
-    trace superseded by a later ``on_truncated=retry`` run is not read twice.
-    """
-    last: dict[tuple[str, int], int] = {}
-    for line, record in read_jsonl(path):
-        last[(str(record.get("id")), int(record.get("sample", 0)))] = line
-    for line, record in read_jsonl(path):
-        key = (str(record.get("id")), int(record.get("sample", 0)))
-        if last.get(key) == line and not record.get("error"):
-            yield record

@@ -5,17 +5,21 @@ Usage:
     run(load_config(GenerateConfig, None, ["problems=rg:basic_arithmetic", "limit=50",
                                            "base_url=http://127.0.0.1:8765/v1", "model=m"]))
 
-Flow: validate every problem (a streaming pass: bad input fails before anything is sent or
-written) -> read what the output already holds (:mod:`distill.generate.resume`) -> save the
+Flow: check the options and that ``out=`` is writable and no input -> take the output's lock
+(a second process fails at once) -> read what the output already holds
+(:mod:`distill.generate.resume`), refusing traces of another teacher or sampling -> validate
+every problem (a streaming pass: bad input fails before anything is sent or written) -> save the
 resolved config beside the output -> workers pull (problem, sample) pairs from a bounded queue
 fed by a second streaming pass, call the teacher and append one record each. Memory holds the
 keys of finished pairs, never the records. Stops gracefully (in-flight requests finish and are
-written) on Ctrl-C, on ``max_cost_usd``, and on a 401/402 from the teacher.
+written) on Ctrl-C, on ``max_cost_usd`` (when the next request alone could pass it), and on a
+401/402 from the teacher; samples left failed end the run with :class:`SamplesFailed` (exit 5).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from datetime import datetime, timezone
@@ -25,27 +29,25 @@ from typing import Any
 import yaml
 
 from distill.config import save_resolved
-from distill.errors import BudgetExceeded, ConfigError, TeacherFatalError
+from distill.errors import BudgetExceeded, ConfigError, InputError, SamplesFailed, TeacherFatalError
 from distill.generate.config import GenerateConfig
 from distill.generate.progress import RunStats, show_plan, show_summary
 from distill.generate.resume import TraceState, is_complete, scan_traces
+from distill.lock import exclusive_lock
+from distill.paths import check_outputs
 from distill.progress import progress_bar
-from distill.records import SCHEMA, JsonlAppender
+from distill.artifacts import SCHEMA, generate_config_path
+from distill.records import JsonlAppender
 from distill.sources import iter_problems
 from distill.teacher.client import Completion, TeacherClient
 from distill.teacher.dialects import estimate_tokens
-from distill.teacher.pricing import estimate_cost, resolve_prices
+from distill.teacher.pricing import cost_usd, estimate_cost, resolve_prices
 
 log = logging.getLogger(__name__)
 DRIFT_KEYS = ("model", "prompt_template", "system_prompt", "temperature", "top_p", "extra_body")
-TRACE_KEYS = ("schema", "id", "sample", "question", "answer", "kind", "messages", "reasoning", "content",
-              "finish_reason", "truncated", "max_tokens", "model", "usage", "cost_usd", "latency_s",
-              "attempts", "error", "created_at")
-
-
-def config_path(out: Path) -> Path:
-    """``traces.jsonl`` -> ``traces.config.yaml`` (the resolved config, beside the output)."""
-    return out.with_name(out.name.rsplit(".", 1)[0] + ".config.yaml")
+TRACE_KEYS = ("schema", "id", "sample", "question", "answer", "kind", "prompt_template", "system_prompt",
+              "messages", "reasoning", "content", "finish_reason", "truncated", "max_tokens", "model", "usage",
+              "cost_usd", "latency_s", "attempts", "error", "created_at")
 
 
 def build_messages(cfg: GenerateConfig, problem: dict) -> list[dict]:
@@ -56,15 +58,7 @@ def build_messages(cfg: GenerateConfig, problem: dict) -> list[dict]:
 
 
 def _check_config(cfg: GenerateConfig) -> None:
-    try:
-        cfg.prompt_template.format(question="x")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(f"prompt_template: only {{question}} may be used, literal braces doubled ({exc!r})") \
-            from None
-    if cfg.samples < 1:
-        raise ConfigError("samples: must be at least 1")
-    if cfg.concurrency < 1 or cfg.max_attempts < 1:
-        raise ConfigError("concurrency and max_attempts must be at least 1")
+    cfg.validate()  # again: a library caller may have changed fields after construction
 
 
 def plan(cfg: GenerateConfig, state: TraceState) -> tuple[int, int, int]:
@@ -79,23 +73,33 @@ def plan(cfg: GenerateConfig, state: TraceState) -> tuple[int, int, int]:
     return problems, pending, prompt_tokens
 
 
-def run(cfg: GenerateConfig, client: TeacherClient | None = None, **_edges: Any) -> Path:
+def run(cfg: GenerateConfig, client: TeacherClient | None = None) -> Path:
     """Generate traces for ``cfg``; returns the traces file (complete, or resumable after a stop)."""
     _check_config(cfg)
     out = Path(cfg.out)
+    check_outputs("generate", inputs={"problems": cfg.problems}, outputs={"out": out, "config": generate_config_path(out)},
+                  probe=not cfg.dry_run)
     if client is None and not cfg.dry_run:  # a dry run needs no key
         client = TeacherClient(cfg)
     prices = client.prices if client is not None else resolve_prices(cfg.model, cfg.prices, cfg.base_url)
     if cfg.max_cost_usd is not None and prices is None:
         raise ConfigError(f"max_cost_usd: no price known for model {cfg.model!r}; set prices={{input: .., output: ..}}")
+    # One writer per output: a second run on the same file would send (and pay for) every request again.
+    with contextlib.nullcontext() if cfg.dry_run else exclusive_lock(out):
+        return _run_locked(cfg, client, prices, out)
+
+
+def _run_locked(cfg: GenerateConfig, client: TeacherClient | None, prices: dict | None, out: Path) -> Path:
     state = scan_traces(out, cfg.on_truncated, cfg.max_tokens_ceiling)
     n_problems, pending, prompt_tokens = plan(cfg, state)
+    if not n_problems:
+        raise InputError("no problems: the source is empty (nothing to generate)", path=cfg.problems, field="problems")
     estimate = estimate_cost(pending, prompt_tokens // max(pending, 1), cfg.est_completion_tokens, prices)
     show_plan(cfg, n_problems, len(state.done), pending, prompt_tokens, estimate)
     if cfg.dry_run:
         return out
-    _warn_on_drift(cfg, config_path(out), len(state.done))
-    save_resolved(cfg, config_path(out))
+    _refuse_drift(cfg, generate_config_path(out), state.lines)
+    save_resolved(cfg, generate_config_path(out))
     stats = RunStats(problems=n_problems, pending=pending, resumed=len(state.done), prior_cost=state.cost)
     if pending:
         asyncio.run(_generate(cfg, client, state, stats, out))
@@ -103,27 +107,36 @@ def run(cfg: GenerateConfig, client: TeacherClient | None = None, **_edges: Any)
     if stats.fatal is not None:
         raise stats.fatal
     if stats.stop_reason == "budget":
-        raise BudgetExceeded(f"max_cost_usd={cfg.max_cost_usd} reached ({out} has cost "
-                             f"${stats.prior_cost + stats.cost:.4f} in all); "
-                             f"{stats.done} written, {stats.pending - stats.done - stats.failed} not sent. "
-                             "Raise the cap and re-run to resume.")
+        raise BudgetExceeded(f"max_cost_usd={cfg.max_cost_usd}: {out} has cost ${stats.prior_cost + stats.cost:.4f} "
+                             f"in all and the next request could cost up to ${stats.next_estimate:.4f} more (its "
+                             f"prompt and max_tokens={cfg.max_tokens}); {stats.done} written, "
+                             f"{stats.pending - stats.done} not sent. Raise the cap (or lower max_tokens) and re-run "
+                             "to resume.")
     if stats.stop_reason == "interrupted":
         raise KeyboardInterrupt
+    if stats.failed:
+        raise SamplesFailed(f"{stats.failed} of {stats.done} samples failed ({stats.failure_summary()}); "
+                            f"they are in {out} with their error and a re-run retries them")
     return out
 
 
-def _warn_on_drift(cfg: GenerateConfig, path: Path, done: int) -> None:
-    """Resuming with another teacher or prompt mixes traces in one file: say so (it may be intended)."""
-    if not done or not path.exists():
+def _refuse_drift(cfg: GenerateConfig, path: Path, lines: int) -> None:
+    """Resuming with another teacher or sampling would count its traces as done: refuse, naming what differs."""
+    if not lines:
+        return
+    if not path.exists():  # cannot tell (a copied file): say so, as before
+        log.warning("%s: %d records but no %s beside it saying which teacher and sampling made them; "
+                    "resuming as if they match", cfg.out, lines, path.name)
         return
     try:
         before = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return
-    changed = [k for k in DRIFT_KEYS if k in before and before[k] != getattr(cfg, k)]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc.__class__.__name__}); restore it, or use another out=") from None
+    changed = [f"{k}: {before[k]!r} -> {getattr(cfg, k)!r}" for k in DRIFT_KEYS
+               if isinstance(before, dict) and k in before and before[k] != getattr(cfg, k)]
     if changed:
-        log.warning("%s: resuming %d done samples made with a different %s; the file will mix both",
-                    cfg.out, done, ", ".join(changed))
+        raise ConfigError(f"{cfg.out} holds traces made with a different {'; '.join(changed)}"[:400] +
+                          "; they would be counted as done. Use another out= (or put the settings back)")
 
 
 async def _generate(cfg: GenerateConfig, client: TeacherClient, state: TraceState, stats: RunStats,
@@ -189,29 +202,47 @@ async def _worker(cfg: GenerateConfig, client: TeacherClient, queue: asyncio.Que
         if item is None or stop.is_set():
             return
         problem, sample = item
-        held = stats.reserve(cfg.max_cost_usd, client.prices, cfg.est_completion_tokens, problem)
+        held = await stats.reserve(cfg.max_cost_usd, worst_cost(cfg, client.prices, problem, stats.max_seen))
         if held is None:
             stats.stop_reason = stats.stop_reason or "budget"
             stop.set()
             return
+        if stop.is_set():  # stopped while this worker waited for room under the cap
+            stats.settle(held, None)
+            return
+        record = None
         try:
             record = await _one_sample(cfg, client, problem, sample)
             writer.write(record)
         except TeacherFatalError as exc:
+            record = None
             stats.fatal = stats.fatal or exc
             stats.stop_reason = "fatal"
             stop.set()
             return
         except Exception as exc:  # a bug or a full disk: stop cleanly rather than hang the producer
+            record = None
             stats.fatal = stats.fatal or exc
             stats.stop_reason = "error"
             stop.set()
             raise
         finally:
-            stats.release(held)
-        stats.add(record)
+            stats.settle(held, record)
         bar.update(1)
         stats.refresh_bar(bar)
+
+
+def worst_cost(cfg: GenerateConfig, prices: dict | None, problem: dict, seen: float = 0.0) -> float:
+    """The most one sample can cost: its prompt (estimated generously) plus every output token it may
+    be sent, over each truncation retry; never below the dearest sample seen. What the cap counts."""
+    if not prices:
+        return 0.0
+    sends, completion, budget = 1, cfg.max_tokens, cfg.max_tokens
+    while cfg.on_truncated == "retry" and budget < cfg.max_tokens_ceiling:
+        budget = min(cfg.max_tokens_ceiling, int(budget * cfg.truncation_factor))
+        sends, completion = sends + 1, completion + budget
+    prompt = 2 * estimate_tokens(build_messages(cfg, problem)) + 16  # chars/4 undercounts some scripts
+    return max(seen, cost_usd({"prompt_tokens": prompt * sends, "completion_tokens": completion}, prices))
 
 
 async def _one_sample(cfg: GenerateConfig, client: TeacherClient, problem: dict, sample: int) -> dict:
@@ -230,14 +261,17 @@ async def _one_sample(cfg: GenerateConfig, client: TeacherClient, problem: dict,
     if result.ok and result.truncated and cfg.on_truncated == "drop":
         result.error = {"type": "truncated", "message": f"finish_reason=length at max_tokens={max_tokens}"}
     result.cost_usd, result.attempts = paid, attempts
-    return trace_record(problem, sample, messages, result, max_tokens)
+    return trace_record(cfg, problem, sample, messages, result, max_tokens)
 
 
-def trace_record(problem: dict, sample: int, messages: list[dict], c: Completion, max_tokens: int) -> dict:
-    """DESIGN.md's Trace: the problem, what was sent, what came back, and what it cost."""
+def trace_record(cfg: GenerateConfig, problem: dict, sample: int, messages: list[dict], c: Completion,
+                 max_tokens: int) -> dict:
+    """A :class:`distill.artifacts.Trace`: the problem, what was sent (and the template it was built
+    from, so finetune can record how its student is prompted), what came back, and what it cost."""
     record = {
         "schema": SCHEMA, "id": problem["id"], "sample": sample, "question": problem["question"],
-        "answer": problem["answer"], "kind": problem["kind"], "messages": messages,
+        "answer": problem["answer"], "kind": problem["kind"], "prompt_template": cfg.prompt_template,
+        "system_prompt": cfg.system_prompt, "messages": messages,
         "reasoning": c.reasoning, "content": c.content, "finish_reason": c.finish_reason,
         "truncated": c.truncated, "max_tokens": max_tokens, "model": c.model, "usage": c.usage,
         "cost_usd": round(c.cost_usd, 8), "latency_s": c.latency_s, "attempts": c.attempts,
@@ -269,4 +303,4 @@ def _install_sigint(stop: asyncio.Event, stats: RunStats):
     return lambda: loop.remove_signal_handler(signal.SIGINT)
 
 
-__all__ = ["run", "plan", "build_messages", "trace_record", "config_path", "is_complete", "TRACE_KEYS"]
+__all__ = ["run", "plan", "build_messages", "trace_record", "is_complete", "TRACE_KEYS"]

@@ -13,50 +13,30 @@ names only where the problems come from and where results go in the end. No torc
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from distill.config import load_config, option, section
+from distill.config import check_bounds, load_config, option, section
 from distill.errors import ConfigError
+from distill.evaluate.config import EvalConfig
+from distill.filter.config import FilterConfig
+from distill.finetune.config import FinetuneConfig
+from distill.generate.config import GenerateConfig
+from distill.publish.config import PublishConfig
 
 STAGES = ("generate", "filter", "finetune", "eval", "publish")
 DEFAULT_RECIPE = "offline-default.yaml"
 
 
-def _stage_config(module: str, name: str) -> type:
-    """The stage's config class, or a stand-in that fails clearly while that stage is not written yet."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as exc:
-        if exc.name is None or not module.startswith(exc.name):
-            raise  # a real missing dependency inside the stage: show it
-        missing = f"{module} is not available in this installation"
-    except AttributeError:
-        missing = f"{module} has no {name}"
+@dataclass
+class PublishSection(PublishConfig):
+    """The publish stage inside a run. The pipeline sets adapter= and dataset= itself, so publish's own
+    checks run when the wiring builds the stage's PublishConfig (distill.pipeline.wiring), not here."""
 
-    # An empty stand-in: fine while the stage is not in `stages`, refused by PipelineConfig when it is.
-    return dataclasses.make_dataclass(name, [], namespace={"missing": f"needs {name}, but {missing}",
-                                                           "__doc__": missing})
-
-
-GenerateConfig = _stage_config("distill.generate.config", "GenerateConfig")
-FilterConfig = _stage_config("distill.filter.config", "FilterConfig")
-FinetuneConfig = _stage_config("distill.finetune.config", "FinetuneConfig")
-EvalConfig = _stage_config("distill.evaluate.config", "EvalConfig")
-PublishConfig = _stage_config("distill.publish.config", "PublishConfig")
-
-
-def _deferred(cls: type) -> type:
-    """``cls`` whose own checks wait until the pipeline has filled in the paths it owns (adapter=, dataset=)."""
-    return dataclasses.make_dataclass(cls.__name__, [], bases=(cls,), namespace={
-        "__post_init__": lambda self: None, "__doc__": cls.__doc__, "check": getattr(cls, "__post_init__", None)})
-
-
-PublishSection = _deferred(PublishConfig)
+    def __post_init__(self) -> None:
+        pass
 
 
 @dataclass
@@ -68,6 +48,9 @@ class OfflineTeacherConfig:
     mistake_rate: float = option(0.15, "share of traces with a deliberate mistake, so the filter has work")
     latency: float = option(0.0, "seconds added to every response (to watch progress or test interrupts)")
     seed: int = option(0, "seed for the mistakes, so runs repeat")
+
+    def __post_init__(self) -> None:
+        check_bounds(self, {"mistake_rate": "[0, 1]", "latency": ">= 0"})
 
 
 @dataclass
@@ -96,29 +79,14 @@ class PipelineConfig:
         unknown = [s for s in [*self.stages, *self.force] if s not in STAGES]
         if unknown:
             raise ConfigError(f"stages: unknown stage {unknown[0]!r} (stages are {', '.join(STAGES)})")
-        for stage in self.stages:
-            missing = getattr(getattr(self, stage), "missing", None)
-            if missing:
-                raise ConfigError(f"stages: {stage} {missing}")
         if self.student is not None:
             # One student for both, so eval scores the model that was trained.
             for part in (self.finetune, self.eval):
-                if hasattr(part, "student"):
-                    part.student = self.student
+                part.student = self.student
         for stage in ("generate", "eval"):
-            if stage in self.stages and getattr(getattr(self, stage), "problems", "") is None:
+            if stage in self.stages and getattr(self, stage).problems is None:
                 raise ConfigError(f"{stage}.problems is not set: name the problems in the recipe, or run "
                                   "`distill run` with no recipe for the embedded offline default")
-        self._align_prompts()
-
-    def _align_prompts(self) -> None:
-        """Eval asks the student the way it was trained: generate's user message, finetune's system prompt."""
-        gen, ft, ev = self.generate, self.finetune, self.eval
-        default = getattr(type(ev), "__dataclass_fields__", {}).get("prompt_template")
-        if hasattr(gen, "prompt_template") and default is not None and ev.prompt_template == default.default:
-            ev.prompt_template = gen.prompt_template
-        if getattr(ev, "system_prompt", "x") is None and getattr(ft, "system_prompt", None) is not None:
-            ev.system_prompt = ft.system_prompt
 
     @property
     def folder(self) -> Path:
@@ -139,6 +107,3 @@ def load_pipeline(recipe: str | Path | None = None, overrides: list[str] | tuple
     """A recipe (or, with none, the embedded offline default) plus ``key=value`` overrides."""
     return load_config(PipelineConfig, recipe if recipe is not None else default_recipe(), overrides)
 
-
-# `distill run` with no recipe uses the embedded offline default (read by the CLI).
-PipelineConfig.default_recipe = staticmethod(default_recipe)

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from distill.pipeline import plots
+from distill.artifacts import RunLayout
 from distill.evaluate.metrics import FAMILY_HEADER, family_rows
 from distill.pipeline.summary import Figures, accuracy_text, summary_rows
 from distill.records import write_text_atomic
@@ -29,14 +30,14 @@ def write_report(run_dir: Path, fig: Figures) -> tuple[Path, Path]:
     """Write report.md and report.html; returns both paths."""
     run_dir = Path(run_dir)
     blocks = build_blocks(run_dir, fig)
-    md_path, html_path = run_dir / "report.md", run_dir / "report.html"
+    md_path, html_path = RunLayout(run_dir).report_md, RunLayout(run_dir).report_html
     write_text_atomic(md_path, to_markdown(blocks))
     write_text_atomic(html_path, to_html(blocks, run_dir, title=f"distill run: {run_dir.name}"))
     return md_path, html_path
 
 
 def build_blocks(run_dir: Path, fig: Figures) -> list[Block]:
-    charts = plots.draw_all(run_dir / "plots", fig)
+    charts = plots.draw_all(RunLayout(run_dir).plots, fig)
     blocks: list[Block] = [("h1", f"distill run: {run_dir.name}"),
                            ("p", f"Accuracy on held-out problems, before -> after: **{accuracy_text(fig)}**")]
     blocks += [("h2", "Summary"), ("table", ["", ""], [r for r in summary_rows(fig) if not r[0].startswith("  ") and r[0] != "report"])]
@@ -74,7 +75,7 @@ def build_blocks(run_dir: Path, fig: Figures) -> list[Block]:
                       str(s.get("attempts", 1)), s.get("key", "")] for n, s in fig.steps.items()])]
         blocks += _image(charts, "stages", "time per stage")
     blocks += [("h2", "Artefacts"), ("links", [(label, path) for label, path in fig.artefacts.items()])]
-    recipe = run_dir / "recipe.yaml"
+    recipe = RunLayout(run_dir).recipe
     if recipe.exists():
         blocks += [("h2", "Resolved recipe"), ("code", recipe.read_text(encoding="utf-8"))]
     return blocks

@@ -3,10 +3,11 @@
 Usage:
     run_dir = run(load_pipeline(None, ["name=demo"]))    # what `distill run name=demo` does
 
-For each step in order: compute its key (resolved config + the bytes of its inputs); if the
-ledger says it finished with that key and its outputs exist, reuse it; otherwise run the stage
-(which resumes its own partial output after an interruption). Since a step's key includes its
-inputs' bytes, a changed stage re-runs itself and whatever its output feeds, and nothing else.
+Read top-down: plan the steps (distill.pipeline.wiring), then for each step: its key (resolved
+config + the bytes of its inputs); reuse it if the ledger says it finished with that key and its
+outputs exist; otherwise run the stage (which resumes its own partial output after an
+interruption) and record the outcome. Since a step's key includes its inputs' bytes, a changed
+stage re-runs itself and whatever its output feeds, and nothing else.
 """
 
 from __future__ import annotations
@@ -18,95 +19,117 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from distill.artifacts import RunLayout, is_failed, read_latest
 from distill.config import save_resolved
-from distill.errors import ConfigError, DistillError
+from distill.errors import ConfigError, DistillError, SamplesFailed
+from distill.lock import exclusive_lock
 from distill.pipeline.config import OfflineTeacherConfig, PipelineConfig
 from distill.pipeline.state import Ledger
 from distill.pipeline.wiring import Step, materialize_sources, plan, step_key, step_lineage
-from distill.records import read_jsonl
+from distill.preflight import check_run_outputs, preflight
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: PipelineConfig) -> Path:
     """Run every step of ``cfg`` that is not current; write the summary and report; return the run folder."""
-    run_dir = cfg.folder.resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_resolved(cfg, run_dir / "recipe.yaml")
-    steps = plan(materialize_sources(cfg, run_dir), run_dir)
-    _check_inputs(steps, run_dir)
-    ledger = Ledger(run_dir)
+    preflight(cfg)  # every stage's options and named files, before anything is written or sent
+    layout = RunLayout(cfg.folder.resolve())
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(layout.root, lock_file=layout.root / ".lock"):  # one `distill run` per run folder
+        return _run(cfg, layout)
+
+
+def _run(cfg: PipelineConfig, layout: RunLayout) -> Path:
+    save_resolved(cfg, layout.recipe)
+    steps = plan(materialize_sources(cfg, layout.root), layout.root)
+    _check_inputs(steps, layout.root)
+    check_run_outputs(steps, _recipe_inputs(cfg))
+    ledger = Ledger(layout.root)
+    left_failed: list[str] = []
     t0 = time.time()
-    log.info("distill run: %d steps in %s", len(steps), run_dir)
-    with contextlib.ExitStack() as stack:
-        teacher_url: list[str] = []
+    log.info("distill run: %d steps in %s", len(steps), layout.root)
+    with contextlib.ExitStack() as teachers:
         for index, step in enumerate(steps, 1):
             _banner(index, len(steps), step)
-            if step.section == "generate" and cfg.teacher == "offline" and not teacher_url:
-                # Started only when generate has work to do: a fully reused run sends nothing.
-                if not _is_current(ledger, step, run_dir, cfg):
-                    teacher_url.append(stack.enter_context(offline_teacher(cfg.offline_teacher)))
-            if step.section == "generate" and teacher_url:
-                _point_at(step, cfg.offline_teacher, teacher_url[0])
-            if getattr(step.cfg, "dry_run", False) and step.section == "generate":
-                # An estimate, not a stage: nothing is recorded and nothing after it can run.
+            key, lineage = step_key(step, layout.root), step_lineage(step, layout.root)
+            fresh = step.section in cfg.force
+            if step.section == "generate" and step.cfg.dry_run:  # an estimate: nothing recorded, nothing after it
+                _start_teacher(step, cfg, teachers)
                 importlib.import_module(step.module).run(step.cfg)
                 log.info("distill run: generate.dry_run=true, so the pipeline stops here")
-                return run_dir
-            _run_step(step, ledger, run_dir, fresh=step.section in cfg.force)
+                return layout.root
+            ledger.switch(step.name, lineage, step.outputs, fresh=fresh)
+            if not fresh and ledger.is_current(step.name, key, step.outputs):
+                ledger.mark_reused(step.name)
+                log.info("%s: reused (settings and inputs unchanged, key %s)", step.name, key)
+                continue
+            _start_teacher(step, cfg, teachers)  # only when generate has work: a reused run sends nothing
+            previous = ledger.read(step.name)
+            if previous and previous.get("key") == key and previous.get("status") != "done":
+                log.info("%s: resuming the previous attempt", step.name)
+            ledger.start(step.name, key, step.outputs, lineage=lineage)
+            try:
+                importlib.import_module(step.module).run(step.cfg)
+            except SamplesFailed:
+                if step.section != "generate":
+                    raise
+                # Generate's failed samples are counted below: the pipeline goes on with what came back.
+            failed = _record(step, ledger)
+            if failed:
+                left_failed.append(f"{step.name}: {failed} samples failed")
     log.info("distill run: finished in %.1f s", time.time() - t0)
+    _summarise(cfg, layout)
+    if left_failed:  # the run finished on what came back; a script must still see that some did not
+        raise SamplesFailed(f"{'; '.join(left_failed)} (see the error field in {layout.traces.name}); "
+                            "`distill run` again retries them")
+    return layout.root
+
+
+def _recipe_inputs(cfg: PipelineConfig) -> dict[str, object]:
+    """The files and folders the recipe names (the pipeline's own paths are outputs, not inputs)."""
+    return {"generate.problems": cfg.generate.problems, "eval.problems": cfg.eval.problems,
+            "filter.decontam.problems": list(cfg.filter.decontam.problems or []),
+            "finetune.student": cfg.finetune.student, "finetune.chat_template": cfg.finetune.chat_template}
+
+
+def _start_teacher(step: Step, cfg: PipelineConfig, teachers: contextlib.ExitStack) -> None:
+    """Point generate at the built-in offline teacher, through the same client as a real one."""
+    if step.section != "generate" or cfg.teacher != "offline":
+        return
+    url = teachers.enter_context(offline_teacher(cfg.offline_teacher))
+    step.cfg.base_url = url
+    step.cfg.model = cfg.offline_teacher.model
+    step.cfg.provider = "offline"
+    step.cfg.api_key_env = None
+
+
+def _record(step: Step, ledger: Ledger) -> int:
+    """Mark the step done, or partial when generate has failed samples (retried next run); return those."""
+    failed = good = 0
+    if step.section == "generate" and step.main.exists():
+        outcome = read_latest(step.main, keep=lambda _line, rec: is_failed(rec))
+        failed = sum(outcome.values())
+        good = len(outcome) - failed
+    ledger.finish(step.name, complete=not failed)
+    if failed and not good:
+        raise SamplesFailed(f"{step.name}: every sample failed (see the error field in {step.main}); "
+                            "check the teacher settings, then run again to retry them")
+    if failed:
+        log.warning("%s: %d samples failed; they are retried on the next `distill run`", step.name, failed)
+    return failed
+
+
+def _summarise(cfg: PipelineConfig, layout: RunLayout) -> None:
     from distill.pipeline.summary import collect, show_summary
 
-    figures = collect(run_dir)
+    figures = collect(layout.root)
     show_summary(figures)
     if cfg.report:
         from distill.pipeline.report import write_report
 
-        md, html = write_report(run_dir, figures)
+        md, html = write_report(layout.root, figures)
         log.info("report: %s (and %s)", md, html.name)
-    return run_dir
-
-
-def _run_step(step: Step, ledger: Ledger, run_dir: Path, fresh: bool) -> None:
-    key, lineage = step_key(step, run_dir), step_lineage(step, run_dir)
-    ledger.switch(step.name, lineage, step.outputs, fresh=fresh)
-    if not fresh and ledger.is_current(step.name, key, step.outputs):
-        ledger.mark_reused(step.name)
-        log.info("%s: reused (settings and inputs unchanged, key %s)", step.name, key)
-        return
-    previous = ledger.read(step.name)
-    if previous and previous.get("key") == key and previous.get("status") != "done":
-        log.info("%s: resuming the previous attempt", step.name)
-    ledger.start(step.name, key, step.outputs, lineage=lineage)
-    module = importlib.import_module(step.module)
-    module.run(step.cfg)
-    good, failed = _count_traces(step)
-    ledger.finish(step.name, complete=not failed)
-    if failed and not good:
-        raise DistillError(f"{step.name}: every sample failed (see the error field in {step.main}); "
-                           "check the teacher settings, then run again to retry them")
-    if failed:
-        log.warning("%s: %d samples failed; they are retried on the next `distill run`", step.name, failed)
-
-
-def _is_current(ledger: Ledger, step: Step, run_dir: Path, cfg: PipelineConfig) -> bool:
-    if step.section in cfg.force:
-        return False
-    return ledger.is_current(step.name, step_key(step, run_dir), step.outputs)
-
-
-def _count_traces(step: Step) -> tuple[int, int]:
-    """Generate's (good, failed) samples, the last record of a pair winning; (1, 0) for other stages."""
-    if step.section != "generate" or not step.main.exists():
-        return 1, 0
-    last = {(rec.get("id"), rec.get("sample")): _is_failure(rec.get("error")) for _, rec in read_jsonl(step.main)}
-    failed = sum(last.values())
-    return len(last) - failed, failed
-
-
-def _is_failure(error: object) -> bool:
-    # A trace dropped as truncated (on_truncated=drop) is settled, not failed: it is never re-asked.
-    return bool(error) and not (isinstance(error, dict) and error.get("type") == "truncated")
 
 
 def _check_inputs(steps: list[Step], run_dir: Path) -> None:
@@ -141,11 +164,3 @@ def offline_teacher(cfg: OfflineTeacherConfig) -> Iterator[str]:
         log.info("teacher: the built-in offline teacher at %s (for trying the pipeline; "
                  "use a generate/*.yaml recipe for a real one)", server.base_url)
         yield server.base_url
-
-
-def _point_at(step: Step, teacher: OfflineTeacherConfig, url: str) -> None:
-    """Send generate to the offline teacher through the same OpenAI-compatible client as a real one."""
-    step.cfg.base_url = url
-    step.cfg.model = teacher.model
-    step.cfg.provider = "offline"
-    step.cfg.api_key_env = None

@@ -4,18 +4,19 @@ Usage:
     figures = collect(Path("runs/default"))
     show_summary(figures)        # the table `distill run` prints at the end
 
-Everything comes from the run folder (traces.jsonl, stats.json, adapter/distill.json,
-eval-*/report.json, .state/), so the summary and the report say the same as the records, and a
-missing stage shows as a dash rather than an error.
+Everything comes from the run folder's records (:mod:`distill.artifacts`: traces, FilterStats,
+AdapterRecord, EvalReport, and .state/), so the summary and the report say the same as the
+records; a stage that did not run shows as a dash, a record of another version is an error.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill.artifacts import (AdapterRecord, EvalReport, FilterStats, RunLayout, is_failed, latest_per_pair,
+                               read_records)
 from distill.pipeline.state import Ledger
 from distill.progress import human_count, show_table
 from distill.records import read_jsonl
@@ -45,93 +46,68 @@ class Figures:
 
 
 def collect(run_dir: Path) -> Figures:
-    """Read every figure the run folder holds."""
-    run_dir = Path(run_dir)
-    fig = Figures(run_dir=run_dir)
-    _read_traces(run_dir / "traces.jsonl", fig)
-    _read_filter(run_dir, fig)
-    _read_adapter(run_dir / "adapter", fig)
-    fig.accuracy_before = _read_eval(run_dir / "eval-before" / "report.json")
-    fig.accuracy_after = _read_eval(run_dir / "eval-after" / "report.json")
-    states = Ledger(run_dir).all()
+    """Read every figure the run folder holds (through the records of :mod:`distill.artifacts`)."""
+    layout = RunLayout(Path(run_dir))
+    fig = Figures(run_dir=layout.root)
+    _read_traces(layout.traces, fig)
+    _read_filter(layout, fig)
+    _read_adapter(layout, fig)
+    fig.accuracy_before = _read_eval(layout.eval_before.report)
+    fig.accuracy_after = _read_eval(layout.eval_after.report)
+    states = Ledger(layout.root).all()
     fig.steps = {name: states[name] for name in STEP_ORDER if name in states}
-    names = {"traces": "traces.jsonl", "kept": "kept.jsonl", "rejected": "rejected.jsonl",
-             "filter stats": "stats.json", "adapter": "adapter", "eval before": "eval-before",
-             "eval after": "eval-after", "publish": "publish", "recipe": "recipe.yaml"}
-    fig.artefacts = {label: run_dir / rel for label, rel in names.items() if (run_dir / rel).exists()}
+    named = {"traces": layout.traces, "kept": layout.kept, "rejected": layout.filter.rejected,
+             "filter stats": layout.filter.stats, "adapter": layout.adapter.folder,
+             "eval before": layout.eval_before.folder, "eval after": layout.eval_after.folder,
+             "publish": layout.publish, "recipe": layout.recipe}
+    fig.artefacts = {label: path for label, path in named.items() if path.exists()}
     return fig
 
 
 def _read_traces(path: Path, fig: Figures) -> None:
+    """Counts from the last record of each pair; tokens and cost from every line (each was paid for)."""
     if not path.exists():
         return
-    ids, ok, failed, cost = set(), 0, 0, 0.0
     tokens = {"prompt": 0, "completion": 0, "reasoning": 0, "cached": 0}
-    for _, rec in read_jsonl(path):
-        ids.add(rec.get("id"))
-        if rec.get("error"):
-            failed += 1
-        else:
-            ok += 1
-        usage = rec.get("usage") or {}
-        for name in tokens:
-            tokens[name] += int(usage.get(f"{name}_tokens") or 0)
-        cost += float(rec.get("cost_usd") or 0.0)
-    fig.problems, fig.traces, fig.failed, fig.tokens, fig.cost_usd = len(ids), ok, failed, tokens, cost
+    cost = 0.0
+
+    def paid(records):
+        nonlocal cost
+        for line, rec in records:
+            usage = rec.get("usage") or {}
+            for name in tokens:
+                tokens[name] += int(usage.get(f"{name}_tokens") or 0)
+            cost += float(rec.get("cost_usd") or 0.0)
+            yield line, rec
+
+    failed = latest_per_pair(paid(read_records(path)), keep=lambda _line, rec: is_failed(rec))
+    fig.problems = len({pid for pid, _ in failed})
+    fig.failed = sum(failed.values())
+    fig.traces = len(failed) - fig.failed
+    fig.tokens, fig.cost_usd = tokens, cost
 
 
-def _read_filter(run_dir: Path, fig: Figures) -> None:
-    kept = run_dir / "kept.jsonl"
-    if kept.exists():
-        fig.kept = sum(1 for _ in read_jsonl(kept))
-    stats = _load_json(run_dir / "stats.json")
-    if stats:
-        funnel = stats.get("funnel") or stats.get("reasons") or {}
-        if isinstance(funnel, list):  # ordered steps: [{"step": "truncated", "dropped": 3, "left": 97}, ...]
-            fig.funnel = {str(s.get("step")): int(s.get("dropped") or 0) for s in funnel
-                          if isinstance(s, dict) and s.get("step") != "input" and s.get("dropped")}
-        elif isinstance(funnel, dict):
-            fig.funnel = {str(k): int(v) for k, v in funnel.items() if isinstance(v, (int, float))}
+def _read_filter(layout: RunLayout, fig: Figures) -> None:
+    if not layout.filter.stats.exists():
+        return
+    stats = FilterStats.read(layout.filter.stats)
+    fig.kept = stats.kept
+    fig.funnel = {s["step"]: s["dropped"] for s in stats.funnel if s["step"] != "input" and s["dropped"]}
 
 
-def _read_adapter(adapter: Path, fig: Figures) -> None:
-    record = _load_json(adapter / "distill.json")
-    if record:
-        fig.train_seconds = _first(record, ("wall_time_s", "train_seconds", "wall_seconds", "seconds", "wall_time"))
-        fig.train_examples = _first(record, ("examples", "train_examples", "n_examples", "examples_trained"))
-    loss_log = adapter / "loss.jsonl"
-    if loss_log.exists():
-        for _, rec in read_jsonl(loss_log):
-            step, loss = rec.get("step"), rec.get("loss", rec.get("train_loss"))
-            if isinstance(step, (int, float)) and isinstance(loss, (int, float)):
-                fig.loss.append((float(step), float(loss)))
+def _read_adapter(layout: RunLayout, fig: Figures) -> None:
+    files = layout.adapter
+    if not files.record.exists():
+        return
+    record = AdapterRecord.read(files.folder)
+    fig.train_seconds = record.metrics.get("wall_time_s")
+    fig.train_examples = record.data.get("train_examples")
+    if files.loss_log.exists():
+        fig.loss = [(float(rec["step"]), float(rec["loss"])) for _, rec in read_jsonl(files.loss_log) if "loss" in rec]
 
 
 def _read_eval(path: Path) -> dict[str, Any] | None:
-    report = _load_json(path)
-    if not report:
-        return None
-    for candidate in (report, report.get("summary"), report.get("metrics"), report.get("results")):
-        if isinstance(candidate, dict) and "pass@1" in candidate:
-            return candidate
-    return None
-
-
-def _first(record: dict, keys: tuple[str, ...]) -> Any:
-    """The first of ``keys`` found in the record or one level down (records nest metrics by topic)."""
-    for scope in [record, *(v for v in record.values() if isinstance(v, dict))]:
-        for key in keys:
-            if isinstance(scope.get(key), (int, float)):
-                return scope[key]
-    return None
-
-
-def _load_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
+    return EvalReport.read(path).metrics if path.exists() else None
 
 
 def accuracy_text(fig: Figures) -> str:

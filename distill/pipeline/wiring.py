@@ -4,33 +4,30 @@ Usage:
     steps = plan(cfg, run_dir)          # [Step("generate", ...), Step("filter", ...), ...]
     key = step_key(steps[0], run_dir)    # what decides whether its output can be reused
 
-Pure apart from reading the input files' bytes for the keys: no stage runs here. A stage config
-field the pipeline would set but the stage does not have is skipped (logged), so the pipeline
-keeps working while a stage's options evolve.
+Pure apart from reading the input files' bytes for the keys: no stage runs here. Every path
+comes from :class:`distill.artifacts.RunLayout`; setting a field a stage does not have fails.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill.artifacts import RunLayout
 from distill.config import to_dict
 from distill.errors import ConfigError
 from distill.pipeline.config import PipelineConfig
+from distill.publish.config import PublishConfig
 from distill.pipeline.state import stage_key
 from distill.records import write_text_atomic
-
-log = logging.getLogger(__name__)
 
 # Options that change how fast or how visibly a stage works, never what it writes.
 _NO_EFFECT = frozenset({
     "progress", "concurrency", "rpm", "tpm", "adaptive", "request_timeout", "max_attempts", "backoff_base",
-    "backoff_max", "fsync", "resume", "workers", "num_workers", "save_steps", "logging_steps", "log_every",
-    "stream",
+    "backoff_max", "fsync", "resume", "workers", "save_steps", "stream", "chunksize", "batch",
 })
 # Generate can extend its output: more problems or samples keep the traces already paid for; and
 # where the same model is reached (another replica, another key variable) does not change a trace.
@@ -61,44 +58,41 @@ class Step:
 
 def plan(cfg: PipelineConfig, run_dir: Path) -> list[Step]:
     """The steps ``cfg.stages`` asks for, in pipeline order, each with its config wired into ``run_dir``."""
-    run_dir = Path(run_dir).resolve()
-    traces, kept, adapter = run_dir / "traces.jsonl", run_dir / "kept.jsonl", run_dir / "adapter"
-    before, after = run_dir / "eval-before", run_dir / "eval-after"
-    steps: list[Step] = []
+    run = RunLayout(Path(run_dir).resolve())
     wanted = set(cfg.stages)
-
+    eval_problems = _local(cfg.eval.problems)
+    steps: list[Step] = []
     if "generate" in wanted:
-        gen = _wired(cfg.generate, "generate", out=str(traces))
+        gen = _wired(cfg.generate, out=str(run.traces))
         extra = {"teacher": "offline", "offline_teacher": to_dict(cfg.offline_teacher)} if cfg.teacher == "offline" else {}
-        steps.append(Step("generate", "generate", gen, traces, [traces],
-                          inputs={"problems": _local(getattr(gen, "problems", None))}, extra_key=extra))
+        # The resolved config travels with the traces (set aside and restored together): generate
+        # refuses traces whose config names another teacher or sampling.
+        steps.append(Step("generate", "generate", gen, run.traces, [run.traces, run.generate_config],
+                          inputs={"problems": _local(gen.problems)}, extra_key=extra))
     if "filter" in wanted:
-        flt = _wired(cfg.filter, "filter", traces=str(traces), out=str(kept), rejected=None, stats=None)
-        eval_problems = _local(getattr(cfg.eval, "problems", None))
-        decontam = getattr(flt, "decontam", None)
-        if eval_problems is not None and decontam is not None and not decontam.problems:
-            # Held-out problems never reach training, whatever the recipe forgot to say.
-            decontam.problems = [str(eval_problems)]
-        steps.append(Step("filter", "filter", flt, kept,
-                          [kept, run_dir / "rejected.jsonl", run_dir / "stats.json"], inputs={"traces": traces}))
+        # Held-out problems never reach training, whatever the recipe forgot to say.
+        decontam = cfg.filter.decontam.problems or ([str(eval_problems)] if eval_problems else [])
+        flt = _wired(cfg.filter, traces=str(run.traces), out=str(run.kept), rejected=None, stats=None,
+                     decontam=dataclasses.replace(cfg.filter.decontam, problems=decontam))
+        steps.append(Step("filter", "filter", flt, run.kept, [run.kept, run.filter.rejected, run.filter.stats],
+                          inputs={"traces": run.traces}))
     if "finetune" in wanted:
-        ft = _wired(cfg.finetune, "finetune", data=str(kept), out=str(adapter), resume=True)
-        steps.append(Step("finetune", "finetune", ft, adapter, [adapter],
-                          inputs={"data": kept, "student": _local(getattr(ft, "student", None))}))
+        ft = _wired(cfg.finetune, data=str(run.kept), out=str(run.adapter.folder), resume=True)
+        steps.append(Step("finetune", "finetune", ft, run.adapter.folder, [run.adapter.folder],
+                          inputs={"data": run.kept, "student": _local(ft.student)}))
     if "eval" in wanted:
-        steps.extend(_eval_steps(cfg, adapter, before, after, with_adapter="finetune" in wanted or adapter.exists()))
+        steps.extend(_eval_steps(cfg, run, with_adapter="finetune" in wanted or run.adapter.folder.exists()))
     if "publish" in wanted:
-        pub = _wired(cfg.publish, "publish", out=str(run_dir / "publish"), stats=str(run_dir / "stats.json"),
-                     traces=str(traces), eval=str(after) if "eval" in wanted else None,
-                     adapter=str(adapter) if getattr(cfg.publish, "repo_id", None) else None,
-                     dataset=str(kept) if getattr(cfg.publish, "dataset_repo_id", None) else None)
-        if callable(getattr(pub, "check", None)):
-            try:
-                pub.check()
-            except ConfigError as exc:
-                raise ConfigError(f"publish: {exc} (the pipeline sets adapter= and dataset= itself)") from None
-        steps.append(Step("publish", "publish", pub, run_dir / "publish", [run_dir / "publish"],
-                          inputs={"adapter": adapter, "kept": kept, "eval": after / "report.json"}))
+        paths = dict(out=str(run.publish), stats=str(run.filter.stats), traces=str(run.traces),
+                     eval=str(run.eval_after.folder) if "eval" in wanted else None,
+                     adapter=str(run.adapter.folder) if cfg.publish.repo_id else None,
+                     dataset=str(run.kept) if cfg.publish.dataset_repo_id else None)
+        try:
+            pub = PublishConfig(**{**_fields(cfg.publish), **paths})  # publish's own checks run here
+        except ConfigError as exc:
+            raise ConfigError(f"publish: {exc} (the pipeline sets adapter= and dataset= itself)") from None
+        steps.append(Step("publish", "publish", pub, run.publish, [run.publish],
+                          inputs={"adapter": run.adapter.folder, "kept": run.kept, "eval": run.eval_after.report}))
     return steps
 
 
@@ -110,13 +104,10 @@ def materialize_sources(cfg: PipelineConfig, run_dir: Path) -> PipelineConfig:
     """
     cfg = copy.deepcopy(cfg)
     for part in (cfg.generate, cfg.eval):
-        spec = getattr(part, "problems", None)
-        if isinstance(spec, str) and spec.startswith("offline:"):
-            part.problems = str(_write_offline(spec, Path(run_dir)))
-    decontam = getattr(cfg.filter, "decontam", None)
-    if decontam is not None:
-        decontam.problems = [str(_write_offline(s, Path(run_dir))) if s.startswith("offline:") else s
-                             for s in decontam.problems]
+        if isinstance(part.problems, str) and part.problems.startswith("offline:"):
+            part.problems = str(_write_offline(part.problems, Path(run_dir)))
+    cfg.filter.decontam.problems = [str(_write_offline(s, Path(run_dir))) if s.startswith("offline:") else s
+                                    for s in cfg.filter.decontam.problems]
     return cfg
 
 
@@ -132,25 +123,32 @@ def _write_offline(spec: str, run_dir: Path) -> Path:
         raise ConfigError(f"problems: {exc}") from None
     text = "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in problems)
     slug = "".join(c if c.isalnum() else "-" for c in spec[len("offline:"):]).strip("-")
-    path = Path(run_dir) / "problems" / f"offline-{slug}-{hashlib.sha256(spec.encode()).hexdigest()[:6]}.jsonl"
+    path = RunLayout(Path(run_dir)).problems_dir / f"offline-{slug}-{hashlib.sha256(spec.encode()).hexdigest()[:6]}.jsonl"
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         write_text_atomic(path, text)
     return path
 
 
-def _eval_steps(cfg: PipelineConfig, adapter: Path, before: Path, after: Path, with_adapter: bool) -> list[Step]:
-    problems = _local(getattr(cfg.eval, "problems", None))
-    student = _local(getattr(cfg.eval, "student", None))
+def _eval_steps(cfg: PipelineConfig, run: RunLayout, with_adapter: bool) -> list[Step]:
+    """eval-before scores the bare student prompted the way finetune will train it (generate's user
+    template, finetune's system prompt); eval-after reads how the adapter was trained from its record."""
+    problems, student = _local(cfg.eval.problems), _local(cfg.eval.student)
+    before, after = run.eval_before, run.eval_after
     steps = []
     if cfg.eval_before:
-        ev = _wired(cfg.eval, "eval", out=str(before), adapter=None, compare=None, compare_base=False)
-        steps.append(Step("eval-before", "eval", ev, before, [before], inputs={"problems": problems, "student": student}))
+        prompt = cfg.eval.prompt_template or cfg.generate.prompt_template
+        system = cfg.eval.system_prompt if cfg.eval.system_prompt is not None else cfg.finetune.system_prompt
+        ev = _wired(cfg.eval, out=str(before.folder), adapter=None, compare=None, compare_base=False,
+                    prompt_template=prompt, system_prompt=system)
+        steps.append(Step("eval-before", "eval", ev, before.folder, [before.folder],
+                          inputs={"problems": problems, "student": student}))
     if with_adapter:
-        compare = str(before) if cfg.eval_before else None
-        ev = _wired(cfg.eval, "eval", out=str(after), adapter=str(adapter), compare=compare, compare_base=False)
-        steps.append(Step("eval-after", "eval", ev, after, [after], inputs={
-            "problems": problems, "student": student, "adapter": adapter,
-            "before": before / "report.json" if cfg.eval_before else None}))
+        compare = str(before.folder) if cfg.eval_before else None
+        ev = _wired(cfg.eval, out=str(after.folder), adapter=str(run.adapter.folder), compare=compare,
+                    compare_base=False)
+        steps.append(Step("eval-after", "eval", ev, after.folder, [after.folder], inputs={
+            "problems": problems, "student": student, "adapter": run.adapter.folder,
+            "before": before.report if cfg.eval_before else None}))
     return steps
 
 
@@ -190,26 +188,14 @@ def _relative(value: Any, root: str) -> Any:
     return value
 
 
-def _wired(section_cfg: Any, section: str, **paths: Any) -> Any:
-    """A copy of a stage config with the pipeline's paths set (fields the stage lacks are skipped)."""
-    cfg = copy.deepcopy(section_cfg)
-    names = {f.name for f in dataclasses.fields(cfg)}
-    for name, value in paths.items():
-        if name in names:
-            setattr(cfg, name, value)
-        elif value not in (None, False):
-            log.debug("%s: no option %r to wire (skipped)", section, name)
-    return cfg
+def _wired(section_cfg: Any, **paths: Any) -> Any:
+    """A copy of a stage config with the pipeline's paths set; a field the stage lacks is a TypeError
+    (a renamed option must fail here, not be skipped), and the stage's own checks run again."""
+    return dataclasses.replace(copy.deepcopy(section_cfg), **paths)
 
 
-def _set_if_unset(cfg: Any, candidates: tuple[str, ...], value: Any) -> None:
-    """Set the first of ``candidates`` the stage has, unless the recipe already set it."""
-    names = {f.name for f in dataclasses.fields(cfg)}
-    for name in candidates:
-        if name in names:
-            if getattr(cfg, name) in (None, "", []):
-                setattr(cfg, name, value)
-            return
+def _fields(cfg: Any) -> dict[str, Any]:
+    return {f.name: copy.deepcopy(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
 
 
 def _local(spec: str | None) -> Path | None:

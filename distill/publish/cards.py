@@ -2,8 +2,10 @@
 
 Usage:
     from distill.publish.cards import model_card, dataset_card
-    text = model_card(facts, repo_id="me/smollm2-distill", dataset_repo_id="me/traces", license="apache-2.0")
-    text = dataset_card(facts, repo_id="me/traces", license="apache-2.0", rows=812, columns=[...])
+    text = model_card(facts, repo_id="me/smollm2-distill", dataset_repo_id="me/traces", license="apache-2.0",
+                      tags=[])
+    text = dataset_card(facts, repo_id="me/traces", license="apache-2.0", rows=812, columns=["id", "question"],
+                        tags=[])
 
 Both start with YAML metadata the Hub reads (base_model, library_name: peft, pipeline_tag, tags,
 datasets, license, model-index with the eval results; for datasets: configs, task_categories,
@@ -117,15 +119,28 @@ def _eval_section(facts: dict) -> list[str]:
     return lines + [_table(rows, ("base + adapter", "value")), ""]
 
 
+def _base_weights(facts: dict) -> list[str]:
+    """Say so when the weights trained on are not the named Hub checkpoint (a de-quantised GGUF)."""
+    w = facts.get("base_weights")
+    if not w:
+        return []
+    quant = f"{w['quantisation']}-quantised " if w.get("quantisation") else ""
+    base = facts.get("base_model") or "the base model"
+    return [f"**Base weights**: the adapter was trained on weights de-quantised from the {quant}GGUF file "
+            f"`{w['file']}` (sha256 `{w.get('sha256')}`) to {w.get('dtype') or 'float'}, not on the `{base}` "
+            "checkpoint itself. Applied to that checkpoint it behaves close to, but not exactly as, it did in "
+            "training and in the evaluation below.", ""]
+
+
 def _usage_snippet(facts: dict, repo_id: str, merged: bool = False) -> list[str]:
-    hp = (facts.get("finetune") or {}).get("hyperparameters") or {}
-    system = hp.get("system_prompt")
-    prompt = (facts["teacher"].get("sampling") or {}).get("prompt_template") or DEFAULT_PROMPT
+    record = facts.get("finetune") or {}
+    system = record.get("system_prompt")
+    prompt = record.get("prompt_template") or DEFAULT_PROMPT
     base = facts.get("base_model") or facts.get("base_model_recorded") or "BASE_MODEL"
     messages = ('[{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT.format(question=question)}]'
                 if system else '[{"role": "user", "content": PROMPT.format(question=question)}]')
-    return ["## Usage", "", "The student is prompted exactly as it was trained: the teacher's user message "
-            "(the prompt template below) in the tokenizer's chat template saved with the adapter.", "",
+    return ["## Usage", "", "The student is prompted exactly as it was trained: the user message template "
+            "and system prompt below, in the chat template saved with the tokenizer.", "",
             "```python", *([] if merged else ["from peft import PeftModel"]),
             "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
             *([f"model = AutoModelForCausalLM.from_pretrained({repo_id!r})"] if merged else [
@@ -158,6 +173,7 @@ def model_card(facts: dict, repo_id: str, dataset_repo_id: str | None, license: 
         if merged_from else f"A LoRA adapter for `{base}`"
     body = [f"# {name}", "", f"{what}, distilled from a reasoning teacher with "
             "distill: teacher traces, verified final answers only, LoRA fine-tuning.", ""]
+    body += _base_weights(facts)
     if dataset_repo_id:
         body += [f"Training data: [`{dataset_repo_id}`](https://huggingface.co/datasets/{dataset_repo_id}).", ""]
     body += _how_made(facts) + _eval_section(facts)

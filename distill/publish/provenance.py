@@ -1,16 +1,19 @@
-"""Collect the facts a card states from the run records: distill.json, stats.json, report.json, traces.
+"""Collect the facts a card states from the run records (AdapterRecord, FilterStats, EvalReport, traces).
 
 Usage:
     from distill.publish.provenance import gather
-    facts = gather(cfg)     # plain dict: base model, hyper-parameters, teacher, sampling, funnel, tokens, cost, eval
+    facts = gather(cfg)     # plain dict: base model and weights, hyper-parameters, teacher, funnel, tokens, cost, eval
 
-Nothing here is typed by hand: every number comes from a file a stage wrote. Endpoints are
-reduced to their host name; API keys are never read (only the NAME of their variable exists
-in configs, and it is dropped here too).
+Nothing here is typed by hand and no file name is guessed: every number comes from a record a
+stage wrote, read through :mod:`distill.artifacts`, and each record names the next one (the
+adapter record its data, the filter stats its traces, generate's config sits beside its
+traces). Endpoints are reduced to their host name; API keys are never read (only the NAME of
+their variable exists in configs, and it is dropped here too).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -18,17 +21,17 @@ from urllib.parse import urlparse
 
 import yaml
 
-from distill.records import file_sha256, read_jsonl
+from distill.artifacts import (AdapterRecord, EvalFiles, EvalReport, FilterFiles, FilterStats, generate_config_path,
+                               is_failed, pair_key, read_latest, read_records, record_cost)
+from distill.records import file_sha256
+from distill.student import hub_id
 
 log = logging.getLogger(__name__)
-HUB_NAMES = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 _SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "samples", "on_truncated", "system_prompt",
                   "prompt_template", "extra_body")
 
 
-def _json(path: Path | None) -> dict:
-    if path is None or not path.is_file():
-        return {}
+def _json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -45,24 +48,6 @@ def _yaml(path: Path | None) -> dict:
     except (OSError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def hub_base_model(refs: list[str | None], override: str | None) -> str | None:
-    """The base model as a Hub id (for the card's metadata), or None when only a local path is known."""
-    if override:
-        return override
-    for ref in refs:
-        if not ref:
-            continue
-        if ref in HUB_NAMES:
-            return HUB_NAMES[ref]
-        if ref.count("/") == 1 and not Path(ref).exists() and not ref.startswith((".", "/", "~")):
-            return ref
-    return None
-
-
-def _first_existing(*paths: Path | None) -> Path | None:
-    return next((p for p in paths if p is not None and p.is_file()), None)
 
 
 def _teacher(gen_cfg: dict, records: list[dict]) -> dict:
@@ -87,7 +72,22 @@ def _usage(records: list[dict]) -> dict:
 
 
 def _records(path: Path | None) -> list[dict]:
-    return [rec for _, rec in read_jsonl(path)] if path is not None and path.is_file() else []
+    """Every line (the spend counts failed attempts too), typed, or one line naming the bad field."""
+    if path is None or not path.is_file():
+        return []
+    records = []
+    for line, rec in read_records(path):
+        pair_key(rec, path, line)
+        record_cost(rec, path, line)
+        records.append(rec)
+    return records
+
+
+def _pairs(path: Path | None) -> list[dict]:
+    """The last record of each (id, sample) when it is good: a file appended twice publishes each pair once."""
+    if path is None or not path.is_file():
+        return []
+    return [rec for rec in read_latest(path).values() if not is_failed(rec)]
 
 
 def public_name(value):
@@ -97,45 +97,34 @@ def public_name(value):
     return value
 
 
-def _find_traces(kept: Path | None) -> Path | None:
-    """generate's output: named by the filter's resolved config (``traces=``), else traces.jsonl beside."""
-    if kept is None:
-        return None
-    traces = _yaml(kept.with_name("filter.config.yaml")).get("traces")
-    candidates = [Path(traces) if traces else None, (kept.parent / traces) if traces else None,
-                  kept.with_name("traces.jsonl")]
-    return _first_existing(*candidates)
-
-
 def gather(cfg) -> dict:
-    """Everything the cards say, from the files ``cfg`` points at (missing records are simply left out)."""
+    """Everything the cards say, from the records ``cfg`` points at (a record not given is left out)."""
     adapter = Path(cfg.adapter) if cfg.adapter else None
-    record = _json(adapter / "distill.json") if adapter else {}
-    adapter_cfg = _json(adapter / "adapter_config.json") if adapter else {}
-    data_path = Path(cfg.dataset) if cfg.dataset else None
-    if data_path is None and isinstance(record.get("data"), dict) and record["data"].get("path"):
-        candidate = Path(record["data"]["path"])
-        data_path = candidate if candidate.is_file() else None
-    folder = data_path.parent if data_path else None
-    stats_path = Path(cfg.stats) if cfg.stats else _first_existing(folder / "stats.json" if folder else None)
-    traces_path = Path(cfg.traces) if cfg.traces else _find_traces(data_path)
-    gen_path = Path(cfg.generate_config) if cfg.generate_config else _first_existing(
-        traces_path.with_name(traces_path.name.rsplit(".", 1)[0] + ".config.yaml") if traces_path else None)
-    kept = _records(data_path)
-    all_traces = _records(traces_path) or kept + _records(folder / "rejected.jsonl" if folder else None)
+    record = AdapterRecord.read(adapter) if adapter and AdapterRecord.exists(adapter) else None
+    adapter_cfg = _json(adapter / "adapter_config.json") if adapter and (adapter / "adapter_config.json").is_file() \
+        else {}
+    data_path = Path(cfg.dataset) if cfg.dataset else Path(record.data["path"]) if record else None
+    stats_path = Path(cfg.stats) if cfg.stats else FilterFiles.beside(data_path).stats if data_path else None
+    stats = FilterStats.read(stats_path) if stats_path and stats_path.is_file() else None
+    traces_path = Path(cfg.traces) if cfg.traces else Path(stats.inputs["traces"]) if stats else None
+    gen_path = Path(cfg.generate_config) if cfg.generate_config else \
+        generate_config_path(traces_path) if traces_path else None
+    kept = _pairs(data_path)
+    all_traces = _records(traces_path)
     gen_cfg = _yaml(gen_path)
     gen_cfg.pop("api_key_env", None)
-    eval_dir = Path(cfg.eval) if cfg.eval else None
-    report = _json(eval_dir / "report.json") if eval_dir else {}
-    base_refs = [record.get("student"), record.get("base_model"), adapter_cfg.get("base_model_name_or_path")]
+    report_path = EvalFiles(Path(cfg.eval)).report if cfg.eval else None
+    report = EvalReport.read(report_path).to_dict() if report_path and report_path.is_file() else {}
+    recorded = adapter_cfg.get("base_model_name_or_path")
     return {
-        "base_model": hub_base_model(base_refs, cfg.base_model),
-        "base_model_recorded": public_name(adapter_cfg.get("base_model_name_or_path") or record.get("base_model")),
-        "adapter_config": adapter_cfg, "finetune": record,
+        "base_model": cfg.base_model or (record.base_model if record else hub_id(recorded or "")),
+        "base_model_recorded": public_name(record.base_path if record else recorded),
+        "base_weights": dataclasses.asdict(record.base_weights) if record and record.base_weights else None,
+        "adapter_config": adapter_cfg, "finetune": dataclasses.asdict(record) if record else {},
         "dataset_file": str(data_path) if data_path else None,
-        "dataset_sha256": file_sha256(data_path) if data_path else None,
-        "kept": kept, "stats": _json(stats_path), "teacher": _teacher(gen_cfg, all_traces or kept),
+        "dataset_sha256": file_sha256(data_path) if data_path and data_path.is_file() else None,
+        "kept": kept, "stats": stats.to_dict() if stats else {}, "teacher": _teacher(gen_cfg, all_traces or kept),
         "problems_source": {k: public_name(gen_cfg.get(k)) for k in ("problems", "hf_config", "split") if gen_cfg.get(k)},
-        "usage": _usage(all_traces), "usage_scope": "all traces" if all_traces else "kept traces",
+        "usage": _usage(all_traces or kept), "usage_scope": "all traces" if all_traces else "kept traces",
         "eval": report,
     }

@@ -18,13 +18,15 @@ import logging
 import shutil
 from pathlib import Path
 
-from distill.errors import ConfigError, InputError
+from distill.errors import ConfigError, HubError, InputError
 from distill.evaluate.basemodel import same_model
+from distill.paths import check_outputs
 from distill.progress import human_count, show_table
 from distill.publish.cards import dataset_card, model_card
 from distill.publish.config import PublishConfig
 from distill.publish.provenance import gather
 from distill.publish.secrets import scan_folder
+from distill.redact import redact
 
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ SKIP = ("optimizer.pt", "scheduler.pt", "training_args.bin", "trainer_state.json
 
 def run(cfg: PublishConfig, api=None) -> Path | str:
     """Build, scan and (unless dry_run) upload; ``api`` is an HfApi (tests may pass one)."""
+    _check_inputs(cfg)
     facts = gather(cfg)
     out = Path(cfg.out)
     staged: list[tuple[str, str, Path]] = []  # (repo_type, repo_id, folder)
@@ -55,8 +58,33 @@ def run(cfg: PublishConfig, api=None) -> Path | str:
         if get_token() is None:
             raise ConfigError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (distill never stores it)")
         api = HfApi()
-    urls = [upload(api, repo_type, repo_id, folder, cfg) for repo_type, repo_id, folder in staged]
+    urls = []
+    for repo_type, repo_id, folder in staged:
+        try:
+            urls.append(upload(api, repo_type, repo_id, folder, cfg))
+        except OSError as exc:  # HfHubHTTPError and connection errors; the message may echo the token
+            raise HubError(f"{repo_type}s/{repo_id}: the Hub refused the upload ({_first_line(exc)})"
+                           + (f"; already uploaded: {' '.join(urls)}" if urls else "")) from None
     return " ".join(urls)
+
+
+def _check_inputs(cfg: PublishConfig) -> None:
+    """Every named input exists and the staging folder writes over none of them, before anything is built."""
+    if cfg.eval and not (Path(cfg.eval) / "report.json").is_file():
+        raise InputError("no report.json here: eval= needs an eval folder (from distill eval)", path=cfg.eval,
+                         field="eval")
+    if cfg.dataset and not Path(cfg.dataset).is_file():  # (stats=, traces= only add to the card: optional)
+        raise InputError("file not found", path=cfg.dataset, field="dataset")
+    if cfg.adapter and not Path(cfg.adapter).is_dir():
+        raise InputError("adapter folder not found", path=cfg.adapter, field="adapter")
+    check_outputs("publish", inputs={k: getattr(cfg, k) for k in ("adapter", "dataset", "eval", "stats", "traces",
+                                                                    "generate_config")},
+                  outputs={"out": cfg.out}, folders={"out": ("model", "merged", "dataset")})
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return redact(text[:300] or type(exc).__name__)
 
 
 def stage_model(cfg: PublishConfig, facts: dict, folder: Path) -> Path:

@@ -4,7 +4,9 @@ Usage:
     from distill.teacher.capture import split_think, from_message, StreamCapture
     split_think("<think>r</think> a")            # -> ("r", "a")
     reasoning, content = from_message(completion.choices[0].message)
-    cap = StreamCapture(); cap.add(chunk.choices[0].delta) ...; cap.result()
+    cap = StreamCapture()
+    cap.add(chunk.choices[0].delta)               # for each streamed chunk
+    reasoning, content = cap.result()
 
 Read, in order: ``reasoning_content`` (DeepSeek, SGLang, Fireworks), ``reasoning`` (vLLM >= 0.11.1,
 OpenRouter, Together, Ollama), OpenRouter's ``reasoning_details`` text items, then a leading

@@ -66,17 +66,30 @@ class Completion:
 
 def _usage(raw: Any) -> dict[str, int]:
     """Normalised usage: prompt, completion, reasoning and cached token counts (0 when absent)."""
-    if raw is None:
+    data = raw if isinstance(raw, dict) else getattr(raw, "model_dump", lambda: None)()
+    if not isinstance(data, dict):  # absent, or a server sending usage that is not an object: estimate it
         return {}
-    data = raw if isinstance(raw, dict) else raw.model_dump()
-    cdetails = data.get("completion_tokens_details") or {}
-    pdetails = data.get("prompt_tokens_details") or {}
+    cdetails = _mapping(data.get("completion_tokens_details"))
+    pdetails = _mapping(data.get("prompt_tokens_details"))
+    if not _count(data.get("prompt_tokens")) and not _count(data.get("completion_tokens")):
+        return {}  # no usable counts: estimated from the text instead (a zero would under-count the cap)
     return {
-        "prompt_tokens": int(data.get("prompt_tokens") or 0),
-        "completion_tokens": int(data.get("completion_tokens") or 0),
-        "reasoning_tokens": int(cdetails.get("reasoning_tokens") or 0),
-        "cached_tokens": int(pdetails.get("cached_tokens") or data.get("prompt_cache_hit_tokens") or 0),
+        "prompt_tokens": _count(data.get("prompt_tokens")),
+        "completion_tokens": _count(data.get("completion_tokens")),
+        "reasoning_tokens": _count(cdetails.get("reasoning_tokens")),
+        "cached_tokens": _count(pdetails.get("cached_tokens") or data.get("prompt_cache_hit_tokens")),
     }
+
+
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _count(value: Any) -> int:
+    """A token count from a server's usage; anything that is not a non-negative number counts as 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return 0
+    return int(value)
 
 
 class TeacherClient:

@@ -1,17 +1,18 @@
 """Settings shared by everything that talks to a teacher: generate, the filter's judge, eval's api backend.
 
 Usage:
-    @dataclass
-    class GenerateConfig(TeacherConfig): ...          # model=, base_url=, rpm= ... at top level
-    judge: JudgeConfig = section(JudgeConfig, "...")   # judge.model=, judge.base_url= ...
+    class GenerateConfig(SourceConfig, TeacherConfig): ...   # model=, base_url=, rpm= at top level
+    judge: JudgeConfig = section(JudgeConfig, "the judge")  # inside FilterConfig: judge.model=, judge.base_url=
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlparse
 
-from distill.config import option
+from distill.config import check_bounds, option
+from distill.errors import ConfigError
 
 Provider = Literal["auto", "deepseek", "openai", "openrouter", "vllm", "sglang", "together", "ollama",
                    "offline", "generic"]
@@ -44,3 +45,28 @@ class TeacherConfig:
     prices: dict[str, Any] = option(
         {}, "USD per 1M tokens, e.g. {input: 0.28, output: 0.42, cached_input: 0.028}; default: built-in table")
 
+
+    def validate(self) -> None:
+        """Ranges and a well-formed endpoint, checked before the first request."""
+        urls = self.base_url if isinstance(self.base_url, list) else [self.base_url]
+        for url in urls:
+            check_base_url(url)
+        check_bounds(self, {"max_tokens": ">= 0", "request_timeout": "> 0", "concurrency": ">= 1",
+                            "max_attempts": ">= 1", "rpm": ">= 1", "tpm": ">= 1", "backoff_base": ">= 0",
+                            "backoff_max": ">= 0", "temperature": "[0, 2]", "top_p": "(0, 1]"})
+        bad = [k for k, v in self.prices.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0]
+        if bad:
+            raise ConfigError(f"prices.{bad[0]} must be a non-negative number (USD per 1M tokens), "
+                              f"got {self.prices[bad[0]]!r}")
+
+
+def check_base_url(url: Any) -> None:
+    """``http(s)://host[:port][/path]`` or ConfigError: a typo here would fail every request."""
+    try:
+        parts = urlparse(url) if isinstance(url, str) else None
+        port = parts.port if parts else None  # raises ValueError when out of range
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"base_url must be an http(s):// URL with a host, got {url!r}")
+    del port

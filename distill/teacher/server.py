@@ -1,12 +1,10 @@
-"""A loopback OpenAI-compatible teacher: every reasoning dialect, streaming or not, faults on demand.
+"""A loopback OpenAI-compatible teacher: every reasoning dialect, streaming or not, keep-alives.
 
 Usage:
     from distill.teacher.server import TeacherServer
     with TeacherServer(dialect="deepseek", latency=0.0) as srv:
-        srv.add_fault("429", count=2, retry_after=0.2)
-        client = OpenAI(base_url=srv.base_url, api_key="x")
-        ...
-        assert srv.stats.max_in_flight <= 8
+        client = TeacherClient(TeacherConfig(model="test-teacher", base_url=srv.base_url))
+        srv.stats.requests, srv.stats.max_in_flight   # what the server saw
 
     distill teacher serve port=0 dialect=vllm      # prints "serving http://127.0.0.1:PORT/v1"
 
@@ -15,7 +13,8 @@ hundreds of concurrent requests; the server runs in a background thread with its
 the foreground for ``distill teacher serve``. Answers come from the offline teacher
 (``distill.teacher.offline``) when it knows the question, else a generic trace ending in
 ``\\boxed{42}`` (``distill.teacher.server_responder``). The wire formats live in
-``distill.teacher.server_wire``, fault bookkeeping in ``distill.teacher.server_faults``.
+``distill.teacher.server_wire``. What a test needs beyond a well-behaved teacher (429s, drops,
+malformed bodies, hangs, quotas) is test support: ``tests/faulty_teacher.py`` extends this class.
 """
 
 from __future__ import annotations
@@ -27,14 +26,13 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter, deque
-from typing import Any, Callable
+from collections import Counter
+from typing import Callable
 
 from distill.errors import ConfigError
 from distill.teacher import server_wire as wire
-from distill.teacher.server_faults import Fault, FaultPlan
-from distill.teacher.server_responder import DefaultResponder, Responder
 from distill.teacher.server_config import ServeConfig
+from distill.teacher.server_responder import DefaultResponder, Responder
 
 log = logging.getLogger(__name__)
 
@@ -55,45 +53,24 @@ class Stats:
         self.max_in_flight = 0
         self.by_status: Counter = Counter()
         self.prompts: Counter = Counter()
-        self.faults: Counter = Counter()
         self.bodies: list[dict] = []
 
 
-class _RateWindow:
-    """A one-minute sliding window behind the x-ratelimit-* headers."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.events = limit, deque()
-
-    def used(self, now: float) -> float:
-        while self.events and self.events[0][0] <= now - 60.0:
-            self.events.popleft()
-        return sum(n for _, n in self.events)
-
-    def reset_in(self, now: float) -> float:
-        return max(0.0, self.events[0][0] + 60.0 - now) if self.events else 0.0
-
-
 class TeacherServer:
-    """An OpenAI-compatible /v1 server on 127.0.0.1 with counters and fault injection."""
+    """An OpenAI-compatible /v1 server on 127.0.0.1 with counters."""
 
     def __init__(self, dialect: str = "deepseek", latency: float = 0.0, responder: Responder | None = None,
                  model: str = "test-teacher", *, host: str = "127.0.0.1", port: int = 0,
                  mistake_rate: float = 0.0, seed: int = 0, keepalive: float | None = None,
-                 fault_rates: dict[str, float] | None = None, keep_bodies: bool = True) -> None:
+                 keep_bodies: bool = True) -> None:
         if host not in LOOPBACK:
             raise ConfigError(f"host={host!r}: the teacher server binds loopback addresses only")
         wire.check_dialect(dialect)
         self.dialect, self.latency, self.model = dialect, float(latency), model
         self.responder = responder or DefaultResponder(seed, mistake_rate)
         self.host, self.port, self.keepalive = host, port, keepalive
-        for kind in fault_rates or {}:
-            wire.check_fault(kind)
-        self._faults = FaultPlan(seed, fault_rates)
         self.stats = Stats()
         self.keep_bodies = keep_bodies  # off for long-running `distill teacher serve`: memory stays flat
-        self._limits: dict[str, _RateWindow] = {}
-        self._enforce = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -105,36 +82,12 @@ class TeacherServer:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    def add_fault(self, kind: str, count: int = 1, match: str | None = None, **opts: Any) -> None:
-        """The next ``count`` matching requests get fault ``kind`` (see ``wire.FAULTS``).
-
-        Options: ``retry_after`` (429/503), ``gap`` and ``interval`` (slow_stream).
-        """
-        wire.check_fault(kind)
-        self._faults.add(Fault(kind, count, match, opts))
-
-    def clear_faults(self) -> None:
-        self._faults.clear()
-
     def set_latency(self, seconds: float) -> None:
         self.latency = float(seconds)
 
     def set_dialect(self, dialect: str) -> None:
         wire.check_dialect(dialect)
         self.dialect = dialect
-
-    def set_ratelimit_headers(self, requests: int | None = None, tokens: int | None = None,
-                              enforce: bool = False) -> None:
-        """Send x-ratelimit-* headers for these per-minute limits (None: no headers).
-
-        With ``enforce`` a request over a limit gets 429 with Retry-After, like a real provider.
-        """
-        limits = {}
-        if requests is not None:
-            limits["requests"] = _RateWindow(int(requests))
-        if tokens is not None:
-            limits["tokens"] = _RateWindow(int(tokens))
-        self._limits, self._enforce = limits, enforce
 
     def start(self) -> "TeacherServer":
         ready = threading.Event()
@@ -251,65 +204,30 @@ class TeacherServer:
             self.stats.bodies.append(body)
         prompt = wire.last_user_text(body["messages"])
         self.stats.prompts[prompt] += 1
-        fault = self._faults.take(prompt)
-        limited = self._rate_limited() if fault is None else None
-        if limited is not None:
-            fault = Fault("429", 1, opts={"retry_after": limited})
-        if fault is not None:
-            self.stats.faults[fault.kind] += 1
-            if fault.kind in wire.STATUS_FAULTS:
-                return await self._send_status_fault(writer, fault)
-            if fault.kind == "hang":
-                await self._hang(reader)
-                return False
-        stream = bool(body.get("stream"))
+        return await self.reply(body, prompt, reader, writer)
+
+    async def reply(self, body: dict, prompt: str, reader: asyncio.StreamReader,
+                    writer: asyncio.StreamWriter) -> bool:
+        """Answer one well-formed chat request (a test server overrides this to misbehave)."""
         try:
-            choices = self._answer(body, fault)
+            choices = self.answer(body)
         except Exception as exc:
             log.exception("teacher server: responder failed")
             return await self._send_error(writer, 500, f"responder failed: {type(exc).__name__}", "server_error",
                                           "responder_error")
-        self._count_tokens(choices)
-        if stream:
-            return await self._stream(writer, body, choices, fault)
-        return await self._respond(writer, body, choices, fault)
+        if body.get("stream"):
+            return await self.stream(writer, body, choices)
+        return await self.respond(writer, body, choices)
 
-    def _rate_limited(self) -> float | None:
-        if not self._enforce:
-            return None
-        now = time.monotonic()
-        for window in self._limits.values():
-            if window.used(now) >= window.limit:
-                return round(max(window.reset_in(now), 0.05), 3)
-        return None
-
-    def _answer(self, body: dict, fault: Fault | None) -> list[wire.Choice]:
+    def answer(self, body: dict) -> list[wire.Choice]:
+        """The choices for a request: the responder's (reasoning, content), cut to the token budget."""
         n = 1 if body.get("stream") else max(1, int(body.get("n") or 1))
         budget = body.get("max_completion_tokens") or body.get("max_tokens")
-        choices = []
-        for _ in range(n):
-            reasoning, content = self.responder(body["messages"], body)
-            choice = wire.make_choice(reasoning, content, budget)
-            if fault is not None and fault.kind == "truncate":
-                choice = wire.truncated(choice)
-            choices.append(choice)
-        return choices
+        return [wire.make_choice(*self.responder(body["messages"], body), budget) for _ in range(n)]
 
-    def _count_tokens(self, choices: list[wire.Choice]) -> None:
-        now = time.monotonic()
-        if "requests" in self._limits:
-            self._limits["requests"].events.append((now, 1))
-        if "tokens" in self._limits:
-            self._limits["tokens"].events.append((now, sum(c.completion_tokens for c in choices)))
-
-    def _ratelimit_headers(self) -> list[tuple[str, str]]:
-        now, headers = time.monotonic(), []
-        for name, window in self._limits.items():
-            remaining = max(0, int(window.limit - window.used(now)))
-            headers += [(f"x-ratelimit-limit-{name}", str(window.limit)),
-                        (f"x-ratelimit-remaining-{name}", str(remaining)),
-                        (f"x-ratelimit-reset-{name}", wire.duration(window.reset_in(now)))]
-        return headers
+    def extra_headers(self) -> list[tuple[str, str]]:
+        """Headers added to every chat response (none here; a test server adds x-ratelimit-*)."""
+        return []
 
     # ------------------------------------------------------------------ writing responses
 
@@ -342,87 +260,43 @@ class TeacherServer:
                           code: str | None, head_extra: list | None = None) -> bool:
         return await self._send_json(writer, status, wire.error_body(message, type_, code), head_extra)
 
-    async def _send_status_fault(self, writer: asyncio.StreamWriter, fault: Fault) -> bool:
-        await asyncio.sleep(min(self.latency, 0.05))
-        status, message, type_, code = wire.STATUS_FAULTS[fault.kind]
-        extra = []
-        retry_after = fault.opts.get("retry_after")
-        if retry_after is not None:
-            extra.append(("retry-after", wire.number(retry_after)))
-        return await self._send_error(writer, status, message, type_, code, extra + self._ratelimit_headers())
-
-    async def _hang(self, reader: asyncio.StreamReader) -> None:
-        # Never answer; return when the client gives up (EOF) or the server shuts down.
-        while await reader.read(65536):
-            pass
-
-    async def _respond(self, writer: asyncio.StreamWriter, body: dict, choices: list, fault: Fault | None) -> bool:
-        kind = fault.kind if fault else None
-        payload = wire.dumps(wire.completion(self.model, self.dialect, choices, body))
-        extra = self._ratelimit_headers()
-        if kind != "slow_stream" and not self.keepalive:
-            await asyncio.sleep(self.latency)
-        if kind == "malformed":
-            return await self._send(writer, 200, extra, payload[: len(payload) // 2] + b",,}")
-        if kind == "empty":
-            return await self._send(writer, 200, extra, b"")
-        if kind == "stream_error":  # OpenRouter: 200 with the error in the body
-            return await self._send_json(writer, 200, wire.error_body("upstream provider error", "server_error", 502))
-        if kind == "drop":
-            self.stats.by_status[200] += 1
-            writer.write(wire.head(200, extra + [("content-type", "application/json"),
-                                                 ("content-length", str(len(payload)))]) + payload[: len(payload) // 2])
-            await writer.drain()
-            writer.transport.abort()
-            return False
-        if kind == "slow_stream" or self.keepalive:
-            # DeepSeek-style: blank lines while the answer is prepared, then the JSON
-            gap = fault.opts.get("gap", 1.0) if kind == "slow_stream" else self.latency
-            self.stats.by_status[200] += 1
-            writer.write(wire.head(200, extra + [("content-type", "application/json"),
-                                                 ("transfer-encoding", "chunked")]))
-            await self._wait(writer, gap, b"\n", _interval(fault, self.keepalive))
-            self.stats.ok += kind is None
-            writer.write(wire.chunk(payload) + wire.chunk(b""))
-            await writer.drain()
-            return True
-        self.stats.ok += kind is None
-        return await self._send(writer, 200, extra, payload)
-
-    async def _stream(self, writer: asyncio.StreamWriter, body: dict, choices: list, fault: Fault | None) -> bool:
-        kind = fault.kind if fault else None
+    async def respond(self, writer: asyncio.StreamWriter, body: dict, choices: list, payload: bytes | None = None,
+                      gap: float | None = None, interval: float | None = None, is_ok: bool = True) -> bool:
+        """A JSON completion; with keep-alives (``interval``), blank lines for ``gap`` seconds first,
+        as DeepSeek sends while a long answer is prepared."""
+        payload = payload if payload is not None else wire.dumps(wire.completion(self.model, self.dialect, choices, body))
+        extra = self.extra_headers()
+        interval = interval if interval is not None else self.keepalive
+        gap = gap if gap is not None else self.latency
+        if not interval:
+            await asyncio.sleep(gap)
+            self.stats.ok += is_ok
+            return await self._send(writer, 200, extra, payload)
         self.stats.by_status[200] += 1
-        writer.write(wire.head(200, self._ratelimit_headers() + [
-            ("content-type", "text/event-stream"), ("cache-control", "no-cache"),
-            ("transfer-encoding", "chunked")]))
+        writer.write(wire.head(200, extra + [("content-type", "application/json"), ("transfer-encoding", "chunked")]))
+        await self._wait(writer, gap, b"\n", interval)
+        self.stats.ok += is_ok
+        writer.write(wire.chunk(payload) + wire.chunk(b""))
+        await writer.drain()
+        return True
+
+    async def open_stream(self, writer: asyncio.StreamWriter) -> bytes:
+        """Send the SSE head (and the dialect's first keep-alive); returns the keep-alive comment."""
+        self.stats.by_status[200] += 1
+        writer.write(wire.head(200, self.extra_headers() + [
+            ("content-type", "text/event-stream"), ("cache-control", "no-cache"), ("transfer-encoding", "chunked")]))
         comment = wire.keepalive_comment(self.dialect)
         if self.dialect == "openrouter":
             writer.write(wire.chunk(comment))
         await self._wait(writer, self.latency, comment, self.keepalive)
+        return comment
+
+    async def stream(self, writer: asyncio.StreamWriter, body: dict, choices: list) -> bool:
+        """Server-sent events in the dialect's shape, then ``[DONE]``."""
+        await self.open_stream(writer)
         events = wire.stream_events(self.model, self.dialect, choices[0], body)
-        if kind == "empty":
-            events = []
-        elif kind in ("drop", "malformed", "stream_error"):
-            events = events[: max(2, len(events) // 3)]
-        if kind == "slow_stream":
-            gap = fault.opts.get("gap", 1.0)
-            half = len(events) // 2
-            writer.write(wire.chunk(b"".join(events[:half])))
-            await self._wait(writer, gap, comment, _interval(fault, self.keepalive))
-            events = events[half:]
-        writer.write(wire.chunk(b"".join(events)) if events else b"")
-        if kind == "drop":
-            await writer.drain()
-            writer.transport.abort()
-            return False
-        if kind == "malformed":
-            writer.write(wire.chunk(b'data: {"id": "chatcmpl-broken", "choices": [{"delta": \n\n'))
-        if kind == "stream_error":
-            error = wire.error_body("upstream provider error mid-stream", "server_error", 502)
-            writer.write(wire.chunk(b"data: " + wire.dumps(error) + b"\n\n"))
-        if kind is None or kind in ("slow_stream", "truncate"):
-            writer.write(wire.chunk(b"data: [DONE]\n\n"))
-        self.stats.ok += kind is None
+        writer.write(wire.chunk(b"".join(events) + b"data: [DONE]\n\n"))
+        self.stats.ok += 1
         writer.write(wire.chunk(b""))
         await writer.drain()
         return True
@@ -448,20 +322,11 @@ class TeacherServer:
         await self._shutdown()
 
 
-def _interval(fault: Fault | None, default: float | None) -> float | None:
-    if fault is not None and fault.kind == "slow_stream":
-        return float(fault.opts.get("interval", 0.2))
-    return default
-
-
 def serve(cfg: ServeConfig) -> None:
     """Run the offline teacher in the foreground; prints ``serving <base_url>`` once listening."""
     server = TeacherServer(
         dialect=cfg.dialect, latency=cfg.latency, model=cfg.model, host=cfg.host, port=cfg.port,
-        mistake_rate=cfg.mistake_rate, seed=cfg.seed, keepalive=cfg.keepalive, fault_rates=cfg.fault_rates,
-        keep_bodies=False)
-    if cfg.ratelimit_requests is not None or cfg.ratelimit_tokens is not None:
-        server.set_ratelimit_headers(cfg.ratelimit_requests, cfg.ratelimit_tokens, enforce=cfg.ratelimit_enforce)
+        mistake_rate=cfg.mistake_rate, seed=cfg.seed, keepalive=cfg.keepalive, keep_bodies=False)
 
     def announce(url: str) -> None:
         sys.stdout.write(f"serving {url}\n")

@@ -2,14 +2,15 @@
 
 Usage:
     distill teacher serve port=8765 dialect=deepseek mistake_rate=0.15
-    distill teacher serve port=0 latency=1.0 fault_rates="{'429': 0.05, '500': 0.02}"
+    distill teacher serve port=0 latency=1.0 keepalive=0.5
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from distill.config import option
+from distill.config import check_bounds, option
+from distill.errors import ConfigError
 
 
 @dataclass
@@ -24,13 +25,10 @@ class ServeConfig:
                     " | think | think_open | hidden")
     mistake_rate: float = option(0.15, "share of traces with a deliberate mistake in a step or the answer")
     latency: float = option(0.0, "seconds added to every response")
-    seed: int = option(0, "seed for the mistakes and random faults, so runs are reproducible")
+    seed: int = option(0, "seed for the mistakes, so runs are reproducible")
     keepalive: float | None = option(
         None, "while a response waits, send keep-alives every N seconds (SSE comments; blank lines"
               " before a non-streamed body, as DeepSeek does)")
-    fault_rates: dict[str, float] = option(
-        {}, "random faults per request, e.g. {'429': 0.05, '500': 0.02, drop: 0.01}"
-            " (429 quota 400 401 402 500 503 drop malformed hang truncate empty stream_error slow_stream)")
-    ratelimit_requests: int | None = option(None, "send x-ratelimit-*-requests headers for this per-minute limit")
-    ratelimit_tokens: int | None = option(None, "send x-ratelimit-*-tokens headers for this per-minute limit")
-    ratelimit_enforce: bool = option(False, "answer 429 with Retry-After beyond the x-ratelimit limits")
+
+    def __post_init__(self) -> None:
+        check_bounds(self, {"port": "[0, 65535]", "mistake_rate": "[0, 1]", "latency": ">= 0", "keepalive": "> 0"})

@@ -1,4 +1,4 @@
-"""Wire formats of the loopback teacher server: HTTP/1.1 framing, each dialect's JSON and SSE, faults.
+"""Wire formats of the loopback teacher server: HTTP/1.1 framing, each dialect's JSON and SSE.
 
 Usage:
     from distill.teacher import server_wire as wire
@@ -16,7 +16,7 @@ import itertools
 import json
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from http import HTTPStatus
 
 from distill.errors import ConfigError
@@ -24,20 +24,6 @@ from distill.errors import ConfigError
 REASONING_FIELD = {"deepseek": "reasoning_content", "sglang": "reasoning_content", "vllm": "reasoning",
                    "together": "reasoning", "ollama": "reasoning", "openrouter": "reasoning"}
 DIALECTS = (*REASONING_FIELD, "think", "think_open", "hidden", "openai")  # openai: hidden, like o-series
-# fault -> (status, message, error type, error code)
-STATUS_FAULTS = {
-    "429": (429, "Rate limit reached for requests per minute. Please try again later.", "requests",
-            "rate_limit_exceeded"),
-    "quota": (429, "You exceeded your current quota, please check your plan and billing details.",
-              "insufficient_quota", "insufficient_quota"),
-    "400": (400, "Invalid request.", "invalid_request_error", "invalid_request"),
-    "401": (401, "Authentication Fails, your api key is invalid.", "authentication_error", "invalid_api_key"),
-    "402": (402, "Insufficient Balance.", "insufficient_balance", "insufficient_balance"),
-    "500": (500, "The server had an error while processing your request.", "server_error", "server_error"),
-    "503": (503, "The server is overloaded, please try again later.", "server_error", "overloaded"),
-}
-BODY_FAULTS = ("drop", "malformed", "hang", "truncate", "empty", "stream_error", "slow_stream")
-FAULTS = (*STATUS_FAULTS, *BODY_FAULTS)
 _TOKEN = re.compile(r"\S+\s*|\s+")
 _request_ids = itertools.count(1)
 
@@ -45,11 +31,6 @@ _request_ids = itertools.count(1)
 def check_dialect(dialect: str) -> None:
     if dialect not in DIALECTS:
         raise ConfigError(f"unknown dialect {dialect!r}; choose one of: {', '.join(DIALECTS)}")
-
-
-def check_fault(kind: str) -> None:
-    if kind not in FAULTS:
-        raise ConfigError(f"unknown fault {kind!r}; choose one of: {', '.join(FAULTS)}")
 
 
 # ---------------------------------------------------------------- HTTP/1.1 framing
@@ -160,13 +141,6 @@ def make_choice(reasoning: str | None, content: str | None, budget: int | None) 
     if len(r) >= budget:
         return Choice("".join(r[:budget]).rstrip(), "", "length", False, budget, budget)
     return Choice(reasoning, "".join(c[: budget - len(r)]).rstrip(), "length", True, len(r), budget)
-
-
-def truncated(choice: Choice) -> Choice:
-    """The ``truncate`` fault: the answer cut off midway, finish_reason=length."""
-    cut = choice.content[: max(1, len(choice.content) // 2)]
-    return replace(choice, content=cut, finish_reason="length",
-                   completion_tokens=choice.reasoning_tokens + len(tokens(cut)))
 
 
 def last_user_text(messages: list) -> str:

@@ -17,17 +17,18 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from distill.verify.extract import Extraction, after_copula, fallback_answer, final_answer, split_alternatives
+from distill.verify.extract import HEDGE_RE, SENTENCE_END_RE, Extraction, fallback_answer, final_answer, split_alternatives
 from distill.verify.guard import TimeLimit, time_limit
-from distill.verify.mathexpr import Scalar, Seq, Value, numbers_equal, parse_value, values_equal
+from distill.verify.mathexpr import Scalar, Seq, Value, as_expr, numbers_equal, parse_value, values_equal
 from distill.verify.numbers import Num, number_tokens, parse_number
+from distill.verify.sentence import CONCLUSION_RE, NEGATION_RE, NUMBER_WORD_RE, TEX_SPAN_RE, copula_clause, joined_parts, sentence_number, spelled_number, unwrap_tex, words_number
 from distill.verify.verdict import Verdict
 
 log = logging.getLogger(__name__)
 KINDS_CHECKED = ("math", "gsm8k", "choice", "exact", "code")
 CHECK_SECONDS = 3.0  # a whole check; one sympy comparison inside it gets 1 s (mathexpr)
 # Statuses of an extraction that settle the verdict before any comparison.
-SETTLED = {"empty": False, "truncated": False, "negated": False, "retracted": None, "no_answer": None}
+SETTLED = {"empty": False, "truncated": False, "negated": False, "hedged": False, "retracted": None, "no_answer": None}
 
 
 def check(
@@ -108,7 +109,12 @@ def gold_math(gold: str) -> Value | None:
 
 
 def is_text(value: Value | None) -> bool:
-    return value is None or (isinstance(value, Scalar) and bool(value.text))
+    """Prose rather than a value ("Therefore, Lara read 128 pages" parses as a list of two texts)."""
+    if isinstance(value, Seq) and value.kind == "assign":  # "E(2020, 1993) = 76": the name may be any text
+        return is_text(value.items[1])
+    if isinstance(value, Seq):
+        return any(is_text(item) for item in value.items)
+    return value is None or bool(value.text)
 
 
 def is_multi(value: Value | None) -> bool:
@@ -121,36 +127,78 @@ def check_math(response: str | None, gold: str) -> Verdict:
     if gold_value is None:
         return Verdict(None, None, "unparseable_gold")
     extraction = final_answer(response)
-    is_fallback = extraction.status == "no_answer"
-    if is_fallback:
+    if extraction.status == "no_answer":
         extraction = fallback_answer(response)
     verdict = settled(extraction)
     if verdict:
         return verdict
     answer = extraction.answer
+    if extraction.group and is_multi(gold_value):  # "\\boxed{3} and \\boxed{4}" for a two-part gold
+        answer = ", ".join(extraction.group)
     if unbalanced(answer):
         return Verdict(False, answer, "truncated")
-    alternatives = split_alternatives(answer)
-    if len(alternatives) > 1:
-        if not is_multi(gold_value):
-            return Verdict(False, answer, "hedged")
-        answer = ", ".join(alternatives)
-    pred = parse_value(answer)
-    if is_text(pred) and not is_text(gold_value):
-        trimmed = re.sub(r"(?:\s+[A-Za-z][a-z]+\.?)+$", "", answer)  # "5 apples" -> "5"
-        if trimmed != answer and re.search(r"[\d\\]", trimmed) and not is_text(parse_value(trimmed)):
-            answer, pred = trimmed, parse_value(trimmed)
-    if is_fallback and is_text(pred) and not is_text(gold_value):
-        answer = after_copula(answer)  # "The circumference is 12π." -> "12π"
-        pred = parse_value(answer)
-        if is_text(pred):
-            return Verdict(None, extraction.answer, "no_answer")
-        extraction = extraction._replace(answer=answer)
-    if pred is None:
+    answer, pred = math_answer(answer, gold_value, extraction.source in ("box", "section"))
+    if answer is None:
+        return Verdict(False, extraction.answer, "hedged")
+    if pred is None or (is_text(pred) and not is_text(gold_value)):
         return Verdict(None, extraction.answer, "no_answer")
     if values_equal(gold_value, pred):
         return Verdict(True, extraction.answer, "correct")
     return Verdict(False, extraction.answer, "wrong_answer")
+
+
+def math_answer(answer: str, gold_value: Value, is_marked: bool) -> tuple[str | None, Value | None]:
+    """The value an extracted answer states: lists joined by "and", units and prose around it dropped.
+
+    ``is_marked``: the answer was boxed or under "# Answer", so it is not searched for in prose.
+    Returns (None, None) for a hedge ("72 or 76" where one value is asked for).
+    """
+    sentence = answer
+    if not is_marked and has_prose(answer):  # "The values of $x$ are $x = 5$ and $x = -2$"
+        answer = copula_clause(answer)
+    alternatives = split_alternatives(answer)
+    if len(alternatives) > 1:
+        if not is_multi(gold_value):
+            return None, None
+        answer = ", ".join(alternatives)
+    answer = joined_parts(answer) or unwrap_tex(answer)  # "2 \\text{ and } -6" is the list "2, -6"
+    if isinstance(gold_value, Scalar) and gold_value.num is not None and gold_value.num.is_decimal:
+        answer = APPROX_RE.sub("", answer)  # the gold is rounded: "approximately 18.8°" states 18.8
+    pred = stated_value(parse_value(answer), gold_value)
+    if not is_text(pred) or is_text(gold_value):
+        return answer, pred
+    trimmed = re.sub(r"(?:\s+[A-Za-z][a-z]+\.?)+$", "", answer)  # "5 apples" -> "5"
+    if trimmed != answer and re.search(r"[\d\\]", trimmed) and not is_text(parse_value(trimmed)):
+        return trimmed, parse_value(trimmed)
+    if not is_marked and isinstance(gold_value, Scalar) and gold_value.num is not None and CONCLUSION_RE.match(sentence):
+        stated = sentence_number(unwrap_tex(sentence))  # "Therefore, Lara read 128 pages on the first day."
+        if stated:
+            return stated[0], Scalar(num=stated[1])
+    return answer, pred
+
+
+APPROX_RE = re.compile(r"^\s*(?:approximately|about|roughly|around|nearly|\\approx|≈)\s*", re.IGNORECASE)
+
+
+def has_prose(answer: str) -> bool:
+    """Words outside TeX: "The value of $k$ is $-2$" (prose) vs "-2" or "\\frac{1}{2}" (a value)."""
+    bare = re.sub(r"\\[a-zA-Z]+(?:\{[^{}]*\})?", " ", TEX_SPAN_RE.sub(" ", answer))
+    return bool(re.search(r"[A-Za-z]{3,}", bare))
+
+
+def stated_value(pred: Value | None, gold_value: Value) -> Value | None:
+    """"|r - s| = 16" or "3 + 3 = 6" answers with its right side when the gold is a plain value."""
+    gold_is_equation = isinstance(gold_value, Seq) and gold_value.kind in ("equation", "assign")
+    if gold_is_equation or not (isinstance(pred, Seq) and pred.kind == "equation"):
+        return pred
+    left, right = (as_expr(side) if isinstance(side, Scalar) else None for side in pred.items)
+    if left is None or right is None or right.free_symbols:
+        return pred
+    if left.free_symbols and right != 0:  # "a + b = 17"; "x^2 - 4 = 0" stays an equation
+        return pred.items[1]
+    if not left.free_symbols and values_equal(pred.items[0], pred.items[1]):  # "3 + 3 = 6"
+        return pred.items[1]
+    return pred
 
 
 @lru_cache(maxsize=65536)
@@ -180,6 +228,10 @@ def answer_number(answer: str) -> tuple[Num | None, str]:
             return None, "hedged"
     if "=" in answer:  # "5 + 3 = 8": the result is after the last equals sign
         answer = answer.rsplit("=", 1)[1]
+    if NUMBER_WORD_RE.search(answer):  # "twelve", "1 million", "2 and a half"
+        spelled = words_number(answer.strip().lstrip("$")) or words_number(copula_clause(answer).lstrip("$"))
+        if spelled is not None:
+            return spelled, "ok"
     tokens = number_tokens(answer)
     if not tokens:
         return None, "no_answer"
@@ -209,10 +261,24 @@ def last_number_verdict(response: str, gold_num: Num) -> Verdict:
     """No anchor and no box: GSM8K's convention, the last number of the response."""
     tokens = number_tokens(response)
     if not tokens:
+        clause = copula_clause(response.strip().splitlines()[-1]) if response.strip() else ""
+        spelled = spelled_number(clause)
+        if spelled is not None:  # "So she has twelve."
+            return number_verdict(gold_num, spelled, clause)
         return Verdict(None, None, "no_answer")
     last_paragraph = response.strip().rsplit("\n", 1)[-1]
     if re.search(r"\d\s+or\s+\$?\d", last_paragraph):
         return Verdict(False, last_paragraph.strip(), "hedged")
+    sentences = [s for s in SENTENCE_END_RE.split(last_paragraph.strip()) if re.search(r"\d", s)]
+    if sentences and HEDGE_RE.search(sentences[-1]):
+        return Verdict(False, sentences[-1].strip(), "hedged")
+    if sentences and re.search(r"\b(?:is|are|was)\s+not\b|\b(?:isn't|aren't|wasn't)\b", sentences[-1], re.IGNORECASE):
+        return Verdict(False, sentences[-1].strip(), "negated")  # "So 15 is not the answer."
+    stated = sentence_number(sentences[-1]) if sentences else None
+    if stated:  # "So Maria reads 45 pages in 3 days.": 45, not the last number
+        return number_verdict(gold_num, stated[1], stated[0])
+    if sentences and CONCLUSION_RE.match(sentences[-1]) and not NEGATION_RE.search(sentences[-1]):
+        return Verdict(None, sentences[-1].strip(), "no_answer")  # "So, 12 apples and 5 oranges.": which?
     _, written, num = tokens[-1]
     return number_verdict(gold_num, num, written)
 

@@ -5,14 +5,17 @@ Usage:
     extract_program("Here:\\n```python\\ndef f(x):\\n    return x\\n```")   # ("def f(x):\\n    return x\\n", "ok")
     check_code(response, "assert f(2) == 2")                                # runs distill.verify.sandbox
 
-The only I/O in distill.verify: the sandboxed run (separate process, temp dir, limits); see
-distill/verify/sandbox.py for the isolation it provides.
+The only I/O in distill.verify: the sandboxed run (separate processes, temp dir, limits); see
+distill/verify/sandbox.py for the isolation it provides. A sandbox that cannot run at all (its
+module fails to import, its harness files or interpreter are missing) raises SandboxUnavailable,
+which stops the filter with one line: it is never turned into undecided verdicts.
 """
 
 from __future__ import annotations
 
 import re
 
+from distill.errors import DistillError
 from distill.verify.verdict import Verdict
 
 FENCE_RE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
@@ -20,6 +23,10 @@ OPEN_FENCE_RE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*[\w+#.-]*[^\n]*$", re.MUL
 NOT_PYTHON = {"bash", "sh", "shell", "console", "text", "txt", "json", "output", "plaintext"}
 SANDBOX_REASONS = {"passed": True, "failed": False, "timeout": False, "memory": False,
                    "crashed": False, "forbidden": False}
+
+
+class SandboxUnavailable(DistillError, RuntimeError):
+    """The code sandbox cannot run on this machine; every code verdict would be a guess."""
 
 
 def extract_program(response: str | None) -> tuple[str | None, str]:
@@ -59,8 +66,8 @@ def check_code(response: str | None, gold: str, timeout: float = 5.0) -> Verdict
         return Verdict(correct, None, status)
     try:
         from distill.verify.sandbox import run_tests
-    except ImportError:
-        return Verdict(None, program, "sandbox_unavailable")
+    except ImportError as exc:
+        raise SandboxUnavailable(f"the code sandbox cannot be imported: {exc}") from exc
     result = run_tests(program, str(gold), timeout=timeout)
     if result.reason == "no_tests":
         return Verdict(None, program, "unparseable_gold")

@@ -1,12 +1,13 @@
-"""Find the final answer in a response: last box unless retracted, anchors, hedges, negations, truncation.
+"""Find the final answer in a response: a # Answer section, the last box or anchor, and what surrounds it.
 
 Usage:
     from distill.verify.extract import final_answer
     final_answer("so x = 3 ... \\boxed{\\frac{1}{2}}")   # Extraction("\\frac{1}{2}", "ok", "box")
     final_answer("\\boxed{\\frac{3")                     # Extraction(None, "truncated", "box")
 
-The result's ``status`` is one word: ok | empty | no_answer | truncated | negated | retracted.
-Hedges ("72 or 76") are left to the kind checkers, which know whether the gold itself is a list.
+The result's ``status`` is one word: ok | empty | no_answer | truncated | negated | hedged | retracted
+("It might be \\boxed{5}" is hedged, "The answer is not \\boxed{5}" negated). Alternatives ("72 or
+76") are left to the kind checkers, which know whether the gold itself is a list.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from distill.verify.sentence import bold_answer, copula_clause
+
 BOX_RE = re.compile(r"\\(?:boxed|fbox|framebox)\s*(?=[{ ])")
 # "the final answer is X", "Answer: X", "**Answer**: X"; group "body" runs to the end of the line.
 ANCHOR_RE = re.compile(
     r"(?:\b(?:final\s+answer|the\s+answer|my\s+answer|answer|result|solution)\b"
     r"(?:\s+(?:to\s+(?:the|this)\s+(?:question|problem)|for\s+(?:the|this)\s+\w+))?"
-    r"\s*(?:\*\*)?\s*(?:is|would\s+be|will\s+be|should\s+be|equals|[:=])\s*(?:\*\*)?:?"
+    r"\s*(?:\*\*)?\s*(?:is|would\s+be|will\s+be|should\s+be|equals|[:=])[ \t]*(?:\*\*)?:?"
     r"|^\s*#{4}(?!#))[ \t]*(?=(?P<body>[^\n]*))",  # a lookahead: "not 15; the answer is 16" has two
     re.IGNORECASE | re.MULTILINE,
 )
@@ -31,6 +34,18 @@ RETRACT_RE = re.compile(
     r"|isn't\s+(?:right|correct)|let\s+me\s+(?:redo|recompute|recalculate|start\s+over))",
     re.IGNORECASE,
 )
+# Around the final answer: "It might be \\boxed{5}, but I am not sure." is a hedge, not an answer.
+HEDGE_RE = re.compile(
+    r"\b(?:might|perhaps|maybe|possibly|not\s+(?:sure|certain)|unsure|uncertain|i\s+guess|or\s+so)\b", re.IGNORECASE
+)
+NEGATION_BEFORE_RE = re.compile(r"(?:\bnot|\bnever|n't)\s*(?:\$|\\\(|\\\[)?\s*(?:\*\*)?\s*$", re.IGNORECASE)
+NEGATION_AFTER_RE = re.compile(r"[\s$).*]*(?:(?:is|was)\s+not\b|isn't\b|wasn't\b)", re.IGNORECASE)
+OR_AFTER_RE = re.compile(r"[\s$.,;*]*\(?\s*or\b", re.IGNORECASE)  # "The answer is 5. Or maybe 6."
+# "# Answer" on a line of its own: the step-by-step MATH style; what follows it is the answer.
+SECTION_RE = re.compile(r"^[ \t]*#{1,6}[ \t]*(?:\*\*)?(?:final[ \t]+)?answer(?:\*\*)?[ \t]*:?[ \t]*$", re.IGNORECASE | re.MULTILINE)
+# Between two boxes of one answer: "\boxed{3} and \boxed{4}", "$\boxed{2}$, $\boxed{7}$".
+BOX_JOIN_RE = re.compile(r"[\s$,;]*(?:\\\)|\\\(|\\quad|\\qquad|\\text\{\s*and\s*\}|\band\b|[\s$,;])*")
+SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 # A TeX span never ends in a space: "$18 and $5" is money, "$18$" is math.
 TEX_SPAN_RE = re.compile(r"\$\$(.+?)\$\$|\$(?!\s)([^$]*?[^\s$\\])\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 
@@ -41,6 +56,7 @@ class Extraction(NamedTuple):
     answer: str | None
     status: str
     source: str = ""
+    group: tuple[str, ...] = ()  # every box of "\\boxed{3} and \\boxed{4}", when there are several
 
 
 def brace_pairs(text: str) -> dict[int, int]:
@@ -90,7 +106,16 @@ def trim_anchor_body(body: str) -> str:
     body = body.strip().strip("*").strip()
     span = TEX_SPAN_RE.search(body)
     if span and span.start() <= 3:
-        return next(g for g in span.groups() if g is not None).strip()
+        end = span.end()
+        while True:  # "$x = -1$, $x = 2$, and $x = -2$": a list of spans is one answer
+            more = re.match(r"\s*,?\s*(?:and\s+)?", body[end:])
+            following = TEX_SPAN_RE.match(body, end + more.end())
+            if not more.group(0) or not following:
+                break
+            end = following.end()
+        if end == span.end():
+            return next(g for g in span.groups() if g is not None).strip()
+        return body[span.start() : end]
     cut = re.search(r"\.(?:\s|$)(?!\d)|;|\s[-\u2013\u2014]\s|\s\(|,\s+(?:which|because|since|as|so)\b", body)
     if cut:
         body = body[: cut.start()]
@@ -101,7 +126,11 @@ def anchors(text: str) -> list[tuple[int, int, str]]:
     """All anchored answers as (start, end, trimmed body), in order."""
     found = []
     for match in ANCHOR_RE.finditer(text):
-        body = trim_anchor_body(match.group("body"))
+        body = match.group("body")
+        if not body.strip():  # "The final answer is\n\\[ ... \\]": the display on the next line
+            display = re.match(r"\s*(\\\[.*?\\\]|\$\$.*?\$\$)", text[match.end():], re.DOTALL)
+            body = display.group(1) if display else ""
+        body = trim_anchor_body(body)
         if body:
             found.append((match.start(), match.end(), body))
     return found
@@ -125,14 +154,44 @@ def last_tex_or_line(text: str) -> str | None:
 
 
 def final_answer(text: str | None) -> Extraction:
-    """The response's final answer: the last box or anchor, checked for retraction and truncation."""
+    """The response's final answer: a ``# Answer`` section, else the last box or anchor, checked."""
     if text is None or not text.strip():
         return Extraction(None, "empty")
+    sections = list(SECTION_RE.finditer(text))
+    if sections:  # what follows the last "# Answer" heading is the answer; text after it is not
+        after = text[sections[-1].end():].strip()
+        body = re.split(r"\n\s*\n", after, maxsplit=1)[0].strip()
+        bold = bold_answer(body)
+        if bold:  # "### Final Answer\nThe product ... is **6**."
+            return Extraction(bold, "ok", "section")
+        inner = last_answer(body)
+        if inner.status != "no_answer":
+            return inner
+        line = body.splitlines()[0].strip().strip("*").rstrip(".").strip() if body else ""
+        if line and not line.endswith(":") and (len(line.split()) <= 6 or re.search(r"[\d\\$]", line)):
+            if NEGATED_RE.match(line):
+                return Extraction(line, "negated", "section")
+            return Extraction(line, "hedged" if HEDGE_RE.search(line) else "ok", "section")
+        if after:  # "## Final Answer\n\nAfter all steps:\n\n\\boxed{5}"
+            inner = last_answer(after)
+            if inner.status != "no_answer":
+                return inner
+    found = last_answer(text)
+    if found.source == "anchor":  # "The result is ... [more work] ... so the digit is **6**."
+        last = re.split(r"\n\s*\n", text.strip())[-1]
+        bold = bold_answer(last)
+        if bold and last_answer(last).status == "no_answer":
+            return Extraction(bold, "ok", "bold")
+    return found
+
+
+def last_answer(text: str) -> Extraction:
+    """The last box or anchor of ``text``, checked for retraction, negation, hedging, truncation."""
     boxes, unclosed = find_boxes(text)
     found = [(s, e, c, "box") for s, e, c in boxes]
     box_spans = [(s, e) for s, e, _ in boxes]
     for start, end, body in anchors(text):
-        # An anchor whose body holds a box ("the answer is \boxed{5}") is that box.
+        # An anchor whose body holds a box ("the answer is \\boxed{5}") is that box.
         if any(s >= start and s <= end + len(body) + 8 for s, _ in box_spans):
             continue
         found.append((start, end + len(body), body, "anchor"))
@@ -142,22 +201,59 @@ def final_answer(text: str | None) -> Extraction:
     if not found:
         return Extraction(None, "no_answer")
     start, end, content, source = found[-1]
+    group: tuple[str, ...] = ()
     if source == "box" and len(found) > 1 and found[-2][3] == "box":
         between = text[found[-2][1] : start]
         if re.fullmatch(r"[\s$,]*(?:or|and/or|\\text\{\s*or\s*\})[\s$]*", between):
-            content = f"{found[-2][2]} or {content}"  # "\boxed{72} or \boxed{76}" is a hedge
-    if NEGATED_RE.match(content):
+            content = f"{found[-2][2]} or {content}"  # "\\boxed{72} or \\boxed{76}" is a hedge
+        else:
+            group = box_group(text, [item for item in found if item[3] == "box"])
+    if NEGATED_RE.match(content) or (source == "box" and NEGATION_BEFORE_RE.search(sentence_before(text, start))):
         return Extraction(content, "negated", source)
+    if NEGATION_AFTER_RE.match(text, end):  # "\\boxed{5} is not the answer."
+        return Extraction(content, "negated", source)
+    if HEDGE_RE.search(sentence_around(text, start, end)) or OR_AFTER_RE.match(text, end):
+        return Extraction(content, "hedged", source)
     if is_retracted(text[end:]):
         return Extraction(content, "retracted", source)
-    return Extraction(content.strip(), "ok", source)
+    return Extraction(content.strip(), "ok", source, group)
+
+
+def box_group(text: str, boxes: list[tuple[int, int, str, str]]) -> tuple[str, ...]:
+    """The last run of boxes joined only by "and", commas or spacing: one answer in several boxes."""
+    group = [boxes[-1][2].strip()]
+    for before, after in zip(reversed(boxes[:-1]), reversed(boxes[1:])):
+        if not BOX_JOIN_RE.fullmatch(text[before[1] : after[0]]):
+            break
+        group.insert(0, before[2].strip())
+    return tuple(group) if len(group) > 1 else ()
+
+
+def sentence_before(text: str, start: int) -> str:
+    """The part of the answer's sentence before it ("The answer is not ")."""
+    cut = max(text.rfind(". ", 0, start), text.rfind("\n", 0, start), text.rfind(": ", 0, start))
+    return text[cut + 1 : start]
+
+
+def sentence_around(text: str, start: int, end: int) -> str:
+    """The answer's sentence without the answer itself (a box may hold "\\text{maybe}")."""
+    after = re.search(r"\.(?:\s|$)|\n", text[end:])
+    return sentence_before(text, start) + " " + text[end : end + (after.start() if after else len(text))]
 
 
 def fallback_answer(text: str) -> Extraction:
-    """When nothing is anchored: the last TeX span or the last line, marked as a weak source."""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    if lines and after_copula(lines[-1]) != lines[-1].strip():
-        return Extraction(after_copula(lines[-1]), "ok", "fallback")  # "The value of $k$ is -2."
+    """When nothing is anchored: a bold value, the last sentence's copula, TeX span or line (weak)."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+    if not paragraphs:
+        return Extraction(None, "no_answer")
+    bold = bold_answer(paragraphs[-1])  # "... is **21**." / a last line "**21**"
+    if bold:
+        return Extraction(bold, "ok", "bold")
+    lines = [line for line in paragraphs[-1].splitlines() if line.strip()]
+    sentences = [s for s in SENTENCE_END_RE.split(lines[-1].strip()) if re.search(r"[\d\\]", s)]
+    sentence = sentences[-1] if sentences else lines[-1]
+    if copula_clause(sentence) != sentence.strip().strip("*").rstrip(".").strip():  # "The value of $k$ is -2."
+        return Extraction(sentence.strip().strip("*").rstrip(".").strip(), "ok", "fallback")  # checkers take the clause
     answer = last_tex_or_line(text)
     if not answer:
         return Extraction(None, "no_answer")

@@ -58,6 +58,9 @@ def normalise(text: str) -> str:
     text = re.sub(r"(?<=\S)\s*\\(?:text|mbox|mathrm|textrm)\s*\{\s*[a-zA-Z][a-zA-Z .]*\}\s*(?:\^\s*\{?\d\}?)?$", "", text)
     text = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\s*degrees?$", "", text)
     text = re.sub(r"^[a-zA-Z]\s*\\in\s*", "", text)
+    # "\\frac{\\pi}{6} + k\\pi \\text{ for } k \\in \\mathbb{Z}": the qualifier is not part of the value
+    text = re.sub(r"[\s,]*(?:\\quad\s*)*(?:\\text\{\s*(?:for|where)\s*(?:all|any|some)?\s*\}|\\forall)\s*[a-zA-Z]\s*\\in\s*\\mathbb\{[ZN]\}$", "", text)
+    text = re.sub(r"^(\d+)_\{?\(?(\d{1,2})\)?\}?$", r"\1", text)  # "4210_{5}": the digits, in the base asked for
     text = MATRIX_RE.sub(matrix_as_tuple, text)
     text = inequality_as_interval(text)
     whole_text = TEXT_CMD.fullmatch(text)
@@ -155,7 +158,14 @@ def parse_value(text: str) -> Value | None:
 
 
 def parse_items(text: str) -> list[Value]:
-    return [v for v in (parse_value(part) for part in split_top(text, ",")) if v is not None]
+    """The items of a list; "\\pm 2, \\pm 5" is the four values 2, -2, 5, -5."""
+    items: list[Value] = []
+    for value in (parse_value(part) for part in split_top(text, ",")):
+        if isinstance(value, Seq) and value.kind == "list":
+            items.extend(value.items)
+        elif value is not None:
+            items.append(value)
+    return items
 
 
 def parse_scalar(text: str) -> Value:
@@ -198,7 +208,7 @@ def values_equal(gold: Value, pred: Value) -> bool:
 
 def _equal(gold: Value, pred: Value) -> bool:
     if is_assign(gold) and is_assign(pred):
-        gold, pred = gold.items[1], pred.items[1]
+        gold, pred = gold.items[1], renamed_argument(gold.items[0], pred.items[0], pred.items[1])
     elif is_assign(gold) or is_assign(pred):
         other = pred if is_assign(gold) else gold
         if isinstance(other, Seq) and other.kind == "equation":
@@ -215,6 +225,21 @@ def _equal(gold: Value, pred: Value) -> bool:
     if not (isinstance(gold, Seq) and isinstance(pred, Seq)):
         return False
     return seqs_equal(gold, pred)
+
+
+def renamed_argument(gold_name: Value, pred_name: Value, pred_value: Value) -> Value:
+    """"f(n) = n" answers "f(z) = z": rename the one argument that differs between f(z) and f(n)."""
+    g = gold_name.expr if isinstance(gold_name, Scalar) else None
+    p = pred_name.expr if isinstance(pred_name, Scalar) else None
+    if g is None or p is None or not isinstance(pred_value, Scalar) or pred_value.expr is None:
+        return pred_value
+    extra_gold, extra_pred = g.free_symbols - p.free_symbols, p.free_symbols - g.free_symbols
+    if len(g.free_symbols) < 2 or len(extra_gold) != 1 or len(extra_pred) != 1:
+        return pred_value
+    old, new = extra_pred.pop(), extra_gold.pop()
+    if p.subs(old, new) != g:
+        return pred_value
+    return Scalar(expr=pred_value.expr.subs(old, new))
 
 
 def is_assign(value: Value) -> bool:
@@ -283,6 +308,8 @@ def exprs_equal(gold: sympy.Expr, pred: sympy.Expr) -> bool:
     symbols = gold.free_symbols
     if symbols != pred.free_symbols:
         return False
+    if len(symbols) == 1 and next(iter(symbols)).name in ("k", "n", "m") and same_angle_family(gold, pred):
+        return True
     if not symbols:
         return numbers_close(gold, pred, 1e-20)
     agreed = 0
@@ -294,6 +321,23 @@ def exprs_equal(gold: sympy.Expr, pred: sympy.Expr) -> bool:
             return False
         agreed += 1
     return agreed >= 2 or sympy.simplify(gold - pred) == 0
+
+
+def same_angle_family(gold: sympy.Expr, pred: sympy.Expr) -> bool:
+    """"-\\frac{\\pi}{6} + k\\pi" is "\\frac{5\\pi}{6} + k\\pi": one period (a multiple of π) apart.
+
+    Only for an integer parameter (k, n, m) with a period that is a rational multiple of π, so a
+    formula in n ("n + 1" vs "n") is never a family.
+    """
+    k = next(iter(gold.free_symbols))
+    period, other = sympy.diff(gold, k), sympy.diff(pred, k)
+    if period.free_symbols or period != other or period == 0:
+        return False
+    multiple = sympy.nsimplify(period / sympy.pi)
+    if not (multiple.is_Rational and multiple != 0):
+        return False
+    shift = sympy.nsimplify((gold.subs(k, 0) - pred.subs(k, 0)) / period)
+    return bool(shift.is_Integer) and sympy.simplify(gold - pred - shift * period) == 0
 
 
 def _ratio(value: Fraction) -> tuple[int, int]:

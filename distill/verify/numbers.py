@@ -22,7 +22,7 @@ _UNICODE = str.maketrans({
     "\u00d7": r"\times ", "\u22c5": r"\cdot ", "\u00b7": r"\cdot ", "\u00f7": r"\div ",
     "\u03c0": r"\pi ", "\u221e": r"\infty ", "\u221a": r"\sqrt", "\u00b0": r"^\circ ",
     "\u2264": r"\le ", "\u2265": r"\ge ", "\u2260": r"\ne ", "\u222a": r"\cup ",
-    "\u00bd": "1/2", "\u00bc": "1/4", "\u00be": "3/4",
+    "\u00b1": r"\pm ", "\u2213": r"\mp ", "\u00bd": "1/2", "\u00bc": "1/4", "\u00be": "3/4",
 })
 _INT = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
 _DEC = rf"(?:{_INT}(?:\.\d*)?|\.\d+)"

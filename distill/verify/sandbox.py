@@ -1,4 +1,4 @@
-"""Run an untrusted candidate program against its tests in a separate, limited, offline process.
+"""Run an untrusted candidate program against its tests; the verdict comes from a process it cannot reach.
 
 Usage:
     from distill.verify.sandbox import run_tests
@@ -6,46 +6,50 @@ Usage:
     res.passed, res.reason, res.detail          # (True, "passed", "")
     run_tests("print(int(input()) * 2)", '[{"input": "4", "output": "8"}]').passed   # True
 
-``tests`` is Python test code (top-level asserts and/or ``test_*`` functions, run after the program
-in its namespace) or a JSON list of ``{"input": stdin, "output": expected stdout}`` cases.
+``tests`` is Python test code (top-level asserts and/or ``test_*`` functions, e.g. HumanEval's
+``def check(candidate): ...`` then ``check(f)``) or a JSON list of ``{"input": stdin, "output":
+expected stdout}`` cases.
 
-Layers (see ``isolation()`` for what this machine gives): a fresh temp dir as cwd/HOME/TMPDIR; an
-empty environment; ``python -I -S``; rlimits (CPU, address space, file size, processes, core=0,
-open files); a new session whose process group is SIGKILLed on timeout; as root, a throwaway uid
-per run (so the OS refuses writes elsewhere, RLIMIT_NPROC counts only this run, and every process
-of that uid is killed afterwards) and a private network namespace (loopback only); in any case an
-audit hook that refuses process spawning, sockets, ctypes, frame introspection and writes outside
-the temp dir. The hook is a tripwire, not a security boundary; the OS layers are.
+Two processes for Python tests, each confined by distill.verify.confine (own uid, pid and network
+namespaces and a private read-only root where this machine allows; the candidate also under a
+seccomp filter, see sandbox_child.py): the *candidate* runs the program and answers calls; the
+*judge* runs the tests, in which every name the program defines is a stand-in that asks the
+candidate and gets plain data back (tagged JSON: None, bool, int, float, str, bytes, complex, list,
+tuple, set, dict; no NaN, nothing over 8 MB). Every comparison happens in the judge, which never
+runs the program's code, so nothing the program patches (json, builtins, __eq__, the harness, the
+audit hook) changes how its answers are judged, and nothing there holds a secret to steal.
+For stdin/stdout cases the candidate only receives the inputs; this process compares the outputs.
+
+Limits of the split (a test that needs them fails, never passes wrongly): arguments cross by value,
+so a test that checks a list the function mutated in place sees the list unchanged; a function
+of the tests cannot be passed into the program; the program's module-level values are read once,
+after it ran; a non-plain result (an instance, a generator) is a reference that equals only
+itself, has no truth value, and can be called, read or iterated; each call is a round trip
+(~0.1-0.2 ms), so tests making 100,000s of calls can hit the timeout.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
-import resource
-import secrets
-import select
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from distill.verify import confine
+from distill.verify.code import SandboxUnavailable
+from distill.verify.confine import Jail
+
 log = logging.getLogger(__name__)
 
 REASONS = ("passed", "failed", "timeout", "memory", "crashed", "forbidden", "no_tests")
-FILE_LIMIT_MB = 16
-NPROC_LIMIT = 32
-CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
-UID_RANGE = (2_000_000, 2_900_000)  # throwaway uids, one per run, when running as root
-_PYTHON = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
-_SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3")
+MAX_OUTPUT = 32 << 20  # the candidate's report of stdin/stdout cases
 
 
 @dataclass
@@ -56,22 +60,79 @@ class SandboxResult:
     duration_s: float = 0.0
 
 
+def _harness(name: str) -> str:
+    path = Path(__file__).parent / name
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SandboxUnavailable(f"the code sandbox cannot start: {path}: {exc.strerror}") from exc
+
+
+# The two sides' code lives in files of their own (never imported here) so each stays readable.
+_CANDIDATE = _harness("sandbox_prelude.py") + _harness("sandbox_child.py")
+_JUDGE = _harness("sandbox_prelude.py") + _harness("sandbox_judge.py")
+
+
+@lru_cache(maxsize=1)
+def isolation() -> dict:
+    """The OS walls confine measured, plus ``seccomp``: whether the candidate's syscall filter holds here."""
+    layers = dict(confine.isolation())
+    layers["seccomp"] = False
+    if not layers.get("python"):
+        return layers
+    base = Path(tempfile.mkdtemp(prefix="distill-probe-"))
+    jail = Jail(base, layers)
+    report = _private_file(base)
+    try:
+        proc = jail.start("candidate", _argv(jail, _CANDIDATE, "probe", -1, report), pass_fds=(report,))
+        jail.wait(proc, time.monotonic() + 10.0)
+        layers["seccomp"] = json.loads(_read_private(report, 1000) or b"{}").get("seccomp") is True
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        log.debug("sandbox: seccomp probe failed: %s", exc)
+    finally:
+        jail.close()
+        shutil.rmtree(base, ignore_errors=True)
+    return layers
+
+
+def ensure_available() -> dict:
+    """The isolation layers, or SandboxUnavailable when no interpreter for the sandbox can start."""
+    layers = isolation()
+    if not layers.get("python"):
+        raise SandboxUnavailable(f"the code sandbox cannot start: no usable Python interpreter ({layers.get('python')})")
+    return layers
+
+
 def run_tests(program: str, tests: str, timeout: float = 5.0, memory_mb: int = 512) -> SandboxResult:
-    """Run ``program`` then ``tests`` in a sandboxed process; never raises for anything the program does."""
+    """Run ``program`` against ``tests`` in confined processes; never raises for anything the program does."""
     started = time.monotonic()
-    mode = _test_mode(tests)
+    mode, cases = _test_mode(tests)
     if mode is None:
         return SandboxResult(False, "no_tests", "no test cases given")
-    layers = isolation()
-    result = _execute(program, tests, mode, timeout, memory_mb, layers)
+    layers = ensure_available()
+    base = Path(tempfile.mkdtemp(prefix="distill-sandbox-"))
+    jail = Jail(base, layers, cpu_s=timeout, memory_mb=memory_mb)
+    deadline = started + timeout
+    try:
+        if mode == "stdio":
+            result = _run_stdio(jail, program, cases, deadline)
+        else:
+            result = _run_calls(jail, program, tests, deadline)
+    except (OSError, subprocess.SubprocessError) as exc:  # nothing the program did: it never started
+        raise SandboxUnavailable(f"the code sandbox cannot start {layers['python']}: {exc}") from exc
+    finally:
+        jail.close()
+        shutil.rmtree(base, ignore_errors=True)
+    if result is None:
+        result = SandboxResult(False, "timeout", f"no result within {timeout:g} s (process group killed)")
     result.duration_s = round(time.monotonic() - started, 3)
     return result
 
 
-def _test_mode(tests: str | None) -> str | None:
+def _test_mode(tests: str | None) -> tuple[str | None, list]:
     text = (tests or "").strip()
     if not text:
-        return None
+        return None, []
     if text.startswith("["):
         try:
             cases = json.loads(text)
@@ -79,247 +140,138 @@ def _test_mode(tests: str | None) -> str | None:
             cases = None  # maybe a Python list literal as test code
         if cases is not None:
             ok = isinstance(cases, list) and all(isinstance(c, dict) and "input" in c and "output" in c for c in cases)
-            return "stdio" if ok and cases else None
+            return ("stdio", cases) if ok and cases else (None, [])
     try:
         compile(text, "<tests>", "exec")  # compiling runs nothing; unparseable tests are no tests
     except (SyntaxError, ValueError):
-        return None
-    return "asserts"
+        return None, []
+    return "calls", []
 
 
-# ---------------------------------------------------------------- the OS side
+def _argv(jail: Jail, code: str, *args: int | str) -> list[str]:
+    return [jail.layers["python"], "-I", "-S", "-X", "utf8", "-c", code, *map(str, args)]
 
 
-@lru_cache(maxsize=1)
-def isolation() -> dict:
-    """Which layers work here, found by probing once: uid switch, network namespace, process limit."""
-    root = os.geteuid() == 0
-    probe = "import os,socket,json;print(json.dumps([os.getuid(),[n for _,n in socket.if_nameindex()]]))"
-    for use_uid in ((True, False) if root else (False,)):
-        python = _interpreter(use_uid)
-        for netns in (True, False):
-            layers = {"uid": use_uid, "netns": netns, "python": python}
-            if python is None:
-                continue
-            try:
-                with tempfile.TemporaryDirectory(prefix="distill-probe-") as base:
-                    run = _spawn([python, "-I", "-S", "-c", probe], Path(base), 10.0, 256, layers, b"")
-            except OSError as exc:
-                log.debug("sandbox probe %s failed: %s", layers, exc)
-                continue
-            if run.returncode == 0:
-                try:
-                    uid, ifaces = json.loads(run.stdout.strip().splitlines()[-1])
-                except (ValueError, IndexError):
-                    continue
-                layers["netns"] = netns and set(ifaces) <= {"lo"}
-                layers["uid"] = use_uid and uid != os.geteuid()
-                layers["nproc"] = layers["uid"]  # exact only with a uid of its own
-                layers["network"] = "netns" if layers["netns"] else "audit-hook"
-                return layers
-    log.warning("sandbox: could not start an isolated interpreter; falling back to plain limits")
-    return {"uid": False, "netns": False, "nproc": False, "network": "audit-hook", "python": _PYTHON}
-
-
-def _interpreter(other_uid: bool) -> str | None:
-    """Our own interpreter, or for a throwaway uid the first one that uid may execute.
-
-    Candidates run with ``-I -S`` (standard library only), so any Python >= 3.8 will do.
-    """
-    if not other_uid:
-        return _PYTHON
-    for path in (_PYTHON, *_SYSTEM_PYTHONS):
-        real = os.path.realpath(path)
-        if os.path.isfile(real) and _world_executable(real):
-            return real
-    return None
-
-
-def _world_executable(path: str) -> bool:
-    parts = Path(path).parents
-    dirs_ok = all(os.stat(d).st_mode & 0o001 for d in parts)
-    return dirs_ok and os.stat(path).st_mode & 0o005 == 0o005
-
-
-@dataclass
-class _Run:
-    returncode: int | None  # None: killed on the wall-clock timeout
-    stdout: str
-    stderr: str
-
-
-def _spawn(argv: list[str], base: Path, timeout: float, memory_mb: int, layers: dict, stdin: bytes) -> _Run:
-    """Run argv in ``base/work`` with limits; kill its whole process group (and uid) when done."""
-    work = base / "work"
-    work.mkdir(mode=0o700)
-    low, high = UID_RANGE
-    uid = secrets.randbelow(high - low) + low if layers.get("uid") else None
-    if uid is not None:
-        os.chmod(base, 0o711)  # the uid may enter base (to reach work/), not list or read it
-        os.chown(work, uid, uid)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-    out_path, err_path = base / "stdout", base / "stderr"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=work, env=env, close_fds=True,
-            start_new_session=True, preexec_fn=_preexec(uid, bool(layers.get("netns")), timeout, memory_mb))
-    returncode: int | None
+def _private_file(base: Path) -> int:
+    """A file no path leads to: only the process we hand the descriptor to can write it."""
     try:
-        try:
-            proc.stdin.write(stdin)
-            proc.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
-        returncode = _wait(proc, timeout)
-    except subprocess.TimeoutExpired:
-        returncode = None
-    finally:
-        _kill_everything(proc, uid)
-    return _Run(returncode, _tail(out_path, 1 << 20), _tail(err_path, 4000))
-
-
-def _wait(proc: subprocess.Popen, timeout: float) -> int:
-    """Wait for exit without Popen.wait's polling sleeps (a pidfd wakes us the moment it exits)."""
-    try:
-        fd = os.pidfd_open(proc.pid)
+        return os.open(base, os.O_TMPFILE | os.O_RDWR, 0o600)
     except (AttributeError, OSError):
-        return proc.wait(timeout=timeout)
+        path = base / ".report"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        path.unlink()
+        return fd
+
+
+def _read_private(fd: int, limit: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    data = os.read(fd, limit + 1)
+    os.close(fd)
+    return data
+
+
+def _run_calls(jail: Jail, program: str, tests: str, deadline: float) -> SandboxResult | None:
+    to_candidate = os.pipe()
+    to_judge = os.pipe()
+    report = _private_file(jail.base)
     try:
-        if not select.select([fd], [], [], timeout)[0]:
-            raise subprocess.TimeoutExpired(proc.args, timeout)
+        candidate = jail.start("candidate", _argv(jail, _CANDIDATE, "calls", to_candidate[0], to_judge[1]),
+                               pass_fds=(to_candidate[0], to_judge[1]),
+                               stdin=json.dumps({"program": program, "inputs": []}).encode())
+        # Sharing our uid, the candidate could otherwise ptrace the judge or open its fds through /proc.
+        undumpable = 0 if jail.layers.get("uid") else 1
+        judge = jail.start("judge", _argv(jail, _JUDGE, to_judge[0], to_candidate[1], report, undumpable),
+                           pass_fds=(to_judge[0], to_candidate[1], report),
+                           stdin=json.dumps({"tests": tests, "program": program}).encode())
     finally:
-        os.close(fd)
-    return proc.wait()
-
-
-def _preexec(uid: int | None, netns: bool, timeout: float, memory_mb: int):
-    libc_unshare = _libc_unshare() if netns else None
-    cpu = int(timeout) + 1
-    nproc = NPROC_LIMIT if uid is not None else _user_process_count() + NPROC_LIMIT
-    limits = [(resource.RLIMIT_CPU, (cpu, cpu + 1)), (resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20)),
-              (resource.RLIMIT_FSIZE, (FILE_LIMIT_MB << 20, FILE_LIMIT_MB << 20)), (resource.RLIMIT_CORE, (0, 0)),
-              (resource.RLIMIT_NOFILE, (64, 64)), (resource.RLIMIT_NPROC, (nproc, nproc))]
-
-    def in_child() -> None:  # runs between fork and exec: no imports, no allocation-heavy work
-        if libc_unshare is not None:
-            libc_unshare(CLONE_NEWNET if uid is not None or os.geteuid() == 0 else CLONE_NEWUSER | CLONE_NEWNET)
-        for which, value in limits:
-            resource.setrlimit(which, value)
-        if uid is not None:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-
-    return in_child
-
-
-@lru_cache(maxsize=1)
-def _libc_unshare():
-    try:
-        return ctypes.CDLL(None, use_errno=True).unshare
-    except (OSError, AttributeError):
+        for fd in (*to_candidate, *to_judge):
+            os.close(fd)  # only the two children hold the pipes, so one's exit is the other's EOF
+    code = jail.wait(judge, deadline)
+    verdict = _read_private(report, 1 << 16)
+    if code is None:
         return None
-
-
-def _user_process_count() -> int:
-    """Processes this user already has: RLIMIT_NPROC counts them all when we cannot switch uid."""
-    me = os.geteuid()
-    count = 0
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                count += entry.stat().st_uid == me
-            except OSError:
-                pass
-    return count
-
-
-def _kill_everything(proc: subprocess.Popen, uid: int | None) -> None:
     try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the session's group: forks that did not setsid
-    except (ProcessLookupError, PermissionError):
-        pass
-    deadline = time.monotonic() + 5
-    while uid is not None and _pids_of(uid) and time.monotonic() < deadline:
-        # anything that escaped the group still has the run's uid; wait until they are really gone
-        subprocess.run(_KILL_ALL, user=uid, group=uid, extra_groups=[], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"}, check=False)
-        time.sleep(0.01)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        log.warning("sandbox: process %d did not die", proc.pid)
+        found = json.loads(verdict)
+        result = SandboxResult(bool(found["passed"]), found["reason"], str(found["detail"])[:500])
+    except (ValueError, KeyError, TypeError):
+        tail = jail.output("judge", 300, "err").strip()
+        return SandboxResult(False, "crashed", f"the judge failed: exit status {code}; {tail}".strip("; "))
+    if result.reason == "crashed" and result.detail == "the program stopped answering":
+        jail.wait(candidate, min(deadline, time.monotonic() + 1.0))  # dying: let it exit on its own
+        jail.close()  # its status says why
+        return _candidate_death(jail, candidate, result)
+    return result
 
 
-# kill(-1) from the throwaway uid reaches exactly that uid's processes
-_KILL_ALL = ([shutil.which("kill"), "-9", "-1"] if shutil.which("kill")
-             else [_PYTHON, "-I", "-S", "-c", "import os; os.kill(-1, 9)"])
-
-
-def _pids_of(uid: int) -> list[int]:
-    """Live processes of ``uid`` (zombies are dead already; reaping them is init's job)."""
-    pids = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid and not _is_zombie(entry.path):
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
-
-
-def _is_zombie(proc_dir: str) -> bool:
-    with open(proc_dir + "/stat", "rb") as fh:
-        return fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-
-
-def _tail(path: Path, limit: int) -> str:
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(max(0, size - limit))
-        return fh.read().decode("utf-8", "replace")
-
-
-# ---------------------------------------------------------------- the Python side
-
-
-def _execute(program: str, tests: str, mode: str, timeout: float, memory_mb: int, layers: dict) -> SandboxResult:
-    token = secrets.token_hex(16)
-    base = Path(tempfile.mkdtemp(prefix="distill-sandbox-"))
-    try:
-        (base / "program.py").write_text(program, encoding="utf-8")
-        (base / "tests.txt").write_text(tests, encoding="utf-8")
-        os.chmod(base / "program.py", 0o644)
-        os.chmod(base / "tests.txt", 0o644)
-        argv = [layers["python"], "-I", "-S", "-X", "utf8", "-c", _BOOTSTRAP, str(base), mode]
-        run = _spawn(argv, base, timeout, memory_mb, layers, (token + "\n").encode())
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-    return _classify(run, token, timeout)
-
-
-def _classify(run: _Run, token: str, timeout: float) -> SandboxResult:
-    if run.returncode is None:
-        return SandboxResult(False, "timeout", f"no result within {timeout:g} s (process group killed)")
-    reports = [line[len(token):] for line in run.stdout.splitlines() if line.startswith(token)]
-    if reports:
-        try:
-            report = json.loads(reports[-1])
-            return SandboxResult(bool(report["passed"]), report["reason"], str(report["detail"])[:500])
-        except (ValueError, KeyError):
-            pass
-    stderr = run.stderr.strip()
-    if run.returncode < 0:
-        sig = signal.Signals(-run.returncode)
+def _candidate_death(jail: Jail, proc, fallback: SandboxResult) -> SandboxResult:
+    stderr = jail.output("candidate", 300, "err").strip()
+    code = proc.returncode
+    if code is not None and code < 0:
+        sig = signal.Signals(-code)
         reason = {signal.SIGXCPU: "timeout", signal.SIGKILL: "timeout", signal.SIGXFSZ: "forbidden"}.get(sig, "crashed")
-        return SandboxResult(False, reason, f"killed by {sig.name}; {stderr[-300:]}".strip("; "))
+        return SandboxResult(False, reason, f"killed by {sig.name}; {stderr}".strip("; "))
     if "MemoryError" in stderr:
-        return SandboxResult(False, "memory", stderr[-300:])
-    return SandboxResult(False, "crashed", f"exit status {run.returncode}; {stderr[-300:]}".strip("; "))
+        return SandboxResult(False, "memory", stderr)
+    if code:
+        return SandboxResult(False, "crashed", f"exit status {code}; {stderr}".strip("; "))
+    return fallback
 
 
-# The child's code lives in its own file (a module never imported here) so both sides stay readable.
-_BOOTSTRAP = (Path(__file__).parent / "sandbox_child.py").read_text(encoding="utf-8")
+def _run_stdio(jail: Jail, program: str, cases: list, deadline: float) -> SandboxResult | None:
+    report = _private_file(jail.base)
+    job = {"program": program, "inputs": [str(case["input"]) for case in cases]}  # never the outputs
+    candidate = jail.start("candidate", _argv(jail, _CANDIDATE, "stdio", -1, report), pass_fds=(report,),
+                           stdin=json.dumps(job).encode())
+    code = jail.wait(candidate, deadline)
+    data = _read_private(report, MAX_OUTPUT)
+    if code is None:
+        return None
+    lines = data.split(b"\n")[:-1] if len(data) <= MAX_OUTPUT else []
+    for i, case in enumerate(cases, 1):
+        if i > len(lines):
+            died = _candidate_death(jail, candidate, SandboxResult(False, "crashed", f"exit status {code}"))
+            return SandboxResult(False, died.reason, f"case {i}: {died.detail}")
+        got = _case_report(lines[i - 1])
+        if got is None:
+            return SandboxResult(False, "crashed", f"case {i}: the program wrote a malformed report")
+        if "load" in got:
+            return SandboxResult(False, got["load"][0], got["load"][1])
+        if got.get("forbidden"):
+            return SandboxResult(False, "forbidden", f"case {i}: {got['forbidden']}")
+        if got["error"] is not None:
+            reason = "memory" if got["error"] == "MemoryError" else (
+                "forbidden" if "File too large" in got["error"] else "crashed")
+            return SandboxResult(False, reason, f"case {i}: {got['error']}")
+        if _norm(got["out"]) != _norm(str(case["output"])):
+            return SandboxResult(False, "failed",
+                                 f"case {i}: expected {_short(case['output'])!r}, got {_short(got['out'])!r}")
+    return SandboxResult(True, "passed", "")
 
+
+def _case_report(line: bytes) -> dict | None:
+    """One case's line, checked field by field: the candidate wrote it, so nothing else is trusted."""
+    try:
+        got = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if type(got) is not dict:
+        return None
+    if "load" in got:
+        load = got["load"]
+        ok = type(load) is list and len(load) == 2 and load[0] in ("crashed", "memory", "forbidden") \
+            and type(load[1]) is str
+        return {"load": [load[0], load[1][:400]]} if ok else None
+    if type(got.get("out")) is not str or type(got.get("error")) not in (str, type(None)):
+        return None
+    if type(got.get("forbidden")) not in (str, type(None)):
+        return None
+    return got
+
+
+def _norm(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
+
+
+def _short(text) -> str:
+    text = str(text)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -65,6 +65,17 @@ def matches(gold: str, aliases: tuple[str, ...], answer: str) -> bool:
     return normalise_answer(answer) in aliases or any(same_number(raw, answer) for raw in raw_golds(gold))
 
 
+def leading_answer(answer: str) -> str | None:
+    """"Yes, because ..." -> "Yes": the answer before a comma or "because", when nothing after it
+    negates, hedges or offers another answer (so "Yes, or maybe no" is not "Yes")."""
+    parts = re.split(r"\s*(?:[,;:]|\s-\s|\.\s|\bbecause\b|\bsince\b)\s*", answer.strip(), maxsplit=1)
+    if len(parts) < 2 or not parts[0] or len(parts[0].split()) > 4:
+        return None
+    if re.search(r"\b(?:not|no|never|n't|or|but|however|maybe|might|perhaps|wrong|incorrect)\b", parts[1], re.IGNORECASE):
+        return None
+    return parts[0]
+
+
 def check_exact(response: str | None, gold: str) -> Verdict:
     """Normalised text equality against the gold (or any of its aliases)."""
     aliases = gold_aliases(gold)
@@ -90,6 +101,9 @@ def check_exact(response: str | None, gold: str) -> Verdict:
         return Verdict(True, answer, "correct")
     if extraction.status == "no_answer" and matches(gold, aliases, after_copula(answer)):
         return Verdict(True, after_copula(answer), "correct")  # "The sorted word is: aelpp"
+    head = leading_answer(answer)
+    if head and matches(gold, aliases, head):
+        return Verdict(True, head, "correct")  # "Yes, because 9 is odd." / "Paris, France"
     if len(split_alternatives(answer)) > 1:
         return Verdict(False, answer, "hedged")
     return Verdict(False, answer, "wrong_answer")

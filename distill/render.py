@@ -1,7 +1,7 @@
-"""Render chat turns for the student exactly as finetune trains them (and as eval prompts them).
+"""Render chat turns for the student exactly as finetune trains them and eval prompts them (pure text).
 
 Usage:
-    from distill.finetune.render import build_messages, render_prompt, encode_prompt, render_example
+    from distill.render import build_messages, render_prompt, encode_prompt, render_example
     prompt = render_prompt(tokenizer, "What is 2+3?")           # with the generation prompt
     ids = encode_prompt(tokenizer, "What is 2+3?")              # the token ids eval should feed
     ex = render_example(tokenizer, build_messages("What is 2+3?"), "2+3=5", "\\boxed{5}")
@@ -19,15 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_FORMAT = "<think>\n{reasoning}\n</think>\n\n{content}"
-CHATML = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-# ChatML for a tokenizer without <|im_end|>: turns end with the tokenizer's own EOS, so the
-# model learns to emit the token generation stops on, without growing the vocabulary.
-CHATML_OWN_EOS = CHATML.replace("'<|im_end|>'", "eos_token")
 _REASONING_KEYS = ("reasoning_content", "thinking")
 
 
@@ -48,26 +39,6 @@ class Rendered:
     @property
     def labels(self) -> list[int]:
         return [-100] * len(self.prompt_ids) + list(self.completion_ids)
-
-
-def prepare_tokenizer(tokenizer: Any, chat_template: str | None = None) -> Any:
-    """Give the tokenizer a chat template (override > its own > ChatML fallback) and a pad token.
-
-    ``chat_template``: ``None`` (keep the tokenizer's), ``"chatml"``, or Jinja text.
-    """
-    if chat_template == "chatml" or (chat_template is None and not getattr(tokenizer, "chat_template", None)):
-        vocab = tokenizer.get_vocab()
-        if "<|im_end|>" in vocab:
-            tokenizer.chat_template = CHATML
-            tokenizer.eos_token = "<|im_end|>"
-        else:
-            tokenizer.chat_template = CHATML_OWN_EOS
-    elif chat_template is not None:
-        tokenizer.chat_template = chat_template
-    if tokenizer.pad_token is None:
-        # Padding positions never carry loss (labels come from the turn masks), so EOS is safe here.
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
 def build_messages(question_or_user_message: str, system_prompt: str | None = None) -> list[dict]:

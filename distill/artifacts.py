@@ -1,0 +1,462 @@
+"""The hand-off between stages: the records each stage writes and the next one reads, and their files.
+
+Usage:
+    from distill.artifacts import RunLayout, AdapterRecord, EvalReport, FilterStats, read_latest
+    layout = RunLayout(Path("runs/default"))
+    layout.traces, layout.kept, layout.adapter.record, layout.eval_after.report   # every file of a run
+    latest = read_latest(layout.traces)            # {(id, sample): record}, the last record of a pair wins
+    record = AdapterRecord.read(layout.adapter.folder)   # how the adapter was trained, schema checked
+    report = EvalReport.read(layout.eval_after.report)
+    stats = FilterStats.read(layout.filter.stats)
+
+Two kinds of record cross a stage boundary. Lines of JSONL files, one per (problem, sample),
+are typed as ``TypedDict`` (Problem, Trace, Verdict): they stay plain dicts on the hot paths
+(the filter rewrites millions of them byte for byte). Whole-file JSON records (AdapterRecord,
+FilterStats, EvalReport) are dataclasses read and written only here. Every record carries
+``schema``; a file of another version is refused with an error naming it and what to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypedDict, TypeVar
+
+from distill.errors import InputError
+from distill.records import read_jsonl, write_json_atomic
+
+SCHEMA = 1  # JSONL line records (problems, traces, eval outputs)
+ADAPTER_SCHEMA = 2  # 2: records the prompt it was trained with and the base weights' provenance
+STATS_SCHEMA = 1
+REPORT_SCHEMA = 1
+KINDS = ("math", "gsm8k", "choice", "exact", "code")  # the answer kinds the verifier knows
+PROBLEM_REQUIRED = ("id", "question", "answer", "kind")
+TRACE_REQUIRED = ("id", "sample", "question", "answer", "kind")
+
+T = TypeVar("T")
+PairKey = tuple[str, int]
+
+
+# ---------------------------------------------------------------- line records (JSONL)
+
+
+class Problem(TypedDict, total=False):
+    """One problem: what generate asks and eval scores. Extra fields ride along into traces."""
+
+    id: str
+    question: str
+    answer: str
+    kind: str  # one of KINDS
+    source: str
+    options: list[str]
+
+
+class Verdict(TypedDict, total=False):
+    """The verifier's (and optionally the judge's) decision on one trace, added by filter."""
+
+    correct: bool | None
+    extracted: str | None
+    reason: str  # "correct" when kept; the drop reason otherwise
+    by: str  # "rule" or "judge"
+    detail: Any
+    judge: dict
+    audit: bool
+    rule: dict
+
+
+class Trace(Problem, total=False):
+    """One teacher answer to one (problem id, sample): what was sent, what came back, its cost."""
+
+    schema: int
+    sample: int
+    prompt_template: str  # the user message is prompt_template.format(question=question)
+    system_prompt: str | None
+    messages: list[dict]
+    reasoning: str | None
+    content: str | None
+    finish_reason: str | None
+    truncated: bool
+    max_tokens: int
+    model: str | None
+    usage: dict
+    cost_usd: float
+    latency_s: float
+    attempts: int
+    error: dict | None  # a failed request; a later record of the same pair supersedes it
+    created_at: str
+    verdict: Verdict  # written by filter into kept.jsonl / rejected.jsonl
+
+
+def check_schema(record: dict, path: str | Path, line: int | None = None, expected: int = SCHEMA,
+                 what: str = "record") -> None:
+    """Refuse a record written by another schema version (a record without one is taken as current)."""
+    found = record.get("schema", expected)
+    if found != expected:
+        raise InputError(f"{what} of schema version {found!r}, this distill reads version {expected}; "
+                         "re-run the stage that wrote it with this distill", path=path, line=line, field="schema")
+
+
+def read_records(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """``(line, record)`` of a JSONL record file, each checked for its schema version."""
+    for line, record in read_jsonl(path):
+        check_schema(record, path, line)
+        yield line, record
+
+
+def pair_key(record: dict, path: str | Path | None = None, line: int | None = None) -> PairKey:
+    """The (problem id, sample) a record answers; the unit of resume and of 'last record wins'.
+
+    A mistyped id or sample (a hand-edited or foreign file) is an InputError naming the line, never
+    a silent ``"None"`` key.
+    """
+    ident, sample = record.get("id"), record.get("sample", 0)
+    if not isinstance(ident, (str, int)) or isinstance(ident, bool):
+        raise InputError(f"id must be a string, got {type(ident).__name__}", path=path, line=line, field="id")
+    if not isinstance(sample, int) or isinstance(sample, bool) or sample < 0:
+        raise InputError(f"sample must be a non-negative integer, got {sample!r}"[:120], path=path, line=line,
+                         field="sample")
+    return str(ident), sample
+
+
+def record_cost(record: dict, path: str | Path | None = None, line: int | None = None) -> float:
+    """What a trace record cost (``cost_usd``), its accounting fields type-checked with the line named."""
+    usage = record.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        raise InputError(f"usage must be an object, got {type(usage).__name__}", path=path, line=line, field="usage")
+    cost = record.get("cost_usd")
+    if cost is None:
+        return 0.0
+    if not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost < 0:
+        raise InputError(f"cost_usd must be a non-negative number, got {cost!r}"[:120], path=path, line=line,
+                         field="cost_usd")
+    return float(cost)
+
+
+def latest_per_pair(records: Iterable[tuple[int, dict]],
+                    keep: Callable[[int, dict], T] = lambda line, rec: rec,
+                    path: str | Path | None = None) -> dict[PairKey, T]:
+    """The rule every reader of an append-only record file follows: the last record of a pair wins.
+
+    A file may hold a failed attempt and, from a later run, its retry (or a truncated trace and
+    its longer retry). ``keep(line, record)`` picks what to remember of the winner (the record,
+    its line number, a flag), so a caller can hold keys rather than texts. The mapping's order
+    follows the winning lines.
+    """
+    latest: dict[PairKey, T] = {}
+    for line, record in records:
+        key = pair_key(record, path, line)
+        latest.pop(key, None)
+        latest[key] = keep(line, record)
+    return latest
+
+
+def read_latest(path: str | Path, keep: Callable[[int, dict], T] = lambda line, rec: rec) -> dict[PairKey, T]:
+    """:func:`latest_per_pair` over a record file (empty when the file does not exist)."""
+    if not Path(path).exists():
+        return {}
+    return latest_per_pair(read_records(path), keep, path)
+
+
+def is_failed(record: dict) -> bool:
+    """A failed request, retried by the next run; a trace dropped as truncated is settled, not failed."""
+    error = record.get("error")
+    return bool(error) and not (isinstance(error, dict) and error.get("type") == "truncated")
+
+
+# ---------------------------------------------------------------- file records (JSON)
+
+
+def _read_json(path: Path, expected: int, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"no {what} here", path=path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"unreadable {what} ({exc})", path=path) from None
+    if not isinstance(data, dict):
+        raise InputError(f"expected a JSON object ({what})", path=path)
+    if "schema" not in data:
+        raise InputError(f"{what} without a schema version (written before distill recorded one); re-run the "
+                         "stage that wrote it", path=path, field="schema")
+    check_schema(data, path, expected=expected, what=what)
+    return data
+
+
+def _build(cls: type[T], data: dict, path: Path, what: str) -> T:
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    required = [f.name for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    for name in required:
+        if name not in data:
+            raise InputError(f"{what} lacks a field", path=path, field=name)
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class BaseWeights:
+    """Where the student's base weights came from when they are not the Hub checkpoint itself."""
+
+    file: str  # e.g. SmolLM2-135M-Instruct.Q4_1.gguf
+    quantisation: str | None  # e.g. Q4_1: the weights trained on were de-quantised from it
+    sha256: str | None
+    dtype: str | None = None  # what they were de-quantised to
+
+
+@dataclass
+class AdapterRecord:
+    """adapter/distill.json: what eval needs to prompt the student exactly as it was trained."""
+
+    student: str  # as the user named it (alias, Hub id, folder, .gguf)
+    base_model: str | None  # the base as a Hub id (None when only a local folder is known)
+    base_path: str  # the folder the base weights were loaded from
+    base_weights: BaseWeights | None  # provenance when the weights were converted (GGUF)
+    prompt_template: str  # user message = prompt_template.format(question=...)
+    system_prompt: str | None
+    reasoning_format: str
+    chat_template: str | None  # the Jinja template rendered with (also saved in the tokenizer)
+    data: dict  # path, sha256, examples and drop counts
+    hyperparameters: dict
+    versions: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)  # wall_time_s, train_loss, ...
+    schema: int = ADAPTER_SCHEMA
+    stage: str = "finetune"
+
+    FILE = "distill.json"
+
+    def write(self, folder: str | Path) -> Path:
+        return write_json_atomic(Path(folder) / self.FILE, dataclasses.asdict(self))
+
+    @classmethod
+    def read(cls, folder: str | Path) -> AdapterRecord:
+        path = Path(folder) / cls.FILE
+        data = _read_json(path, ADAPTER_SCHEMA, "adapter record")
+        record = _build(cls, data, path, "adapter record")
+        if isinstance(record.base_weights, dict):
+            record.base_weights = _build(BaseWeights, record.base_weights, path, "adapter record base_weights")
+        return record
+
+    @classmethod
+    def exists(cls, folder: str | Path) -> bool:
+        return (Path(folder) / cls.FILE).is_file()
+
+
+@dataclass
+class FilterStats:
+    """stats.json of the filter: the funnel and what was read and written."""
+
+    inputs: dict  # {"traces": path}: where the kept traces came from
+    traces: dict  # lines, unique, superseded, measured_now, from_cache
+    kept: int
+    rejected: int
+    kept_share: float
+    funnel: list[dict]  # [{"step", "dropped", "left", "tokens_dropped"}, ...] in check order
+    tokens: dict = field(default_factory=dict)
+    verifier: dict = field(default_factory=dict)
+    problems: dict = field(default_factory=dict)
+    per_source: dict = field(default_factory=dict)
+    judge: dict = field(default_factory=dict)
+    bad_step: dict = field(default_factory=dict)
+    unsound_step: dict = field(default_factory=dict)  # false comparisons and family step checks
+    throughput: dict = field(default_factory=dict)
+    written: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict)
+    plot: str | None = None  # the funnel plot's file name, beside stats.json
+    schema: int = STATS_SCHEMA
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def read(cls, path: str | Path) -> FilterStats:
+        path = Path(path)
+        return _build(cls, _read_json(path, STATS_SCHEMA, "filter stats"), path, "filter stats")
+
+
+@dataclass
+class EvalReport:
+    """report.json of an eval. ``metrics`` is an open mapping: pass@1, pass@k, intervals, shares,
+    breakdowns (by_source, by_kind, and whatever metrics.summarise adds, e.g. sound, by_family)."""
+
+    eval_key: str
+    model: dict
+    settings: dict
+    metrics: dict[str, Any]
+    run: dict
+    created_at: str
+    cost_usd: float | None = None
+    compare: dict | None = None
+    schema: int = REPORT_SCHEMA
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        if data["compare"] is None:
+            del data["compare"]
+        return data
+
+    def write(self, path: str | Path) -> Path:
+        return write_json_atomic(path, self.to_dict())
+
+    @property
+    def pass_at_1(self) -> float:
+        return float(self.metrics["pass@1"])
+
+    @classmethod
+    def read(cls, path: str | Path) -> EvalReport:
+        path = Path(path)
+        report = _build(cls, _read_json(path, REPORT_SCHEMA, "eval report"), path, "eval report")
+        if "pass@1" not in report.metrics:
+            raise InputError("eval report without pass@1", path=path, field="metrics")
+        return report
+
+
+# ---------------------------------------------------------------- where the files are
+
+
+def generate_config_path(traces: str | Path) -> Path:
+    """``traces.jsonl`` -> ``traces.config.yaml``: generate's resolved config, beside its output."""
+    traces = Path(traces)
+    return traces.with_name(traces.name.rsplit(".", 1)[0] + ".config.yaml")
+
+
+@dataclass(frozen=True)
+class FilterFiles:
+    """Everything filter writes, named from its kept file (rejected/stats may be set elsewhere)."""
+
+    kept: Path
+    rejected: Path
+    stats: Path
+    plot: Path
+    config: Path
+    cache: Path
+
+    @classmethod
+    def beside(cls, kept: str | Path, rejected: str | Path | None = None,
+               stats: str | Path | None = None) -> FilterFiles:
+        kept = Path(kept)
+        return cls(kept, Path(rejected) if rejected else kept.with_name("rejected.jsonl"),
+                   Path(stats) if stats else kept.with_name("stats.json"), kept.with_name("filter_funnel.png"),
+                   kept.with_name("filter.config.yaml"), kept.parent / "filter-cache")
+
+
+@dataclass(frozen=True)
+class AdapterFiles:
+    """An adapter folder: PEFT weights plus the record, resolved config and loss log finetune adds."""
+
+    folder: Path
+
+    @property
+    def record(self) -> Path:
+        return self.folder / AdapterRecord.FILE
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "config.yaml"
+
+    @property
+    def loss_log(self) -> Path:
+        return self.folder / "loss.jsonl"
+
+    @property
+    def loss_plot(self) -> Path:
+        return self.folder / "loss.png"
+
+    @property
+    def merged(self) -> Path:
+        return self.folder / "merged"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.folder / "checkpoints"
+
+
+@dataclass(frozen=True)
+class EvalFiles:
+    """An eval folder: per-answer outputs, the report, the resolved config, the base model's eval."""
+
+    folder: Path
+
+    @property
+    def outputs(self) -> Path:
+        return self.folder / "outputs.jsonl"
+
+    @property
+    def report(self) -> Path:
+        return self.folder / "report.json"
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "config.yaml"
+
+    @property
+    def base(self) -> EvalFiles:
+        return EvalFiles(self.folder / "base")
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Every file of a `distill run` folder, named once."""
+
+    root: Path
+
+    @property
+    def recipe(self) -> Path:
+        return self.root / "recipe.yaml"
+
+    @property
+    def problems_dir(self) -> Path:
+        return self.root / "problems"
+
+    @property
+    def traces(self) -> Path:
+        return self.root / "traces.jsonl"
+
+    @property
+    def generate_config(self) -> Path:
+        return generate_config_path(self.traces)
+
+    @property
+    def filter(self) -> FilterFiles:
+        return FilterFiles.beside(self.root / "kept.jsonl")
+
+    @property
+    def kept(self) -> Path:
+        return self.filter.kept
+
+    @property
+    def adapter(self) -> AdapterFiles:
+        return AdapterFiles(self.root / "adapter")
+
+    @property
+    def eval_before(self) -> EvalFiles:
+        return EvalFiles(self.root / "eval-before")
+
+    @property
+    def eval_after(self) -> EvalFiles:
+        return EvalFiles(self.root / "eval-after")
+
+    @property
+    def publish(self) -> Path:
+        return self.root / "publish"
+
+    @property
+    def state(self) -> Path:
+        return self.root / ".state"
+
+    @property
+    def superseded(self) -> Path:
+        return self.root / ".superseded"
+
+    @property
+    def report_md(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"

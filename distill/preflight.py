@@ -1,0 +1,91 @@
+"""`distill run` checks everything it can before the first request of the first stage is sent.
+
+Usage:
+    preflight(cfg)                  # PipelineConfig: every listed stage's config, paths and problems
+    check_run_outputs(steps, cfg)   # nothing the pipeline writes in its run folder is one of your inputs
+
+Each stage validates its own options when its config is built; this re-runs those checks (the
+pipeline fills in paths and the student after building) and adds what only the whole recipe
+knows: files and folders named by later stages exist, eval's problems parse, a Hub token is
+there for publish. So `finetune.lora.r=0` or a missing `eval.problems` file fails in a second,
+not after the teacher has been paid for every trace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from distill.errors import ConfigError, InputError
+from distill.paths import check_outputs
+
+_LOCAL_PREFIXES = (".", "/", "~")
+_LOCAL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet", ".gguf", ".jinja", ".yaml", ".yml")
+
+
+def _looks_local(spec: Any) -> bool:
+    """A path the user meant as a file or folder here (not a Hub id, alias, rg: or offline: spec)."""
+    return isinstance(spec, str) and ":" not in spec.split("/")[0] and (
+        spec.startswith(_LOCAL_PREFIXES) or spec.endswith(_LOCAL_SUFFIXES) or spec.count("/") > 1)
+
+
+def _must_exist(spec: Any, key: str) -> None:
+    if _looks_local(spec) and not Path(spec).expanduser().exists():
+        raise InputError("not found (checked before any stage runs)", path=spec, field=key)
+
+
+def preflight(cfg: Any) -> None:
+    """Raise ConfigError / InputError for the first problem in any listed stage; send and write nothing."""
+    stages = list(cfg.stages)
+    for stage in stages:
+        section = getattr(cfg, stage)
+        check = getattr(section, "validate", None) or getattr(section, "__post_init__", None)
+        if callable(check) and stage != "publish":  # publish is checked once the pipeline wires its paths
+            try:
+                check()
+            except ConfigError as exc:
+                raise ConfigError(f"{stage}.{exc}") from None
+    if "generate" in stages:
+        _must_exist(cfg.generate.problems, "generate.problems")
+    if "filter" in stages:
+        for spec in cfg.filter.decontam.problems:
+            _must_exist(spec, "filter.decontam.problems")
+        _must_exist(cfg.filter.checks.tokenizer, "filter.checks.tokenizer")
+    if "finetune" in stages:
+        _must_exist(cfg.finetune.student, "finetune.student")
+        if cfg.finetune.chat_template not in (None, "chatml"):
+            _must_exist(cfg.finetune.chat_template, "finetune.chat_template")
+    if "eval" in stages:
+        _check_eval_problems(cfg.eval)
+    if "publish" in stages and not getattr(cfg.publish, "dry_run", True):
+        from huggingface_hub import get_token
+
+        if get_token() is None:
+            raise ConfigError("publish: no Hugging Face token (set HF_TOKEN or run `hf auth login`), "
+                              "or set publish.dry_run=true; checked before any stage runs")
+
+
+def _check_eval_problems(eval_cfg: Any) -> None:
+    """Read eval's problems now (files: all of them; reasoning-gym: the task name), so a typo costs nothing."""
+    spec = eval_cfg.problems
+    if not isinstance(spec, str) or spec.startswith("offline:"):
+        return  # the offline sets are made by the pipeline itself
+    local = Path(spec).expanduser()
+    if not (spec.startswith("rg:") or local.exists() or _looks_local(spec)):
+        return  # a Hub dataset: checked when eval loads it (it may need the network)
+    from distill.sources import iter_problems
+
+    probe = dataclasses.replace(eval_cfg, limit=1) if spec.startswith("rg:") else eval_cfg
+    if not sum(1 for _ in iter_problems(probe)):  # every problem parsed: a bad line fails here, located
+        raise InputError("no problems to evaluate (the file is empty)", path=spec, field="eval.problems")
+
+
+def check_run_outputs(steps: list, inputs: dict[str, Any]) -> None:
+    """No file or folder a step writes in the run folder is one of the recipe's own inputs."""
+    outputs: dict[str, Path] = {}
+    for step in steps:
+        for path in step.outputs:
+            outputs[f"{step.name} output {path.name}"] = path
+    folders = {name: None for name, path in outputs.items() if not path.suffix}
+    check_outputs("run", inputs=inputs, outputs=outputs, folders=folders, probe=False)
