@@ -137,3 +137,20 @@ def test_bf16_eval_casts_a_copy_and_keeps_the_greedy_answers(answering):
     assert [a.content for a in bf16.generate(prompts)] == [a.content for a in fp32.generate(prompts)]
     auto = _backend(student, "auto")
     assert auto.model.dtype == (torch.bfloat16 if bf16_support().supported else torch.float32)
+
+
+def test_eval_key_names_the_generation_dtype(monkeypatch):
+    """bf16 changes greedy answers, so answers made in float32 and in bf16 never share an eval folder."""
+    from distill import hardware
+    from distill.config import load_config
+    from distill.evaluate.config import EvalConfig
+    from distill.evaluate.stage import eval_key
+
+    def key(dtype):
+        return eval_key(load_config(EvalConfig, None, ["problems=x.jsonl", "student=s", f"dtype={dtype}"]), None)
+
+    assert key("float32") != key("bfloat16")
+    monkeypatch.setattr(hardware, "use_bf16", lambda setting: True)
+    assert key("auto") == key("bfloat16")  # auto is keyed by what it resolves to on this machine
+    monkeypatch.setattr(hardware, "use_bf16", lambda setting: False)
+    assert key("auto") != key("bfloat16")

@@ -150,6 +150,10 @@ def eval_key(cfg: EvalConfig, adapter: str | None) -> str:
     if cfg.backend == "api":
         what.update(model=cfg.api.model, base_url=cfg.api.base_url, api_t=cfg.api.temperature,
                     api_max=cfg.api.max_tokens)
+    else:  # bf16 changes greedy answers: a folder resumed on a machine without it must not mix the two
+        from distill.hardware import use_bf16
+
+        what["dtype"] = cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if use_bf16("auto") else "model")
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
