@@ -98,12 +98,14 @@ def bench(args: argparse.Namespace, tmp: Path) -> list[tuple]:
     from distill.config import load_config
     from distill.evaluate.backends import LocalBackend
     from distill.evaluate.config import EvalConfig
+    from distill.evaluate.stage import as_trained
     from distill.render import render_prompt
 
     spec = _student(args.student, tmp)
     problems = _problems(args.problems)
-    cfg = load_config(EvalConfig, None, [f"student={spec}", "problems=bench", f"max_new_tokens={args.max_new_tokens}",
-                                         f"batch_size={args.batch_size}", "progress=false", "dtype=auto"])
+    cfg = as_trained(load_config(EvalConfig, None, [f"student={spec}", "problems=bench",
+                                                    f"max_new_tokens={args.max_new_tokens}",
+                                                    f"batch_size={args.batch_size}", "progress=false", "dtype=auto"]))
     base_backend = LocalBackend.load(cfg)
     base = base_backend.base  # float32, as loaded
     adapter = str(_random_adapter(base, tmp / "adapter"))
