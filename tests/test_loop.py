@@ -1,0 +1,99 @@
+"""The STaR loop in `distill run` on the tiny student: two rounds end to end, per-round folders and loop.json,
+reuse on a re-run, and bad loop settings failing before anything is sent."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from distill.cli import main
+from distill.config import load_config
+from distill.errors import ConfigError
+from distill.pipeline.config import PipelineConfig
+from distill.teacher.server import TeacherServer
+from pipeline_fixtures import recipe_tree, states, write_problems, write_recipe
+from tiny_student import make_tiny_student
+
+N_TRAIN, N_EVAL = 8, 4
+LOOP = {"rounds": 2, "generator": "student", "patience": 2, "max_new_tokens": 24}
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("assets")
+    train, held_out = write_problems(folder, N_TRAIN, N_EVAL)
+    return {"student": make_tiny_student(folder / "student"), "train": train, "eval": held_out}
+
+
+def _run(recipe, run_dir, *overrides) -> int:
+    return main(["run", str(recipe), f"run_dir={run_dir}", *overrides])
+
+
+def test_two_rounds_end_to_end_then_reused(tmp_path, assets):
+    with TeacherServer(dialect="deepseek", model="test-teacher", mistake_rate=0.25, seed=1) as teacher:
+        recipe = write_recipe(tmp_path, assets["student"], assets["train"], assets["eval"],
+                              base_url=teacher.base_url, loop=LOOP,
+                              generate={"samples": 1, "rationalize": True}, eval_before=False)
+        run_dir = tmp_path / "run"
+        assert _run(recipe, run_dir) == 0
+        teacher_requests = teacher.stats.requests
+        round2 = run_dir / "round-2"
+        for name in ("traces.jsonl", "kept.jsonl", "train.jsonl", "adapter/adapter_model.safetensors",
+                     "eval-after/report.json"):
+            assert (round2 / name).exists(), name
+        traces = [json.loads(line) for line in (round2 / "traces.jsonl").read_text().splitlines()]
+        assert traces and all(t["model"] == "student-round-1" for t in traces)
+        # the round-2 training set is the union: every round-1 kept trace is in it, tagged with its round
+        union = [json.loads(line) for line in (round2 / "train.jsonl").read_text().splitlines()]
+        kept1 = (run_dir / "kept.jsonl").read_text().splitlines()
+        assert sum(1 for r in union if r["round"] == 1) == len(kept1) > 0
+        summary = json.loads((run_dir / "loop.json").read_text())
+        assert [row["round"] for row in summary["rounds"]] == [1, 2]
+        assert all(0 <= row["accuracy"] <= 1 and row["low"] <= row["accuracy"] <= row["high"]
+                   for row in summary["rounds"])
+        assert summary["best_round"] in (1, 2) and summary["adapter"]
+        assert "## Rounds" in (run_dir / "report.md").read_text()
+        first = states(round2)
+        assert set(first) == {"generate", "filter", "finetune", "eval-after"}
+
+        # Same command again: every step of both rounds is reused; the teacher hears nothing new.
+        assert _run(recipe, run_dir) == 0
+        assert teacher.stats.requests == teacher_requests
+        second = states(round2)
+        assert all(second[n]["finished_at"] == first[n]["finished_at"] and second[n].get("reused_at")
+                   for n in first)
+
+
+@pytest.mark.parametrize("loop, says", [
+    ({"rounds": 0}, "loop.rounds must be >= 1"),
+    ({"round": 2}, "loop.round"),
+    ({"rounds": 2, "patience": 0}, "loop.patience must be >= 1"),
+    ({"rounds": 2, "restart": "continue"}, "restart"),
+    ({"rounds": 2, "temperature": 0}, "loop.temperature must be > 0"),
+])
+def test_bad_loop_settings_fail_before_anything_is_sent(tmp_path, assets, loop, says):
+    tree = recipe_tree(assets["student"], assets["train"], assets["eval"], base_url="http://127.0.0.1:9/v1",
+                       loop=loop)
+    with pytest.raises(ConfigError, match=says):
+        load_config(PipelineConfig, None, [f"{k}={json.dumps(v)}" for k, v in _flat(tree)])
+
+
+def test_a_loop_needs_every_stage_and_a_student(tmp_path, assets):
+    tree = recipe_tree(assets["student"], assets["train"], assets["eval"], loop={"rounds": 2},
+                       stages=["generate", "filter", "finetune"])
+    with pytest.raises(ConfigError, match="stages must include eval"):
+        load_config(PipelineConfig, None, [f"{k}={json.dumps(v)}" for k, v in _flat(tree)])
+    tree = recipe_tree(assets["student"], assets["train"], assets["eval"], loop={"rounds": 2},
+                       finetune={"student": ""})
+    tree.pop("student")
+    with pytest.raises(ConfigError, match="loop.generator=student: no student"):
+        load_config(PipelineConfig, None, [f"{k}={json.dumps(v)}" for k, v in _flat(tree)])
+
+
+def _flat(tree, prefix=""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
