@@ -97,3 +97,48 @@ def _flat(tree, prefix=""):
             yield from _flat(value, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}", value
+
+
+@pytest.mark.slow  # two `distill run` subprocesses (~20 s)
+def test_kill_mid_round_two_then_rerun_repeats_nothing_finished(tmp_path, assets):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, DISTILL_PROGRESS="0", PYTHONPATH=str(root))
+    with TeacherServer(dialect="deepseek", model="test-teacher", mistake_rate=0.25, seed=1) as teacher:
+        recipe = write_recipe(tmp_path, assets["student"], assets["train"], assets["eval"],
+                              base_url=teacher.base_url, loop=LOOP, eval_before=False,
+                              finetune={"max_steps": 40, "save_steps": 3, "batch_size": 1})
+        run_dir = tmp_path / "run"
+        cmd = [sys.executable, "-m", "distill", "run", str(recipe), f"run_dir={run_dir}"]
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        checkpoints = run_dir / "round-2" / "adapter" / "checkpoints"
+        deadline = time.time() + 240
+        while not (checkpoints.is_dir() and any(not p.name.startswith(".") for p in checkpoints.iterdir())):
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.time() < deadline, "round 2's training never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        requests = teacher.stats.requests
+        student_traces = (run_dir / "round-2" / "traces.jsonl").read_bytes()
+        before = states(run_dir / "round-2")
+        assert before["generate"]["status"] == "done" and before["finetune"]["status"] == "running"
+
+        done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert teacher.stats.requests == requests  # round 1's generate reused: no teacher request
+    after = states(run_dir / "round-2")
+    assert after["generate"]["finished_at"] == before["generate"]["finished_at"]
+    assert after["filter"]["finished_at"] == before["filter"]["finished_at"]
+    assert (run_dir / "round-2" / "traces.jsonl").read_bytes() == student_traces  # the student was not asked again
+    steps = [json.loads(x)["step"] for x in (run_dir / "round-2" / "adapter" / "loss.jsonl").read_text().splitlines()]
+    assert len(steps) == len(set(steps)) and max(steps) == 40  # training resumed, no step twice
+    assert json.loads((run_dir / "loop.json").read_text())["best_round"] in (1, 2)
+    for name, state in states(run_dir).items():
+        assert state.get("reused_at"), name  # round 1 untouched

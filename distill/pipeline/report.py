@@ -56,6 +56,9 @@ def build_blocks(run_dir: Path, fig: Figures) -> list[Block]:
         blocks += _table_or_none(["", "pass@1", "95% interval", "problems", "answered", "truncated"],
                                  _accuracy_rows(fig))
         blocks += _image(charts, "accuracy", "accuracy before and after")
+    from distill.pipeline.loop_report import loop_blocks
+
+    blocks += loop_blocks(run_dir)
     if fig.tokens:
         blocks += [("h2", "Tokens and cost"),
                    ("table", ["prompt", "completion", "reasoning", "cached", "cost (USD)"],
