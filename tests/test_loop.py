@@ -142,3 +142,26 @@ def test_kill_mid_round_two_then_rerun_repeats_nothing_finished(tmp_path, assets
     assert json.loads((run_dir / "loop.json").read_text())["best_round"] in (1, 2)
     for name, state in states(run_dir).items():
         assert state.get("reused_at"), name  # round 1 untouched
+
+
+@pytest.mark.parametrize("scores, patience, stops", [
+    ([0.2, 0.3], 1, False),        # rose: go on
+    ([0.3, 0.3], 1, True),         # equal is not a rise
+    ([0.3, 0.2], 1, True),
+    ([0.3, 0.2], 2, False),        # one flat round allowed
+    ([0.3, 0.2, 0.25], 2, True),
+    ([0.1, 0.4, 0.2], 2, False),   # best was round 2, one round ago
+])
+def test_patience_stops_when_held_out_accuracy_has_not_risen(tmp_path, scores, patience, stops):
+    from distill.artifacts import EvalReport
+    from distill.pipeline.loop import _should_stop, round_layout, write_summary
+
+    for number, score in enumerate(scores, 1):
+        rl = round_layout(tmp_path, number)
+        rl.eval_after.folder.mkdir(parents=True)
+        EvalReport(eval_key="k", model={}, settings={}, run={}, created_at="t",
+                   metrics={"pass@1": score, "pass@1_interval": {"low": 0.0, "high": 1.0}}).write(rl.eval_after.report)
+        rl.traces.write_text("")
+    assert _should_stop(tmp_path, len(scores), patience) is stops
+    best = json.loads(write_summary(tmp_path, len(scores)).read_text())["best_round"]
+    assert best == scores.index(max(scores)) + 1  # the earliest round with the best accuracy
