@@ -85,3 +85,13 @@ def test_every_leak_shape_is_caught_by_the_pure_check(text):
 
     assert hint_leak(text, "72", "Natalia sold 48 clips. How many in total?", "Hint: the correct answer is 72.")
     assert hint_leak(CLEAN, "72", "Natalia sold 48 clips. How many in total?", "Hint: the correct answer is 72.") is None
+
+
+def test_a_clean_trace_that_ends_like_the_hint_is_kept():
+    from distill.filter.hint_leak import hint_leak
+
+    clean = "Half of 48 is 48 / 2 = 24, and 48 + 24 = 72. So the correct answer is 72."
+    hint = "Hint: the correct answer is 72."
+    assert hint_leak(clean, "72", "Natalia sold 48 clips. How many in total?", hint) is None
+    copied = "Hint: the correct answer is 72. Half of 48 is 48 / 2 = 24, and 48 + 24 = 72."
+    assert hint_leak(copied, "72", "Natalia sold 48 clips. How many in total?", hint) == "copies the hint into the trace"
