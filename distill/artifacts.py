@@ -87,6 +87,8 @@ class Trace(Problem, total=False):
     attempts: int
     error: dict | None  # a failed request; a later record of the same pair supersedes it
     created_at: str
+    rationalized: bool  # asked with the answer as a hint; ``messages`` stay the unhinted prompt
+    hint: str  # the hint text that was added (hint_template without the question)
     verdict: Verdict  # written by filter into kept.jsonl / rejected.jsonl
 
 
@@ -319,6 +321,12 @@ def generate_config_path(traces: str | Path) -> Path:
     """``traces.jsonl`` -> ``traces.config.yaml``: generate's resolved config, beside its output."""
     traces = Path(traces)
     return traces.with_name(traces.name.rsplit(".", 1)[0] + ".config.yaml")
+
+
+def generate_summary_path(traces: str | Path) -> Path:
+    """``traces.jsonl`` -> ``traces.summary.json``: generate's sample-until-correct tally over the whole file."""
+    traces = Path(traces)
+    return traces.with_name(traces.name.rsplit(".", 1)[0] + ".summary.json")
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,9 @@ class ChecksConfig:
     max_other_script: float | None = option(
         0.02, "language_mix: drop when more than this share of letters are in a non-Latin script"
               " (CJK, Cyrillic, Arabic...) in an English trace; null: off")
+    hint_leak: bool = option(
+        True, "hint_leak: drop rationalized traces (asked with the answer as a hint) whose text shows it:"
+              " mentions the hint or a given answer, or states the answer before any work")
     bad_step: bool = option(True, "bad_step: drop traces stating false arithmetic (17 * 23 = 381), exact check")
     max_bad_steps: int = option(0, "bad_step: tolerate this many false claims per trace")
     sound: bool = option(True, "unsound_step: drop traces with a false comparison (7 > 9) or a step their"

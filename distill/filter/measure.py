@@ -21,6 +21,7 @@ from distill.filter import quality
 from distill.filter.config import FilterConfig
 from distill.filter.decontam import EvalIndex, overlap
 from distill.filter.dedup import sketch, text_digest
+from distill.filter.hint_leak import hint_leak
 from distill.filter.steps import false_claims
 from distill.artifacts import KINDS, TRACE_REQUIRED
 from distill.soundness import false_steps
@@ -29,11 +30,11 @@ log = logging.getLogger(__name__)
 
 # Per-trace reasons in funnel order (the answer verdict's reasons come after them).
 FLAG_ORDER = ("error", "truncated", "missing_reasoning", "too_short", "too_long", "repetition",
-              "language_mix", "contaminated")
+              "language_mix", "contaminated", "hint_leak")
 # The code that decides a per-trace result: the filter cache key includes its digest.
 MEASURE_CODE = ("distill.filter.measure", "distill.filter.quality", "distill.filter.steps", "distill.filter.dedup",
-                "distill.filter.decontam", "distill.artifacts", "distill.verify", "distill.soundness",
-                "distill.teacher.offline_checks")
+                "distill.filter.decontam", "distill.filter.hint_leak", "distill.artifacts", "distill.verify",
+                "distill.soundness", "distill.teacher.offline_checks")
 
 _CFG: FilterConfig | None = None
 _INDEX: EvalIndex | None = None
@@ -172,6 +173,12 @@ def _quality_flags(trace: dict, full: str, words: list[str], length: int):
         hits = overlap(str(trace.get("question") or ""), _INDEX)
         if hits >= _CFG.decontam.min_overlap:
             yield "contaminated", f"{hits} question {_INDEX.n}-grams found in eval problems"
+    if checks.hint_leak and trace.get("rationalized"):
+        # A rationalized trace trains without its hint: one that reveals the hint teaches answers from nowhere.
+        leak = hint_leak(trace.get("reasoning"), str(trace["answer"]), str(trace.get("question") or ""),
+                         trace.get("hint") if isinstance(trace.get("hint"), str) else None, trace.get("content"))
+        if leak:
+            yield "hint_leak", leak
 
 
 def _length(text: str) -> int:

@@ -15,6 +15,7 @@ from distill.artifacts import KINDS
 from distill.teacher.config import TeacherConfig
 
 DEFAULT_PROMPT = "{question}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+DEFAULT_HINT = "{question}\n\nHint: the correct answer is {answer}."
 
 
 @dataclass
@@ -44,7 +45,20 @@ class GenerateConfig(SourceConfig, TeacherConfig):
 
     out: str = option("traces.jsonl", "output JSONL (append-only; re-running resumes it)")
     prompt_template: str = option(DEFAULT_PROMPT, "user message; {question} is replaced by the problem")
-    samples: int = option(1, "traces drawn per problem, keyed by (id, sample index)")
+    samples: int = option(1, "traces drawn per problem, keyed by (id, sample index); with until_correct: the"
+                             " first wave drawn for every problem before any is checked")
+    until_correct: int | None = option(
+        None, "keep drawing for a problem until it has this many distinct verified-correct traces (near-duplicates"
+              " count once) or max_samples were drawn; the verifier runs as traces arrive. null: draw `samples`")
+    max_samples: int | None = option(
+        None, "until_correct: the ceiling of samples per problem (samples is the first wave); dry_run and the"
+              " cost estimate assume every problem needs all of them")
+    rationalize: bool = option(
+        False, "ask problems with no correct sample after sampling again with the answer as a hint (STaR's"
+               " rationalization); the trace keeps the unhinted messages, so it trains without the hint")
+    hint_template: str = option(DEFAULT_HINT, "rationalize: the hinted user message; {question} and {answer}"
+                                              " are replaced (prompt_template is not applied)")
+    rationalize_samples: int = option(1, "rationalize: hinted requests per unsolved problem")
     on_truncated: Literal["keep", "drop", "retry"] = option(
         "keep", "finish_reason=length: keep flagged, drop (record as error), or retry with more tokens")
     truncation_factor: float = option(2.0, "on_truncated=retry: multiply max_tokens by this each time")
@@ -63,10 +77,37 @@ class GenerateConfig(SourceConfig, TeacherConfig):
         """Every option's range, the template and the endpoint: all before a request is sent."""
         TeacherConfig.validate(self)
         self.validate_source()
-        check_bounds(self, {"samples": ">= 1", "max_tokens": ">= 1", "truncation_factor": "> 1",
+        check_bounds(self, {"samples": ">= 1", "until_correct": ">= 1", "max_samples": ">= 1",
+                            "rationalize_samples": ">= 1", "max_tokens": ">= 1", "truncation_factor": "> 1",
                             "max_tokens_ceiling": ">= 1", "max_cost_usd": ">= 0", "est_completion_tokens": ">= 1"})
         try:
             self.prompt_template.format(question="x")
         except (KeyError, IndexError, ValueError) as exc:
             raise ConfigError(f"prompt_template: only {{question}} may be used, literal braces doubled ({exc!r})") \
                 from None
+        self._validate_until_correct()
+
+    def _validate_until_correct(self) -> None:
+        if self.until_correct is not None:
+            if self.max_samples is None:
+                raise ConfigError("until_correct: set max_samples too (the ceiling of samples per problem)")
+            if self.until_correct > self.max_samples:
+                raise ConfigError(f"until_correct={self.until_correct} is more than max_samples={self.max_samples}:"
+                                  " a problem could never reach it")
+            if self.samples > self.max_samples:
+                raise ConfigError(f"samples={self.samples} (the first wave) is more than max_samples="
+                                  f"{self.max_samples} (the ceiling)")
+        elif self.max_samples is not None:
+            raise ConfigError("max_samples needs until_correct (without it every problem gets `samples`)")
+        if "{answer}" not in self.hint_template or "{question}" not in self.hint_template:
+            raise ConfigError("hint_template: must contain both {question} and {answer}")
+        try:
+            self.hint_template.format(question="x", answer="y")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"hint_template: only {{question}} and {{answer}} may be used, literal braces doubled"
+                              f" ({exc!r})") from None
+
+    @property
+    def is_adaptive(self) -> bool:
+        """Sampling decided per problem as verdicts arrive (until_correct or rationalize), not a fixed grid."""
+        return self.until_correct is not None or self.rationalize

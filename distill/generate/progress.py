@@ -117,15 +117,19 @@ def show_plan(cfg: Any, problems: int, resumed: int, pending: int, prompt_tokens
         log.info("generate: %d problems x %d samples; %d done already, %d to request (est. %s) -> %s",
                  problems, cfg.samples, resumed, pending, cost, cfg.out)
         return
+    per_problem = cfg.samples if cfg.until_correct is None else f"{cfg.samples} first, up to {cfg.max_samples} (worst case counted)"
+    if cfg.rationalize:
+        per_problem = f"{per_problem} + {cfg.rationalize_samples} hinted if unsolved"
     show_table("generate (dry run: nothing sent)", [
-        ("problems", problems), ("samples per problem", cfg.samples), ("already done", resumed),
+        ("problems", problems), ("samples per problem", per_problem), ("already done", resumed),
         ("requests to send", pending), ("prompt tokens (est.)", human_count(prompt_tokens)),
         ("completion tokens (est.)", human_count(pending * cfg.est_completion_tokens)),
         ("estimated cost", cost), ("model", cfg.model), ("output", cfg.out),
     ])
 
 
-def show_summary(stats: RunStats, out: Path) -> None:
+def show_summary(stats: RunStats, out: Path, tally: dict | None = None) -> None:
+    """The end-of-run table; ``tally``: sample-until-correct figures over the whole file (see adaptive)."""
     wall = time.monotonic() - stats.started
     rows = [
         ("problems", stats.problems), ("resumed (already done)", stats.resumed),
@@ -142,4 +146,11 @@ def show_summary(stats: RunStats, out: Path) -> None:
     ]
     if stats.stop_reason:
         rows.insert(0, ("stopped", stats.stop_reason))
+    if tally:
+        rows[-1:-1] = [(f"until correct: {label}", tally[key]) for key, label in TALLY_ROWS if key in tally]
     show_table("generate", rows)
+
+
+TALLY_ROWS = (("reached_k", "problems that reached k"), ("partly_solved", "problems short of k"),
+              ("rationalized", "solved only by rationalization"), ("unsolved", "unsolved"),
+              ("samples_per_solved", "samples per solved problem"), ("rationalizations", "hinted requests"))

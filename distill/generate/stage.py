@@ -44,7 +44,7 @@ from distill.teacher.dialects import estimate_tokens
 from distill.teacher.pricing import cost_usd, estimate_cost, resolve_prices
 
 log = logging.getLogger(__name__)
-DRIFT_KEYS = ("model", "prompt_template", "system_prompt", "temperature", "top_p", "extra_body")
+DRIFT_KEYS = ("model", "prompt_template", "system_prompt", "temperature", "top_p", "extra_body", "hint_template")
 TRACE_KEYS = ("schema", "id", "sample", "question", "answer", "kind", "prompt_template", "system_prompt",
               "messages", "reasoning", "content", "finish_reason", "truncated", "max_tokens", "model", "usage",
               "cost_usd", "latency_s", "attempts", "error", "created_at")
@@ -91,7 +91,14 @@ def run(cfg: GenerateConfig, client: TeacherClient | None = None) -> Path:
 
 def _run_locked(cfg: GenerateConfig, client: TeacherClient | None, prices: dict | None, out: Path) -> Path:
     state = scan_traces(out, cfg.on_truncated, cfg.max_tokens_ceiling)
-    n_problems, pending, prompt_tokens = plan(cfg, state)
+    sampler = None
+    if cfg.is_adaptive:  # per-problem draws decided as verdicts arrive (until_correct / rationalize)
+        from distill.generate.adaptive import AdaptiveSampler
+
+        sampler = AdaptiveSampler(cfg, out)
+        n_problems, pending, prompt_tokens = sampler.plan()
+    else:
+        n_problems, pending, prompt_tokens = plan(cfg, state)
     if not n_problems:
         raise InputError("no problems: the source is empty (nothing to generate)", path=cfg.problems, field="problems")
     estimate = estimate_cost(pending, prompt_tokens // max(pending, 1), cfg.est_completion_tokens, prices)
@@ -102,8 +109,11 @@ def _run_locked(cfg: GenerateConfig, client: TeacherClient | None, prices: dict 
     save_resolved(cfg, generate_config_path(out))
     stats = RunStats(problems=n_problems, pending=pending, resumed=len(state.done), prior_cost=state.cost)
     if pending:
-        asyncio.run(_generate(cfg, client, state, stats, out))
-    show_summary(stats, out)
+        if sampler is None:
+            asyncio.run(_generate(cfg, client, state, stats, out))
+        else:
+            asyncio.run(_generate(cfg, client, sampler.tally, stats, out, sampler.produce, sampler.worker))
+    show_summary(stats, out, sampler.finish(out) if sampler else None)
     if stats.fatal is not None:
         raise stats.fatal
     if stats.stop_reason == "budget":
@@ -139,8 +149,11 @@ def _refuse_drift(cfg: GenerateConfig, path: Path, lines: int) -> None:
                           "; they would be counted as done. Use another out= (or put the settings back)")
 
 
-async def _generate(cfg: GenerateConfig, client: TeacherClient, state: TraceState, stats: RunStats,
-                    out: Path) -> None:
+async def _generate(cfg: GenerateConfig, client: TeacherClient, state: Any, stats: RunStats,
+                    out: Path, produce: Any = None, worker: Any = None) -> None:
+    """Workers pull from a bounded queue fed by ``produce``; the defaults draw the fixed (problem, sample)
+    grid, :mod:`distill.generate.adaptive` passes its own pair to sample until correct."""
+    produce, worker = produce or _produce, worker or _worker
     stop = asyncio.Event()
     queue: asyncio.Queue = asyncio.Queue(maxsize=2 * cfg.concurrency)
     restore = _install_sigint(stop, stats)
@@ -149,10 +162,10 @@ async def _generate(cfg: GenerateConfig, client: TeacherClient, state: TraceStat
         with JsonlAppender(out, fsync=cfg.fsync) as writer:
             if writer.repaired_bytes:
                 log.info("%s: cut a torn last line (%d bytes) left by an interrupted run", out, writer.repaired_bytes)
-            workers = [asyncio.create_task(_worker(cfg, client, queue, writer, stats, stop, bar))
+            workers = [asyncio.create_task(worker(cfg, client, queue, writer, stats, stop, bar))
                        for _ in range(cfg.concurrency)]
             stats.tasks = workers
-            await _produce(cfg, state, queue, stop, len(workers))
+            await produce(cfg, state, queue, stop, len(workers))
             await asyncio.gather(*workers, return_exceptions=True)
     finally:
         bar.close()
@@ -170,6 +183,11 @@ async def _produce(cfg: GenerateConfig, state: TraceState, queue: asyncio.Queue,
                 await _put(queue, (problem, sample), stop)
         if stop.is_set():
             break
+    await finish_queue(queue, stop, n_workers)
+
+
+async def finish_queue(queue: asyncio.Queue, stop: asyncio.Event, n_workers: int) -> None:
+    """Place one end marker per worker (or as many as a stopped run can)."""
     placed = 0
     while placed < n_workers:  # one end marker per worker
         if stop.is_set():
@@ -232,7 +250,8 @@ async def _worker(cfg: GenerateConfig, client: TeacherClient, queue: asyncio.Que
         stats.refresh_bar(bar)
 
 
-def worst_cost(cfg: GenerateConfig, prices: dict | None, problem: dict, seen: float = 0.0) -> float:
+def worst_cost(cfg: GenerateConfig, prices: dict | None, problem: dict, seen: float = 0.0,
+               messages: list[dict] | None = None) -> float:
     """The most one sample can cost: its prompt (estimated generously) plus every output token it may
     be sent, over each truncation retry; never below the dearest sample seen. What the cap counts."""
     if not prices:
@@ -241,16 +260,33 @@ def worst_cost(cfg: GenerateConfig, prices: dict | None, problem: dict, seen: fl
     while cfg.on_truncated == "retry" and budget < cfg.max_tokens_ceiling:
         budget = min(cfg.max_tokens_ceiling, int(budget * cfg.truncation_factor))
         sends, completion = sends + 1, completion + budget
-    prompt = 2 * estimate_tokens(build_messages(cfg, problem)) + 16  # chars/4 undercounts some scripts
+    prompt = 2 * estimate_tokens(messages or build_messages(cfg, problem)) + 16  # chars/4 undercounts some scripts
     return max(seen, cost_usd({"prompt_tokens": prompt * sends, "completion_tokens": completion}, prices))
 
 
-async def _one_sample(cfg: GenerateConfig, client: TeacherClient, problem: dict, sample: int) -> dict:
+def hint_messages(cfg: GenerateConfig, problem: dict) -> list[dict]:
+    """What a rationalization request sends: the system prompt, then the question with the answer as a hint."""
+    messages = [{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []
+    messages.append({"role": "user", "content": cfg.hint_template.format(question=problem["question"],
+                                                                         answer=problem["answer"])})
+    return messages
+
+
+def hint_text(cfg: GenerateConfig, problem: dict) -> str:
+    """The words a rationalization adds to the question (what the filter's hint_leak check looks for)."""
+    return cfg.hint_template.format(question="", answer=problem["answer"]).strip()
+
+
+async def _one_sample(cfg: GenerateConfig, client: TeacherClient, problem: dict, sample: int,
+                      is_hinted: bool = False) -> dict:
     messages = build_messages(cfg, problem)
+    # A rationalization is asked with the hint but recorded with the unhinted messages: finetune renders
+    # from ``messages``, so the student learns to reach the answer without being told it (STaR).
+    sent = hint_messages(cfg, problem) if is_hinted else messages
     max_tokens = cfg.max_tokens
     paid, attempts = 0.0, 0
     while True:
-        result = await client.complete(messages, max_tokens=max_tokens, sample=sample)
+        result = await client.complete(sent, max_tokens=max_tokens, sample=sample)
         paid += result.cost_usd
         attempts += result.attempts
         if not (result.ok and result.truncated and cfg.on_truncated == "retry") \
@@ -261,7 +297,10 @@ async def _one_sample(cfg: GenerateConfig, client: TeacherClient, problem: dict,
     if result.ok and result.truncated and cfg.on_truncated == "drop":
         result.error = {"type": "truncated", "message": f"finish_reason=length at max_tokens={max_tokens}"}
     result.cost_usd, result.attempts = paid, attempts
-    return trace_record(cfg, problem, sample, messages, result, max_tokens)
+    record = trace_record(cfg, problem, sample, messages, result, max_tokens)
+    if is_hinted:
+        record.update(rationalized=True, hint=hint_text(cfg, problem))
+    return record
 
 
 def trace_record(cfg: GenerateConfig, problem: dict, sample: int, messages: list[dict], c: Completion,

@@ -54,6 +54,32 @@ class OfflineTeacherConfig:
 
 
 @dataclass
+class LoopConfig:
+    """STaR rounds: from round 2 the previous round's student samples the training problems itself."""
+
+    rounds: int = option(1, "rounds of generate -> filter -> finetune -> eval; 1: the one-pass pipeline")
+    generator: Literal["student"] = option(
+        "student", "who samples from round 2: the previous round's student (local transformers, behind a"
+                   " loopback OpenAI-compatible server, so generate and filter run unchanged)")
+    restart: Literal["base"] = option(
+        "base", "each round trains a fresh LoRA from the base model on the union of kept traces so far (STaR)")
+    patience: int = option(1, "stop when held-out accuracy has not risen for this many rounds")
+    temperature: float = option(0.8, "the student's sampling temperature from round 2 (> 0: samples differ)")
+    top_p: float = option(0.95, "the student's nucleus sampling from round 2")
+    max_new_tokens: int | None = option(None, "the student's budget per sample from round 2 (null: generate.max_tokens)")
+
+    def __post_init__(self) -> None:
+        for key, value, ok, rule in (("rounds", self.rounds, self.rounds >= 1, ">= 1"),
+                                     ("patience", self.patience, self.patience >= 1, ">= 1"),
+                                     ("temperature", self.temperature, self.temperature > 0, "> 0"),
+                                     ("top_p", self.top_p, 0 < self.top_p <= 1, "in (0, 1]"),
+                                     ("max_new_tokens", self.max_new_tokens,
+                                      self.max_new_tokens is None or self.max_new_tokens >= 1, ">= 1")):
+            if not ok:
+                raise ConfigError(f"loop.{key} must be {rule}, got {value!r}")
+
+
+@dataclass
 class PipelineConfig:
     """generate -> filter -> finetune -> eval (before and after) -> publish, in one run folder."""
 
@@ -74,6 +100,7 @@ class PipelineConfig:
     finetune: FinetuneConfig = section(FinetuneConfig, "the finetune stage (keys of distill finetune, or a recipe path)")
     eval: EvalConfig = section(EvalConfig, "the eval stage, run before and after finetuning (keys of distill eval)")
     publish: PublishSection = section(PublishSection, "the publish stage, when stages lists it (keys of distill publish)")
+    loop: LoopConfig = section(LoopConfig, "STaR rounds (rounds=1: one pass); see docs in distill.pipeline.loop")
 
     def __post_init__(self) -> None:
         unknown = [s for s in [*self.stages, *self.force] if s not in STAGES]
@@ -87,6 +114,21 @@ class PipelineConfig:
             if stage in self.stages and getattr(self, stage).problems is None:
                 raise ConfigError(f"{stage}.problems is not set: name the problems in the recipe, or run "
                                   "`distill run` with no recipe for the embedded offline default")
+
+        self._check_loop()
+
+    def _check_loop(self) -> None:
+        if self.loop.rounds == 1:
+            return
+        missing = [s for s in ("generate", "filter", "finetune", "eval") if s not in self.stages]
+        if missing:
+            raise ConfigError(f"loop.rounds={self.loop.rounds}: stages must include {', '.join(missing)}"
+                              " (every round generates, filters, trains and evaluates)")
+        if "publish" in self.stages:
+            raise ConfigError("loop.rounds > 1 with publish: publish the best round's adapter (named in loop.json)"
+                              " with `distill publish` after the run")
+        if self.loop.generator == "student" and not (self.student or self.finetune.student):
+            raise ConfigError("loop.generator=student: no student; set student= (or finetune.student=)")
 
     @property
     def folder(self) -> Path:

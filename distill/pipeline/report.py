@@ -63,6 +63,9 @@ def build_blocks(run_dir: Path, fig: Figures) -> list[Block]:
                              "the family's most common training answer.")]
             blocks += _table_or_none(FAMILY_HEADER, families)
         blocks += _image(charts, "accuracy", "accuracy before and after")
+    from distill.pipeline.loop_report import loop_blocks
+
+    blocks += loop_blocks(run_dir)
     if fig.tokens:
         blocks += [("h2", "Tokens and cost"),
                    ("table", ["prompt", "completion", "reasoning", "cached", "cost (USD)"],

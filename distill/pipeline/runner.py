@@ -16,7 +16,7 @@ import contextlib
 import importlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from distill.artifacts import RunLayout, is_failed, read_latest
@@ -52,38 +52,49 @@ def _run(cfg: PipelineConfig, layout: RunLayout) -> Path:
     with contextlib.ExitStack() as teachers:
         for index, step in enumerate(steps, 1):
             _banner(index, len(steps), step)
-            key, lineage = step_key(step, layout.root), step_lineage(step, layout.root)
-            fresh = step.section in cfg.force
             if step.section == "generate" and step.cfg.dry_run:  # an estimate: nothing recorded, nothing after it
                 _start_teacher(step, cfg, teachers)
                 importlib.import_module(step.module).run(step.cfg)
                 log.info("distill run: generate.dry_run=true, so the pipeline stops here")
                 return layout.root
-            ledger.switch(step.name, lineage, step.outputs, fresh=fresh)
-            if not fresh and ledger.is_current(step.name, key, step.outputs):
-                ledger.mark_reused(step.name)
-                log.info("%s: reused (settings and inputs unchanged, key %s)", step.name, key)
-                continue
-            _start_teacher(step, cfg, teachers)  # only when generate has work: a reused run sends nothing
-            previous = ledger.read(step.name)
-            if previous and previous.get("key") == key and previous.get("status") != "done":
-                log.info("%s: resuming the previous attempt", step.name)
-            ledger.start(step.name, key, step.outputs, lineage=lineage)
-            try:
-                importlib.import_module(step.module).run(step.cfg)
-            except SamplesFailed:
-                if step.section != "generate":
-                    raise
-                # Generate's failed samples are counted below: the pipeline goes on with what came back.
-            failed = _record(step, ledger)
+            failed = run_step(step, layout.root, ledger, fresh=step.section in cfg.force,
+                              start=lambda s: _start_teacher(s, cfg, teachers))
             if failed:
                 left_failed.append(f"{step.name}: {failed} samples failed")
+    if cfg.loop.rounds > 1:
+        from distill.pipeline.loop import run_loop
+
+        left_failed += run_loop(cfg, layout, steps)
     log.info("distill run: finished in %.1f s", time.time() - t0)
     _summarise(cfg, layout)
     if left_failed:  # the run finished on what came back; a script must still see that some did not
         raise SamplesFailed(f"{'; '.join(left_failed)} (see the error field in {layout.traces.name}); "
                             "`distill run` again retries them")
     return layout.root
+
+
+def run_step(step: Step, root: Path, ledger: Ledger, fresh: bool = False,
+             start: Callable[[Step], None] = lambda step: None) -> int:
+    """Reuse ``step`` when its key and outputs are current, else run it (``start`` first, e.g. a teacher);
+    return the samples generate left failed. The loop's rounds run their steps through this too."""
+    key, lineage = step_key(step, root), step_lineage(step, root)
+    ledger.switch(step.name, lineage, step.outputs, fresh=fresh)
+    if not fresh and ledger.is_current(step.name, key, step.outputs):
+        ledger.mark_reused(step.name)
+        log.info("%s: reused (settings and inputs unchanged, key %s)", step.name, key)
+        return 0
+    start(step)  # only when the step has work: a reused run sends nothing
+    previous = ledger.read(step.name)
+    if previous and previous.get("key") == key and previous.get("status") != "done":
+        log.info("%s: resuming the previous attempt", step.name)
+    ledger.start(step.name, key, step.outputs, lineage=lineage)
+    try:
+        importlib.import_module(step.module).run(step.cfg)
+    except SamplesFailed:
+        if step.section != "generate":
+            raise
+        # Generate's failed samples are counted below: the pipeline goes on with what came back.
+    return _record(step, ledger)
 
 
 def _recipe_inputs(cfg: PipelineConfig) -> dict[str, object]:

@@ -31,7 +31,8 @@ _NO_EFFECT = frozenset({
 })
 # Generate can extend its output: more problems or samples keep the traces already paid for; and
 # where the same model is reached (another replica, another key variable) does not change a trace.
-_EXTENDS = frozenset({"limit", "samples", "max_cost_usd", "est_completion_tokens", "base_url", "api_key_env"})
+_EXTENDS = frozenset({"limit", "samples", "max_cost_usd", "est_completion_tokens", "base_url", "api_key_env",
+                      "until_correct", "max_samples", "rationalize", "rationalize_samples"})
 # With the built-in teacher these are set per run (a free port), so they stand for the teacher's settings.
 _TEACHER_ENDPOINT = ("base_url", "api_key_env", "provider", "model")
 

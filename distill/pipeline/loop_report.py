@@ -1,0 +1,95 @@
+"""The report's STaR sections: the per-round table and curve (loop.json), and generate's until-correct tally.
+
+Usage:
+    blocks = loop_blocks(run_dir)      # [] for a one-pass run without until_correct
+    # build_blocks (distill.pipeline.report) appends them after the accuracy section
+
+Everything is read from files the run wrote: ``loop.json`` (:func:`distill.pipeline.loop.write_summary`)
+and ``traces.summary.json`` (generate's sample-until-correct tally).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from distill.artifacts import RunLayout, generate_summary_path
+
+log = logging.getLogger(__name__)
+
+__all__ = ["loop_blocks"]
+
+
+def loop_blocks(run_dir: Path) -> list[Any]:
+    """Report blocks for the rounds and the until-correct tally, where the run has them."""
+    blocks: list[Any] = []
+    tally_path = generate_summary_path(RunLayout(run_dir).traces)
+    if tally_path.exists():
+        tally = json.loads(tally_path.read_text(encoding="utf-8"))
+        blocks += [("h2", "Sampling until correct"),
+                   ("p", f"until_correct={tally.get('until_correct')}, max_samples={tally.get('max_samples')}, "
+                         f"first wave {tally.get('first_wave')}, rationalize={tally.get('rationalize')} (round 1)."),
+                   ("table", ["reached k", "short of k", "solved only by rationalization", "unsolved",
+                              "samples per solved problem", "hinted requests"],
+                    [[str(tally.get(k, "-")) for k in ("reached_k", "partly_solved", "rationalized", "unsolved",
+                                                        "samples_per_solved", "rationalizations")]])]
+    loop_path = Path(run_dir) / "loop.json"
+    if not loop_path.exists():
+        return blocks
+    summary = json.loads(loop_path.read_text(encoding="utf-8"))
+    rows = summary.get("rounds") or []
+    blocks += [("h2", "Rounds"),
+               ("p", f"Best round: **{summary.get('best_round')}** (its adapter, {summary.get('adapter')}, is the "
+                     "run's adapter). Round 1 trains on teacher traces; later rounds on the union of every round's "
+                     "kept traces, with a fresh LoRA from the base model.")]
+    blocks += [("table", ["round", "traces drawn", "kept", "rationalized", "new problems solved",
+                          "held-out pass@1", "95% interval"],
+                [[str(r["round"]), str(r["drawn"]), str(r["kept"]), str(r["rationalized"]),
+                  str(r["new_problems_solved"]), _pct(r.get("accuracy")),
+                  f"{_pct(r.get('low'))} - {_pct(r.get('high'))}" if r.get("low") is not None else "-"]
+                 for r in rows])]
+    chart = _draw_rounds(rows, RunLayout(run_dir).plots / "rounds.png")
+    if chart:
+        blocks.append(("img", chart, "held-out accuracy per round"))
+    return blocks
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _draw_rounds(rows: list[dict], path: Path) -> Path | None:
+    """Held-out accuracy per round with its interval, and kept traces per round as bars."""
+    scored = [r for r in rows if r.get("accuracy") is not None]
+    if not scored:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure, ax = plt.subplots(figsize=(5.6, 3.2), dpi=110)
+        x = [r["round"] for r in scored]
+        y = [100 * r["accuracy"] for r in scored]
+        err = [[max(0.0, v - 100 * (r.get("low") or r["accuracy"])) for v, r in zip(y, scored)],
+               [max(0.0, 100 * (r.get("high") or r["accuracy"]) - v) for v, r in zip(y, scored)]]
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=5, color="#1a7f37")
+        ax.set_xticks(x)
+        ax.set_xlabel("round")
+        ax.set_ylabel("held-out pass@1 (%)")
+        ax.set_ylim(0, 100)
+        kept = ax.twinx()
+        kept.bar(x, [r["kept"] for r in scored], alpha=0.2, color="#57606a", width=0.4)
+        kept.set_ylabel("kept traces")
+        ax.set_title("STaR rounds (95% interval)", fontsize=10)
+        figure.tight_layout()
+        figure.savefig(path, format="png")
+        plt.close(figure)
+        return path
+    except Exception as exc:  # a chart is never worth failing a finished run
+        log.warning("report: could not draw the rounds chart (%s)", exc)
+        return None
