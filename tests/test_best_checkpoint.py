@@ -79,3 +79,16 @@ def test_keep_best_false_saves_the_last_step(student, tmp_path):
 def test_dev_options_are_checked():
     with pytest.raises(ConfigError, match="eval_max_new_tokens"):
         FinetuneConfig(eval_max_new_tokens=0)
+
+
+def test_the_held_out_set_cannot_choose_the_step(tmp_path):
+    from distill.pipeline.config import load_pipeline
+    from distill.preflight import preflight
+
+    with pytest.raises(ConfigError, match="held-out eval set"):
+        preflight(load_pipeline(None, ["finetune.eval_problems=offline:eval"]))
+    held = _write(tmp_path / "held.jsonl", QUESTIONS, "7")
+    with pytest.raises(ConfigError, match="in-sample"):
+        preflight(load_pipeline(None, [f"eval.problems={held}",  # the same file, spelled another way
+                                       f"finetune.eval_problems={tmp_path}/../{tmp_path.name}/held.jsonl"]))
+    preflight(load_pipeline(None, ["finetune.eval_problems=offline:train?seed=7&n=30"]))  # a separate set is fine
