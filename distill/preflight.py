@@ -59,6 +59,8 @@ def preflight(cfg: Any) -> None:
         _check_dev_problems(cfg)
     if "eval" in stages:
         _check_eval_problems(cfg.eval)
+        if getattr(cfg, "guard_problems", None):
+            _check_eval_problems(dataclasses.replace(cfg.eval, problems=cfg.guard_problems))
     if "publish" in stages and not getattr(cfg.publish, "dry_run", True):
         from huggingface_hub import get_token
 

@@ -67,6 +67,8 @@ class PipelineConfig:
     offline_teacher: OfflineTeacherConfig = section(OfflineTeacherConfig, "the built-in offline teacher")
     student: str | None = option(None, "student for finetune and eval (sets finetune.student and eval.student)")
     eval_before: bool = option(True, "also score the student without the adapter (eval-before/)")
+    guard_problems: str | None = option(
+        None, "general-skill problems outside the task, scored before and after (forgetting blocks publish)")
     force: list[str] = option([], "stages to re-run even when their inputs and config are unchanged")
     report: bool = option(True, "write report.md and report.html (with plots) in the run folder")
     generate: GenerateConfig = section(GenerateConfig, "the generate stage (keys of distill generate, or a recipe path)")

@@ -56,6 +56,8 @@ def build_blocks(run_dir: Path, fig: Figures) -> list[Block]:
         blocks += _table_or_none(["", "pass@1", "95% interval", "problems", "answered", "truncated"],
                                  _accuracy_rows(fig))
         blocks += _image(charts, "accuracy", "accuracy before and after")
+    if fig.gate:
+        blocks += [("h2", "Regression check"), ("p", " ".join(fig.gate))]
     if fig.tokens:
         blocks += [("h2", "Tokens and cost"),
                    ("table", ["prompt", "completion", "reasoning", "cached", "cost (USD)"],

@@ -21,7 +21,7 @@ from distill.pipeline.state import Ledger
 from distill.progress import human_count, show_table
 from distill.records import read_jsonl
 
-STEP_ORDER = ("generate", "filter", "finetune", "eval-before", "eval-after", "publish")
+STEP_ORDER = ("generate", "filter", "finetune", "eval-before", "eval-after", "guard-before", "guard-after", "publish")
 
 
 @dataclass
@@ -43,6 +43,8 @@ class Figures:
     accuracy_after: dict[str, Any] | None = None
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     artefacts: dict[str, Path] = field(default_factory=dict)
+    gate: list[str] = field(default_factory=list)  # the regression gate's sentences (distill.evaluate.gate)
+    gate_failed: bool = False
 
 
 def collect(run_dir: Path) -> Figures:
@@ -139,6 +141,9 @@ def summary_rows(fig: Figures) -> list[tuple[str, str]]:
         ("accuracy before -> after", accuracy_text(fig)),
         ("time per stage", ", ".join(f"{n} {s.get('seconds', 0):.0f}s" for n, s in fig.steps.items()) or "-"),
     ]
+    if fig.gate:
+        rows.append(("regression check", "REGRESSED (publish refuses; see report)" if fig.gate_failed
+                     else "no regression detected"))
     if reused:
         rows.append(("reused", ", ".join(reused)))
     rows += [(f"  {label}", str(path)) for label, path in fig.artefacts.items()]
