@@ -58,6 +58,13 @@ def build_blocks(run_dir: Path, fig: Figures) -> list[Block]:
         blocks += _image(charts, "accuracy", "accuracy before and after")
     if fig.gate:
         blocks += [("h2", "Regression check"), ("p", " ".join(fig.gate))]
+    if fig.ablation:
+        from distill.pipeline.ablation import table_rows
+
+        header, rows = table_rows(fig.ablation)
+        blocks += [("h2", "Ablation: does filtering pay, does reasoning pay?"),
+                   ("p", f"Same student, {fig.ablation['max_steps']} steps each, scored on the held-out problems. "
+                         + fig.ablation["note"] + "."), ("table", header, rows)]
     if fig.tokens:
         blocks += [("h2", "Tokens and cost"),
                    ("table", ["prompt", "completion", "reasoning", "cached", "cost (USD)"],

@@ -42,7 +42,8 @@ def run(cfg: PipelineConfig) -> Path:
 
 def _run(cfg: PipelineConfig, layout: RunLayout) -> Path:
     save_resolved(cfg, layout.recipe)
-    steps = plan(materialize_sources(cfg, layout.root), layout.root)
+    wired = materialize_sources(cfg, layout.root)
+    steps = plan(wired, layout.root)
     _check_inputs(steps, layout.root)
     check_run_outputs(steps, _recipe_inputs(cfg))
     ledger = Ledger(layout.root)
@@ -78,6 +79,10 @@ def _run(cfg: PipelineConfig, layout: RunLayout) -> Path:
             failed = _record(step, ledger)
             if failed:
                 left_failed.append(f"{step.name}: {failed} samples failed")
+    if cfg.ablate:  # after the run's own steps: the filtered arm is its adapter and eval-after
+        from distill.pipeline.ablation import run_ablation
+
+        run_ablation(wired, layout)
     log.info("distill run: finished in %.1f s", time.time() - t0)
     _summarise(cfg, layout)
     if left_failed:  # the run finished on what came back; a script must still see that some did not

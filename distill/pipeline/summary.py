@@ -11,6 +11,7 @@ records; a stage that did not run shows as a dash, a record of another version i
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ class Figures:
     accuracy_after: dict[str, Any] | None = None
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     artefacts: dict[str, Path] = field(default_factory=dict)
+    ablation: dict | None = None  # ablation/report.json (distill.pipeline.ablation)
     gate: list[str] = field(default_factory=list)  # the regression gate's sentences (distill.evaluate.gate)
     gate_failed: bool = False
 
@@ -56,6 +58,8 @@ def collect(run_dir: Path) -> Figures:
     _read_adapter(layout, fig)
     fig.accuracy_before = _read_eval(layout.eval_before.report)
     fig.accuracy_after = _read_eval(layout.eval_after.report)
+    ablation = layout.root / "ablation" / "report.json"
+    fig.ablation = json.loads(ablation.read_text(encoding="utf-8")) if ablation.is_file() else None
     states = Ledger(layout.root).all()
     fig.steps = {name: states[name] for name in STEP_ORDER if name in states}
     named = {"traces": layout.traces, "kept": layout.kept, "rejected": layout.filter.rejected,
