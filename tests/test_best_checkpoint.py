@@ -92,3 +92,24 @@ def test_the_held_out_set_cannot_choose_the_step(tmp_path):
         preflight(load_pipeline(None, [f"eval.problems={held}",  # the same file, spelled another way
                                        f"finetune.eval_problems={tmp_path}/../{tmp_path.name}/held.jsonl"]))
     preflight(load_pipeline(None, ["finetune.eval_problems=offline:train?seed=7&n=30"]))  # a separate set is fine
+
+
+def test_the_run_report_says_which_step_was_kept(tmp_path):
+    import yaml
+    from pipeline_fixtures import recipe_tree, write_problems
+    from tiny_student import make_tiny_student
+
+    from distill.pipeline.config import load_pipeline
+    from distill.pipeline.runner import run as run_pipeline
+
+    train, held_out = write_problems(tmp_path, n_train=8, n_eval=4)
+    dev = _write(tmp_path / "dev.jsonl", QUESTIONS, "7")
+    tree = recipe_tree(make_tiny_student(tmp_path / "student"), train, held_out, eval_before=False,
+                       finetune={"eval_problems": str(dev), "eval_steps": 2, "eval_max_new_tokens": 8})
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(tree))
+    run_dir = run_pipeline(load_pipeline(tmp_path / "r.yaml", [f"run_dir={tmp_path / 'run'}"]))
+    rows = [json.loads(line) for line in (run_dir / "adapter" / "loss.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "dev_pass@1" in r] == [2, 4]
+    kept = json.loads((run_dir / "adapter" / "distill.json").read_text())["metrics"]["checkpoint"]
+    assert f"Kept the adapter of step {kept['kept_step']} (dev pass@1" in (run_dir / "report.md").read_text()
+    assert (run_dir / "plots" / "loss.png").is_file()

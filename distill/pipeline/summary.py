@@ -44,6 +44,8 @@ class Figures:
     accuracy_after: dict[str, Any] | None = None
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     artefacts: dict[str, Path] = field(default_factory=dict)
+    dev_accuracy: list[tuple[float, float]] = field(default_factory=list)  # (step, dev pass@1) from loss.jsonl
+    checkpoint: dict | None = None  # which step's adapter finetune kept, and by what
     ablation: dict | None = None  # ablation/report.json (distill.pipeline.ablation)
     gate: list[str] = field(default_factory=list)  # the regression gate's sentences (distill.evaluate.gate)
     gate_failed: bool = False
@@ -110,6 +112,9 @@ def _read_adapter(layout: RunLayout, fig: Figures) -> None:
     fig.train_examples = record.data.get("train_examples")
     if files.loss_log.exists():
         fig.loss = [(float(rec["step"]), float(rec["loss"])) for _, rec in read_jsonl(files.loss_log) if "loss" in rec]
+        fig.dev_accuracy = [(float(rec["step"]), float(rec["dev_pass@1"])) for _, rec in read_jsonl(files.loss_log)
+                            if "dev_pass@1" in rec]
+    fig.checkpoint = record.metrics.get("checkpoint")
 
 
 def _read_eval(path: Path) -> dict[str, Any] | None:
