@@ -313,9 +313,11 @@ def _train_loop(model: Any, optimizer: Any, scheduler: Any, acc: Any, plan: _Pla
                 eval_loss = _eval_loss(model, encoded, held_idx, cfg, acc, pad)
                 row["eval_loss"] = round(eval_loss, 6)
             if cfg.eval_problems:
+                paused = time.perf_counter()
                 if scorer is not None:
                     row.update(scorer.score(acc.unwrap_model(model), done))
                 acc.wait_for_everyone()
+                clock += time.perf_counter() - paused  # tokens/s counts training time, not dev generation
         if appender and (done % max(1, cfg.log_steps) == 0 or done == plan.total_steps or "eval_loss" in row
                          or "dev_pass@1" in row):
             appender.write(row)
