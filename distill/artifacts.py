@@ -259,6 +259,7 @@ class FilterStats:
     per_source: dict = field(default_factory=dict)
     judge: dict = field(default_factory=dict)
     bad_step: dict = field(default_factory=dict)
+    unsound_step: dict = field(default_factory=dict)  # false comparisons and family step checks
     throughput: dict = field(default_factory=dict)
     written: dict = field(default_factory=dict)
     cache: dict = field(default_factory=dict)

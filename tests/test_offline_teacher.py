@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from distill.soundness import false_steps
 from distill.teacher import offline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +83,7 @@ def test_solver_is_right_and_sound_without_mistakes(family: str, split: str) -> 
         assert is_right(content, problem), (problem, reasoning, content)
         assert boxed(content) == problem["answer"]
         assert not false_claims(reasoning), (problem["question"], reasoning)
+        assert not false_steps(reasoning, problem), (problem["question"], reasoning)
         assert len(reasoning.split()) < 120  # short, regular traces for a 135M student
 
 
@@ -90,11 +92,21 @@ def test_every_trace_has_a_mistake_at_rate_one(family: str) -> None:
     kinds = set()
     for i, problem in enumerate(offline.make_problems(family, 80, seed=5)):
         reasoning, content = ask(problem, 1.0, seed=i)
-        wrong, bad = not is_right(content, problem), false_claims(reasoning)
+        wrong, bad = not is_right(content, problem), false_claims(reasoning) or false_steps(reasoning, problem)
         assert wrong or bad, (problem["question"], reasoning, content)
         kinds.add("answer" if wrong else "step")
-    # arithmetic gives the bad_step check real work: right answers over false steps
-    assert kinds == ({"answer", "step"} if family == "arithmetic" else {"answer"})
+    # every family gives the step checks real work: right answers over false steps
+    assert kinds == {"answer", "step"}
+
+
+@pytest.mark.parametrize("family", offline.FAMILIES)
+def test_step_slips_keep_the_answer_and_are_caught_by_the_soundness_checks(family: str) -> None:
+    for i, problem in enumerate(offline.make_problems(family, 60, seed=6)):
+        slipped, content = offline.solve(problem["question"], "step", random.Random(i))
+        if slipped.startswith("Compare"):
+            continue  # a decimal with nothing to pad: the slip goes into the answer instead
+        assert boxed(content) == problem["answer"], slipped
+        assert false_steps(slipped, problem), slipped
 
 
 def test_false_steps_are_caught_by_the_filters_step_check() -> None:
@@ -112,6 +124,15 @@ def test_mistake_rate_is_respected_roughly() -> None:
     wrong = sum(not is_right(ask(p, 0.3, seed=i)[1], p) or bool(false_claims(ask(p, 0.3, seed=i)[0]))
                 for i, p in enumerate(problems))
     assert 0.2 * len(problems) < wrong < 0.4 * len(problems)
+
+
+def test_trace_styles() -> None:
+    positions, _ = offline.solve("Which is greater, 9.11 or 9.8?", style="positions")
+    assert "Tenths: 9.11 has 1, 9.80 has 8, 1 < 8" in positions
+    assert "3. r -> 1" in offline.solve("How many r's are in strawberry?", style="positions")[0]
+    assert "Tenths: 1 < 8" in offline.solve("Which is greater, 9.11 or 9.8?")[0]  # plain is the default
+    with pytest.raises(ValueError, match="unknown trace style"):
+        offline.solve("Compute 1 + 2.", style="fancy")
 
 
 def test_the_seed_examples_of_the_field() -> None:
@@ -149,9 +170,12 @@ def test_train_and_eval_never_overlap() -> None:
     for family in offline.FAMILIES:
         train = [p for seed in range(3) for p in offline.make_problems(family, 400, seed=seed)]
         held = [p for seed in range(3) for p in offline.make_problems(family, 100, seed=seed, split="eval")]
+        dev = [p for seed in range(3) for p in offline.make_problems(family, 100, seed=seed, split="dev")]
+        keys = [{p["split_key"] for p in s} for s in (train, held, dev)]
+        assert keys[0].isdisjoint(keys[1]) and keys[0].isdisjoint(keys[2]) and keys[1].isdisjoint(keys[2])
         assert {p["split_key"] for p in train}.isdisjoint({p["split_key"] for p in held})
         assert {p["question"] for p in train}.isdisjoint({p["question"] for p in held})
-        assert all(offline.split_of(p["split_key"]) == p["split"] for p in train + held)
+        assert all(offline.split_of(p["split_key"]) == p["split"] for p in train + held + dev)
     # a held-out word is never asked about in training, with any letter
     words = {p["split_key"] for p in offline.make_problems("letter_count", 200, 0, "eval")}
     asked = {p["question"].rsplit(" ", 1)[1].rstrip("?") for p in offline.make_problems("letter_count", 800, 9)}
@@ -188,12 +212,14 @@ def test_bundled_datasets_match_the_generators() -> None:
     train_keys = {p["split_key"] for p in offline.default_train_problems()}
     assert train_keys.isdisjoint(p["split_key"] for p in bundled["offline-eval.jsonl"])
     assert bundled["offline-train.jsonl"] == offline.default_train_problems()
+    assert bundled["offline-dev.jsonl"] == offline.default_dev_problems()
 
 
 def test_source_specs() -> None:
     assert offline.from_spec("offline:eval") == offline.default_eval_problems()
     assert offline.from_spec("offline:train?n=9&seed=4") == offline.make_mixed(9, 4, "train")
     assert offline.from_spec("offline:eval:arithmetic?n=5") == offline.make_problems("arithmetic", 5, 0, "eval")
+    assert offline.from_spec("offline:dev") == offline.default_dev_problems()
     assert offline.from_spec("data/x.jsonl") is None
     for bad in ("offline:test", "offline:train:sudoku", "offline:train?size=3"):
         with pytest.raises(ValueError, match="bad offline source"):

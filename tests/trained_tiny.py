@@ -20,13 +20,13 @@ PROMPTS = ["What is 1+1?", "Add 2 and 3, then multiply by 4. What is the result?
            "Compute 12 + 7 * 3 and explain each step carefully."]
 
 
-def _batch(tokenizer, answer: str, questions: list[str]):
+def _batch(tokenizer, answer: str, questions: list[str], reasoning: str = "add"):
     import torch
 
     from distill.render import encode_prompt
     from distill.generate.config import DEFAULT_PROMPT
 
-    target = tokenizer(f"<think>\nadd\n</think>\n\n\\boxed{{{answer}}}", add_special_tokens=False).input_ids
+    target = tokenizer(f"<think>\n{reasoning}\n</think>\n\n\\boxed{{{answer}}}", add_special_tokens=False).input_ids
     rows = [(encode_prompt(tokenizer, DEFAULT_PROMPT.format(question=q)), target + [tokenizer.eos_token_id])
             for q in questions]
     width = max(len(p) + len(c) for p, c in rows)
@@ -39,13 +39,14 @@ def _batch(tokenizer, answer: str, questions: list[str]):
     return ids, mask, labels
 
 
-def _fit(model, tokenizer, answer: str, steps: int, lr: float, questions: list[str] | None) -> None:
+def _fit(model, tokenizer, answer: str, steps: int, lr: float, questions: list[str] | None,
+         reasoning: str = "add") -> None:
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 30k-parameter model: a second thread only adds contention on a busy CI box
     torch.manual_seed(0)
-    ids, mask, labels = _batch(tokenizer, answer, list(questions or PROMPTS))
+    ids, mask, labels = _batch(tokenizer, answer, list(questions or PROMPTS), reasoning)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr)
     model.train()
@@ -58,14 +59,15 @@ def _fit(model, tokenizer, answer: str, steps: int, lr: float, questions: list[s
 
 
 def make_answering_student(path: str | Path, answer: str = "7", seed: int = 0,
-                           questions: list[str] | None = None) -> Path:
-    """A tiny student (ChatML, EOS <|im_end|>) whose greedy reply to any question ends in \\boxed{answer}."""
+                           questions: list[str] | None = None, reasoning: str = "add", steps: int = 120) -> Path:
+    """A tiny student (ChatML, EOS <|im_end|>) whose greedy reply to any question is
+    ``<think>\\n{reasoning}\\n</think>`` then \\boxed{answer}."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = make_tiny_student(path, seed=seed)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path)
-    _fit(model, tokenizer, answer, steps=120, lr=1e-2, questions=questions)
+    _fit(model, tokenizer, answer, steps=steps, lr=1e-2, questions=questions, reasoning=reasoning)
     model.save_pretrained(path)
     return Path(path)
 

@@ -53,6 +53,9 @@ class EvalConfig(SourceConfig):
     system_prompt: str | None = option(None, "system message (null: as the adapter was trained, else none)")
     batch_size: int = option(16, "local backend: prompts generated together (left padding, KV cache)")
     dtype: str = option("auto", "local backend: auto (bf16 where the hardware has it) | float32 | bfloat16 | float16")
+    chance_problems: str | None = option(
+        None, "training problems: the chance rate per family is always giving their most common answer"
+              " (null: the offline default's training set, for the offline families)")
     confidence: float = option(0.95, "confidence level of the intervals in comparisons")
     bootstrap: int = option(2000, "paired bootstrap resamples for the difference's interval")
     progress: bool = option(True, "show a progress bar")

@@ -1,9 +1,14 @@
-"""Scores from per-sample outputs: pass@1, unbiased pass@k, shares, breakdowns, intervals. Pure, no I/O.
+"""Scores from per-sample outputs: pass@1, sound accuracy, unbiased pass@k, shares, breakdowns, intervals. Pure.
 
 Usage:
     from distill.evaluate.metrics import summarise, compare_outputs, pass_at_k
     report = summarise(records)                  # records: outputs.jsonl rows
     diff = compare_outputs(before, after, confidence=0.95, resamples=2000)
+    compare_outputs(before, after, field="sound")  # the same on sound accuracy
+    chance_rates(eval_problems, train_problems)  # per family: always the most common training answer
+
+Sound accuracy counts a sample only when it is correct and every checkable step of its reasoning
+is true (the ``sound`` field of an outputs.jsonl row, see distill.soundness).
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable
 
-__all__ = ["pass_at_k", "wilson_interval", "per_problem", "summarise", "compare_outputs"]
+__all__ = ["pass_at_k", "wilson_interval", "per_problem", "summarise", "by_family", "chance_rates",
+           "family_rows", "FAMILY_HEADER", "compare_outputs"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -46,16 +52,21 @@ def _z(confidence: float) -> float:
     return NormalDist().inv_cdf(0.5 + confidence / 2)
 
 
-def per_problem(records: Iterable[dict]) -> dict[str, dict]:
-    """Group scored samples by problem id: ``{id: {n, c, kind, source}}`` (error samples are left out)."""
+def per_problem(records: Iterable[dict], field: str = "correct") -> dict[str, dict]:
+    """Group scored samples by problem id: ``{id: {n, c, s, kind, source, family}}`` (errors left out).
+
+    ``c`` counts samples whose ``field`` is true (``correct``, or ``sound`` to score soundness);
+    ``s`` counts sound samples.
+    """
     groups: dict[str, dict] = {}
     for rec in records:
         if rec.get("error"):
             continue
-        g = groups.setdefault(rec["id"], {"n": 0, "c": 0, "kind": rec.get("kind") or "-",
-                                          "source": rec.get("source") or "-"})
+        g = groups.setdefault(rec["id"], {"n": 0, "c": 0, "s": 0, "kind": rec.get("kind") or "-",
+                                          "source": rec.get("source") or "-", "family": rec.get("family")})
         g["n"] += 1
-        g["c"] += 1 if rec.get("correct") is True else 0
+        g["c"] += 1 if rec.get(field) is True else 0
+        g["s"] += 1 if rec.get("sound") is True else 0
     return groups
 
 
@@ -79,6 +90,7 @@ def summarise(records: list[dict], confidence: float = 0.95) -> dict:
     pass_k = {f"pass@{k}": _mean(pass_at_k(g["n"], g["c"], k) for g in groups.values()) for k in _ks(n_min)} \
         if n_min else {}
     lo, hi = wilson_interval(pass1 * n_problems, n_problems, confidence)
+    sound = sum(g["s"] / g["n"] for g in groups.values()) / n_problems if n_problems else 0.0
     reasons: dict[str, int] = defaultdict(int)
     for r in done:
         reasons[r.get("reason") or "-"] += 1
@@ -89,6 +101,9 @@ def summarise(records: list[dict], confidence: float = 0.95) -> dict:
         "pass@1": pass1,
         "pass@1_interval": {"low": lo, "high": hi, "method": "wilson", "confidence": confidence},
         "pass@k": pass_k,
+        "sound": sound,
+        "sound_interval": _interval(sound * n_problems, n_problems, confidence),
+        "unsound_correct": sum(1 for r in done if r.get("correct") is True and r.get("sound") is False),
         "answered": _mean(r.get("extracted") is not None and not r.get("truncated") for r in done),
         "truncated": _mean(bool(r.get("truncated")) for r in done),
         "undecided": _mean(r.get("correct") is None for r in done),
@@ -97,7 +112,71 @@ def summarise(records: list[dict], confidence: float = 0.95) -> dict:
         "reasons": dict(sorted(reasons.items())),
         "by_source": _breakdown(groups, "source"),
         "by_kind": _breakdown(groups, "kind"),
+        "by_family": by_family(groups, confidence),
     }
+
+
+def by_family(groups: dict[str, dict], confidence: float = 0.95) -> dict[str, dict]:
+    """Per problem family (problems without one are left out): pass@1 and sound, with Wilson intervals."""
+    buckets: dict[str, list[dict]] = defaultdict(list)
+    for g in groups.values():
+        if g.get("family"):
+            buckets[g["family"]].append(g)
+    out = {}
+    for name, gs in sorted(buckets.items()):
+        n = len(gs)
+        pass1 = sum(g["c"] / g["n"] for g in gs) / n
+        sound = sum(g["s"] / g["n"] for g in gs) / n
+        out[name] = {"problems": n, "pass@1": pass1, "pass@1_interval": _interval(pass1 * n, n, confidence),
+                     "sound": sound, "sound_interval": _interval(sound * n, n, confidence)}
+    return out
+
+
+def chance_rates(eval_problems: list[dict], train_problems: list[dict]) -> dict[str, dict]:
+    """Per family, the pass@1 of always giving the family's most common training answer."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for p in train_problems:
+        if p.get("family"):
+            counts[p["family"]][str(p["answer"])] += 1
+    out = {}
+    for family in sorted({p["family"] for p in eval_problems if p.get("family")}):
+        golds = [str(p["answer"]) for p in eval_problems if p.get("family") == family]
+        if not counts.get(family):
+            continue
+        answer = max(sorted(counts[family]), key=lambda a: counts[family][a])  # ties: the first in order
+        out[family] = {"answer": answer, "pass@1": sum(g == answer for g in golds) / len(golds),
+                       "train_problems": sum(counts[family].values())}
+    return out
+
+
+FAMILY_HEADER = ["family", "problems", "chance", "pass@1 before", "pass@1 after", "sound before", "sound after"]
+
+
+def family_rows(before: dict | None, after: dict | None) -> list[list[str]]:
+    """Rows under :data:`FAMILY_HEADER` from two ``metrics.by_family`` dicts: value [Wilson interval]."""
+    before, after = before or {}, after or {}
+    rows = []
+    for name in sorted(set(before) | set(after)):
+        b, a = before.get(name) or {}, after.get(name) or {}
+        chance = (a.get("chance") or b.get("chance") or {}).get("pass@1")
+        rows.append([name, str(a.get("problems") or b.get("problems") or "-"),
+                     "-" if chance is None else f"{chance:.0%}",
+                     _with_interval(b, "pass@1"), _with_interval(a, "pass@1"),
+                     _with_interval(b, "sound"), _with_interval(a, "sound")])
+    return rows
+
+
+def _with_interval(scores: dict, name: str) -> str:
+    if scores.get(name) is None:
+        return "-"
+    ci = scores.get(f"{name}_interval") or {}
+    span = f" [{ci['low']:.0%}, {ci['high']:.0%}]" if "low" in ci else ""
+    return f"{scores[name]:.0%}{span}"
+
+
+def _interval(successes: float, total: int, confidence: float) -> dict:
+    lo, hi = wilson_interval(successes, total, confidence)
+    return {"low": lo, "high": hi, "method": "wilson", "confidence": confidence}
 
 
 def _breakdown(groups: dict[str, dict], key: str) -> dict[str, dict]:
@@ -113,10 +192,11 @@ def _mean(values: Iterable[float]) -> float:
 
 
 def compare_outputs(before: list[dict], after: list[dict], confidence: float = 0.95,
-                    resamples: int = 2000, seed: int = 0) -> dict:
-    """Paired comparison over the problems both evals scored: difference of pass@1 with a paired
-    bootstrap interval (problems resampled with replacement, the same draw for both sides)."""
-    a, b = per_problem(before), per_problem(after)
+                    resamples: int = 2000, seed: int = 0, field: str = "correct") -> dict:
+    """Paired comparison over the problems both evals scored: difference of pass@1 (``field="sound"``:
+    of sound accuracy) with a paired bootstrap interval (problems resampled with replacement, the
+    same draw for both sides)."""
+    a, b = per_problem(before, field), per_problem(after, field)
     common = sorted(set(a) & set(b))
     if not common:
         return {"paired_problems": 0, "before": None, "after": None, "difference": None, "interval": None}

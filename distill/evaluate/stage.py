@@ -28,7 +28,7 @@ from distill.errors import ConfigError, InputError, SamplesFailed
 from distill.evaluate.backends import Answer, ApiBackend, Job, LocalBackend, VllmBackend
 from distill.evaluate.basemodel import check_adapter_base
 from distill.evaluate.config import EvalConfig
-from distill.evaluate.metrics import compare_outputs, summarise, wilson_interval
+from distill.evaluate.metrics import chance_rates, compare_outputs, summarise, wilson_interval
 from distill.generate.config import DEFAULT_PROMPT
 from distill.paths import check_outputs
 from distill.progress import progress_bar, show_table
@@ -180,6 +180,7 @@ def evaluate(cfg: EvalConfig, problems: list[dict], backend, folder: Path, adapt
     seconds = time.perf_counter() - started
     ids = {p["id"] for p in problems}
     records = [r for r in _answers(files.outputs, key).values() if r["id"] in ids and r["sample"] < cfg.samples]
+    _add_soundness(records, {p["id"]: p for p in problems})
     report = _report(cfg, adapter, records, key, {
         "generated": len(jobs), "seconds": round(seconds, 3), "completion_tokens": tokens,
         "tokens_per_s": round(tokens / seconds, 2) if jobs and seconds else None,
@@ -187,6 +188,7 @@ def evaluate(cfg: EvalConfig, problems: list[dict], backend, folder: Path, adapt
     if records and all(r.get("error") for r in records):  # a report over no answers would read as a score
         raise SamplesFailed(f"eval {folder}: all {len(records)} answers failed "
                             f"({_failure_kinds(files.outputs, key)}); no report written, a re-run retries them")
+    _add_chance(report.metrics, cfg, problems)
     if compare_to is not None:
         report.compare = compare_with(compare_to, records, cfg)
     report.write(files.report)
@@ -205,13 +207,51 @@ def score(job: Job, answer: Answer, key: str, cfg: EvalConfig, source: str) -> d
         verdict = {"correct": v.correct, "extracted": v.extracted, "reason": v.reason}
         if answer.truncated and v.correct is not True and v.extracted is None:
             verdict["reason"] = "truncated"
+    verdict.update(_soundness(verdict["correct"], answer.reasoning, answer.content, p))
     return {"schema": SCHEMA, "eval_key": key, "id": p["id"], "sample": job.sample, "source": source,
+            "family": p.get("family"),
             "kind": p["kind"], "question": p["question"], "gold": p["answer"], "prompt": job.user,
             "response": answer.response, "reasoning": answer.reasoning, "content": answer.content,
             **verdict, "truncated": answer.truncated, "finish_reason": answer.finish_reason,
             "completion_tokens": answer.completion_tokens, "reasoning_tokens": answer.reasoning_tokens,
             "latency_s": round(answer.latency_s, 4), "cost_usd": answer.cost_usd, "error": answer.error,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _soundness(correct: bool | None, reasoning: str | None, content: str | None, problem: dict) -> dict:
+    """``sound`` (correct and no false step in the model's own reasoning) and the false steps found."""
+    from distill.soundness import false_steps
+
+    text = "\n".join(t for t in (reasoning, content) if t)
+    steps = false_steps(text, problem) if correct is not None else []
+    return {"sound": None if correct is None else bool(correct) and not steps, "false_steps": steps}
+
+
+def _add_soundness(records: list[dict], problems: dict[str, dict]) -> None:
+    """Score soundness on records written before it existed (resumed folders), from their own text."""
+    for rec in records:
+        if "sound" not in rec and not rec.get("error") and rec["id"] in problems:
+            rec.setdefault("family", problems[rec["id"]].get("family"))
+            rec.update(_soundness(rec.get("correct"), rec.get("reasoning"), rec.get("content"), problems[rec["id"]]))
+
+
+def _add_chance(metrics: dict, cfg: EvalConfig, problems: list[dict]) -> None:
+    """metrics.by_family.<family>.chance: always giving the family's most common training answer."""
+    if not metrics.get("by_family"):
+        return
+    if cfg.chance_problems:
+        from distill.sources import load_problems
+
+        train = load_problems(dataclasses.replace(cfg, problems=cfg.chance_problems, limit=None))
+    elif any(p.get("source") == "distill-offline" for p in problems):
+        from distill.teacher.offline import default_train_problems
+
+        train = default_train_problems()
+    else:
+        return
+    for family, chance in chance_rates(problems, train).items():
+        if family in metrics["by_family"]:
+            metrics["by_family"][family]["chance"] = chance
 
 
 def _source(problem: dict, cfg: EvalConfig) -> str:
@@ -250,7 +290,12 @@ def compare_with(before_dir: Path, after_records: list[dict], cfg: EvalConfig) -
         raise InputError("no outputs.jsonl here: compare= needs a previous eval folder", path=before_dir,
                          field="compare")
     before = list(read_latest(files.outputs).values())
+    for rec in before:  # a before folder from an older distill has no soundness yet
+        if "sound" not in rec and not rec.get("error"):
+            rec.update(_soundness(rec.get("correct"), rec.get("reasoning"), rec.get("content"), rec))
     result = compare_outputs(before, after_records, cfg.confidence, cfg.bootstrap)
+    sound = compare_outputs(before, after_records, cfg.confidence, cfg.bootstrap, field="sound")
+    result["sound"] = {k: sound[k] for k in ("before", "after", "difference", "interval", "improved", "regressed")}
     if not result["paired_problems"]:
         raise InputError("the two evals share no problem ids: nothing to compare", path=before_dir, field="compare")
     n = result["paired_problems"]
@@ -258,7 +303,9 @@ def compare_with(before_dir: Path, after_records: list[dict], cfg: EvalConfig) -
         lo, hi = wilson_interval(result[side] * n, n, cfg.confidence)
         result[f"{side}_interval"] = {"low": lo, "high": hi, "method": "wilson", "confidence": cfg.confidence}
     result["before_dir"] = str(before_dir)
-    result["before_model"] = EvalReport.read(files.report).model if files.report.is_file() else None
+    before_report = EvalReport.read(files.report) if files.report.is_file() else None
+    result["before_model"] = before_report.model if before_report else None
+    result["by_family_before"] = before_report.metrics.get("by_family") if before_report else None
     return result
 
 
@@ -271,6 +318,8 @@ def _show(report: EvalReport) -> None:
     ci = m["pass@1_interval"]
     rows = [("problems", m["problems"]), ("samples", m["samples"]),
             ("pass@1", f"{_pct(m['pass@1'])}  [{_pct(ci['low'])}, {_pct(ci['high'])}] (Wilson)")]
+    ci = m["sound_interval"]
+    rows.append(("sound (correct, no false step)", f"{_pct(m['sound'])}  [{_pct(ci['low'])}, {_pct(ci['high'])}]"))
     rows += [(k, _pct(v)) for k, v in m["pass@k"].items() if k != "pass@1"]
     rows += [("with a final answer", _pct(m["answered"])), ("truncated", _pct(m["truncated"])),
              ("mean reasoning tokens", f"{m['mean_reasoning_tokens']:.1f}")]
@@ -279,6 +328,10 @@ def _show(report: EvalReport) -> None:
     if len(m["by_source"]) > 1 or len(m["by_kind"]) > 1:
         rows += [(f"  source {k}", f"{_pct(v['pass@1'])} of {v['problems']}") for k, v in m["by_source"].items()]
         rows += [(f"  kind {k}", f"{_pct(v['pass@1'])} of {v['problems']}") for k, v in m["by_kind"].items()]
+    for name, f in m.get("by_family", {}).items():
+        chance = f" (chance {_pct(f['chance']['pass@1'])})" if f.get("chance") else ""
+        rows.append((f"  family {name}", f"pass@1 {_pct(f['pass@1'])}{chance}, sound {_pct(f['sound'])} "
+                                         f"of {f['problems']}"))
     run = report.run
     if run.get("tokens_per_s"):
         rows.append(("throughput", f"{run['tokens_per_s']} tok/s, {run['problems_per_min']} problems/min"))
@@ -289,5 +342,8 @@ def _show(report: EvalReport) -> None:
         show_table(f"before/after on {c['paired_problems']} paired problems", [
             ("pass@1", _pct(c["before"]), _pct(c["after"]),
              f"{100 * c['difference']:+.1f} pts [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}]"),
+            ("sound", _pct(c["sound"]["before"]), _pct(c["sound"]["after"]),
+             f"{100 * c['sound']['difference']:+.1f} pts [{100 * c['sound']['interval']['low']:+.1f}, "
+             f"{100 * c['sound']['interval']['high']:+.1f}]"),
             ("improved / regressed problems", "", "", f"{c['improved']} / {c['regressed']}"),
         ], header=("metric", "before", "after", f"difference ({int(100 * ci['confidence'])}% paired bootstrap CI)"))

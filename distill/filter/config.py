@@ -41,6 +41,8 @@ class ChecksConfig:
               " (CJK, Cyrillic, Arabic...) in an English trace; null: off")
     bad_step: bool = option(True, "bad_step: drop traces stating false arithmetic (17 * 23 = 381), exact check")
     max_bad_steps: int = option(0, "bad_step: tolerate this many false claims per trace")
+    sound: bool = option(True, "unsound_step: drop traces with a false comparison (7 > 9) or a step their"
+                               " problem family's check refutes (a misspelt word, a wrong padding)")
 
 
 @dataclass

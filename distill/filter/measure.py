@@ -23,6 +23,7 @@ from distill.filter.decontam import EvalIndex, overlap
 from distill.filter.dedup import sketch, text_digest
 from distill.filter.steps import false_claims
 from distill.artifacts import KINDS, TRACE_REQUIRED
+from distill.soundness import false_steps
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ FLAG_ORDER = ("error", "truncated", "missing_reasoning", "too_short", "too_long"
               "language_mix", "contaminated")
 # The code that decides a per-trace result: the filter cache key includes its digest.
 MEASURE_CODE = ("distill.filter.measure", "distill.filter.quality", "distill.filter.steps", "distill.filter.dedup",
-                "distill.filter.decontam", "distill.artifacts", "distill.verify")
+                "distill.filter.decontam", "distill.artifacts", "distill.verify", "distill.soundness",
+                "distill.teacher.offline_checks")
 
 _CFG: FilterConfig | None = None
 _INDEX: EvalIndex | None = None
@@ -125,6 +127,8 @@ def measure(trace: dict) -> dict:
         # Only traces that may be kept pay for the step check and the dedup keys.
         if checks.bad_step:
             result["bad_steps"] = false_claims(full)
+        if checks.sound:  # comparisons and the family's own steps (arithmetic is bad_step's)
+            result["unsound_steps"] = false_steps(full, trace, arithmetic=False)
         if cfg.dedup.exact:
             result["digest"] = text_digest(words)
         if cfg.dedup.near:

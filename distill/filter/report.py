@@ -24,7 +24,7 @@ __all__ = ["build_stats", "write", "funnel_order"]
 
 _ANSWER_ORDER = ("no_answer", "empty", "truncated", "hedged", "negated", "wrong_answer", "unparseable_gold",
                  "undecided", "verifier_error")
-_LATE_ORDER = ("bad_step", "duplicate", "max_per_problem")
+_LATE_ORDER = ("bad_step", "unsound_step", "duplicate", "max_per_problem")
 
 
 def funnel_order(reasons: list[str]) -> list[str]:
@@ -43,7 +43,7 @@ def build_stats(cfg: Any, results: dict, winners: dict, decisions: dict, judged:
         r, v = results[line_no], decisions[line_no]
         rows.append({"id": pid, "source": r["source"], "drop": v["drop"], "correct": v["correct"],
                      "tokens": r["tokens"], "error": v["reason"] == "error" and bool(r["flags"]),
-                     "bad_steps": r.get("bad_steps") or []})
+                     "bad_steps": r.get("bad_steps") or [], "unsound_steps": r.get("unsound_steps") or []})
     kept = [row for row in rows if row["drop"] is None]
     stats = {
         "traces": {"lines": len(lines.number), "unique": len(rows), "superseded": superseded,
@@ -58,6 +58,9 @@ def build_stats(cfg: Any, results: dict, winners: dict, decisions: dict, judged:
         "judge": _judge(cfg, judged, results),
         "bad_step": {"flagged": sum(1 for row in rows if row["drop"] == "bad_step"),
                      "examples": [s for row in rows if row["drop"] == "bad_step" for s in row["bad_steps"]][:10]},
+        "unsound_step": {"flagged": sum(1 for row in rows if row["drop"] == "unsound_step"),
+                         "examples": [s for row in rows if row["drop"] == "unsound_step"
+                                      for s in row["unsound_steps"]][:10]},
         "throughput": {"seconds": round(elapsed, 3), "traces_per_s": round(len(rows) / elapsed, 1) if elapsed else None,
                        "workers": cfg.workers or None},
     }

@@ -330,6 +330,8 @@ def _first_failure(cfg: FilterConfig, r: dict, verdict: dict) -> tuple[str | Non
     steps = r.get("bad_steps") or []
     if checks.bad_step and len(steps) > checks.max_bad_steps:
         return "bad_step", steps
+    if checks.sound and r.get("unsound_steps"):
+        return "unsound_step", r["unsound_steps"]
     return None, None
 
 

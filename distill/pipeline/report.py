@@ -17,6 +17,7 @@ from pathlib import Path
 
 from distill.pipeline import plots
 from distill.artifacts import RunLayout
+from distill.evaluate.metrics import FAMILY_HEADER, family_rows
 from distill.pipeline.summary import Figures, accuracy_text, summary_rows
 from distill.records import write_text_atomic
 
@@ -58,8 +59,14 @@ def build_blocks(run_dir: Path, fig: Figures) -> list[Block]:
         blocks += _image(charts, "loss", "training loss")
     if fig.accuracy_before or fig.accuracy_after:
         blocks += [("h2", "Accuracy before and after")]
-        blocks += _table_or_none(["", "pass@1", "95% interval", "problems", "answered", "truncated"],
+        blocks += _table_or_none(["", "pass@1", "95% interval", "sound", "problems", "answered", "truncated"],
                                  _accuracy_rows(fig))
+        families = family_rows((fig.accuracy_before or {}).get("by_family"), (fig.accuracy_after or {}).get("by_family"))
+        if families:
+            blocks += [("p", "Per problem family: pass@1 and sound accuracy (correct, and every checkable step "
+                             "of the student's reasoning true), 95% Wilson intervals; chance is always giving "
+                             "the family's most common training answer.")]
+            blocks += _table_or_none(FAMILY_HEADER, families)
         blocks += _image(charts, "accuracy", "accuracy before and after")
     if fig.gate:
         blocks += [("h2", "Regression check"), ("p", " ".join(fig.gate))]
@@ -95,7 +102,7 @@ def _accuracy_rows(fig: Figures) -> list[list[str]]:
             continue
         interval = acc.get("pass@1_interval") or {}
         span = f"{interval['low']:.1%} - {interval['high']:.1%}" if "low" in interval else "-"
-        rows.append([label, f"{acc['pass@1']:.1%}", span, str(acc.get("problems", "-")),
+        rows.append([label, f"{acc['pass@1']:.1%}", span, _pct(acc.get("sound")), str(acc.get("problems", "-")),
                      _pct(acc.get("answered")), _pct(acc.get("truncated"))])
     return rows
 

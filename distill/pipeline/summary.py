@@ -126,10 +126,21 @@ def accuracy_text(fig: Figures) -> str:
     before = fig.accuracy_before["pass@1"] if fig.accuracy_before else None
     after = fig.accuracy_after["pass@1"] if fig.accuracy_after else None
     if before is not None and after is not None:
-        return f"{before:.1%} -> {after:.1%} ({(after - before) * 100:+.1f} pts)"
+        sb, sa = (fig.accuracy_before.get("sound"), fig.accuracy_after.get("sound"))
+        sound = f"; sound {sb:.1%} -> {sa:.1%}" if sb is not None and sa is not None else ""
+        return f"{before:.1%} -> {after:.1%} ({(after - before) * 100:+.1f} pts){sound}"
     if after is not None:
         return f"after {after:.1%}"
     return f"before {before:.1%}" if before is not None else "-"
+
+
+def _family_rows(fig: Figures) -> list[tuple[str, str]]:
+    """One row per problem family: pass@1 and sound accuracy, before -> after, beside chance."""
+    from distill.evaluate.metrics import family_rows
+
+    rows = family_rows((fig.accuracy_before or {}).get("by_family"), (fig.accuracy_after or {}).get("by_family"))
+    return [(f"  {name}", f"pass@1 {pb} -> {pa}, sound {sb} -> {sa} (chance {chance}, {n} problems)")
+            for name, n, chance, pb, pa, sb, sa in rows]
 
 
 def summary_rows(fig: Figures) -> list[tuple[str, str]]:
@@ -148,6 +159,7 @@ def summary_rows(fig: Figures) -> list[tuple[str, str]]:
         ("cost", "-" if fig.cost_usd is None else f"${fig.cost_usd:,.4f}"),
         ("training time", "-" if fig.train_seconds is None else f"{fig.train_seconds:.0f} s"),
         ("accuracy before -> after", accuracy_text(fig)),
+        *_family_rows(fig),
         ("time per stage", ", ".join(f"{n} {s.get('seconds', 0):.0f}s" for n, s in fig.steps.items()) or "-"),
     ]
     if fig.gate:

@@ -19,6 +19,7 @@ from typing import Any
 
 from huggingface_hub import DatasetCardData, EvalResult, ModelCardData
 
+from distill.evaluate.metrics import FAMILY_HEADER, family_rows
 from distill.generate.config import DEFAULT_PROMPT
 from distill.publish.provenance import public_name
 
@@ -106,7 +107,13 @@ def _eval_section(facts: dict) -> list[str]:
                            f"{100 * c['difference']:+.1f} pts [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}]")],
                          ("metric", "base", "base + adapter",
                           f"difference ({int(100 * ci['confidence'])}% {ci['method']} CI)")), ""]
-    rows = [("pass@1", _pct(m["pass@1"]))] + [(k, _pct(v)) for k, v in m.get("pass@k", {}).items() if k != "pass@1"]
+    families = family_rows((c or {}).get("by_family_before"), m.get("by_family"))
+    if families:
+        lines += ["Per problem family: pass@1, and sound accuracy (correct, and every checkable step of the "
+                  "model's reasoning true), with 95% Wilson intervals; chance is always giving the family's "
+                  "most common training answer.", "", _table([tuple(r) for r in families], tuple(FAMILY_HEADER)), ""]
+    rows = [("pass@1", _pct(m["pass@1"])), ("sound", _pct(m.get("sound")))]
+    rows += [(k, _pct(v)) for k, v in m.get("pass@k", {}).items() if k != "pass@1"]
     rows += [("with a final answer", _pct(m["answered"])), ("truncated", _pct(m["truncated"])),
              ("mean reasoning tokens", f"{m['mean_reasoning_tokens']:.0f}")]
     return lines + [_table(rows, ("base + adapter", "value")), ""]

@@ -4,6 +4,7 @@ Usage:
     from distill.teacher import offline
     problems = offline.make_problems("letter_count", 200, seed=0)             # training problems
     held_out = offline.make_problems("letter_count", 50, seed=0, split="eval")  # never in training
+    dev = offline.make_problems("letter_count", 30, seed=0, split="dev")        # for choosing settings
     reasoning, content = offline.respond(messages, random.Random(0), mistake_rate=0.15)
 
 It is a teacher for trying the pipeline with no API key and for tests, not a model: it recognises
@@ -13,14 +14,15 @@ regular trace ending in ``\\boxed{ANSWER}``. With probability ``mistake_rate`` i
 deliberate, realistic mistake, so the filter has real work:
 
 - ``answer``: the mistake propagates and the final answer is wrong (the answer check catches it);
-- ``step``: a false arithmetic claim in a step while the final answer stays right (only the
-  filter's ``bad_step`` check catches it: the "right answer, wrong rationale" case). respond()
-  makes these in arithmetic only; ``solve(q, "step")`` on a decimal question writes a padding slip
-  (``9.8 = 9.08``), which a checker of computations alone does not see.
+- ``step``: a false step while the final answer stays right (the "right answer, wrong rationale"
+  case): a false arithmetic claim, a padding slip (``9.8 = 9.08``), a misspelt letter that is
+  not the one counted. The filter's ``bad_step`` (arithmetic) and ``unsound_step`` (comparisons
+  and the families' own checks, distill.teacher.offline_checks) checks catch them.
 
-Train and held-out evaluation problems are disjoint by construction: every problem has a split key
-(the word, the pair of numbers, the expression) and a key belongs to exactly one split by its hash,
-so no held-out word, pair or expression can ever appear in training, whatever the seeds.
+Train, dev and held-out evaluation problems are disjoint by construction: every problem has a
+split key (the word, the pair of numbers, the expression) and a key belongs to exactly one split by
+its hash, so no held-out or dev word, pair or expression can ever appear in training, whatever the
+seeds.
 """
 
 from __future__ import annotations
@@ -35,22 +37,34 @@ from fractions import Fraction
 from distill.records import stable_id
 
 FAMILIES = ("letter_count", "decimal_compare", "arithmetic")
-SPLITS = ("train", "eval")
+# How traces are written. "plain": the measured default (one letter a line; "Tenths: 8 > 1").
+# "positions", shaped for a 135M student and not yet measured against it: numbered letters
+# ("3. r -> 1") and each digit read right after its number ("Tenths: 9.11 has 1, 9.80 has 8, 1 < 8").
+STYLES = ("plain", "positions")
+SPLITS = ("train", "dev", "eval")
 EVAL_SHARE = 5  # one key in EVAL_SHARE belongs to the held-out split
+DEV_SHARE = 10  # one key in DEV_SHARE (of those not held out) belongs to the dev split
 SOURCE = "distill-offline"
 DEFAULT_TRAIN = 300  # problems the offline default sends to the teacher
-DEFAULT_EVAL = 60  # held-out problems it scores the student on, before and after
+DEFAULT_DEV = 90  # problems every choice of settings is made on, 30 per family
+DEFAULT_EVAL = 150  # held-out problems it scores the student on, before and after, 50 per family
 
-_LETTER_Q = re.compile(r"How many ([A-Za-z])'s are in (?:the word )?\"?([A-Za-z]+)\"?\s*\?", re.I)
-_DECIMAL_Q = re.compile(r"Which is (greater|larger|bigger|smaller), (\d+(?:\.\d+)?) or (\d+(?:\.\d+)?)\s*\?", re.I)
-_ARITH_Q = re.compile(r"(?:Compute|Calculate|Evaluate|What is) (\d+(?:\s*[-+*/]\s*\d+)+)\s*[.?=]", re.I)
+LETTER_Q = re.compile(r"How many ([A-Za-z])'s are in (?:the word )?\"?([A-Za-z]+)\"?\s*\?", re.I)
+DECIMAL_Q = re.compile(r"Which is (greater|larger|bigger|smaller), (\d+(?:\.\d+)?) or (\d+(?:\.\d+)?)\s*\?", re.I)
+ARITH_Q = re.compile(r"(?:Compute|Calculate|Evaluate|What is) (\d+(?:\s*[-+*/]\s*\d+)+)\s*[.?=]", re.I)
 _TOKEN = re.compile(r"\d+|[-+*/]")
 
 
 def split_of(key: str) -> str:
-    """The split ('train' or 'eval') a problem key belongs to, fixed by its hash."""
+    """The split ('train', 'dev' or 'eval') a problem key belongs to, fixed by its hash.
+
+    The held-out rule is the one of the first release (so its held-out problems are unchanged);
+    dev takes one key in ten of the rest.
+    """
     digest = int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16)
-    return "eval" if digest % EVAL_SHARE == 0 else "train"
+    if digest % EVAL_SHARE == 0:
+        return "eval"
+    return "dev" if digest % DEV_SHARE == 1 else "train"
 
 
 # ---------------------------------------------------------------- letter counting
@@ -94,18 +108,23 @@ def _letter_problem(rng: random.Random, split: str) -> tuple[str, str, str] | No
     return word, f"How many {letter}'s are in {word}?", str(word.count(letter))
 
 
-def _solve_letters(match: re.Match, mistake: str | None, rng: random.Random) -> tuple[str, str]:
+def _solve_letters(match: re.Match, mistake: str | None, rng: random.Random, style: str) -> tuple[str, str]:
     letter, word = match.group(1).lower(), match.group(2)
     positions = [i for i, c in enumerate(word.lower()) if c == letter]
-    if mistake:  # a miscount: skip a matching letter, or count one that does not match
-        others = [i for i, c in enumerate(word.lower()) if c != letter]
+    others = [i for i, c in enumerate(word.lower()) if c != letter]
+    spelt = list(word)
+    if mistake == "answer":  # a miscount: skip a matching letter, or count one that does not match
         if positions and (not others or rng.random() < 0.5):
             positions.remove(rng.choice(positions))
         else:
             positions.append(rng.choice(others))
+    elif mistake == "step" and others:  # a misspelt letter that is not counted: the count stays right
+        i = rng.choice(others)
+        spelt[i] = rng.choice(sorted(set("abcdefghijklmnopqrstuvwxyz") - {letter, word[i].lower()}))
     lines = [f"Spell {word} and count the {letter}'s:"]
-    for i, c in enumerate(word):
-        lines.append(f"{c} -> {positions.index(i) + 1}" if i in positions else c)
+    for i, c in enumerate(spelt):  # "positions": numbered letters, so the student keeps its place
+        number = f"{i + 1}. " if style == "positions" else ""
+        lines.append(f"{number}{c} -> {positions.index(i) + 1}" if i in positions else f"{number}{c}")
     lines.append(f"Total: {len(positions)}")
     return "\n".join(lines), f"The answer is \\boxed{{{len(positions)}}}"
 
@@ -136,7 +155,7 @@ def _decimal_problem(rng: random.Random, split: str) -> tuple[str, str, str] | N
     return "|".join(sorted((a, b))), f"Which is greater, {a} or {b}?", max(a, b, key=Fraction)
 
 
-def _solve_decimals(match: re.Match, mistake: str | None, rng: random.Random) -> tuple[str, str] | None:
+def _solve_decimals(match: re.Match, mistake: str | None, rng: random.Random, style: str) -> tuple[str, str] | None:
     want_smaller = match.group(1).lower() == "smaller"
     a, b = match.group(2), match.group(3)
     if Fraction(a) == Fraction(b):  # "which is greater" has no answer
@@ -154,12 +173,14 @@ def _solve_decimals(match: re.Match, mistake: str | None, rng: random.Random) ->
     wb, db = pb.partition(".")[::2]
     names = ["Whole parts"] + [_PLACE_NAMES[i] if i < len(_PLACE_NAMES) else f"Place {i + 1}" for i in range(places)]
     for name, x, y in zip(names, [wa, *da], [wb, *db]):
-        if x == y:
-            lines.append(f"{name}: {x} = {y}")
-            continue
-        bigger = a if int(x) > int(y) else b
-        lines.append(f"{name}: {x} {'>' if int(x) > int(y) else '<'} {y}")
-        break
+        op = "=" if x == y else ">" if int(x) > int(y) else "<"
+        if style == "positions":  # each digit read right after its number: copied from next door
+            lines.append(f"{name}: {pa} has {x}, {pb} has {y}, {x} {op} {y}")
+        else:
+            lines.append(f"{name}: {x} {op} {y}")
+        if op != "=":
+            bigger = a if op == ">" else b
+            break
     answer = (b if bigger == a else a) if want_smaller else bigger
     if mistake == "answer":  # the comparison read the wrong way round
         answer = b if answer == a else a
@@ -235,7 +256,7 @@ def _num(x: Fraction) -> str:
     return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
 
 
-def _solve_arith(match: re.Match, mistake: str | None, rng: random.Random) -> tuple[str, str] | None:
+def _solve_arith(match: re.Match, mistake: str | None, rng: random.Random, style: str) -> tuple[str, str] | None:
     tokens = _tokens(match.group(1))
     steps = _reduce(tokens)
     if not steps:
@@ -260,7 +281,7 @@ def _solve_arith(match: re.Match, mistake: str | None, rng: random.Random) -> tu
 _MAKERS: dict[str, Callable] = {
     "letter_count": _letter_problem, "decimal_compare": _decimal_problem, "arithmetic": _arith_problem}
 _SOLVERS: tuple[tuple[re.Pattern, Callable], ...] = (
-    (_LETTER_Q, _solve_letters), (_DECIMAL_Q, _solve_decimals), (_ARITH_Q, _solve_arith))
+    (LETTER_Q, _solve_letters), (DECIMAL_Q, _solve_decimals), (ARITH_Q, _solve_arith))
 
 
 def make_problems(family: str, n: int, seed: int, split: str = "train") -> list[dict]:
@@ -268,7 +289,7 @@ def make_problems(family: str, n: int, seed: int, split: str = "train") -> list[
     if family not in _MAKERS:
         raise ValueError(f"unknown family {family!r} (expected one of {', '.join(FAMILIES)})")
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r} (expected train or eval)")
+        raise ValueError(f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
     # the seed stream is offset per split and family, so eval and train draws are unrelated
     rng = random.Random(f"{family}:{split}:{seed}")
     problems: dict[str, dict] = {}
@@ -305,11 +326,16 @@ def default_eval_problems(n: int = DEFAULT_EVAL, seed: int = 0) -> list[dict]:
     return make_mixed(n, seed, "eval")
 
 
+def default_dev_problems(n: int = DEFAULT_DEV, seed: int = 0) -> list[dict]:
+    """The dev set every setting is chosen on (the same as datasets/offline-dev.jsonl)."""
+    return make_mixed(n, seed, "dev")
+
+
 def from_spec(spec: str) -> list[dict] | None:
     """Problems for ``offline:<split>[:<family>][?n=N&seed=S]``; None when ``spec`` is not ``offline:``.
 
-    ``offline:train`` and ``offline:eval`` are the offline default's sets (the same as the files in
-    datasets/), made in code so they work from any working directory and in an installed wheel.
+    ``offline:train``, ``offline:dev`` and ``offline:eval`` are the offline default's sets (the same
+    as the files in datasets/), made in code so they work from any working directory and in an installed wheel.
     """
     if not spec.startswith("offline:"):
         return None
@@ -318,8 +344,9 @@ def from_spec(spec: str) -> list[dict] | None:
     opts = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
     unknown = set(opts) - {"n", "seed"} or ({split} - set(SPLITS))
     if unknown or (family and family not in FAMILIES):
-        raise ValueError(f"bad offline source {spec!r}: expected offline:train|eval[:{'|'.join(FAMILIES)}][?n=N&seed=S]")
-    n = int(opts.get("n", DEFAULT_TRAIN if split == "train" else DEFAULT_EVAL))
+        raise ValueError(f"bad offline source {spec!r}: expected offline:{'|'.join(SPLITS)}"
+                         f"[:{'|'.join(FAMILIES)}][?n=N&seed=S]")
+    n = int(opts.get("n", {"train": DEFAULT_TRAIN, "dev": DEFAULT_DEV, "eval": DEFAULT_EVAL}[split]))
     seed = int(opts.get("seed", 0))
     return make_problems(family, n, seed, split) if family else make_mixed(n, seed, split)
 
@@ -337,22 +364,27 @@ def family_of(question: str) -> str | None:
     return None
 
 
-def solve(question: str, mistake: str | None = None, rng: random.Random | None = None) -> tuple[str, str] | None:
-    """(reasoning, content) for a recognised question; ``mistake`` in None | "step" | "answer"."""
+def solve(question: str, mistake: str | None = None, rng: random.Random | None = None,
+          style: str = "plain") -> tuple[str, str] | None:
+    """(reasoning, content) for a recognised question; ``mistake`` in None | "step" | "answer";
+    ``style`` one of :data:`STYLES`."""
+    if style not in STYLES:
+        raise ValueError(f"unknown trace style {style!r} (expected one of {', '.join(STYLES)})")
     rng = rng or random.Random(0)
     for pattern, solver in _SOLVERS:
         match = pattern.search(question)
         if match:
-            return solver(match, mistake, rng)
+            return solver(match, mistake, rng, style)
     return None
 
 
-def respond(messages: list[dict], rng: random.Random, mistake_rate: float) -> tuple[str, str] | None:
+def respond(messages: list[dict], rng: random.Random, mistake_rate: float,
+            style: str = "plain") -> tuple[str, str] | None:
     """The offline teacher's answer to a chat request, or None when the question is not recognised.
 
     The question is looked for in the last user message (any prompt template around it is fine).
-    With probability ``mistake_rate`` the trace has one mistake: an error that makes the answer
-    wrong, or (arithmetic, half of its mistakes) a false step with the right answer.
+    With probability ``mistake_rate`` the trace has one mistake: half of them an error that makes
+    the answer wrong, half a false step with the right answer. ``style``: see :data:`STYLES`.
     """
     user = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), None)
     if isinstance(user, list):  # content parts
@@ -364,6 +396,5 @@ def respond(messages: list[dict], rng: random.Random, mistake_rate: float) -> tu
         return None
     mistake = None
     if rng.random() < mistake_rate:
-        # "step" only where the slip is arithmetic the filter's bad_step check can verify
-        mistake = "step" if family == "arithmetic" and rng.random() < 0.5 else "answer"
-    return solve(user, mistake, rng)
+        mistake = "step" if rng.random() < 0.5 else "answer"
+    return solve(user, mistake, rng, style)

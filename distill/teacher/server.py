@@ -43,14 +43,16 @@ class Stats:
     """What the server saw; read by tests. Updated only on the server's loop thread."""
 
     def __init__(self) -> None:
+        self.in_flight = 0  # a live gauge, not a counter: reset() leaves it alone
         self.reset()
 
     def reset(self) -> None:
+        """Zero the counters. A request still being served (a hang the client gave up on) keeps its
+        place in ``in_flight``: zeroing it made the gauge go to -1 when that request ended."""
         self.requests = 0            # /chat/completions requests received
         self.ok = 0                  # complete, well-formed completions sent (no fault)
         self.connections = 0         # TCP connections accepted (keep-alive reuses them)
-        self.in_flight = 0
-        self.max_in_flight = 0
+        self.max_in_flight = self.in_flight
         self.by_status: Counter = Counter()
         self.prompts: Counter = Counter()
         self.bodies: list[dict] = []

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from distill.verify.verdict import Verdict
 
-KINDS_CHECKED = ("math", "gsm8k", "choice", "exact", "code")
-
-__all__ = ["KINDS_CHECKED", "Verdict", "check"]
+__all__ = ["Verdict", "check"]
 
 
 def __getattr__(name: str):

@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
+from distill.artifacts import KINDS
 from distill.verify.extract import HEDGE_RE, SENTENCE_END_RE, Extraction, fallback_answer, final_answer, split_alternatives
 from distill.verify.guard import TimeLimit, time_limit
 from distill.verify.mathexpr import Scalar, Seq, Value, as_expr, numbers_equal, parse_value, values_equal
@@ -25,7 +26,7 @@ from distill.verify.sentence import CONCLUSION_RE, NEGATION_RE, NUMBER_WORD_RE, 
 from distill.verify.verdict import Verdict
 
 log = logging.getLogger(__name__)
-KINDS_CHECKED = ("math", "gsm8k", "choice", "exact", "code")
+KINDS_CHECKED = KINDS  # one list of answer kinds: distill.artifacts
 CHECK_SECONDS = 3.0  # a whole check; one sympy comparison inside it gets 1 s (mathexpr)
 # Statuses of an extraction that settle the verdict before any comparison.
 SETTLED = {"empty": False, "truncated": False, "negated": False, "hedged": False, "retracted": None, "no_answer": None}
