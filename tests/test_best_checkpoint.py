@@ -47,18 +47,19 @@ def test_a_later_worse_step_is_not_the_adapter_saved(student, tmp_path):
         "lora.modules_to_save=[lm_head]", f"eval_problems={dev}", "eval_steps=1", "eval_max_new_tokens=24"])
     out = run(cfg)
     rows = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]
-    dev_rows = [(r["step"], r["dev_pass@1"]) for r in rows if "dev_pass@1" in r]
+    assert [r["step"] for r in rows if "dev_pass@1" in r] == list(range(1, 9))
+    dev_rows = [(r["step"], r["dev_sound"]) for r in rows if "dev_sound" in r]  # ranked by sound accuracy
     assert [s for s, _ in dev_rows] == list(range(1, 9))
     best_step, best = max(dev_rows, key=lambda sv: (sv[1], -sv[0]))
     assert best == 1.0 and dev_rows[-1][1] < best, dev_rows  # the fixture: later steps got worse
     kept = json.loads((out / "distill.json").read_text())["metrics"]["checkpoint"]
-    assert kept["kept_step"] == best_step < 8 and kept["by"] == "dev pass@1" and kept["dev_value"] == best
-    assert "sound accuracy not available" in kept["note"]
+    assert kept["kept_step"] == best_step < 8 and kept["by"] == "dev sound" and kept["dev_value"] == best
+    assert kept["note"] is None
     assert not (out / "checkpoints").exists() and (out / "loss.png").is_file()
     # The adapter on disk answers as the best step did: scored again through `distill eval`.
     ev = evaluate(eval_config.EvalConfig(problems=str(dev), adapter=str(out), out=str(tmp_path / "ev"),
                                          max_new_tokens=24, progress=False, dtype="float32"))
-    assert json.loads((ev / "report.json").read_text())["metrics"]["pass@1"] == best
+    assert json.loads((ev / "report.json").read_text())["metrics"]["sound"] == best
     answers = [json.loads(line) for line in (out / "dev_outputs.jsonl").read_text().splitlines()]
     assert {a["step"] for a in answers} == set(range(1, 9)) and len(answers) == 8 * len(QUESTIONS)
 
@@ -111,5 +112,5 @@ def test_the_run_report_says_which_step_was_kept(tmp_path):
     rows = [json.loads(line) for line in (run_dir / "adapter" / "loss.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "dev_pass@1" in r] == [2, 4]
     kept = json.loads((run_dir / "adapter" / "distill.json").read_text())["metrics"]["checkpoint"]
-    assert f"Kept the adapter of step {kept['kept_step']} (dev pass@1" in (run_dir / "report.md").read_text()
+    assert f"Kept the adapter of step {kept['kept_step']} (dev sound" in (run_dir / "report.md").read_text()
     assert (run_dir / "plots" / "loss.png").is_file()
