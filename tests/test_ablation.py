@@ -48,6 +48,8 @@ def test_three_arms_are_trained_alike_and_scored_against_filtered(recipe, tmp_pa
         versus = arms[name]["vs_filtered"]
         assert versus["paired_problems"] == N_EVAL and versus["interval"]["method"] == "paired bootstrap"
         assert versus["difference"] == pytest.approx(arms[name]["metrics"]["pass@1"] - arms["filtered"]["metrics"]["pass@1"])
+        sound = arms[name]["vs_filtered_sound"]
+        assert sound["difference"] == pytest.approx(arms[name]["metrics"]["sound"] - arms["filtered"]["metrics"]["sound"])
     text = (run_dir / "report.md").read_text()
     assert "## Ablation" in text and "(b) all traces, unfiltered" in text and "reference" in text
     # A second run changes nothing: every arm is reused.

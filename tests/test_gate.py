@@ -77,6 +77,7 @@ def test_allow_regression_publishes_and_the_card_says_so(evals, tmp_path):
 def test_an_improved_adapter_passes_and_the_card_states_the_comparison(evals, tmp_path):
     card = _publish(evals, tmp_path, "improved")
     assert "0.0% before, 100.0% after on 5 paired problems, +100.0 points" in card
+    assert "Held-out sound accuracy (correct, no false step)" in card
     assert "No regression detected." in card
 
 
@@ -130,3 +131,13 @@ def test_guard_problems_add_before_and_after_steps_that_publish_reads(tmp_path):
     assert steps["guard-after"].cfg.compare == str(tmp_path / "guard-before")
     assert steps["guard-after"].cfg.problems == "offline:eval:arithmetic?n=5&seed=3"
     assert steps["publish"].cfg.guard_eval == str(tmp_path / "guard-after")
+
+
+def test_a_sound_accuracy_drop_alone_is_a_regression():
+    flat = {"difference": 0.0, "interval": {"low": -0.1, "high": 0.1, "confidence": 0.95}}
+    compare = {"before": 0.5, "after": 0.5, "paired_problems": 50, **flat,
+               "sound": {"before": 0.5, "after": 0.2, "difference": -0.3,
+                         "interval": {"low": -0.45, "high": -0.15, "confidence": 0.95}}}
+    verdict = judge(compare)
+    assert verdict.regressed and verdict.blocked
+    assert any(line.startswith("Held-out sound accuracy") and "-30.0 points" in line for line in verdict.lines())

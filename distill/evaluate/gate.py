@@ -9,7 +9,8 @@ Usage:
 Pure apart from reading report.json: the comparisons are the paired ones ``distill eval`` wrote
 (after minus before on the same problems, paired bootstrap interval; :func:`distill.evaluate.
 metrics.compare_outputs`). Held-out accuracy regressed when that interval lies entirely below
-zero: a drop the resampling cannot explain away, not any dip. Guard problems (general skills
+zero, in pass@1 or in sound accuracy (where eval compared it): a drop the resampling cannot
+explain away, not any dip. Guard problems (general skills
 outside the target task) are forgetting when their accuracy fell by more than ``guard_max_drop``
 (absolute, e.g. 0.05 = 5 points): a threshold, since a guard set is there to catch damage the
 task metric cannot see, and a small one rarely has the power for an interval to exclude zero.
@@ -40,8 +41,9 @@ class GateVerdict:
 
     @property
     def regressed(self) -> bool:
-        ci = (self.held_out or {}).get("interval") or {}
-        return ci.get("high") is not None and ci["high"] < 0
+        """pass@1, or sound accuracy where the eval compared it, fell with the whole interval below zero."""
+        held = self.held_out or {}
+        return any(_below_zero(c) for c in (held, held.get("sound") or {}))
 
     @property
     def forgetting(self) -> bool:
@@ -54,7 +56,10 @@ class GateVerdict:
 
     def lines(self) -> list[str]:
         """Plain sentences stating each comparison and the decision (Markdown-safe)."""
-        out = [_sentence("Held-out accuracy", self.held_out)]
+        out = [_sentence("Held-out accuracy (pass@1)", self.held_out)]
+        if (self.held_out or {}).get("sound"):
+            sound = {**self.held_out["sound"], "paired_problems": self.held_out["paired_problems"]}
+            out.append(_sentence("Held-out sound accuracy (correct, no false step)", sound))
         if self.regressed:
             out.append("This is a regression: the whole interval of after minus before lies below zero.")
         if self.guard is not None:
@@ -68,6 +73,11 @@ class GateVerdict:
         elif self.held_out is not None:
             out.append("No regression detected" + (" and no forgetting." if self.guard is not None else "."))
         return out
+
+
+def _below_zero(c: dict) -> bool:
+    high = (c.get("interval") or {}).get("high")
+    return high is not None and high < 0
 
 
 def _sentence(what: str, c: dict | None) -> str:
