@@ -446,6 +446,14 @@ class RunLayout:
         return EvalFiles(self.root / "eval-after")
 
     @property
+    def guard_before(self) -> EvalFiles:
+        return EvalFiles(self.root / "guard-before")
+
+    @property
+    def guard_after(self) -> EvalFiles:
+        return EvalFiles(self.root / "guard-after")
+
+    @property
     def publish(self) -> Path:
         return self.root / "publish"
 

@@ -65,3 +65,9 @@ class HubError(DistillError):
     """The Hugging Face Hub refused or could not be reached (the message is redacted)."""
 
     exit_code = 7
+
+
+class RegressionBlocked(DistillError):
+    """Publish refused an adapter whose held-out (or guard) accuracy got worse; allow_regression=true overrides."""
+
+    exit_code = 8

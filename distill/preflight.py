@@ -56,14 +56,32 @@ def preflight(cfg: Any) -> None:
         _must_exist(cfg.finetune.student, "finetune.student")
         if cfg.finetune.chat_template not in (None, "chatml"):
             _must_exist(cfg.finetune.chat_template, "finetune.chat_template")
+        _check_dev_problems(cfg)
     if "eval" in stages:
         _check_eval_problems(cfg.eval)
+        if getattr(cfg, "guard_problems", None):
+            _check_eval_problems(dataclasses.replace(cfg.eval, problems=cfg.guard_problems))
     if "publish" in stages and not getattr(cfg.publish, "dry_run", True):
         from huggingface_hub import get_token
 
         if get_token() is None:
             raise ConfigError("publish: no Hugging Face token (set HF_TOKEN or run `hf auth login`), "
                               "or set publish.dry_run=true; checked before any stage runs")
+
+
+def _check_dev_problems(cfg: Any) -> None:
+    """finetune.eval_problems chooses the kept step: the held-out set there would make its figure in-sample."""
+    dev = cfg.finetune.eval_problems
+    if not dev:
+        return
+    _must_exist(dev, "finetune.eval_problems")
+    held = cfg.eval.problems
+    same = dev == held or (isinstance(held, str) and _looks_local(dev) and Path(dev).expanduser().exists()
+                           and Path(held).expanduser().exists()
+                           and Path(dev).expanduser().resolve() == Path(held).expanduser().resolve())
+    if same and "eval" in cfg.stages:
+        raise ConfigError(f"finetune.eval_problems is the held-out eval set ({dev}): choosing the kept step on it "
+                          "makes the held-out accuracy in-sample; give a separate dev split")
 
 
 def _check_eval_problems(eval_cfg: Any) -> None:

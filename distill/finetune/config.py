@@ -59,7 +59,13 @@ class FinetuneConfig:
     save_total_limit: int = option(2, "checkpoints kept (oldest removed)")
     resume: bool = option(False, "continue from the latest checkpoint in out/checkpoints")
     eval_fraction: float = option(0.0, "fraction of examples held out for eval loss (0 = none)")
-    eval_steps: int = option(0, "eval loss every N steps (0 = only at the end when held out)")
+    eval_steps: int = option(0, "eval (loss, dev accuracy) every N steps (0 = only at the end)")
+    eval_problems: str | None = option(
+        None, "dev problems answered greedily and verified at each eval (pass@1 in loss.jsonl); never the test set")
+    eval_limit: int | None = option(None, "score at most this many dev problems")
+    eval_max_new_tokens: int = option(256, "generation budget per dev answer")
+    eval_batch_size: int = option(16, "dev prompts generated together")
+    keep_best: bool = option(True, "with eval_problems: save the adapter of the step with the best dev accuracy")
     log_steps: int = option(1, "write a loss.jsonl line every N steps")
     merge: bool = option(False, "also write the merged full model to out/merged")
     progress: bool = option(True, "show a progress bar")
@@ -74,6 +80,7 @@ class FinetuneConfig:
             "weight_decay": ">= 0", "warmup_ratio": "[0, 1]", "min_lr_ratio": "[0, 1]", "max_grad_norm": ">= 0",
             "epochs": "> 0", "max_steps": ">= 1", "batch_size": ">= 1", "grad_accum": ">= 1", "max_length": ">= 8",
             "save_steps": ">= 0", "save_total_limit": ">= 1", "eval_fraction": "[0, 1)", "eval_steps": ">= 0",
+            "eval_limit": ">= 1", "eval_max_new_tokens": ">= 1", "eval_batch_size": ">= 1",
             "log_steps": ">= 1"})
         if not self.lora.target_modules:
             raise ConfigError("lora.target_modules must name at least one module (or all-linear)")

@@ -81,8 +81,23 @@ def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
         log.info("resuming from %s (step %d of %d)", checkpoint, start, plan.total_steps)
     elif acc.is_main_process:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    metrics = _train_loop(model, optimizer, scheduler, acc, plan, encoded, held_idx, cfg, out, start, interrupt_at)
+    scorer = None
+    if cfg.eval_problems and acc.is_main_process:  # verified dev accuracy: one rank answers, the others wait
+        from distill.finetune.devscore import DevScorer
+
+        scorer = DevScorer.load(cfg, student_path, tokenizer, out)
+    metrics = _train_loop(model, optimizer, scheduler, acc, plan, encoded, held_idx, cfg, out, start, interrupt_at,
+                          scorer)
     metrics.update(wall_time_s=round(time.time() - started, 2), bf16=use_bf16, **peak_memory())
+    if scorer is not None:
+        if cfg.keep_best:
+            kept = scorer.restore_best(acc.unwrap_model(model))
+            if kept is not None and kept != plan.total_steps:
+                log.info("keeping the adapter of step %d (best dev %s), not the last step's", kept, scorer.best["by"])
+            metrics["checkpoint"] = scorer.summary(plan.total_steps)
+        else:
+            metrics["checkpoint"] = {**scorer.summary(plan.total_steps), "kept_step": plan.total_steps,
+                                     "by": "last step (keep_best=false)"}
     if acc.is_main_process:
         _write_outputs(acc.unwrap_model(model), tokenizer, gen_cfg, cfg, out, student_path, counts, metrics)
     acc.wait_for_everyone()
@@ -252,7 +267,8 @@ def _batch_loss(model: Any, batch: dict, acc: Any) -> torch.Tensor:
 
 
 def _train_loop(model: Any, optimizer: Any, scheduler: Any, acc: Any, plan: _Plan, encoded: Encoded,
-                held_idx: list[int], cfg: FinetuneConfig, out: Path, start: int, interrupt_at: int | None) -> dict:
+                held_idx: list[int], cfg: FinetuneConfig, out: Path, start: int, interrupt_at: int | None,
+                scorer: Any = None) -> dict:
     """Steps ``start..total``: accumulate, clip, step; log, eval and checkpoint on schedule."""
     pad = plan.pad
     loss_log = out / "loss.jsonl"
@@ -292,10 +308,18 @@ def _train_loop(model: Any, optimizer: Any, scheduler: Any, acc: Any, plan: _Pla
         bar.set_postfix(loss=f"{last:.4f}", lr=f"{lr:.2e}", tok_s=f"{trained / max(elapsed, 1e-9):.0f}")
         row = {"step": done, "epoch": plan.epoch_of(done), "loss": round(last, 6), "lr": lr,
                "tokens": trained, "tokens_per_s": round(trained / max(elapsed, 1e-9), 1)}
-        if held_idx and ((cfg.eval_steps and done % cfg.eval_steps == 0) or done == plan.total_steps):
-            eval_loss = _eval_loss(model, encoded, held_idx, cfg, acc, pad)
-            row["eval_loss"] = round(eval_loss, 6)
-        if appender and (done % max(1, cfg.log_steps) == 0 or done == plan.total_steps or "eval_loss" in row):
+        if (cfg.eval_steps and done % cfg.eval_steps == 0) or done == plan.total_steps:
+            if held_idx:
+                eval_loss = _eval_loss(model, encoded, held_idx, cfg, acc, pad)
+                row["eval_loss"] = round(eval_loss, 6)
+            if cfg.eval_problems:
+                paused = time.perf_counter()
+                if scorer is not None:
+                    row.update(scorer.score(acc.unwrap_model(model), done))
+                acc.wait_for_everyone()
+                clock += time.perf_counter() - paused  # tokens/s counts training time, not dev generation
+        if appender and (done % max(1, cfg.log_steps) == 0 or done == plan.total_steps or "eval_loss" in row
+                         or "dev_pass@1" in row):
             appender.write(row)
         if cfg.save_steps and done % cfg.save_steps == 0 and done < plan.total_steps:
             save_checkpoint(out / "checkpoints", done, model, optimizer, scheduler, acc, cfg.save_total_limit,

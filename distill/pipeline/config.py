@@ -93,6 +93,10 @@ class PipelineConfig:
     offline_teacher: OfflineTeacherConfig = section(OfflineTeacherConfig, "the built-in offline teacher")
     student: str | None = option(None, "student for finetune and eval (sets finetune.student and eval.student)")
     eval_before: bool = option(True, "also score the student without the adapter (eval-before/)")
+    guard_problems: str | None = option(
+        None, "general-skill problems outside the task, scored before and after (forgetting blocks publish)")
+    ablate: list[str] = option(
+        [], "ablation arms, same student and budget: answers_only, unfiltered, filtered (see distill.pipeline.ablation)")
     force: list[str] = option([], "stages to re-run even when their inputs and config are unchanged")
     report: bool = option(True, "write report.md and report.html (with plots) in the run folder")
     generate: GenerateConfig = section(GenerateConfig, "the generate stage (keys of distill generate, or a recipe path)")
@@ -106,6 +110,10 @@ class PipelineConfig:
         unknown = [s for s in [*self.stages, *self.force] if s not in STAGES]
         if unknown:
             raise ConfigError(f"stages: unknown stage {unknown[0]!r} (stages are {', '.join(STAGES)})")
+        if self.ablate:
+            from distill.pipeline.ablation import check_arms
+
+            check_arms(self.ablate, self)
         if self.student is not None:
             # One student for both, so eval scores the model that was trained.
             for part in (self.finetune, self.eval):

@@ -93,6 +93,13 @@ def _loss(fig: Figures, path: Path) -> bool:
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (assistant tokens)")
     ax.set_title("Training loss", fontsize=10)
+    if fig.dev_accuracy:  # verified dev accuracy on its own axis: what chose the kept step
+        acc = ax.twinx()
+        acc.plot(*zip(*fig.dev_accuracy), "s-", color="tab:green", linewidth=1.5, markersize=4, label="dev pass@1")
+        acc.set_ylim(0, 1)
+        acc.set_ylabel("dev pass@1 (verified)")
+        acc.legend(frameon=False, fontsize=9, loc="upper center")
+        ax.set_title("Training loss and dev accuracy", fontsize=10)
     return _save(figure, path)
 
 

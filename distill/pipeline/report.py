@@ -51,6 +51,11 @@ def build_blocks(run_dir: Path, fig: Figures) -> list[Block]:
         blocks += [("h2", "Training"),
                    ("p", f"{_n(fig.train_examples)} examples, {len(fig.loss)} logged steps, "
                          f"{'-' if fig.train_seconds is None else f'{fig.train_seconds:.0f} s'} of training.")]
+        if fig.checkpoint:
+            c = fig.checkpoint
+            blocks += [("p", f"Kept the adapter of step {c['kept_step']} ({c['by']}"
+                             + (f" {c['dev_value']:.1%} on {c['dev_problems']} dev problems" if "dev_value" in c else "")
+                             + (f"; the last step was {c['last_step']}" if c.get("last_step") else "") + ").")]
         blocks += _image(charts, "loss", "training loss")
     if fig.accuracy_before or fig.accuracy_after:
         blocks += [("h2", "Accuracy before and after")]
@@ -63,6 +68,15 @@ def build_blocks(run_dir: Path, fig: Figures) -> list[Block]:
                              "the family's most common training answer.")]
             blocks += _table_or_none(FAMILY_HEADER, families)
         blocks += _image(charts, "accuracy", "accuracy before and after")
+    if fig.gate:
+        blocks += [("h2", "Regression check"), ("p", " ".join(fig.gate))]
+    if fig.ablation:
+        from distill.pipeline.ablation import table_rows
+
+        header, rows = table_rows(fig.ablation)
+        blocks += [("h2", "Ablation: does filtering pay, does reasoning pay?"),
+                   ("p", f"Same student, {fig.ablation['max_steps']} steps each, scored on the held-out problems. "
+                         + fig.ablation["note"] + "."), ("table", header, rows)]
     from distill.pipeline.loop_report import loop_blocks
 
     blocks += loop_blocks(run_dir)

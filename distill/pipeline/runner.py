@@ -42,7 +42,8 @@ def run(cfg: PipelineConfig) -> Path:
 
 def _run(cfg: PipelineConfig, layout: RunLayout) -> Path:
     save_resolved(cfg, layout.recipe)
-    steps = plan(materialize_sources(cfg, layout.root), layout.root)
+    wired = materialize_sources(cfg, layout.root)
+    steps = plan(wired, layout.root)
     _check_inputs(steps, layout.root)
     check_run_outputs(steps, _recipe_inputs(cfg))
     ledger = Ledger(layout.root)
@@ -61,6 +62,10 @@ def _run(cfg: PipelineConfig, layout: RunLayout) -> Path:
                               start=lambda s: _start_teacher(s, cfg, teachers))
             if failed:
                 left_failed.append(f"{step.name}: {failed} samples failed")
+    if cfg.ablate:  # after the run's own steps: the filtered arm is its adapter and eval-after
+        from distill.pipeline.ablation import run_ablation
+
+        run_ablation(wired, layout)
     if cfg.loop.rounds > 1:
         from distill.pipeline.loop import run_loop
 
@@ -100,6 +105,7 @@ def run_step(step: Step, root: Path, ledger: Ledger, fresh: bool = False,
 def _recipe_inputs(cfg: PipelineConfig) -> dict[str, object]:
     """The files and folders the recipe names (the pipeline's own paths are outputs, not inputs)."""
     return {"generate.problems": cfg.generate.problems, "eval.problems": cfg.eval.problems,
+            "guard_problems": cfg.guard_problems, "finetune.eval_problems": cfg.finetune.eval_problems,
             "filter.decontam.problems": list(cfg.filter.decontam.problems or []),
             "finetune.student": cfg.finetune.student, "finetune.chat_template": cfg.finetune.chat_template}
 
@@ -135,12 +141,26 @@ def _summarise(cfg: PipelineConfig, layout: RunLayout) -> None:
     from distill.pipeline.summary import collect, show_summary
 
     figures = collect(layout.root)
+    _gate(cfg, layout, figures)
     show_summary(figures)
     if cfg.report:
         from distill.pipeline.report import write_report
 
         md, html = write_report(layout.root, figures)
         log.info("report: %s (and %s)", md, html.name)
+
+
+def _gate(cfg: PipelineConfig, layout: RunLayout, figures) -> None:
+    """Warn when the adapter made held-out accuracy worse or caused forgetting (publish refuses it)."""
+    from distill.evaluate.gate import judge_folders
+
+    if not layout.eval_after.report.exists():
+        return
+    guard = layout.guard_after.folder if cfg.guard_problems else None
+    verdict = judge_folders(layout.eval_after.folder, guard, cfg.publish.guard_max_drop, cfg.publish.allow_regression)
+    figures.gate, figures.gate_failed = verdict.lines(), verdict.regressed or verdict.forgetting
+    if figures.gate_failed:
+        log.warning("regression check: %s", " ".join(verdict.lines()))
 
 
 def _check_inputs(steps: list[Step], run_dir: Path) -> None:

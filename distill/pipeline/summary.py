@@ -11,6 +11,7 @@ records; a stage that did not run shows as a dash, a record of another version i
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from distill.pipeline.state import Ledger
 from distill.progress import human_count, show_table
 from distill.records import read_jsonl
 
-STEP_ORDER = ("generate", "filter", "finetune", "eval-before", "eval-after", "publish")
+STEP_ORDER = ("generate", "filter", "finetune", "eval-before", "eval-after", "guard-before", "guard-after", "publish")
 
 
 @dataclass
@@ -43,6 +44,11 @@ class Figures:
     accuracy_after: dict[str, Any] | None = None
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     artefacts: dict[str, Path] = field(default_factory=dict)
+    dev_accuracy: list[tuple[float, float]] = field(default_factory=list)  # (step, dev pass@1) from loss.jsonl
+    checkpoint: dict | None = None  # which step's adapter finetune kept, and by what
+    ablation: dict | None = None  # ablation/report.json (distill.pipeline.ablation)
+    gate: list[str] = field(default_factory=list)  # the regression gate's sentences (distill.evaluate.gate)
+    gate_failed: bool = False
 
 
 def collect(run_dir: Path) -> Figures:
@@ -54,6 +60,8 @@ def collect(run_dir: Path) -> Figures:
     _read_adapter(layout, fig)
     fig.accuracy_before = _read_eval(layout.eval_before.report)
     fig.accuracy_after = _read_eval(layout.eval_after.report)
+    ablation = layout.root / "ablation" / "report.json"
+    fig.ablation = json.loads(ablation.read_text(encoding="utf-8")) if ablation.is_file() else None
     states = Ledger(layout.root).all()
     fig.steps = {name: states[name] for name in STEP_ORDER if name in states}
     named = {"traces": layout.traces, "kept": layout.kept, "rejected": layout.filter.rejected,
@@ -104,6 +112,9 @@ def _read_adapter(layout: RunLayout, fig: Figures) -> None:
     fig.train_examples = record.data.get("train_examples")
     if files.loss_log.exists():
         fig.loss = [(float(rec["step"]), float(rec["loss"])) for _, rec in read_jsonl(files.loss_log) if "loss" in rec]
+        fig.dev_accuracy = [(float(rec["step"]), float(rec["dev_pass@1"])) for _, rec in read_jsonl(files.loss_log)
+                            if "dev_pass@1" in rec]
+    fig.checkpoint = record.metrics.get("checkpoint")
 
 
 def _read_eval(path: Path) -> dict[str, Any] | None:
@@ -151,6 +162,9 @@ def summary_rows(fig: Figures) -> list[tuple[str, str]]:
         *_family_rows(fig),
         ("time per stage", ", ".join(f"{n} {s.get('seconds', 0):.0f}s" for n, s in fig.steps.items()) or "-"),
     ]
+    if fig.gate:
+        rows.append(("regression check", "REGRESSED (publish refuses; see report)" if fig.gate_failed
+                     else "no regression detected"))
     if reused:
         rows.append(("reused", ", ".join(reused)))
     rows += [(f"  {label}", str(path)) for label, path in fig.artefacts.items()]

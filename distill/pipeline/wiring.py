@@ -80,14 +80,15 @@ def plan(cfg: PipelineConfig, run_dir: Path) -> list[Step]:
     if "finetune" in wanted:
         ft = _wired(cfg.finetune, data=str(run.kept), out=str(run.adapter.folder), resume=True)
         steps.append(Step("finetune", "finetune", ft, run.adapter.folder, [run.adapter.folder],
-                          inputs={"data": run.kept, "student": _local(ft.student)}))
+                          inputs={"data": run.kept, "student": _local(ft.student), "dev": _local(ft.eval_problems)}))
     if "eval" in wanted:
         steps.extend(_eval_steps(cfg, run, with_adapter="finetune" in wanted or run.adapter.folder.exists()))
     if "publish" in wanted:
         paths = dict(out=str(run.publish), stats=str(run.filter.stats), traces=str(run.traces),
                      eval=str(run.eval_after.folder) if "eval" in wanted else None,
                      adapter=str(run.adapter.folder) if cfg.publish.repo_id else None,
-                     dataset=str(run.kept) if cfg.publish.dataset_repo_id else None)
+                     dataset=str(run.kept) if cfg.publish.dataset_repo_id else None,
+                     guard_eval=str(run.guard_after.folder) if cfg.guard_problems and "eval" in wanted else None)
         try:
             pub = PublishConfig(**{**_fields(cfg.publish), **paths})  # publish's own checks run here
         except ConfigError as exc:
@@ -150,6 +151,26 @@ def _eval_steps(cfg: PipelineConfig, run: RunLayout, with_adapter: bool) -> list
         steps.append(Step("eval-after", "eval", ev, after.folder, [after.folder], inputs={
             "problems": problems, "student": student, "adapter": run.adapter.folder,
             "before": before.report if cfg.eval_before else None}))
+    if cfg.guard_problems:
+        steps.extend(_guard_steps(cfg, run, with_adapter))
+    return steps
+
+
+def _guard_steps(cfg: PipelineConfig, run: RunLayout, with_adapter: bool) -> list[Step]:
+    """The guard problems scored like the held-out ones, before and after (always both: forgetting is a drop)."""
+    problems, student = _local(cfg.guard_problems), _local(cfg.eval.student)
+    before, after = run.guard_before, run.guard_after
+    prompt = cfg.eval.prompt_template or cfg.generate.prompt_template
+    system = cfg.eval.system_prompt if cfg.eval.system_prompt is not None else cfg.finetune.system_prompt
+    ev = _wired(cfg.eval, problems=cfg.guard_problems, out=str(before.folder), adapter=None, compare=None,
+                compare_base=False, prompt_template=prompt, system_prompt=system)
+    steps = [Step("guard-before", "eval", ev, before.folder, [before.folder],
+                  inputs={"problems": problems, "student": student})]
+    if with_adapter:
+        ev = _wired(cfg.eval, problems=cfg.guard_problems, out=str(after.folder), adapter=str(run.adapter.folder),
+                    compare=str(before.folder), compare_base=False)
+        steps.append(Step("guard-after", "eval", ev, after.folder, [after.folder], inputs={
+            "problems": problems, "student": student, "adapter": run.adapter.folder, "before": before.report}))
     return steps
 
 

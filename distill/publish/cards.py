@@ -177,6 +177,8 @@ def model_card(facts: dict, repo_id: str, dataset_repo_id: str | None, license: 
     if dataset_repo_id:
         body += [f"Training data: [`{dataset_repo_id}`](https://huggingface.co/datasets/{dataset_repo_id}).", ""]
     body += _how_made(facts) + _eval_section(facts)
+    if facts.get("gate"):  # the regression gate's comparison, stated whether it passed or not
+        body += ["## Regression check", "", *[f"- {line}" for line in facts["gate"]], ""]
     if hp:
         skip = ("data", "out", "progress", "resume", "dry_run")
         body += ["## Training", "", f"{data_info.get('examples', data_info.get('train', '?'))} training examples "

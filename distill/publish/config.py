@@ -39,6 +39,10 @@ class PublishConfig:
     out: str = option("publish", "local staging folder where the upload is built (kept for inspection)")
     dry_run: bool = option(False, "build the folders and cards and list what would be uploaded; upload nothing")
     force: bool = option(False, "overwrite a repo whose existing adapter was trained on another base model")
+    allow_regression: bool = option(
+        False, "publish even when held-out accuracy fell (paired interval below zero) or guard problems show forgetting")
+    guard_eval: str | None = option(None, "eval folder of the guard problems (general skills), scored before and after")
+    guard_max_drop: float = option(0.05, "guard accuracy may fall at most this much (absolute) before it is forgetting")
 
     def __post_init__(self) -> None:
         if not self.adapter and not self.dataset:
@@ -49,6 +53,8 @@ class PublishConfig:
             raise ConfigError("dataset= needs dataset_repo_id=NAMESPACE/NAME")
         if self.merged_repo_id and not self.adapter:
             raise ConfigError("merged_repo_id= needs adapter= (the merged model is adapter/merged)")
+        if not 0 <= self.guard_max_drop <= 1:
+            raise ConfigError(f"guard_max_drop must be in [0, 1], got {self.guard_max_drop}")
         for key in ("repo_id", "merged_repo_id", "dataset_repo_id"):
             value = getattr(self, key)
             if value and not _REPO_ID.match(value):

@@ -18,7 +18,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from distill.errors import ConfigError, HubError, InputError
+from distill.errors import ConfigError, HubError, InputError, RegressionBlocked
 from distill.evaluate.basemodel import same_model
 from distill.paths import check_outputs
 from distill.progress import human_count, show_table
@@ -38,6 +38,8 @@ def run(cfg: PublishConfig, api=None) -> Path | str:
     """Build, scan and (unless dry_run) upload; ``api`` is an HfApi (tests may pass one)."""
     _check_inputs(cfg)
     facts = gather(cfg)
+    if cfg.adapter:
+        facts["gate"] = _gate(cfg)
     out = Path(cfg.out)
     staged: list[tuple[str, str, Path]] = []  # (repo_type, repo_id, folder)
     if cfg.adapter:
@@ -77,9 +79,24 @@ def _check_inputs(cfg: PublishConfig) -> None:
         raise InputError("file not found", path=cfg.dataset, field="dataset")
     if cfg.adapter and not Path(cfg.adapter).is_dir():
         raise InputError("adapter folder not found", path=cfg.adapter, field="adapter")
+    if cfg.guard_eval and not (Path(cfg.guard_eval) / "report.json").is_file():
+        raise InputError("no report.json here: guard_eval= needs an eval folder (from distill eval)",
+                         path=cfg.guard_eval, field="guard_eval")
     check_outputs("publish", inputs={k: getattr(cfg, k) for k in ("adapter", "dataset", "eval", "stats", "traces",
-                                                                    "generate_config")},
+                                                                    "generate_config", "guard_eval")},
                   outputs={"out": cfg.out}, folders={"out": ("model", "merged", "dataset")})
+
+
+def _gate(cfg: PublishConfig) -> list[str]:
+    """Refuse an adapter that made the student worse, before anything is staged; the card's sentences."""
+    from distill.evaluate.gate import judge_folders
+
+    verdict = judge_folders(cfg.eval, cfg.guard_eval, cfg.guard_max_drop, cfg.allow_regression)
+    if verdict.blocked:
+        raise RegressionBlocked(" ".join(verdict.lines()))
+    if verdict.regressed or verdict.forgetting:
+        log.warning("publishing a regressed adapter (allow_regression=true): %s", " ".join(verdict.lines()))
+    return verdict.lines()
 
 
 def _first_line(exc: BaseException) -> str:
