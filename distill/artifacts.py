@@ -368,6 +368,14 @@ class AdapterFiles:
         return self.folder / "loss.jsonl"
 
     @property
+    def lint(self) -> Path:
+        return self.folder / "lint.txt"
+
+    @property
+    def dev_outputs(self) -> Path:
+        return self.folder / "dev_outputs.jsonl"
+
+    @property
     def loss_plot(self) -> Path:
         return self.folder / "loss.png"
 

@@ -24,6 +24,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from distill.artifacts import AdapterFiles
 from distill.records import JsonlAppender, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class DevScorer:
 
     def __init__(self, backend: Any, problems: list[dict], eval_cfg: Any, out: Path):
         self.backend, self.problems, self.eval_cfg, self.out = backend, problems, eval_cfg, out
-        self.best_dir = out / "checkpoints" / BEST
+        self.best_dir = AdapterFiles(out).checkpoints / BEST
         self.best: dict | None = None
         self.scored = 0
         if (self.best_dir / "best.json").is_file():  # a resumed run continues the comparison
@@ -77,7 +78,7 @@ class DevScorer:
         from distill.evaluate.metrics import summarise
         from distill.evaluate.stage import score
 
-        current = self.out / "checkpoints" / f".dev-step-{step}"
+        current = AdapterFiles(self.out).checkpoints / f".dev-step-{step}"
         shutil.rmtree(current, ignore_errors=True)
         model.save_pretrained(current)
         was_training = model.training
@@ -89,7 +90,7 @@ class DevScorer:
         self.backend.model = None  # the merged copy is not needed until the next eval step
         if was_training:
             model.train()
-        with JsonlAppender(self.out / "dev_outputs.jsonl") as sink:  # every answer, to read what was chosen
+        with JsonlAppender(AdapterFiles(self.out).dev_outputs) as sink:  # every answer, to read what was chosen
             for rec in records:
                 sink.write({**rec, "step": step})
         metrics = summarise(records)

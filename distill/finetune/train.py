@@ -23,6 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from distill.artifacts import AdapterFiles
 from distill.config import save_resolved
 from distill.errors import ConfigError, InputError
 from distill.finetune.checkpoint import (
@@ -65,7 +66,7 @@ def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
     tokenizer, gen_cfg = _load_tokenizer(student_path, cfg)
     encoded, counts = _prepare_data(cfg, tokenizer, gen_cfg, acc.is_main_process, out)
     if cfg.lint_only:
-        return out / "lint.txt"
+        return AdapterFiles(out).lint
     train_idx, held_idx = split_heldout(len(encoded.examples), cfg.eval_fraction, cfg.seed)
     counts.update(train_examples=len(train_idx), eval_examples=len(held_idx))
     model = _build_model(student_path, cfg, use_bf16 and torch.cuda.is_available(), autocast_bf16=use_bf16)
@@ -75,12 +76,12 @@ def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(plan.total_steps, cfg))
     model, optimizer = acc.prepare(model, optimizer)
     start = 0
-    checkpoint = latest_checkpoint(out / "checkpoints") if cfg.resume else None
+    checkpoint = latest_checkpoint(AdapterFiles(out).checkpoints) if cfg.resume else None
     if checkpoint is not None:
         start = load_checkpoint(checkpoint, acc.unwrap_model(model), optimizer, scheduler, acc.process_index)["step"]
         log.info("resuming from %s (step %d of %d)", checkpoint, start, plan.total_steps)
     elif acc.is_main_process:
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        shutil.rmtree(AdapterFiles(out).checkpoints, ignore_errors=True)
     scorer = None
     if cfg.eval_problems and acc.is_main_process:  # verified dev accuracy: one rank answers, the others wait
         from distill.finetune.devscore import DevScorer
@@ -145,7 +146,7 @@ def _prepare_data(cfg: FinetuneConfig, tokenizer: Any, gen_cfg: Any, is_main: bo
     if is_main:
         show_report(report)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "lint.txt").write_text(report.text(), encoding="utf-8")
+        (AdapterFiles(out).lint).write_text(report.text(), encoding="utf-8")
     if report.errors and (cfg.strict_lint or not encoded.examples):
         more = f" (+{len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
         raise InputError(f"lint: {report.errors[0]}{more}; full report in {out / 'lint.txt'}"
@@ -271,7 +272,7 @@ def _train_loop(model: Any, optimizer: Any, scheduler: Any, acc: Any, plan: _Pla
                 scorer: Any = None) -> dict:
     """Steps ``start..total``: accumulate, clip, step; log, eval and checkpoint on schedule."""
     pad = plan.pad
-    loss_log = out / "loss.jsonl"
+    loss_log = AdapterFiles(out).loss_log
     if acc.is_main_process:
         _trim_log(loss_log, start)
     appender = JsonlAppender(loss_log) if acc.is_main_process else None
@@ -322,7 +323,7 @@ def _train_loop(model: Any, optimizer: Any, scheduler: Any, acc: Any, plan: _Pla
                          or "dev_pass@1" in row):
             appender.write(row)
         if cfg.save_steps and done % cfg.save_steps == 0 and done < plan.total_steps:
-            save_checkpoint(out / "checkpoints", done, model, optimizer, scheduler, acc, cfg.save_total_limit,
+            save_checkpoint(AdapterFiles(out).checkpoints, done, model, optimizer, scheduler, acc, cfg.save_total_limit,
                             {"loss": last})
     bar.close()
     if appender:
@@ -386,12 +387,12 @@ def _write_outputs(model: Any, tokenizer: Any, gen_cfg: Any, cfg: FinetuneConfig
     for item in tmp.iterdir():  # each file appears whole; a crash leaves at worst an older file
         item.replace(out / item.name)
     tmp.rmdir()
-    save_resolved(cfg, out / "config.yaml")
-    plot_loss(out / "loss.jsonl", out / "loss.png")
+    save_resolved(cfg, AdapterFiles(out).config)
+    plot_loss(AdapterFiles(out).loss_log, AdapterFiles(out).loss_plot)
     if cfg.merge:
-        _write_merged(model, tokenizer, out / "merged")
+        _write_merged(model, tokenizer, AdapterFiles(out).merged)
     record.write(out)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    shutil.rmtree(AdapterFiles(out).checkpoints, ignore_errors=True)
 
 
 def _write_merged(model: Any, tokenizer: Any, dest: Path) -> None:
