@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from distill.artifacts import AdapterRecord, EvalReport, RunLayout, latest_per_pair, read_latest
+from distill.artifacts import AdapterRecord, EvalReport, latest_per_pair, read_latest
+from distill.layout import RunLayout
 from distill.config import load_config
 from distill.errors import InputError
 from tiny_student import make_tiny_student

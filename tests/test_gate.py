@@ -99,7 +99,7 @@ def test_the_cli_exits_non_zero_with_one_line(evals, tmp_path, capsys):
 
 
 def test_distill_run_warns_on_a_regressed_run(evals, tmp_path, caplog):
-    from distill.artifacts import RunLayout
+    from distill.layout import RunLayout
     from distill.pipeline.config import load_pipeline
     from distill.pipeline.runner import _gate
     from distill.pipeline.summary import collect

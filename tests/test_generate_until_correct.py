@@ -8,7 +8,8 @@ from collections import Counter
 
 import pytest
 
-from distill.artifacts import generate_summary_path, read_latest
+from distill.artifacts import read_latest
+from distill.layout import generate_summary_path
 from distill.errors import BudgetExceeded, ConfigError
 from distill.generate.config import GenerateConfig
 from distill.generate.stage import run

@@ -21,7 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from distill.artifacts import EvalFiles, EvalReport
+from distill.artifacts import EvalReport
+from distill.layout import EvalFiles
 from distill.errors import RegressionBlocked
 
 ALLOW = "allow_regression=true"

@@ -22,7 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-from distill.artifacts import SCHEMA, AdapterRecord, EvalFiles, EvalReport, PairKey, read_latest
+from distill.artifacts import SCHEMA, AdapterRecord, EvalReport, PairKey, read_latest
+from distill.layout import EvalFiles
 from distill.config import save_resolved, to_dict
 from distill.errors import ConfigError, InputError, SamplesFailed
 from distill.evaluate.backends import Answer, ApiBackend, Job, LocalBackend, VllmBackend

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from distill import __version__
-from distill.artifacts import FilterFiles, latest_per_pair
+from distill.artifacts import latest_per_pair
+from distill.layout import FilterFiles
 from distill.config import save_resolved, to_dict
 from distill.errors import InputError
 from distill.filter import measure as measure_mod

@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from distill.artifacts import AdapterFiles
+from distill.layout import AdapterFiles
 from distill.records import JsonlAppender, write_json_atomic
 
 log = logging.getLogger(__name__)

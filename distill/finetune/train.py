@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from distill.artifacts import AdapterFiles
+from distill.layout import AdapterFiles
 from distill.config import save_resolved
 from distill.errors import ConfigError, InputError
 from distill.finetune.checkpoint import (

@@ -23,7 +23,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from distill.artifacts import generate_summary_path, latest_per_pair, read_records
+from distill.artifacts import latest_per_pair, read_records
+from distill.layout import generate_summary_path
 from distill.generate.config import GenerateConfig
 from distill.generate.progress import RunStats
 from distill.generate.resume import is_complete

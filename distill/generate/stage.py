@@ -36,7 +36,8 @@ from distill.generate.resume import TraceState, is_complete, scan_traces
 from distill.lock import exclusive_lock
 from distill.paths import check_outputs
 from distill.progress import progress_bar
-from distill.artifacts import SCHEMA, generate_config_path
+from distill.artifacts import SCHEMA
+from distill.layout import generate_config_path
 from distill.records import JsonlAppender
 from distill.sources import iter_problems
 from distill.teacher.client import Completion, TeacherClient

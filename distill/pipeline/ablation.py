@@ -27,7 +27,8 @@ import logging
 import time
 from pathlib import Path
 
-from distill.artifacts import AdapterRecord, EvalFiles, EvalReport, RunLayout, is_failed, read_latest
+from distill.artifacts import AdapterRecord, EvalReport, is_failed, read_latest
+from distill.layout import EvalFiles, RunLayout
 from distill.config import to_dict
 from distill.errors import ConfigError
 from distill.records import file_sha256, write_json_atomic, write_text_atomic

@@ -26,7 +26,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from distill.artifacts import EvalReport, FilterStats, RunLayout, is_failed, read_latest
+from distill.artifacts import EvalReport, FilterStats, is_failed, read_latest
+from distill.layout import RunLayout
 from distill.pipeline.config import PipelineConfig
 from distill.pipeline.state import Ledger, content_hash
 from distill.pipeline.wiring import Step

@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from distill.artifacts import RunLayout, generate_summary_path
+from distill.layout import RunLayout, generate_summary_path
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from distill.pipeline import plots
-from distill.artifacts import RunLayout
+from distill.layout import RunLayout
 from distill.evaluate.metrics import FAMILY_HEADER, family_rows
 from distill.pipeline.summary import Figures, accuracy_text, summary_rows
 from distill.records import write_text_atomic

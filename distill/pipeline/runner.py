@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from distill.artifacts import RunLayout, is_failed, read_latest
+from distill.artifacts import is_failed, read_latest
+from distill.layout import RunLayout
 from distill.config import save_resolved
 from distill.errors import ConfigError, DistillError, SamplesFailed
 from distill.lock import exclusive_lock

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill.artifacts import (AdapterRecord, EvalReport, FilterStats, RunLayout, is_failed, latest_per_pair,
-                               read_records)
+from distill.artifacts import AdapterRecord, EvalReport, FilterStats, is_failed, latest_per_pair, read_records
+from distill.layout import RunLayout
 from distill.pipeline.state import Ledger
 from distill.progress import human_count, show_table
 from distill.records import read_jsonl

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill.artifacts import RunLayout
+from distill.layout import RunLayout
 from distill.config import to_dict
 from distill.errors import ConfigError
 from distill.pipeline.config import PipelineConfig

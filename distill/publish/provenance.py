@@ -21,8 +21,8 @@ from urllib.parse import urlparse
 
 import yaml
 
-from distill.artifacts import (AdapterRecord, EvalFiles, EvalReport, FilterFiles, FilterStats, generate_config_path,
-                               is_failed, pair_key, read_latest, read_records, record_cost)
+from distill.artifacts import AdapterRecord, EvalReport, FilterStats, is_failed, pair_key, read_latest, read_records, record_cost
+from distill.layout import EvalFiles, FilterFiles, generate_config_path
 from distill.records import file_sha256
 from distill.student import hub_id
 
