@@ -241,3 +241,20 @@ def test_served_through_the_real_client_code_path(dialect: str) -> None:
     for problem, c in zip(problems, completions):
         assert c.error is None and is_right(c.content, problem), (problem, c.content)
         assert c.reasoning == offline.solve(problem["question"])[0]
+
+
+def test_the_server_writes_traces_in_the_style_it_was_given() -> None:
+    from distill.teacher import client as client_mod
+    from distill.teacher import server
+    from distill.teacher.config import TeacherConfig
+
+    problems = offline.make_mixed(3, seed=4)
+    batch = [[{"role": "user", "content": PROMPT.format(question=p["question"])}] for p in problems]
+    with server.TeacherServer(mistake_rate=0.0, style="positions") as srv:
+        client = client_mod.TeacherClient(TeacherConfig(model="test-teacher", base_url=srv.base_url,
+                                                        request_timeout=10.0))
+        completions = client.complete_many(batch)
+    for problem, c in zip(problems, completions):
+        assert c.reasoning == offline.solve(problem["question"], style="positions")[0]
+        if problem["family"] != "arithmetic":  # arithmetic is written the same way in both styles
+            assert c.reasoning != offline.solve(problem["question"])[0]

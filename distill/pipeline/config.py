@@ -46,6 +46,9 @@ class OfflineTeacherConfig:
     model: str = option("distill-offline-teacher", "model name the offline teacher reports")
     dialect: str = option("deepseek", "wire format of the reasoning: deepseek | vllm | think | openrouter | hidden")
     mistake_rate: float = option(0.15, "share of traces with a deliberate mistake, so the filter has work")
+    style: Literal["plain", "positions"] = option(
+        "plain", "how traces are written: plain (one letter a line) | positions (numbered letters, digits"
+                 " read beside their numbers; see distill.teacher.offline.STYLES)")
     latency: float = option(0.0, "seconds added to every response (to watch progress or test interrupts)")
     seed: int = option(0, "seed for the mistakes, so runs repeat")
 

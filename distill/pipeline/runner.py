@@ -189,7 +189,7 @@ def offline_teacher(cfg: OfflineTeacherConfig) -> Iterator[str]:
     from distill.teacher.server import TeacherServer
 
     server = TeacherServer(dialect=cfg.dialect, latency=cfg.latency, model=cfg.model,
-                           mistake_rate=cfg.mistake_rate, seed=cfg.seed)
+                           mistake_rate=cfg.mistake_rate, seed=cfg.seed, style=cfg.style)
     with server:
         if not server.port:
             raise DistillError("the built-in offline teacher did not start listening (machine overloaded?); run again")

@@ -64,12 +64,12 @@ class TeacherServer:
     def __init__(self, dialect: str = "deepseek", latency: float = 0.0, responder: Responder | None = None,
                  model: str = "test-teacher", *, host: str = "127.0.0.1", port: int = 0,
                  mistake_rate: float = 0.0, seed: int = 0, keepalive: float | None = None,
-                 keep_bodies: bool = True) -> None:
+                 keep_bodies: bool = True, style: str = "plain") -> None:
         if host not in LOOPBACK:
             raise ConfigError(f"host={host!r}: the teacher server binds loopback addresses only")
         wire.check_dialect(dialect)
         self.dialect, self.latency, self.model = dialect, float(latency), model
-        self.responder = responder or DefaultResponder(seed, mistake_rate)
+        self.responder = responder or DefaultResponder(seed, mistake_rate, style)
         self.host, self.port, self.keepalive = host, port, keepalive
         self.stats = Stats()
         self.keep_bodies = keep_bodies  # off for long-running `distill teacher serve`: memory stays flat
@@ -328,7 +328,8 @@ def serve(cfg: ServeConfig) -> None:
     """Run the offline teacher in the foreground; prints ``serving <base_url>`` once listening."""
     server = TeacherServer(
         dialect=cfg.dialect, latency=cfg.latency, model=cfg.model, host=cfg.host, port=cfg.port,
-        mistake_rate=cfg.mistake_rate, seed=cfg.seed, keepalive=cfg.keepalive, keep_bodies=False)
+        mistake_rate=cfg.mistake_rate, seed=cfg.seed, keepalive=cfg.keepalive, keep_bodies=False,
+        style=cfg.style)
 
     def announce(url: str) -> None:
         sys.stdout.write(f"serving {url}\n")

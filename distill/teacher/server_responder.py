@@ -1,7 +1,7 @@
 """What the loopback teacher answers by default: the offline teacher, else a generic trace.
 
 Usage:
-    responder = DefaultResponder(seed=0, mistake_rate=0.15)
+    responder = DefaultResponder(seed=0, mistake_rate=0.15, style="positions")
     reasoning, content = responder(messages, request)
 """
 
@@ -22,8 +22,8 @@ class DefaultResponder:
     Each (prompt, occurrence) gets its own seeded RNG, so samples differ yet runs repeat.
     """
 
-    def __init__(self, seed: int = 0, mistake_rate: float = 0.0) -> None:
-        self.seed, self.mistake_rate = seed, mistake_rate
+    def __init__(self, seed: int = 0, mistake_rate: float = 0.0, style: str = "plain") -> None:
+        self.seed, self.mistake_rate, self.style = seed, mistake_rate, style
         self.seen: Counter = Counter()
         self._offline: Any = None
 
@@ -34,7 +34,7 @@ class DefaultResponder:
         rng = random.Random(f"{self.seed}:{index}:{prompt}")
         respond = self._load_offline()
         if respond is not None:
-            answer = respond(messages, rng, self.mistake_rate)
+            answer = respond(messages, rng, self.mistake_rate, style=self.style)
             if answer is not None:
                 return answer
         return wire.generic_answer(prompt)
