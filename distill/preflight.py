@@ -57,6 +57,10 @@ def preflight(cfg: Any) -> None:
         if cfg.finetune.chat_template not in (None, "chatml"):
             _must_exist(cfg.finetune.chat_template, "finetune.chat_template")
         _check_dev_problems(cfg)
+        if cfg.finetune.init_adapter:  # an adapter of this student with these lora settings, or nothing runs
+            from distill.finetune.init_adapter import check_init_adapter
+
+            check_init_adapter(cfg.finetune, key="finetune.init_adapter")
     if "eval" in stages:
         _check_eval_problems(cfg.eval)
         if getattr(cfg, "guard_problems", None):

@@ -67,9 +67,20 @@ def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
     encoded, counts = _prepare_data(cfg, tokenizer, gen_cfg, acc.is_main_process, out)
     if cfg.lint_only:
         return AdapterFiles(out).lint
+    if cfg.init_adapter:
+        from distill.finetune.init_adapter import check_init_adapter
+
+        check_init_adapter(cfg)  # before the model loads: one line, not a peft traceback
     train_idx, held_idx = split_heldout(len(encoded.examples), cfg.eval_fraction, cfg.seed)
     counts.update(train_examples=len(train_idx), eval_examples=len(held_idx))
     model = _build_model(student_path, cfg, use_bf16 and torch.cuda.is_available(), autocast_bf16=use_bf16)
+    started_from = None
+    if cfg.init_adapter:
+        from distill.finetune.init_adapter import load_init_adapter
+
+        started_from = load_init_adapter(model, cfg)
+        log.info("starting from the adapter %s (sha256 %s), not a fresh LoRA", cfg.init_adapter,
+                 started_from["sha256"][:12])
     optimizer = _adamw(model, cfg)
     plan = _Plan(encoded, train_idx, cfg, acc.num_processes)
     plan.pad = tokenizer.pad_token_id
@@ -100,7 +111,8 @@ def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
             metrics["checkpoint"] = {**scorer.summary(plan.total_steps), "kept_step": plan.total_steps,
                                      "by": "last step (keep_best=false)"}
     if acc.is_main_process:
-        _write_outputs(acc.unwrap_model(model), tokenizer, gen_cfg, cfg, out, student_path, counts, metrics)
+        _write_outputs(acc.unwrap_model(model), tokenizer, gen_cfg, cfg, out, student_path, counts, metrics,
+                       started_from)
     acc.wait_for_everyone()
     acc.end_training()
     return out
@@ -369,9 +381,10 @@ def _trim_log(path: Path, step: int) -> None:
 
 
 def _write_outputs(model: Any, tokenizer: Any, gen_cfg: Any, cfg: FinetuneConfig, out: Path, student_path: Path,
-                   counts: dict, metrics: dict) -> None:
+                   counts: dict, metrics: dict, started_from: dict | None = None) -> None:
     """Adapter, tokenizer, generation config, resolved config, distill.json, loss.png (+ merged)."""
     record = adapter_record(cfg, student_path, tokenizer.chat_template, counts, metrics)
+    record.init_adapter = started_from
     # Converted (GGUF) weights are not the Hub checkpoint: point at the folder actually trained on.
     is_hub = record.base_model is not None and record.base_weights is None
     model.peft_config["default"].base_model_name_or_path = record.base_model if is_hub else record.base_path

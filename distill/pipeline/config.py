@@ -61,8 +61,10 @@ class LoopConfig:
     generator: Literal["student"] = option(
         "student", "who samples from round 2: the previous round's student (local transformers, behind a"
                    " loopback OpenAI-compatible server, so generate and filter run unchanged)")
-    restart: Literal["base"] = option(
-        "base", "each round trains a fresh LoRA from the base model on the union of kept traces so far (STaR)")
+    restart: Literal["base", "continue"] = option(
+        "base", "base: each round trains a fresh LoRA from the base model (or from finetune.init_adapter) on the"
+                " union of kept traces so far (STaR's restart, no drift from earlier rounds' mistakes); continue:"
+                " round r starts from round r-1's adapter (trainable, same lora.*) and trains on the same union")
     patience: int = option(1, "stop when held-out accuracy has not risen for this many rounds")
     temperature: float = option(0.8, "the student's sampling temperature from round 2 (> 0: samples differ)")
     top_p: float = option(0.95, "the student's nucleus sampling from round 2")

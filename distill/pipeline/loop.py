@@ -10,8 +10,9 @@ four steps through the runner's reuse rule: generate (the round r-1 student behi
 OpenAI-compatible server, :mod:`distill.pipeline.student_teacher`, sampling at
 ``loop.temperature``; generate's until_correct / rationalize options apply, and rationalization
 is the *student* with the hint, as in STaR: the teacher already had its chance in round 1), filter
-(the same checks), finetune (a fresh LoRA from the base model on ``train.jsonl``, the union of every
-round's kept traces so far) and eval on the held-out set. A step whose key is unchanged is reused,
+(the same checks), finetune (on ``train.jsonl``, the union of every round's kept traces so far: a
+fresh LoRA from the base model with ``loop.restart=base``, STaR's restart; round r-1's adapter as the
+trainable start with ``restart=continue``, its bytes in the key) and eval on the held-out set. A step whose key is unchanged is reused,
 so killing the loop and running the same command again repeats nothing finished. The loop stops
 after ``loop.rounds`` or when held-out accuracy has not risen for ``loop.patience`` rounds;
 ``loop.json`` names the best round, whose adapter is the run's adapter.
@@ -85,7 +86,12 @@ def _round_steps(cfg: PipelineConfig, root: Path, number: int, first: dict[str, 
              "teacher": "offline"}  # the endpoint is a per-run loopback port: left out of the key
     flt = dataclasses.replace(flt0.cfg, traces=str(rl.traces), out=str(rl.kept), rejected=None, stats=None)
     union = rl.root / "train.jsonl"
-    ft = dataclasses.replace(ft0.cfg, data=str(union), out=str(rl.adapter.folder), resume=True)
+    # restart=continue: the previous round's adapter is the trainable start, and its bytes (a
+    # finetune input) are in the key, so a retrained round r-1 retrains round r.
+    start = str(previous) if cfg.loop.restart == "continue" else ft0.cfg.init_adapter
+    ft = dataclasses.replace(ft0.cfg, data=str(union), out=str(rl.adapter.folder), resume=True, init_adapter=start)
+    ft_inputs = {"data": union, "student": ft0.inputs.get("student"),
+                 **({"init_adapter": Path(start).resolve()} if start else {})}
     ev = dataclasses.replace(ev0.cfg, out=str(rl.eval_after.folder), adapter=str(rl.adapter.folder), compare=None)
     return [
         Step("generate", "generate", gen, rl.traces, [rl.traces, rl.generate_config],
@@ -93,7 +99,7 @@ def _round_steps(cfg: PipelineConfig, root: Path, number: int, first: dict[str, 
         Step("filter", "filter", flt, rl.kept, [rl.kept, rl.filter.rejected, rl.filter.stats],
              inputs={"traces": rl.traces}),
         Step("finetune", "finetune", ft, rl.adapter.folder, [rl.adapter.folder],
-             inputs={"data": union, "student": ft0.inputs.get("student")}),
+             inputs=ft_inputs),
         Step("eval-after", "eval", ev, rl.eval_after.folder, [rl.eval_after.folder],
              inputs={"problems": ev0.inputs.get("problems"), "student": ev0.inputs.get("student"),
                      "adapter": rl.adapter.folder}),
