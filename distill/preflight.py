@@ -65,6 +65,11 @@ def preflight(cfg: Any) -> None:
         _check_eval_problems(cfg.eval)
         if getattr(cfg, "guard_problems", None):
             _check_eval_problems(dataclasses.replace(cfg.eval, problems=cfg.guard_problems))
+    loop = getattr(cfg, "loop", None)
+    if loop is not None and loop.rounds > 1 and loop.generator == "endpoint":
+        from distill.pipeline.lora_endpoint import LoraEndpoint
+
+        LoraEndpoint.from_loop(loop).probe()  # the key is set, the server answers and can load adapters
     if "publish" in stages and not getattr(cfg.publish, "dry_run", True):
         from huggingface_hub import get_token
 

@@ -30,6 +30,7 @@ from typing import Any
 from distill.artifacts import EvalReport, FilterStats, is_failed, read_latest
 from distill.layout import RunLayout
 from distill.pipeline.config import PipelineConfig
+from distill.pipeline.lora_endpoint import adapter_name
 from distill.pipeline.state import Ledger, content_hash
 from distill.pipeline.wiring import Step
 from distill.records import read_jsonl, write_json_atomic, write_text_atomic
@@ -66,7 +67,8 @@ def run_loop(cfg: PipelineConfig, layout: RunLayout, first: list[Step]) -> list[
             if step.section == "finetune":
                 _write_union(layout.root, number)
             with contextlib.ExitStack() as servers:
-                failed = run_step(step, rl.root, ledger, start=lambda s: _start_student(s, cfg, previous, servers))
+                failed = run_step(step, rl.root, ledger,
+                                  start=lambda s: _start_generator(s, cfg, layout.root, previous, servers))
             if failed:
                 left_failed.append(f"round-{number}/{step.name}: {failed} samples failed")
     write_summary(layout.root, cfg.loop.rounds)
@@ -77,13 +79,19 @@ def _round_steps(cfg: PipelineConfig, root: Path, number: int, first: dict[str, 
     """Round ``number``'s generate/filter/finetune/eval steps: round 1's configs with this round's paths."""
     rl = round_layout(root, number)
     gen0, flt0, ft0, ev0 = first["generate"], first["filter"], first["finetune"], first["eval-after"]
+    digest = content_hash(previous)
+    if cfg.loop.generator == "endpoint":  # the user's server, asked for the adapter by its content-named name
+        where = dict(model=adapter_name(number - 1, digest), base_url=cfg.loop.base_url,
+                     api_key_env=cfg.loop.api_key_env, provider=cfg.loop.lora_api)
+    else:
+        where = dict(model=f"student-round-{number - 1}", provider="offline", api_key_env=None)
     gen = dataclasses.replace(gen0.cfg, out=str(rl.traces), temperature=cfg.loop.temperature, top_p=cfg.loop.top_p,
                               max_tokens=cfg.loop.max_new_tokens or gen0.cfg.max_tokens,
-                              model=f"student-round-{number - 1}", provider="offline", api_key_env=None,
-                              max_cost_usd=None, dry_run=False)
+                              max_cost_usd=None, dry_run=False, **where)
     # The previous adapter's bytes are part of generate's config: a retrained round r-1 means new samples.
-    extra = {"generator": cfg.loop.generator, "student_adapter": content_hash(previous),
-             "teacher": "offline"}  # the endpoint is a per-run loopback port: left out of the key
+    extra = {"generator": cfg.loop.generator, "student_adapter": digest}
+    if cfg.loop.generator == "student":
+        extra["teacher"] = "offline"  # its endpoint is a per-run loopback port: left out of the key
     flt = dataclasses.replace(flt0.cfg, traces=str(rl.traces), out=str(rl.kept), rejected=None, stats=None)
     union = rl.root / "train.jsonl"
     # restart=continue: the previous round's adapter is the trainable start, and its bytes (a
@@ -106,9 +114,17 @@ def _round_steps(cfg: PipelineConfig, root: Path, number: int, first: dict[str, 
     ]
 
 
-def _start_student(step: Step, cfg: PipelineConfig, adapter: Path, servers: contextlib.ExitStack) -> None:
-    """Before a round's generate runs (never when reused): serve the previous round's student."""
+def _start_generator(step: Step, cfg: PipelineConfig, root: Path, adapter: Path,
+                     servers: contextlib.ExitStack) -> None:
+    """Before a round's generate runs (never when reused): serve the previous round's student, or have
+    the user's endpoint load its adapter."""
     if step.section != "generate":
+        return
+    if cfg.loop.generator == "endpoint":
+        from distill.pipeline.lora_endpoint import LoraEndpoint
+
+        seen_as = Path(cfg.loop.server_run_dir) / adapter.relative_to(root) if cfg.loop.server_run_dir else adapter
+        LoraEndpoint.from_loop(cfg.loop).load(step.cfg.model, str(seen_as))
         return
     from distill.pipeline.student_teacher import student_teacher
 
