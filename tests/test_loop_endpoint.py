@@ -20,7 +20,7 @@ from distill.pipeline.lora_endpoint import LoraEndpoint, adapter_name
 from distill.pipeline.state import content_hash
 from distill.pipeline.student_teacher import student_server
 from distill.teacher.server import TeacherServer
-from pipeline_fixtures import recipe_tree, states, write_problems, write_recipe
+from pipeline_fixtures import states, write_problems, write_recipe
 from tiny_student import make_tiny_student
 
 KEY = "sk-loopback-" + "k3y" * 8  # key-shaped, so any leak is also caught by shape
@@ -106,10 +106,11 @@ def test_the_server_speaks_vllm_load_api(assets, tmp_path):
     (_loop("localhost:8000"), r"loop.base_url must be an http\(s\):// URL"),
     (_loop("http://127.0.0.1:9/v1", lora_api="tgi"), "lora_api"),
 ])
-def test_bad_endpoint_settings_fail_naming_the_key(assets, loop, says):
-    tree = recipe_tree(assets["student"], assets["train"], assets["eval"], base_url="http://127.0.0.1:9/v1", loop=loop)
+def test_bad_endpoint_settings_fail_naming_the_key(tmp_path, assets, loop, says):
+    recipe = write_recipe(tmp_path, assets["student"], assets["train"], assets["eval"],
+                          base_url="http://127.0.0.1:9/v1", loop=loop)
     with pytest.raises(ConfigError, match=says):
-        load_config(PipelineConfig, None, [f"{k}={json.dumps(v)}" for k, v in _flat(tree)])
+        load_config(PipelineConfig, recipe)
 
 
 def _free_port():
@@ -151,10 +152,3 @@ def test_an_adapter_the_server_cannot_see_fails_naming_the_url_and_path(tmp_path
             run(load_config(PipelineConfig, recipe, [f"run_dir={tmp_path / 'run'}"]))
         assert server.served == {} and not (tmp_path / "run" / "round-2" / "traces.jsonl").exists()
 
-
-def _flat(tree, prefix=""):
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            yield from _flat(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
