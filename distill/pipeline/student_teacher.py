@@ -5,7 +5,7 @@ Usage:
         run(dataclasses.replace(gen_cfg, base_url=url, provider="offline", api_key_env=None))
 
     with student_server(eval_cfg, None, model="base", runtime_lora=True) as srv:   # vLLM's runtime LoRA API
-        POST {srv.base_url}/load_lora_adapter {"lora_name": "r1", "lora_path": "runs/x/adapter"}
+        LoraEndpoint(srv.base_url).load("r1", "runs/x/adapter")   # then chat with model="r1"
 
 Why a server and not a new generate path: generate (resume, cost cap, until_correct, rationalization,
 records) and filter then run unchanged on the student's samples, and any OpenAI-compatible endpoint
