@@ -96,6 +96,9 @@ def test_missing_foreign_and_non_adapter_folders_are_refused(trained, tmp_path):
         check_init_adapter(_cfg(*base, f"init_adapter={tmp_path / 'nope'}"))
     with pytest.raises(InputError, match="no adapter_config.json"):
         check_init_adapter(_cfg(*base, f"init_adapter={trained['student']}"))  # a model folder, not an adapter
+    with pytest.raises(ConfigError, match="would overwrite the adapter it starts from"):
+        check_init_adapter(_cfg(trained["data"], trained["student"], trained["adapter"],
+                                f"init_adapter={trained['adapter']}", *FIT))
     other = make_tiny_student(tmp_path / "other", seed=1)
     with pytest.raises(InputError, match="an adapter of another student"):
         check_init_adapter(_cfg(trained["data"], other, tmp_path / "o", f"init_adapter={trained['adapter']}", *FIT))

@@ -152,3 +152,88 @@ def test_an_adapter_the_server_cannot_see_fails_naming_the_url_and_path(tmp_path
             run(load_config(PipelineConfig, recipe, [f"run_dir={tmp_path / 'run'}"]))
         assert server.served == {} and not (tmp_path / "run" / "round-2" / "traces.jsonl").exists()
 
+
+
+class _SGLang:
+    """A loopback server with SGLang's load route: POST /load_lora_adapter at the root, JSON {success, error_message}."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        seen, loaded = [], set()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])) or b"{}")
+                seen.append((self.path, body))
+                if self.path != "/load_lora_adapter":
+                    return self._send(404, {"detail": "Not Found"})
+                if "lora_name" not in body:
+                    return self._send(422, {"detail": [{"msg": "Field required"}]})
+                if body["lora_name"] in loaded:
+                    return self._send(400, {"success": False, "error_message":
+                                            f"LoRA adapter {body['lora_name']} is already loaded"})
+                if body["lora_path"].startswith("/missing"):
+                    return self._send(400, {"success": False, "error_message": f"cannot read {body['lora_path']}"})
+                loaded.add(body["lora_name"])
+                self._send(200, {"success": True, "error_message": "", "loaded_adapters": {n: "" for n in loaded}})
+
+            def _send(self, status, obj):
+                data = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.seen, self.loaded = seen, loaded
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_sglang_load_api_at_the_server_root():
+    server = _SGLang()
+    with server as base_url:
+        endpoint = LoraEndpoint(base_url, "sglang")
+        endpoint.probe()  # 422 for an empty body: the route is there
+        endpoint.load("distill-round-1-abc", "/runs/x/adapter")
+        endpoint.load("distill-round-1-abc", "/runs/x/adapter")  # already loaded: the same bytes, done
+        with pytest.raises(DistillError, match=r"did not load /missing/adapter as r2 \(HTTP 400: cannot read "
+                                               r"/missing/adapter\)"):
+            endpoint.load("r2", "/missing/adapter")
+        with pytest.raises(DistillError, match="does not offer runtime LoRA loading"):
+            LoraEndpoint(base_url, "vllm").probe()  # vLLM's route on an SGLang server: 404
+    assert [path for path, _ in server.seen][:3] == ["/load_lora_adapter"] * 3
+    assert server.loaded == {"distill-round-1-abc"}
+
+
+@pytest.mark.parametrize("api", ["vllm", "sglang"])
+def test_round_generate_asks_for_the_adapter_by_its_content_name(tmp_path, assets, api):
+    from distill.pipeline.loop import _round_steps
+    from distill.pipeline.wiring import materialize_sources, plan
+
+    recipe = write_recipe(tmp_path, assets["student"], assets["train"], assets["eval"], base_url="http://127.0.0.1:9/v1",
+                          loop=_loop("http://10.0.0.5:8000/v1", lora_api=api, api_key_env=VAR),
+                          generate={"extra_body": {"top_k": 20}})
+    cfg = load_config(PipelineConfig, recipe)
+    run_dir = tmp_path / "run"
+    first = {s.name: s for s in plan(materialize_sources(cfg, run_dir), run_dir)}
+    previous = run_dir / "adapter"
+    previous.mkdir(parents=True)
+    (previous / "adapter_model.safetensors").write_bytes(b"round one")
+    gen = _round_steps(cfg, run_dir, 2, first, previous)[0].cfg
+    name = adapter_name(1, content_hash(previous))
+    assert (gen.model, gen.base_url, gen.api_key_env, gen.provider) == (name, "http://10.0.0.5:8000/v1", VAR, api)
+    assert gen.extra_body == ({"top_k": 20, "lora_path": name} if api == "sglang" else {"top_k": 20})

@@ -40,6 +40,9 @@ def check_init_adapter(cfg: Any, key: str = FIELD) -> None:
     folder = Path(cfg.init_adapter).expanduser()
     if not folder.is_dir():
         raise InputError("no such adapter folder", path=folder, field=key)
+    if getattr(cfg, "out", None) and Path(cfg.out).expanduser().resolve() == folder.resolve():
+        raise ConfigError(f"{key}: {folder} is also out=, so training would overwrite the adapter it starts "
+                          "from; write to another folder")
     for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
         if not (folder / name).is_file():
             raise InputError(f"not a LoRA adapter folder (no {name})", path=folder, field=key)

@@ -81,8 +81,11 @@ def _round_steps(cfg: PipelineConfig, root: Path, number: int, first: dict[str, 
     gen0, flt0, ft0, ev0 = first["generate"], first["filter"], first["finetune"], first["eval-after"]
     digest = content_hash(previous)
     if cfg.loop.generator == "endpoint":  # the user's server, asked for the adapter by its content-named name
-        where = dict(model=adapter_name(number - 1, digest), base_url=cfg.loop.base_url,
-                     api_key_env=cfg.loop.api_key_env, provider=cfg.loop.lora_api)
+        name = adapter_name(number - 1, digest)
+        where = dict(model=name, base_url=cfg.loop.base_url, api_key_env=cfg.loop.api_key_env,
+                     provider=cfg.loop.lora_api)
+        if cfg.loop.lora_api == "sglang":  # SGLang picks the adapter by lora_path; a bare model name is the base
+            where["extra_body"] = {**gen0.cfg.extra_body, "lora_path": name}
     else:
         where = dict(model=f"student-round-{number - 1}", provider="offline", api_key_env=None)
     gen = dataclasses.replace(gen0.cfg, out=str(rl.traces), temperature=cfg.loop.temperature, top_p=cfg.loop.top_p,

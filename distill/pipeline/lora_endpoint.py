@@ -10,7 +10,9 @@ The load APIs, as their sources define them. vLLM (``--enable-lora``, with
 answers 404): ``POST /v1/load_lora_adapter {"lora_name", "lora_path"}`` -> 200 with a plain-text
 "Success: LoRA adapter 'NAME' added successfully.", or 400 "The lora adapter 'NAME' has already
 been loaded." for a name it holds. SGLang (``--enable-lora``): ``POST /load_lora_adapter`` at the
-server root, same body, JSON ``{"success", "error_message", ...}`` with 200 or 400. ``lora_path`` is
+server root, same body, JSON ``{"success", "error_message", ...}`` with 200 or 400; its chat
+requests pick the adapter by ``"lora_path": NAME`` in the body (a bare model name is the base), which
+the loop sends through generate's ``extra_body``. ``lora_path`` is
 read by the server, so it must see the run folder (``loop.server_run_dir`` maps it, e.g. into a
 container). The name carries the adapter's content hash (:func:`adapter_name`): "already loaded"
 then means these very bytes are loaded (a re-run after a kill), and a retrained round gets a new
