@@ -53,7 +53,8 @@ def test_two_rounds_end_to_end_then_reused(tmp_path, assets):
         assert all(0 <= row["accuracy"] <= 1 and row["low"] <= row["accuracy"] <= row["high"]
                    for row in summary["rounds"])
         assert summary["best_round"] in (1, 2) and summary["adapter"]
-        assert "## Rounds" in (run_dir / "report.md").read_text()
+        report = (run_dir / "report.md").read_text()
+        assert "## Rounds" in report and "fresh LoRA from the base model (restart=base)" in report
         # restart=base (the default): round 2 is a fresh LoRA, not round 1's adapter continued
         assert json.loads((round2 / "adapter" / "distill.json").read_text())["init_adapter"] is None
         first = states(round2)

@@ -63,6 +63,7 @@ def test_round_two_loads_round_one_adapter_and_generates_with_it(tmp_path, asset
         assert traces and {t["model"] for t in traces} == {name}
         assert server.served == {name: len(traces)}  # every round-2 sample came from the loaded adapter
         assert (run_dir / "round-2" / "adapter" / "adapter_model.safetensors").is_file()
+        assert "loaded into your inference server (loop.generator=endpoint)" in (run_dir / "report.md").read_text()
         first, served, requests = states(run_dir / "round-2"), dict(server.served), teacher.stats.requests
 
         assert main(["run", str(recipe), f"run_dir={run_dir}"]) == 0  # the same command: nothing repeated

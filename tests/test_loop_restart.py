@@ -38,6 +38,8 @@ def test_continue_trains_round_two_from_round_one_weights_and_a_rerun_repeats_no
         # step 0 of round 2: the trainable weights loaded are round 1's saved tensors, value for value
         assert started["loaded_fingerprint"] == lora_fingerprint(load_file(round1))
         assert json.loads((run_dir / "adapter" / "distill.json").read_text())["init_adapter"] is None
+        assert json.loads((run_dir / "loop.json").read_text())["restart"] == "continue"
+        assert "starting from the previous round's adapter (restart=continue)" in (run_dir / "report.md").read_text()
         first, requests = states(run_dir / "round-2"), teacher.stats.requests
 
         assert main(["run", str(recipe), f"run_dir={run_dir}"]) == 0

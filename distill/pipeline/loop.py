@@ -71,7 +71,7 @@ def run_loop(cfg: PipelineConfig, layout: RunLayout, first: list[Step]) -> list[
                                   start=lambda s: _start_generator(s, cfg, layout.root, previous, servers))
             if failed:
                 left_failed.append(f"round-{number}/{step.name}: {failed} samples failed")
-    write_summary(layout.root, cfg.loop.rounds)
+    write_summary(layout.root, cfg.loop.rounds, {"restart": cfg.loop.restart, "generator": cfg.loop.generator})
     return left_failed
 
 
@@ -192,13 +192,14 @@ def round_rows(root: Path, rounds: int) -> list[dict[str, Any]]:
     return rows
 
 
-def write_summary(root: Path, rounds: int) -> Path:
-    """loop.json: the per-round rows and the best round (its adapter is the run's adapter)."""
+def write_summary(root: Path, rounds: int, how: dict[str, str] | None = None) -> Path:
+    """loop.json: the per-round rows, the best round (its adapter is the run's adapter) and ``how`` the
+    rounds were made (restart, generator), so the report says what it shows."""
     rows = round_rows(root, rounds)
     scored = [row for row in rows if row.get("accuracy") is not None]
     best = max(scored, key=lambda row: (row["accuracy"], -row["round"])) if scored else None
     summary = {"schema": 1, "rounds": rows, "best_round": best["round"] if best else None,
-               "adapter": best["adapter"] if best else None}
+               "adapter": best["adapter"] if best else None, **(how or {})}
     path = root / LOOP_FILE
     write_json_atomic(path, summary)
     if best:
