@@ -124,3 +124,23 @@ def test_the_pipeline_key_follows_the_init_adapter_bytes(trained, tmp_path):
     name = sorted(tensors)[0]
     save_file({**tensors, name: tensors[name] + 1}, str(start / "adapter_model.safetensors"))
     assert key() != before  # same path, other bytes: finetune runs again
+
+
+def test_resume_continues_only_a_checkpoint_of_the_same_start(trained, tmp_path):
+    start = tmp_path / "start"
+    start.mkdir()
+    for item in trained["adapter"].iterdir():
+        if item.is_file():
+            (start / item.name).write_bytes(item.read_bytes())
+    args = (trained["data"], trained["student"], tmp_path / "out", f"init_adapter={start}", *FIT,
+            "max_steps=4", "save_steps=2", "batch_size=2")
+    with pytest.raises(KeyboardInterrupt):
+        run(_cfg(*args), interrupt_at=3)
+    same = run(_cfg(*args, "resume=true"))
+    assert json.loads((same / "distill.json").read_text())["metrics"]["resumed_from_step"] == 2
+    with pytest.raises(KeyboardInterrupt):
+        run(_cfg(*args), interrupt_at=3)
+    tensors = load_file(start / "adapter_model.safetensors")
+    save_file({k: v * 2 for k, v in tensors.items()}, str(start / "adapter_model.safetensors"))
+    other = run(_cfg(*args, "resume=true"))  # the start changed: its checkpoint is not this run's past
+    assert json.loads((other / "distill.json").read_text())["metrics"]["resumed_from_step"] == 0

@@ -4,6 +4,7 @@ Usage:
     check_init_adapter(cfg)                 # before anything loads: a LoRA adapter folder, of this student, same LoRA
     start = load_init_adapter(model, cfg)   # the freshly built peft model takes the adapter's weights
     lora_fingerprint(state_dict)            # digest of LoRA tensors: what training started from, comparable
+    checkpoint = resumable(checkpoint, start["sha256"])   # None when it continues another start
 
 `distill finetune init_adapter=runs/x/adapter` (and the STaR loop's ``restart=continue``).
 Why load into a freshly built peft model rather than ``PeftModel.from_pretrained(is_trainable=True)``:
@@ -16,13 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from distill.errors import ConfigError, InputError
 from distill.records import file_sha256
 
-__all__ = ["check_init_adapter", "load_init_adapter", "lora_fingerprint", "ADAPTER_CONFIG", "ADAPTER_WEIGHTS"]
+log = logging.getLogger(__name__)
+
+__all__ = ["check_init_adapter", "load_init_adapter", "lora_fingerprint", "resumable", "ADAPTER_CONFIG",
+           "ADAPTER_WEIGHTS"]
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -84,8 +89,20 @@ def load_init_adapter(model: Any, cfg: Any) -> dict[str, Any]:
         raise ConfigError(f"{FIELD}: {folder} does not fit this run's lora settings ({what}; "
                           f"{len(missing) + len(extra) + len(shapes)} tensor(s) differ)")
     set_peft_model_state_dict(model, saved)
+    log.info("starting from the adapter %s, not a fresh LoRA", folder)
     return {"path": str(folder), "sha256": file_sha256(folder / ADAPTER_WEIGHTS),
             "loaded_fingerprint": lora_fingerprint(get_peft_model_state_dict(model))}
+
+
+def resumable(checkpoint: Path | None, start_sha: str | None) -> Path | None:
+    """``checkpoint``, unless it continues another init adapter than this run's (then training starts over).
+
+    Checkpoints record the sha256 of the weights their run started from (None: a fresh LoRA).
+    """
+    if checkpoint is not None and json.loads((checkpoint / "state.json").read_text()).get("init_adapter") != start_sha:
+        log.warning("%s continues another init_adapter than this run's: starting over", checkpoint)
+        return None
+    return checkpoint
 
 
 def lora_fingerprint(tensors: dict[str, Any]) -> str:

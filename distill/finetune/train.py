@@ -40,6 +40,7 @@ from distill.finetune.data import (
     read_samples,
     split_heldout,
 )
+from distill.finetune.init_adapter import check_init_adapter, load_init_adapter, resumable
 from distill.finetune.lint import lint, show_report
 from distill.finetune.outputs import adapter_record, peak_memory, plot_loss
 from distill.hardware import use_bf16 as resolve_bf16
@@ -68,26 +69,19 @@ def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
     if cfg.lint_only:
         return AdapterFiles(out).lint
     if cfg.init_adapter:
-        from distill.finetune.init_adapter import check_init_adapter
-
         check_init_adapter(cfg)  # before the model loads: one line, not a peft traceback
     train_idx, held_idx = split_heldout(len(encoded.examples), cfg.eval_fraction, cfg.seed)
     counts.update(train_examples=len(train_idx), eval_examples=len(held_idx))
     model = _build_model(student_path, cfg, use_bf16 and torch.cuda.is_available(), autocast_bf16=use_bf16)
-    started_from = None
-    if cfg.init_adapter:
-        from distill.finetune.init_adapter import load_init_adapter
-
-        started_from = load_init_adapter(model, cfg)
-        log.info("starting from the adapter %s (sha256 %s), not a fresh LoRA", cfg.init_adapter,
-                 started_from["sha256"][:12])
+    started_from = load_init_adapter(model, cfg) if cfg.init_adapter else None
     optimizer = _adamw(model, cfg)
     plan = _Plan(encoded, train_idx, cfg, acc.num_processes)
     plan.pad = tokenizer.pad_token_id
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(plan.total_steps, cfg))
     model, optimizer = acc.prepare(model, optimizer)
     start = 0
-    checkpoint = latest_checkpoint(AdapterFiles(out).checkpoints) if cfg.resume else None
+    plan.start_sha = (started_from or {}).get("sha256")
+    checkpoint = resumable(latest_checkpoint(AdapterFiles(out).checkpoints) if cfg.resume else None, plan.start_sha)
     if checkpoint is not None:
         start = load_checkpoint(checkpoint, acc.unwrap_model(model), optimizer, scheduler, acc.process_index)["step"]
         log.info("resuming from %s (step %d of %d)", checkpoint, start, plan.total_steps)
@@ -249,6 +243,7 @@ class _Plan:
         self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.per_epoch / self.per_step))
         self._epochs: dict[int, list[list[int]]] = {}
         self.pad = 0
+        self.start_sha: str | None = None  # the init adapter's weights (checkpoints say which start they continue)
 
     def micro_batch(self, m: int) -> list[Any]:
         epoch, i = divmod(m, self.per_epoch)
@@ -336,7 +331,7 @@ def _train_loop(model: Any, optimizer: Any, scheduler: Any, acc: Any, plan: _Pla
             appender.write(row)
         if cfg.save_steps and done % cfg.save_steps == 0 and done < plan.total_steps:
             save_checkpoint(AdapterFiles(out).checkpoints, done, model, optimizer, scheduler, acc, cfg.save_total_limit,
-                            {"loss": last})
+                            {"loss": last, "init_adapter": plan.start_sha})
     bar.close()
     if appender:
         appender.close()
