@@ -70,7 +70,7 @@ def test_other_lora_settings_are_refused_before_the_model_loads(trained, tmp_pat
                override)
     with pytest.raises(error, match=says):
         run(cfg)
-    assert not (tmp_path / "o" / "adapter_model.safetensors").exists()
+    assert not (tmp_path / "o").exists()  # nothing written, not even the lint report
 
 
 def test_dropout_may_differ_and_a_tensor_mismatch_is_named(trained, tmp_path):
@@ -144,3 +144,13 @@ def test_resume_continues_only_a_checkpoint_of_the_same_start(trained, tmp_path)
     save_file({k: v * 2 for k, v in tensors.items()}, str(start / "adapter_model.safetensors"))
     other = run(_cfg(*args, "resume=true"))  # the start changed: its checkpoint is not this run's past
     assert json.loads((other / "distill.json").read_text())["metrics"]["resumed_from_step"] == 0
+
+
+def test_the_cli_refuses_a_missing_start_in_one_line(trained, tmp_path, capsys):
+    from distill.cli import main
+
+    code = main(["finetune", f"data={trained['data']}", f"student={trained['student']}", f"out={tmp_path / 'o'}",
+                 f"init_adapter={tmp_path / 'nope'}"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and "(field 'init_adapter'): no such adapter folder" in err[0], err
+    assert not (tmp_path / "o").exists()

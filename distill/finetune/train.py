@@ -58,6 +58,8 @@ def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
 
     if not cfg.data:
         raise ConfigError("data= is required: kept.jsonl from `distill filter`, or a chat-messages JSONL")
+    if cfg.init_adapter:
+        check_init_adapter(cfg)  # before anything loads or is written: one line, not a peft traceback
     started = time.time()
     out = Path(cfg.out)
     use_bf16 = resolve_bf16(cfg.bf16)  # auto: a bf16 GPU, or a CPU with AVX-512 BF16 / AMX
@@ -68,8 +70,6 @@ def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
     encoded, counts = _prepare_data(cfg, tokenizer, gen_cfg, acc.is_main_process, out)
     if cfg.lint_only:
         return AdapterFiles(out).lint
-    if cfg.init_adapter:
-        check_init_adapter(cfg)  # before the model loads: one line, not a peft traceback
     train_idx, held_idx = split_heldout(len(encoded.examples), cfg.eval_fraction, cfg.seed)
     counts.update(train_examples=len(train_idx), eval_examples=len(held_idx))
     model = _build_model(student_path, cfg, use_bf16 and torch.cuda.is_available(), autocast_bf16=use_bf16)
