@@ -106,12 +106,14 @@ def test_the_server_speaks_vllm_load_api(assets, tmp_path):
     (_loop(None), "loop.base_url is not set"),
     (_loop("localhost:8000"), r"loop.base_url must be an http\(s\):// URL"),
     (_loop("http://127.0.0.1:9/v1", lora_api="tgi"), "lora_api"),
+    (_loop("http://127.0.0.1:9/v1", api_key_env="abc.secret-value"), "loop.api_key_env must be the NAME"),
 ])
 def test_bad_endpoint_settings_fail_naming_the_key(tmp_path, assets, loop, says):
     recipe = write_recipe(tmp_path, assets["student"], assets["train"], assets["eval"],
                           base_url="http://127.0.0.1:9/v1", loop=loop)
-    with pytest.raises(ConfigError, match=says):
+    with pytest.raises(ConfigError, match=says) as caught:
         load_config(PipelineConfig, recipe)
+    assert "secret-value" not in str(caught.value)
 
 
 def _free_port():

@@ -13,6 +13,7 @@ names only where the problems come from and where results go in the end. No torc
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -88,6 +89,10 @@ class LoopConfig:
                                       self.max_new_tokens is None or self.max_new_tokens >= 1, ">= 1")):
             if not ok:
                 raise ConfigError(f"{key} must be {rule}, got {value!r}")  # the loader prefixes "loop."
+        if self.api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
+            # Never echo it: a value that is not a variable name may well be the key itself.
+            raise ConfigError("api_key_env must be the NAME of an environment variable (letters, digits, _),"
+                              " not the key; the value given is not shown")
         if self.generator == "endpoint":
             if not self.base_url:
                 raise ConfigError("base_url is not set: loop.generator=endpoint needs the URL of the server"
