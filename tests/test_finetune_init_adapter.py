@@ -38,6 +38,15 @@ def _cfg(data, student, out, *extra):
                                               "batch_size=4", "lora.r=8", *extra])
 
 
+def _copy(adapter, dest):
+    """A copy of an adapter folder's files, to change without touching the module's adapter."""
+    dest.mkdir()
+    for item in adapter.iterdir():
+        if item.is_file():
+            (dest / item.name).write_bytes(item.read_bytes())
+    return dest
+
+
 def _losses(folder):
     return [json.loads(line)["loss"] for line in (folder / "loss.jsonl").read_text().splitlines()]
 
@@ -78,11 +87,7 @@ def test_dropout_may_differ_and_a_tensor_mismatch_is_named(trained, tmp_path):
                *FIT, "lora.dropout=0.1")
     check_init_adapter(cfg)  # dropout shapes training, not the weights
     # An adapter whose tensors do not fit (one removed) fails at load, naming the tensor.
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    for item in trained["adapter"].iterdir():
-        if item.is_file():
-            (bad / item.name).write_bytes(item.read_bytes())
+    bad = _copy(trained["adapter"], tmp_path / "bad")
     tensors = load_file(bad / "adapter_model.safetensors")
     gone = sorted(tensors)[0]
     save_file({k: v for k, v in tensors.items() if k != gone}, str(bad / "adapter_model.safetensors"))
@@ -108,11 +113,7 @@ def test_the_pipeline_key_follows_the_init_adapter_bytes(trained, tmp_path):
     from distill.pipeline.config import load_pipeline
     from distill.pipeline.wiring import plan, step_key
 
-    start = tmp_path / "start"
-    start.mkdir()
-    for item in trained["adapter"].iterdir():
-        if item.is_file():
-            (start / item.name).write_bytes(item.read_bytes())
+    start = _copy(trained["adapter"], tmp_path / "start")
     cfg = load_pipeline(None, [f"student={trained['student']}", f"finetune.init_adapter={start}",
                                "finetune.lora.r=8"])
 
@@ -127,11 +128,7 @@ def test_the_pipeline_key_follows_the_init_adapter_bytes(trained, tmp_path):
 
 
 def test_resume_continues_only_a_checkpoint_of_the_same_start(trained, tmp_path):
-    start = tmp_path / "start"
-    start.mkdir()
-    for item in trained["adapter"].iterdir():
-        if item.is_file():
-            (start / item.name).write_bytes(item.read_bytes())
+    start = _copy(trained["adapter"], tmp_path / "start")
     args = (trained["data"], trained["student"], tmp_path / "out", f"init_adapter={start}", *FIT,
             "max_steps=4", "save_steps=2", "batch_size=2")
     with pytest.raises(KeyboardInterrupt):
