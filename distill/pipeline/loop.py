@@ -1,4 +1,4 @@
-"""The STaR loop of `distill run`: round after round the previous student samples, the verifier keeps, a fresh LoRA trains.
+"""The STaR loop of `distill run`: round after round the previous student samples, the verifier keeps, a LoRA trains.
 
 Usage:
     distill run recipes/star-offline.yaml                 # loop: {rounds: 3, generator: student, patience: 1}
@@ -6,16 +6,18 @@ Usage:
 
 Round 1 is the ordinary pipeline in the run folder (teacher traces). Round r >= 2 lives in
 ``round-<r>/`` (a :class:`~distill.artifacts.RunLayout` of its own, with its own ledger) and runs
-four steps through the runner's reuse rule: generate (the round r-1 student behind a loopback
-OpenAI-compatible server, :mod:`distill.pipeline.student_teacher`, sampling at
-``loop.temperature``; generate's until_correct / rationalize options apply, and rationalization
-is the *student* with the hint, as in STaR: the teacher already had its chance in round 1), filter
-(the same checks), finetune (on ``train.jsonl``, the union of every round's kept traces so far: a
-fresh LoRA from the base model with ``loop.restart=base``, STaR's restart; round r-1's adapter as the
-trainable start with ``restart=continue``, its bytes in the key) and eval on the held-out set. A step whose key is unchanged is reused,
-so killing the loop and running the same command again repeats nothing finished. The loop stops
-after ``loop.rounds`` or when held-out accuracy has not risen for ``loop.patience`` rounds;
-``loop.json`` names the best round, whose adapter is the run's adapter.
+four steps through the runner's reuse rule: generate (sampling at ``loop.temperature`` from the
+round r-1 student: with ``loop.generator=student`` behind a loopback OpenAI-compatible server,
+:mod:`distill.pipeline.student_teacher`; with ``endpoint`` from the user's server after it loaded
+round r-1's adapter, :mod:`distill.pipeline.lora_endpoint`; generate's until_correct / rationalize
+options apply, and rationalization is the *student* with the hint, as in STaR: the teacher already
+had its chance in round 1), filter (the same checks), finetune (on ``train.jsonl``, the union of
+every round's kept traces so far: a fresh LoRA from the base model with ``loop.restart=base``,
+STaR's restart; round r-1's adapter as the trainable start with ``restart=continue``, its bytes in
+the key) and eval on the held-out set. A step whose key is unchanged is reused, so killing the loop
+and running the same command again repeats nothing finished. The loop stops after ``loop.rounds``
+or when held-out accuracy has not risen for ``loop.patience`` rounds; ``loop.json`` names the best
+round, whose adapter is the run's adapter.
 """
 
 from __future__ import annotations
