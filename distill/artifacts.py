@@ -224,6 +224,9 @@ class AdapterRecord:
     hyperparameters: dict
     versions: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)  # wall_time_s, train_loss, ...
+    # The adapter training started from (path, sha256 of its weights, fingerprint of what was
+    # loaded); None: a fresh LoRA from the base model.
+    init_adapter: dict | None = None
     schema: int = ADAPTER_SCHEMA
     stage: str = "finetune"
 

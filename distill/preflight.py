@@ -57,10 +57,19 @@ def preflight(cfg: Any) -> None:
         if cfg.finetune.chat_template not in (None, "chatml"):
             _must_exist(cfg.finetune.chat_template, "finetune.chat_template")
         _check_dev_problems(cfg)
+        if cfg.finetune.init_adapter:  # an adapter of this student with these lora settings, or nothing runs
+            from distill.finetune.init_adapter import check_init_adapter
+
+            check_init_adapter(cfg.finetune, key="finetune.init_adapter")
     if "eval" in stages:
         _check_eval_problems(cfg.eval)
         if getattr(cfg, "guard_problems", None):
             _check_eval_problems(dataclasses.replace(cfg.eval, problems=cfg.guard_problems))
+    loop = getattr(cfg, "loop", None)
+    if loop is not None and loop.rounds > 1 and loop.generator == "endpoint":
+        from distill.pipeline.lora_endpoint import LoraEndpoint
+
+        LoraEndpoint.from_loop(loop).probe()  # the key is set, the server answers and can load adapters
     if "publish" in stages and not getattr(cfg.publish, "dry_run", True):
         from huggingface_hub import get_token
 

@@ -53,7 +53,10 @@ def test_two_rounds_end_to_end_then_reused(tmp_path, assets):
         assert all(0 <= row["accuracy"] <= 1 and row["low"] <= row["accuracy"] <= row["high"]
                    for row in summary["rounds"])
         assert summary["best_round"] in (1, 2) and summary["adapter"]
-        assert "## Rounds" in (run_dir / "report.md").read_text()
+        report = (run_dir / "report.md").read_text()
+        assert "## Rounds" in report and "fresh LoRA from the base model (restart=base)" in report
+        # restart=base (the default): round 2 is a fresh LoRA, not round 1's adapter continued
+        assert json.loads((round2 / "adapter" / "distill.json").read_text())["init_adapter"] is None
         first = states(round2)
         assert set(first) == {"generate", "filter", "finetune", "eval-after"}
 
@@ -69,7 +72,7 @@ def test_two_rounds_end_to_end_then_reused(tmp_path, assets):
     ({"rounds": 0}, "loop.rounds must be >= 1"),
     ({"round": 2}, "loop.round"),
     ({"rounds": 2, "patience": 0}, "loop.patience must be >= 1"),
-    ({"rounds": 2, "restart": "continue"}, "restart"),
+    ({"rounds": 2, "restart": "resume"}, "restart"),
     ({"rounds": 2, "temperature": 0}, "loop.temperature must be > 0"),
 ])
 def test_bad_loop_settings_fail_before_anything_is_sent(tmp_path, assets, loop, says):
@@ -100,7 +103,8 @@ def _flat(tree, prefix=""):
 
 
 @pytest.mark.slow  # two `distill run` subprocesses (~20 s)
-def test_kill_mid_round_two_then_rerun_repeats_nothing_finished(tmp_path, assets):
+@pytest.mark.parametrize("restart", ["base", "continue"])
+def test_kill_mid_round_two_then_rerun_repeats_nothing_finished(tmp_path, assets, restart):
     import os
     import signal
     import subprocess
@@ -112,7 +116,7 @@ def test_kill_mid_round_two_then_rerun_repeats_nothing_finished(tmp_path, assets
     env = dict(os.environ, DISTILL_PROGRESS="0", PYTHONPATH=str(root))
     with TeacherServer(dialect="deepseek", model="test-teacher", mistake_rate=0.25, seed=1) as teacher:
         recipe = write_recipe(tmp_path, assets["student"], assets["train"], assets["eval"],
-                              base_url=teacher.base_url, loop=LOOP, eval_before=False,
+                              base_url=teacher.base_url, loop={**LOOP, "restart": restart}, eval_before=False,
                               finetune={"max_steps": 40, "save_steps": 3, "batch_size": 1})
         run_dir = tmp_path / "run"
         cmd = [sys.executable, "-m", "distill", "run", str(recipe), f"run_dir={run_dir}"]
@@ -140,6 +144,8 @@ def test_kill_mid_round_two_then_rerun_repeats_nothing_finished(tmp_path, assets
     steps = [json.loads(x)["step"] for x in (run_dir / "round-2" / "adapter" / "loss.jsonl").read_text().splitlines()]
     assert len(steps) == len(set(steps)) and max(steps) == 40  # training resumed, no step twice
     assert json.loads((run_dir / "loop.json").read_text())["best_round"] in (1, 2)
+    started = json.loads((run_dir / "round-2" / "adapter" / "distill.json").read_text())["init_adapter"]
+    assert (started or {}).get("path") == (str(run_dir / "adapter") if restart == "continue" else None)
     for name, state in states(run_dir).items():
         assert state.get("reused_at"), name  # round 1 untouched
 

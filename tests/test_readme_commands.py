@@ -35,6 +35,7 @@ NOT_RUN = {
     "finetune/qwen2.5-1.5b-instruct.yaml": "downloads a 1.5B model",
     "api.base_url=http://localhost:8000/v1": "scores a student served on port 8000",
     "adapter=runs/y/adapter": "compares with the adapter of another experiment",
+    "loop.base_url=http://127.0.0.1:8000/v1": "needs a vLLM server with runtime LoRA loading on port 8000",
 }
 
 

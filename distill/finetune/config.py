@@ -42,6 +42,9 @@ class FinetuneConfig:
     lint_only: bool = option(False, "render and lint the data, print the report, do not train")
     strict_lint: bool = option(True, "stop before training when the lint finds an error")
     lora: LoraConfig = section(LoraConfig, "LoRA adapter settings")
+    init_adapter: str | None = option(
+        None, "start from this LoRA adapter folder (its weights trainable) instead of a fresh LoRA; it must be an"
+              " adapter of the same student with the same lora.* (dropout may differ); distill.json records it")
     learning_rate: float = option(2e-4, "peak AdamW learning rate")
     weight_decay: float = option(0.0, "AdamW weight decay")
     warmup_ratio: float = option(0.05, "fraction of steps spent warming up linearly")

@@ -40,6 +40,7 @@ from distill.finetune.data import (
     read_samples,
     split_heldout,
 )
+from distill.finetune.init_adapter import check_init_adapter, load_init_adapter, resumable
 from distill.finetune.lint import lint, show_report
 from distill.finetune.outputs import adapter_record, peak_memory, plot_loss
 from distill.hardware import use_bf16 as resolve_bf16
@@ -57,6 +58,8 @@ def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
 
     if not cfg.data:
         raise ConfigError("data= is required: kept.jsonl from `distill filter`, or a chat-messages JSONL")
+    if cfg.init_adapter:
+        check_init_adapter(cfg)  # before anything loads or is written: one line, not a peft traceback
     started = time.time()
     out = Path(cfg.out)
     use_bf16 = resolve_bf16(cfg.bf16)  # auto: a bf16 GPU, or a CPU with AVX-512 BF16 / AMX
@@ -70,13 +73,15 @@ def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
     train_idx, held_idx = split_heldout(len(encoded.examples), cfg.eval_fraction, cfg.seed)
     counts.update(train_examples=len(train_idx), eval_examples=len(held_idx))
     model = _build_model(student_path, cfg, use_bf16 and torch.cuda.is_available(), autocast_bf16=use_bf16)
+    started_from = load_init_adapter(model, cfg) if cfg.init_adapter else None
     optimizer = _adamw(model, cfg)
     plan = _Plan(encoded, train_idx, cfg, acc.num_processes)
     plan.pad = tokenizer.pad_token_id
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(plan.total_steps, cfg))
     model, optimizer = acc.prepare(model, optimizer)
     start = 0
-    checkpoint = latest_checkpoint(AdapterFiles(out).checkpoints) if cfg.resume else None
+    plan.start_sha = (started_from or {}).get("sha256")
+    checkpoint = resumable(latest_checkpoint(AdapterFiles(out).checkpoints) if cfg.resume else None, plan.start_sha)
     if checkpoint is not None:
         start = load_checkpoint(checkpoint, acc.unwrap_model(model), optimizer, scheduler, acc.process_index)["step"]
         log.info("resuming from %s (step %d of %d)", checkpoint, start, plan.total_steps)
@@ -100,7 +105,8 @@ def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
             metrics["checkpoint"] = {**scorer.summary(plan.total_steps), "kept_step": plan.total_steps,
                                      "by": "last step (keep_best=false)"}
     if acc.is_main_process:
-        _write_outputs(acc.unwrap_model(model), tokenizer, gen_cfg, cfg, out, student_path, counts, metrics)
+        _write_outputs(acc.unwrap_model(model), tokenizer, gen_cfg, cfg, out, student_path, counts, metrics,
+                       started_from)
     acc.wait_for_everyone()
     acc.end_training()
     return out
@@ -237,6 +243,7 @@ class _Plan:
         self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.per_epoch / self.per_step))
         self._epochs: dict[int, list[list[int]]] = {}
         self.pad = 0
+        self.start_sha: str | None = None  # the init adapter's weights (checkpoints say which start they continue)
 
     def micro_batch(self, m: int) -> list[Any]:
         epoch, i = divmod(m, self.per_epoch)
@@ -324,7 +331,7 @@ def _train_loop(model: Any, optimizer: Any, scheduler: Any, acc: Any, plan: _Pla
             appender.write(row)
         if cfg.save_steps and done % cfg.save_steps == 0 and done < plan.total_steps:
             save_checkpoint(AdapterFiles(out).checkpoints, done, model, optimizer, scheduler, acc, cfg.save_total_limit,
-                            {"loss": last})
+                            {"loss": last, "init_adapter": plan.start_sha})
     bar.close()
     if appender:
         appender.close()
@@ -369,9 +376,10 @@ def _trim_log(path: Path, step: int) -> None:
 
 
 def _write_outputs(model: Any, tokenizer: Any, gen_cfg: Any, cfg: FinetuneConfig, out: Path, student_path: Path,
-                   counts: dict, metrics: dict) -> None:
+                   counts: dict, metrics: dict, started_from: dict | None = None) -> None:
     """Adapter, tokenizer, generation config, resolved config, distill.json, loss.png (+ merged)."""
     record = adapter_record(cfg, student_path, tokenizer.chat_template, counts, metrics)
+    record.init_adapter = started_from
     # Converted (GGUF) weights are not the Hub checkpoint: point at the folder actually trained on.
     is_hub = record.base_model is not None and record.base_weights is None
     model.peft_config["default"].base_model_name_or_path = record.base_model if is_hub else record.base_path

@@ -13,6 +13,7 @@ names only where the problems come from and where results go in the end. No torc
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -61,11 +62,22 @@ class LoopConfig:
     """STaR rounds: from round 2 the previous round's student samples the training problems itself."""
 
     rounds: int = option(1, "rounds of generate -> filter -> finetune -> eval; 1: the one-pass pipeline")
-    generator: Literal["student"] = option(
-        "student", "who samples from round 2: the previous round's student (local transformers, behind a"
-                   " loopback OpenAI-compatible server, so generate and filter run unchanged)")
-    restart: Literal["base"] = option(
-        "base", "each round trains a fresh LoRA from the base model on the union of kept traces so far (STaR)")
+    generator: Literal["student", "endpoint"] = option(
+        "student", "who samples from round 2. student: the previous round's student, local transformers behind a"
+                   " loopback OpenAI-compatible server; endpoint: your server at loop.base_url (vLLM --enable-lora"
+                   " with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, or SGLang), told to load the previous round's"
+                   " adapter before each round and asked for it by name. Generate and filter run unchanged")
+    base_url: str | None = option(None, "generator=endpoint: the server's OpenAI-compatible URL, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = option(
+        None, "generator=endpoint: NAME of the environment variable holding that server's key (never the key)")
+    lora_api: Literal["vllm", "sglang"] = option(
+        "vllm", "generator=endpoint: the load API; vllm: POST /v1/load_lora_adapter, sglang: POST /load_lora_adapter")
+    server_run_dir: str | None = option(
+        None, "generator=endpoint: the run folder as the server sees it (a container mount); null: the same path")
+    restart: Literal["base", "continue"] = option(
+        "base", "base: each round trains a fresh LoRA from the base model (or from finetune.init_adapter) on the"
+                " union of kept traces so far (STaR's restart, no drift from earlier rounds' mistakes); continue:"
+                " round r starts from round r-1's adapter (trainable, same lora.*) and trains on the same union")
     patience: int = option(1, "stop when held-out accuracy has not risen for this many rounds")
     temperature: float = option(0.8, "the student's sampling temperature from round 2 (> 0: samples differ)")
     top_p: float = option(0.95, "the student's nucleus sampling from round 2")
@@ -79,7 +91,18 @@ class LoopConfig:
                                      ("max_new_tokens", self.max_new_tokens,
                                       self.max_new_tokens is None or self.max_new_tokens >= 1, ">= 1")):
             if not ok:
-                raise ConfigError(f"loop.{key} must be {rule}, got {value!r}")
+                raise ConfigError(f"{key} must be {rule}, got {value!r}")  # the loader prefixes "loop."
+        if self.api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
+            # Never echo it: a value that is not a variable name may well be the key itself.
+            raise ConfigError("api_key_env must be the NAME of an environment variable (letters, digits, _),"
+                              " not the key; the value given is not shown")
+        if self.generator == "endpoint":
+            if not self.base_url:
+                raise ConfigError("base_url is not set: loop.generator=endpoint needs the URL of the server"
+                                  " that serves the student (e.g. http://127.0.0.1:8000/v1)")
+            from distill.teacher.config import check_base_url
+
+            check_base_url(self.base_url)
 
 
 @dataclass

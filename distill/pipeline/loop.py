@@ -1,4 +1,4 @@
-"""The STaR loop of `distill run`: round after round the previous student samples, the verifier keeps, a fresh LoRA trains.
+"""The STaR loop of `distill run`: round after round the previous student samples, the verifier keeps, a LoRA trains.
 
 Usage:
     distill run recipes/star-offline.yaml                 # loop: {rounds: 3, generator: student, patience: 1}
@@ -6,15 +6,18 @@ Usage:
 
 Round 1 is the ordinary pipeline in the run folder (teacher traces). Round r >= 2 lives in
 ``round-<r>/`` (a :class:`~distill.artifacts.RunLayout` of its own, with its own ledger) and runs
-four steps through the runner's reuse rule: generate (the round r-1 student behind a loopback
-OpenAI-compatible server, :mod:`distill.pipeline.student_teacher`, sampling at
-``loop.temperature``; generate's until_correct / rationalize options apply, and rationalization
-is the *student* with the hint, as in STaR: the teacher already had its chance in round 1), filter
-(the same checks), finetune (a fresh LoRA from the base model on ``train.jsonl``, the union of every
-round's kept traces so far) and eval on the held-out set. A step whose key is unchanged is reused,
-so killing the loop and running the same command again repeats nothing finished. The loop stops
-after ``loop.rounds`` or when held-out accuracy has not risen for ``loop.patience`` rounds;
-``loop.json`` names the best round, whose adapter is the run's adapter.
+four steps through the runner's reuse rule: generate (sampling at ``loop.temperature`` from the
+round r-1 student: with ``loop.generator=student`` behind a loopback OpenAI-compatible server,
+:mod:`distill.pipeline.student_teacher`; with ``endpoint`` from the user's server after it loaded
+round r-1's adapter, :mod:`distill.pipeline.lora_endpoint`; generate's until_correct / rationalize
+options apply, and rationalization is the *student* with the hint, as in STaR: the teacher already
+had its chance in round 1), filter (the same checks), finetune (on ``train.jsonl``, the union of
+every round's kept traces so far: a fresh LoRA from the base model with ``loop.restart=base``,
+STaR's restart; round r-1's adapter as the trainable start with ``restart=continue``, its bytes in
+the key) and eval on the held-out set. A step whose key is unchanged is reused, so killing the loop
+and running the same command again repeats nothing finished. The loop stops after ``loop.rounds``
+or when held-out accuracy has not risen for ``loop.patience`` rounds; ``loop.json`` names the best
+round, whose adapter is the run's adapter.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 from distill.artifacts import EvalReport, FilterStats, is_failed, read_latest
 from distill.layout import RunLayout
 from distill.pipeline.config import PipelineConfig
+from distill.pipeline.lora_endpoint import adapter_name
 from distill.pipeline.state import Ledger, content_hash
 from distill.pipeline.wiring import Step
 from distill.records import read_jsonl, write_json_atomic, write_text_atomic
@@ -65,10 +69,11 @@ def run_loop(cfg: PipelineConfig, layout: RunLayout, first: list[Step]) -> list[
             if step.section == "finetune":
                 _write_union(layout.root, number)
             with contextlib.ExitStack() as servers:
-                failed = run_step(step, rl.root, ledger, start=lambda s: _start_student(s, cfg, previous, servers))
+                failed = run_step(step, rl.root, ledger,
+                                  start=lambda s: _start_generator(s, cfg, layout.root, previous, servers))
             if failed:
                 left_failed.append(f"round-{number}/{step.name}: {failed} samples failed")
-    write_summary(layout.root, cfg.loop.rounds)
+    write_summary(layout.root, cfg.loop.rounds, {"restart": cfg.loop.restart, "generator": cfg.loop.generator})
     return left_failed
 
 
@@ -76,16 +81,30 @@ def _round_steps(cfg: PipelineConfig, root: Path, number: int, first: dict[str, 
     """Round ``number``'s generate/filter/finetune/eval steps: round 1's configs with this round's paths."""
     rl = round_layout(root, number)
     gen0, flt0, ft0, ev0 = first["generate"], first["filter"], first["finetune"], first["eval-after"]
+    digest = content_hash(previous)
+    if cfg.loop.generator == "endpoint":  # the user's server, asked for the adapter by its content-named name
+        name = adapter_name(number - 1, digest)
+        where = dict(model=name, base_url=cfg.loop.base_url, api_key_env=cfg.loop.api_key_env,
+                     provider=cfg.loop.lora_api)
+        if cfg.loop.lora_api == "sglang":  # SGLang picks the adapter by lora_path; a bare model name is the base
+            where["extra_body"] = {**gen0.cfg.extra_body, "lora_path": name}
+    else:
+        where = dict(model=f"student-round-{number - 1}", provider="offline", api_key_env=None)
     gen = dataclasses.replace(gen0.cfg, out=str(rl.traces), temperature=cfg.loop.temperature, top_p=cfg.loop.top_p,
                               max_tokens=cfg.loop.max_new_tokens or gen0.cfg.max_tokens,
-                              model=f"student-round-{number - 1}", provider="offline", api_key_env=None,
-                              max_cost_usd=None, dry_run=False)
+                              max_cost_usd=None, dry_run=False, **where)
     # The previous adapter's bytes are part of generate's config: a retrained round r-1 means new samples.
-    extra = {"generator": cfg.loop.generator, "student_adapter": content_hash(previous),
-             "teacher": "offline"}  # the endpoint is a per-run loopback port: left out of the key
+    extra = {"generator": cfg.loop.generator, "student_adapter": digest}
+    if cfg.loop.generator == "student":
+        extra["teacher"] = "offline"  # its endpoint is a per-run loopback port: left out of the key
     flt = dataclasses.replace(flt0.cfg, traces=str(rl.traces), out=str(rl.kept), rejected=None, stats=None)
     union = rl.root / "train.jsonl"
-    ft = dataclasses.replace(ft0.cfg, data=str(union), out=str(rl.adapter.folder), resume=True)
+    # restart=continue: the previous round's adapter is the trainable start, and its bytes (a
+    # finetune input) are in the key, so a retrained round r-1 retrains round r.
+    start = str(previous) if cfg.loop.restart == "continue" else ft0.cfg.init_adapter
+    ft = dataclasses.replace(ft0.cfg, data=str(union), out=str(rl.adapter.folder), resume=True, init_adapter=start)
+    ft_inputs = {"data": union, "student": ft0.inputs.get("student"),
+                 **({"init_adapter": Path(start).resolve()} if start else {})}
     ev = dataclasses.replace(ev0.cfg, out=str(rl.eval_after.folder), adapter=str(rl.adapter.folder), compare=None)
     return [
         Step("generate", "generate", gen, rl.traces, [rl.traces, rl.generate_config],
@@ -93,16 +112,24 @@ def _round_steps(cfg: PipelineConfig, root: Path, number: int, first: dict[str, 
         Step("filter", "filter", flt, rl.kept, [rl.kept, rl.filter.rejected, rl.filter.stats],
              inputs={"traces": rl.traces}),
         Step("finetune", "finetune", ft, rl.adapter.folder, [rl.adapter.folder],
-             inputs={"data": union, "student": ft0.inputs.get("student")}),
+             inputs=ft_inputs),
         Step("eval-after", "eval", ev, rl.eval_after.folder, [rl.eval_after.folder],
              inputs={"problems": ev0.inputs.get("problems"), "student": ev0.inputs.get("student"),
                      "adapter": rl.adapter.folder}),
     ]
 
 
-def _start_student(step: Step, cfg: PipelineConfig, adapter: Path, servers: contextlib.ExitStack) -> None:
-    """Before a round's generate runs (never when reused): serve the previous round's student."""
+def _start_generator(step: Step, cfg: PipelineConfig, root: Path, adapter: Path,
+                     servers: contextlib.ExitStack) -> None:
+    """Before a round's generate runs (never when reused): serve the previous round's student, or have
+    the user's endpoint load its adapter."""
     if step.section != "generate":
+        return
+    if cfg.loop.generator == "endpoint":
+        from distill.pipeline.lora_endpoint import LoraEndpoint
+
+        seen_as = Path(cfg.loop.server_run_dir) / adapter.relative_to(root) if cfg.loop.server_run_dir else adapter
+        LoraEndpoint.from_loop(cfg.loop).load(step.cfg.model, str(seen_as))
         return
     from distill.pipeline.student_teacher import student_teacher
 
@@ -167,13 +194,14 @@ def round_rows(root: Path, rounds: int) -> list[dict[str, Any]]:
     return rows
 
 
-def write_summary(root: Path, rounds: int) -> Path:
-    """loop.json: the per-round rows and the best round (its adapter is the run's adapter)."""
+def write_summary(root: Path, rounds: int, how: dict[str, str] | None = None) -> Path:
+    """loop.json: the per-round rows, the best round (its adapter is the run's adapter) and ``how`` the
+    rounds were made (restart, generator), so the report says what it shows."""
     rows = round_rows(root, rounds)
     scored = [row for row in rows if row.get("accuracy") is not None]
     best = max(scored, key=lambda row: (row["accuracy"], -row["round"])) if scored else None
     summary = {"schema": 1, "rounds": rows, "best_round": best["round"] if best else None,
-               "adapter": best["adapter"] if best else None}
+               "adapter": best["adapter"] if best else None, **(how or {})}
     path = root / LOOP_FILE
     write_json_atomic(path, summary)
     if best:

@@ -42,8 +42,9 @@ def loop_blocks(run_dir: Path) -> list[Any]:
     rows = summary.get("rounds") or []
     blocks += [("h2", "Rounds"),
                ("p", f"Best round: **{summary.get('best_round')}** (its adapter, {summary.get('adapter')}, is the "
-                     "run's adapter). Round 1 trains on teacher traces; later rounds on the union of every round's "
-                     "kept traces, with a fresh LoRA from the base model.")]
+                     "run's adapter). Round 1 trains on teacher traces; later rounds are sampled by "
+                     + _HOW.get(summary.get("generator", "student"), "?") + " and train on the union of every "
+                     "round's kept traces, " + _HOW.get(summary.get("restart", "base"), "?") + ".")]
     blocks += [("table", ["round", "traces drawn", "kept", "rationalized", "new problems solved",
                           "held-out pass@1", "95% interval"],
                 [[str(r["round"]), str(r["drawn"]), str(r["kept"]), str(r["rationalized"]),
@@ -54,6 +55,12 @@ def loop_blocks(run_dir: Path) -> list[Any]:
     if chart:
         blocks.append(("img", chart, "held-out accuracy per round"))
     return blocks
+
+
+_HOW = {"student": "the previous round's student (run here)",
+        "endpoint": "the previous round's adapter loaded into your inference server (loop.generator=endpoint)",
+        "base": "each with a fresh LoRA from the base model (restart=base)",
+        "continue": "each starting from the previous round's adapter (restart=continue)"}
 
 
 def _pct(value: float | None) -> str:

@@ -108,7 +108,8 @@ def _recipe_inputs(cfg: PipelineConfig) -> dict[str, object]:
     return {"generate.problems": cfg.generate.problems, "eval.problems": cfg.eval.problems,
             "guard_problems": cfg.guard_problems, "finetune.eval_problems": cfg.finetune.eval_problems,
             "filter.decontam.problems": list(cfg.filter.decontam.problems or []),
-            "finetune.student": cfg.finetune.student, "finetune.chat_template": cfg.finetune.chat_template}
+            "finetune.student": cfg.finetune.student, "finetune.chat_template": cfg.finetune.chat_template,
+            "finetune.init_adapter": cfg.finetune.init_adapter}
 
 
 def _start_teacher(step: Step, cfg: PipelineConfig, teachers: contextlib.ExitStack) -> None:

@@ -80,7 +80,9 @@ def plan(cfg: PipelineConfig, run_dir: Path) -> list[Step]:
     if "finetune" in wanted:
         ft = _wired(cfg.finetune, data=str(run.kept), out=str(run.adapter.folder), resume=True)
         steps.append(Step("finetune", "finetune", ft, run.adapter.folder, [run.adapter.folder],
-                          inputs={"data": run.kept, "student": _local(ft.student), "dev": _local(ft.eval_problems)}))
+                          inputs={"data": run.kept, "student": _local(ft.student), "dev": _local(ft.eval_problems),
+                                  # the start's bytes, not its path: a retrained start re-runs finetune
+                                  **({"init_adapter": _local(ft.init_adapter)} if ft.init_adapter else {})}))
     if "eval" in wanted:
         steps.extend(_eval_steps(cfg, run, with_adapter="finetune" in wanted or run.adapter.folder.exists()))
     if "publish" in wanted:
