@@ -60,7 +60,8 @@ def _messages(user: str, system_prompt: str | None) -> list[dict]:
 
 
 class LocalBackend:
-    """Batched ``model.generate``: left padding, KV cache, stop at EOS, greedy or seeded sampling.
+    """Batched ``model.generate``: left padding, KV cache, stop at EOS, greedy or seeded sampling;
+    finished answers leave the batch as it runs (:mod:`distill.evaluate.regroup`).
 
     ``base`` keeps the weights as loaded; ``model`` is what generates: the base itself, or a copy
     with an adapter merged in (no LoRA matmuls per token) and cast to ``dtype`` (bf16 where the
@@ -129,19 +130,15 @@ class LocalBackend:
         """One batch of prompts (already rendered) -> answers."""
         import torch
 
+        from distill.evaluate.regroup import generate_regrouped
+
         cfg, tok = self.cfg, self.tokenizer
-        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
-        sampling = cfg.temperature > 0
-        kwargs = dict(do_sample=sampling, temperature=cfg.temperature, top_p=cfg.top_p) if sampling else \
-            dict(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if sampling:
-            torch.manual_seed(seed)
+        prompt_ids = tok(prompts, add_special_tokens=False)["input_ids"]
         started = time.perf_counter()
         with torch.inference_mode():
-            out = self.model.generate(**enc, max_new_tokens=cfg.max_new_tokens, eos_token_id=self.eos_ids,
-                                      pad_token_id=tok.pad_token_id, use_cache=True, **kwargs)
+            new = generate_regrouped(self.model, prompt_ids, self.eos_ids, tok.pad_token_id, cfg.max_new_tokens,
+                                     temperature=cfg.temperature, top_p=cfg.top_p, seed=seed)
         elapsed = time.perf_counter() - started
-        new = out[:, enc["input_ids"].shape[1]:].tolist()
         answers = [self._answer(row, elapsed / len(prompts)) for row in new]
         self.generate_seconds += elapsed
         self.generated_tokens += sum(a.completion_tokens for a in answers)
