@@ -41,3 +41,11 @@ def test_eval_bench_anchors_on_plain_generate_and_counts_differences():
         "distill eval, adapter merged"]
     assert all(re.search(r"\d+\.\d\dx\s+\d+/4", r) for r in rows), out
     assert rows[0].split()[-2] == "1.00x" and rows[2].split()[-2] == "1.00x"  # anchors
+
+
+@pytest.mark.slow
+def test_regroup_bench_anchors_on_generate_and_answers_are_identical():
+    out = _bench("regroup_throughput.py", "--problems", "12", "--max-new-tokens", "24", "--repeats", "1")
+    line = re.search(r"regrouped / model\.generate: ([\d.]+)x faster .*identical answers (\d+)/(\d+)", out)
+    assert line and float(line.group(1)) > 0, out
+    assert line.group(2) == line.group(3) == "12", out  # greedy: the same tokens as model.generate

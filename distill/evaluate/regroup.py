@@ -27,6 +27,8 @@ def generate_regrouped(model: Any, prompt_ids: list[list[int]], eos_ids: list[in
     """New token ids per prompt (through the first EOS, or ``max_new_tokens`` long), in prompt order."""
     import torch
 
+    if not prompt_ids:
+        return []
     device = model.device
     width = max(len(p) for p in prompt_ids)
     ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompt_ids], device=device)

@@ -37,8 +37,8 @@ from fractions import Fraction
 from distill.records import stable_id
 
 FAMILIES = ("letter_count", "decimal_compare", "arithmetic")
-# How traces are written. "plain": the measured default (one letter a line; "Tenths: 8 > 1").
-# "positions", shaped for a 135M student: numbered letters ("3. r -> 1"), each digit read right after
+# How traces are written. "plain": one letter a line; "Tenths: 8 > 1" (the first default).
+# "positions", the offline default's since it was chosen on offline:dev (README): numbered letters ("3. r -> 1"), each digit read right after
 # its number ("Tenths: 9.11 has 1, 9.80 has 8, 1 < 8"); arithmetic is written as in "plain" (adding
 # two-digit terms tens first, then ones, measured worse on offline:dev: the student split terms
 # that needed no split and lost its place).
