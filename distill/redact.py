@@ -8,8 +8,8 @@ Usage:
 A server's error body may echo the request's ``Authorization`` header (a Hub 401 did), so
 masking only our own log calls is not enough: the CLI passes the final error line, every log
 record and the excepthook's traceback through here. Masked: the values of environment
-variables whose names say they hold a secret (HF_TOKEN, *_API_KEY, ...), bearer tokens, and
-provider key shapes (the publish secret scanner's patterns).
+variables whose names say they hold a secret (HF_TOKEN, *_API_KEY, ...), bearer tokens, the
+user:password part of URLs, and provider key shapes (the publish secret scanner's patterns).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ _BEARER = re.compile(r"(?i)\b(bearer\s+|(?:token|api[_-]?key|password)[\"']?\s*[
 _SHAPES = re.compile(
     r"\b(?:sk-[A-Za-z0-9_\-]{12,}|hf_[A-Za-z0-9]{12,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
     r"|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_\-]{35}|(?:AKIA|ASIA)[0-9A-Z]{16})")
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@")  # http://user:password@host
 _ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*|true|false|[0-9.]+")
 MASK = "***"
 
@@ -46,6 +47,7 @@ def redact(text: str) -> str:
     for value in _secret_values():
         text = text.replace(value, MASK)
     text = _BEARER.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    text = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{MASK}@", text)
     return _SHAPES.sub(MASK, text)
 
 

@@ -32,3 +32,12 @@ def test_a_traceback_on_the_way_out_is_masked():
             f"raise RuntimeError('server said: Bearer {TOKEN}')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "RuntimeError" in proc.stderr and TOKEN not in proc.stderr
+
+
+def test_the_password_in_a_url_is_masked_wherever_the_url_is_printed():
+    from distill.redact import redact
+
+    line = redact("cannot reach http://bob:s3cret@10.0.0.1:8000/v1/load_lora_adapter (refused)")
+    assert "s3cret" not in line and "bob" not in line
+    assert line == "cannot reach http://***@10.0.0.1:8000/v1/load_lora_adapter (refused)"
+    assert redact("see https://example.com/a@b, mail a@b.c") == "see https://example.com/a@b, mail a@b.c"

@@ -240,3 +240,12 @@ def test_round_generate_asks_for_the_adapter_by_its_content_name(tmp_path, asset
     name = adapter_name(1, content_hash(previous))
     assert (gen.model, gen.base_url, gen.api_key_env, gen.provider) == (name, "http://10.0.0.5:8000/v1", VAR, api)
     assert gen.extra_body == ({"top_k": 20, "lora_path": name} if api == "sglang" else {"top_k": 20})
+
+
+def test_an_unreachable_endpoint_with_a_password_in_its_url_is_named_without_it():
+    from distill.errors import DistillError
+    from distill.pipeline.lora_endpoint import LoraEndpoint
+
+    with pytest.raises(DistillError) as caught:
+        LoraEndpoint("http://bob:s3cret@127.0.0.1:1/v1", timeout=5).probe()
+    assert "s3cret" not in str(caught.value) and "127.0.0.1:1/v1/load_lora_adapter" in str(caught.value)

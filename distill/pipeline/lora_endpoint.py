@@ -65,7 +65,7 @@ class LoraEndpoint:
             key = os.environ.get(loop.api_key_env)
             if not key:
                 raise ConfigError(f"loop.api_key_env: environment variable {loop.api_key_env} is not set "
-                                  f"(it must hold the key of {_shown(loop.base_url)})")
+                                  f"(it must hold the key of {redact(str(loop.base_url))})")
         return cls(loop.base_url, loop.lora_api, key)
 
     @property
@@ -80,7 +80,7 @@ class LoraEndpoint:
         """Raise unless the server answers and has the load route (an empty body: refused, but not 404)."""
         status, text = self._post({})
         if status in _UNSUPPORTED:
-            raise DistillError(f"loop.generator=endpoint: {_shown(self.load_url)} does not offer runtime LoRA "
+            raise DistillError(f"loop.generator=endpoint: {redact(self.load_url)} does not offer runtime LoRA "
                                f"loading (HTTP {status}); {_HINT[self.api]}, or set loop.lora_api")
         self._check_auth(status)
 
@@ -88,16 +88,16 @@ class LoraEndpoint:
         """Load the adapter at ``path`` (as the server sees it) under ``name``; already loaded counts as done."""
         status, text = self._post({"lora_name": name, "lora_path": path})
         if status == 200 and self._succeeded(text):
-            log.info("endpoint: %s loaded %s as %s", _shown(self.load_url), path, name)
+            log.info("endpoint: %s loaded %s as %s", redact(self.load_url), path, name)
             return
         if status == 400 and "already" in text.lower():
-            log.info("endpoint: %s already holds %s (same adapter bytes)", _shown(self.load_url), name)
+            log.info("endpoint: %s already holds %s (same adapter bytes)", redact(self.load_url), name)
             return
         self._check_auth(status)
         if status in _UNSUPPORTED and "adapter" not in text.lower():
-            raise DistillError(f"loop.generator=endpoint: {_shown(self.load_url)} does not offer runtime LoRA "
+            raise DistillError(f"loop.generator=endpoint: {redact(self.load_url)} does not offer runtime LoRA "
                                f"loading (HTTP {status}); {_HINT[self.api]}")
-        raise DistillError(f"loop.generator=endpoint: {_shown(self.load_url)} did not load {path} as {name} "
+        raise DistillError(f"loop.generator=endpoint: {redact(self.load_url)} did not load {path} as {name} "
                            f"(HTTP {status}: {self._message(text)})")
 
     def _post(self, body: dict) -> tuple[int, str]:
@@ -113,12 +113,12 @@ class LoraEndpoint:
             return exc.code, exc.read().decode("utf-8", "replace")
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise DistillError(f"loop.base_url: cannot reach {_shown(self.load_url)} "
+            raise DistillError(f"loop.base_url: cannot reach {redact(self.load_url)} "
                                f"({self._scrub(str(reason))})") from None
 
     def _check_auth(self, status: int) -> None:
         if status in (401, 403):
-            raise DistillError(f"loop.generator=endpoint: {_shown(self.load_url)} refused the request (HTTP "
+            raise DistillError(f"loop.generator=endpoint: {redact(self.load_url)} refused the request (HTTP "
                                f"{status}); check the key in the variable named by loop.api_key_env")
 
     def _succeeded(self, text: str) -> bool:
@@ -146,9 +146,3 @@ class LoraEndpoint:
             text = text.replace(self.api_key, "***")
         return redact(text)
 
-
-def _shown(url: str | None) -> str:
-    """The URL without user:password@, which some users put there."""
-    parts = urlsplit(url or "")
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
