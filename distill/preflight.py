@@ -33,6 +33,13 @@ def _looks_local(spec: Any) -> bool:
 def _must_exist(spec: Any, key: str) -> None:
     if _looks_local(spec) and not Path(spec).expanduser().exists():
         raise InputError("not found (checked before any stage runs)", path=spec, field=key)
+    if isinstance(spec, str) and spec.startswith("offline:"):  # made in code: a bad spec is known now
+        from distill.teacher.offline import from_spec
+
+        try:
+            from_spec(spec)
+        except ValueError as exc:
+            raise InputError(str(exc), path=spec, field=key) from None
 
 
 def preflight(cfg: Any) -> None:
@@ -64,7 +71,7 @@ def preflight(cfg: Any) -> None:
     if "eval" in stages:
         _check_eval_problems(cfg.eval)
         if getattr(cfg, "guard_problems", None):
-            _check_eval_problems(dataclasses.replace(cfg.eval, problems=cfg.guard_problems))
+            _check_eval_problems(dataclasses.replace(cfg.eval, problems=cfg.guard_problems), "guard_problems")
     loop = getattr(cfg, "loop", None)
     if loop is not None and loop.rounds > 1 and loop.generator == "endpoint":
         from distill.pipeline.lora_endpoint import LoraEndpoint
@@ -93,11 +100,13 @@ def _check_dev_problems(cfg: Any) -> None:
                           "makes the held-out accuracy in-sample; give a separate dev split")
 
 
-def _check_eval_problems(eval_cfg: Any) -> None:
+def _check_eval_problems(eval_cfg: Any, field: str = "eval.problems") -> None:
     """Read eval's problems now (files: all of them; reasoning-gym: the task name), so a typo costs nothing."""
     spec = eval_cfg.problems
-    if not isinstance(spec, str) or spec.startswith("offline:"):
-        return  # the offline sets are made by the pipeline itself
+    if not isinstance(spec, str):
+        return
+    if spec.startswith("offline:"):  # made in code: only the spec itself can be wrong
+        return _must_exist(spec, field)
     local = Path(spec).expanduser()
     if not (spec.startswith("rg:") or local.exists() or _looks_local(spec)):
         return  # a Hub dataset: checked when eval loads it (it may need the network)
@@ -105,7 +114,7 @@ def _check_eval_problems(eval_cfg: Any) -> None:
 
     probe = dataclasses.replace(eval_cfg, limit=1) if spec.startswith("rg:") else eval_cfg
     if not sum(1 for _ in iter_problems(probe)):  # every problem parsed: a bad line fails here, located
-        raise InputError("no problems to evaluate (the file is empty)", path=spec, field="eval.problems")
+        raise InputError("no problems to evaluate (the file is empty)", path=spec, field=field)
 
 
 def check_run_outputs(steps: list, inputs: dict[str, Any]) -> None:

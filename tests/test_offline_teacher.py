@@ -131,6 +131,11 @@ def test_trace_styles() -> None:
     assert "Tenths: 9.11 has 1, 9.80 has 8, 1 < 8" in positions
     assert "3. r -> 1" in offline.solve("How many r's are in strawberry?", style="positions")[0]
     assert "Tenths: 1 < 8" in offline.solve("Which is greater, 9.11 or 9.8?")[0]  # plain is the default
+    # compact: padded, then compared whole; numbered letters as in positions
+    assert offline.solve("Which is smaller, 9.11 or 9.8?", style="compact") == (
+        "9.8 = 9.80\n9.11 < 9.80\nSo 9.11 is the smaller.", "The answer is \\boxed{9.11}")
+    assert offline.solve("Which is greater, 12.84 or 12.87?", style="compact")[0].startswith("12.87 > 12.84\n")
+    assert "3. r -> 1" in offline.solve("How many r's are in strawberry?", style="compact")[0]
     with pytest.raises(ValueError, match="unknown trace style"):
         offline.solve("Compute 1 + 2.", style="fancy")
 
@@ -221,7 +226,16 @@ def test_source_specs() -> None:
     assert offline.from_spec("offline:eval:arithmetic?n=5") == offline.make_problems("arithmetic", 5, 0, "eval")
     assert offline.from_spec("offline:dev") == offline.default_dev_problems()
     assert offline.from_spec("data/x.jsonl") is None
-    for bad in ("offline:test", "offline:train:sudoku", "offline:train?size=3"):
+    # mix= weights the families; the problems two mixes share are the same ones
+    mixed = offline.from_spec("offline:train?n=12&mix=arithmetic:2,letter_count:1")
+    assert [p["family"] for p in mixed].count("arithmetic") == 8 and len(mixed) == 12
+    assert {p["family"] for p in mixed} == {"arithmetic", "letter_count"}
+    assert [p for p in mixed if p["family"] == "letter_count"] == offline.make_problems("letter_count", 4, 0)
+    assert offline.from_spec("offline:train?n=9&mix=letter_count:1,decimal_compare:1,arithmetic:1") == \
+        offline.make_mixed(9, 0, "train")
+    for bad in ("offline:test", "offline:train:sudoku", "offline:train?size=3", "offline:train?mix=sudoku:1",
+                "offline:train?mix=arithmetic:0", "offline:train?mix=arithmetic", "offline:train:arithmetic?mix=arithmetic:1",
+                "offline:train?mix=arithmetic:1,arithmetic:2", "offline:train?n=ten", "offline:eval?seed=-1"):
         with pytest.raises(ValueError, match="bad offline source"):
             offline.from_spec(bad)
 

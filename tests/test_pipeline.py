@@ -152,6 +152,18 @@ def test_a_stage_without_its_input_fails_before_anything_runs(tmp_path, capsys):
     assert not (tmp_path / "run" / ".state").exists()
 
 
+@pytest.mark.parametrize("override, field", [
+    ("generate.problems=offline:train?mix=arithmetic:0", "generate.problems"),
+    ("eval.problems=offline:dev?n=ten", "eval.problems"),
+    ("guard_problems=offline:dev?mix=sudoku:1", "guard_problems"),
+])
+def test_a_bad_offline_source_fails_before_the_run_folder_exists(tmp_path, capsys, override, field):
+    assert main(["run", f"run_dir={tmp_path / 'run'}", override]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"field '{field}'" in err[0] and "bad offline source" in err[0]
+    assert not (tmp_path / "run").exists()  # not even the resolved recipe
+
+
 def test_section_given_as_a_stage_recipe(tmp_path):
     (tmp_path / "gen.yaml").write_text("problems: p.jsonl\nmodel: m\nbase_url: http://127.0.0.1:9/v1\napi_key_env: null\nsamples: 2\n")
     (tmp_path / "p.yaml").write_text("generate: gen.yaml\nstages: [generate, filter]\n")

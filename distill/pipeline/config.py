@@ -26,6 +26,7 @@ from distill.filter.config import FilterConfig
 from distill.finetune.config import FinetuneConfig
 from distill.generate.config import GenerateConfig
 from distill.publish.config import PublishConfig
+from distill.teacher.offline import TraceStyle
 
 STAGES = ("generate", "filter", "finetune", "eval", "publish")
 DEFAULT_RECIPE = "offline-default.yaml"
@@ -47,9 +48,10 @@ class OfflineTeacherConfig:
     model: str = option("distill-offline-teacher", "model name the offline teacher reports")
     dialect: str = option("deepseek", "wire format of the reasoning: deepseek | vllm | think | openrouter | hidden")
     mistake_rate: float = option(0.15, "share of traces with a deliberate mistake, so the filter has work")
-    style: Literal["plain", "positions"] = option(
+    style: TraceStyle = option(
         "plain", "how traces are written: plain (one letter a line) | positions (numbered letters, digits"
-                 " read beside their numbers; see distill.teacher.offline.STYLES)")
+                 " read beside their numbers) | compact (numbered letters, decimals padded and compared"
+                 " whole); see distill.teacher.offline.STYLES")
     latency: float = option(0.0, "seconds added to every response (to watch progress or test interrupts)")
     seed: int = option(0, "seed for the mistakes, so runs repeat")
 

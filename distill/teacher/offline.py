@@ -32,17 +32,23 @@ import random
 import re
 from collections.abc import Callable
 from fractions import Fraction
-
+from typing import Literal, get_args
 
 from distill.records import stable_id
 
 FAMILIES = ("letter_count", "decimal_compare", "arithmetic")
-# How traces are written. "plain": one letter a line; "Tenths: 8 > 1" (the first default).
-# "positions", the offline default's since it was chosen on offline:dev (README): numbered letters ("3. r -> 1"), each digit read right after
-# its number ("Tenths: 9.11 has 1, 9.80 has 8, 1 < 8"); arithmetic is written as in "plain" (adding
-# two-digit terms tens first, then ones, measured worse on offline:dev: the student split terms
-# that needed no split and lost its place).
-STYLES = ("plain", "positions")
+# How traces are written (all three chosen between on offline:dev, README):
+# - "plain": one letter a line; decimals place by place ("Tenths: 8 > 1"), the first default.
+# - "positions": numbered letters ("3. r -> 1"), each digit read right after its number
+#   ("Tenths: 9.11 has 1, 9.80 has 8, 1 < 8"). Arithmetic is written as in "plain" (adding
+#   two-digit terms tens first, then ones, measured worse on offline:dev: the student split terms
+#   that needed no split and lost its place).
+# - "compact": letters as in "positions"; decimals padded to the same places, then compared whole,
+#   the answer first ("9.8 = 9.80", "9.80 > 9.11"): a third of the tokens, and no place-by-place
+#   reading for a 135M student to slip on (trained on bare answers it compares decimals well,
+#   ablation README).
+TraceStyle = Literal["plain", "positions", "compact"]
+STYLES: tuple[str, ...] = get_args(TraceStyle)
 SPLITS = ("train", "dev", "eval")
 EVAL_SHARE = 5  # one key in EVAL_SHARE belongs to the held-out split
 DEV_SHARE = 10  # one key in DEV_SHARE (of those not held out) belongs to the dev split
@@ -125,7 +131,7 @@ def _solve_letters(match: re.Match, mistake: str | None, rng: random.Random, sty
         spelt[i] = rng.choice(sorted(set("abcdefghijklmnopqrstuvwxyz") - {letter, word[i].lower()}))
     lines = [f"Spell {word} and count the {letter}'s:"]
     for i, c in enumerate(spelt):  # "positions": numbered letters, so the student keeps its place
-        number = f"{i + 1}. " if style == "positions" else ""
+        number = f"{i + 1}. " if style != "plain" else ""
         lines.append(f"{number}{c} -> {positions.index(i) + 1}" if i in positions else f"{number}{c}")
     lines.append(f"Total: {len(positions)}")
     return "\n".join(lines), f"The answer is \\boxed{{{len(positions)}}}"
@@ -170,6 +176,15 @@ def _solve_decimals(match: re.Match, mistake: str | None, rng: random.Random, st
     for raw, padded in ((a, pa), (b, pb)):
         if padded != raw:  # a slip in the padding is not carried on: a false step only
             lines.append(f"{raw} = {_misplace_zero(raw, places) if mistake == 'step' else padded}")
+    if style == "compact":
+        # The padded numbers compared whole, the answer written first: "9.80 > 9.11". With the
+        # operator fixed, the student decides at the first number, as it does when trained on bare
+        # answers; in "9.11 < 9.80" order it chose the operator wrongly and the answer rightly
+        # (offline:dev, README).
+        answer = _decimal_answer(a, b, a if Fraction(a) > Fraction(b) else b, want_smaller, mistake)
+        first, second = (pa, pb) if answer == a else (pb, pa)
+        lines.append(f"{first} {'<' if want_smaller else '>'} {second}")  # false when the answer is wrong
+        return _decimal_verdict(lines, answer, want_smaller)
     lines.append(f"Compare {pa} and {pb}:")
     wa, da = pa.partition(".")[::2]
     wb, db = pb.partition(".")[::2]
@@ -183,9 +198,17 @@ def _solve_decimals(match: re.Match, mistake: str | None, rng: random.Random, st
         if op != "=":
             bigger = a if op == ">" else b
             break
+    return _decimal_verdict(lines, _decimal_answer(a, b, bigger, want_smaller, mistake), want_smaller)
+
+
+def _decimal_answer(a: str, b: str, bigger: str, want_smaller: bool, mistake: str | None) -> str:
     answer = (b if bigger == a else a) if want_smaller else bigger
     if mistake == "answer":  # the comparison read the wrong way round
         answer = b if answer == a else a
+    return answer
+
+
+def _decimal_verdict(lines: list[str], answer: str, want_smaller: bool) -> tuple[str, str]:
     lines.append(f"So {answer} is the {'smaller' if want_smaller else 'greater'}.")
     return "\n".join(lines), f"The answer is \\boxed{{{answer}}}"
 
@@ -311,11 +334,25 @@ def make_problems(family: str, n: int, seed: int, split: str = "train") -> list[
     return list(problems.values())
 
 
-def make_mixed(n: int, seed: int, split: str = "train", families: tuple[str, ...] = FAMILIES) -> list[dict]:
-    """``n`` problems spread evenly over ``families`` (interleaved), reproducible by ``seed``."""
-    per = [n // len(families) + (i < n % len(families)) for i in range(len(families))]
-    sets = [make_problems(f, k, seed, split) for f, k in zip(families, per)]
+def make_mixed(n: int, seed: int, split: str = "train", families: tuple[str, ...] = FAMILIES,
+               weights: tuple[int, ...] | None = None) -> list[dict]:
+    """``n`` problems spread over ``families`` (interleaved) in proportion to ``weights`` (evenly
+    when None), reproducible by ``seed``. A family's problems are the first ones of its stream, so
+    changing the mix keeps the problems both mixes share."""
+    weights = weights or (1,) * len(families)
+    per = _apportion(n, weights)
+    sets = [make_problems(f, k, seed, split) for f, k in zip(families, per) if k]
     return [p for group in _interleave(sets) for p in group]
+
+
+def _apportion(n: int, weights: tuple[int, ...]) -> list[int]:
+    """``n`` split in proportion to ``weights`` (largest remainders, ties to the earlier family)."""
+    total = sum(weights)
+    per = [n * w // total for w in weights]
+    rest = sorted(range(len(weights)), key=lambda i: (-(n * weights[i] % total), i))
+    for i in rest[: n - sum(per)]:
+        per[i] += 1
+    return per
 
 
 def default_train_problems(n: int = DEFAULT_TRAIN, seed: int = 0) -> list[dict]:
@@ -344,13 +381,31 @@ def from_spec(spec: str) -> list[dict] | None:
     body, _, query = spec[len("offline:"):].partition("?")
     split, _, family = body.partition(":")
     opts = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
-    unknown = set(opts) - {"n", "seed"} or ({split} - set(SPLITS))
-    if unknown or (family and family not in FAMILIES):
+    unknown = set(opts) - {"n", "seed", "mix"} or ({split} - set(SPLITS))
+    if unknown or (family and family not in FAMILIES) or (family and "mix" in opts):
         raise ValueError(f"bad offline source {spec!r}: expected offline:{'|'.join(SPLITS)}"
-                         f"[:{'|'.join(FAMILIES)}][?n=N&seed=S]")
-    n = int(opts.get("n", {"train": DEFAULT_TRAIN, "dev": DEFAULT_DEV, "eval": DEFAULT_EVAL}[split]))
-    seed = int(opts.get("seed", 0))
-    return make_problems(family, n, seed, split) if family else make_mixed(n, seed, split)
+                         f"[:{'|'.join(FAMILIES)}][?n=N&seed=S&mix=FAMILY:WEIGHT,...]")
+    n, seed = opts.get("n", str({"train": DEFAULT_TRAIN, "dev": DEFAULT_DEV, "eval": DEFAULT_EVAL}[split])), opts.get("seed", "0")
+    if not (n.isdigit() and seed.isdigit()):
+        raise ValueError(f"bad offline source {spec!r}: n= and seed= take whole numbers")
+    n, seed = int(n), int(seed)
+    if family:
+        return make_problems(family, n, seed, split)
+    families, weights = _parse_mix(opts["mix"], spec) if "mix" in opts else (FAMILIES, None)
+    return make_mixed(n, seed, split, families, weights)
+
+
+def _parse_mix(mix: str, spec: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """``arithmetic:2,decimal_compare:1`` -> the families named, in FAMILIES order, and their weights."""
+    weights: dict[str, int] = {}
+    for part in mix.split(","):
+        name, _, weight = part.partition(":")
+        if name not in FAMILIES or name in weights or not weight.isdigit() or int(weight) < 1:
+            raise ValueError(f"bad offline source {spec!r}: mix= takes FAMILY:WEIGHT pairs, each family of "
+                             f"{', '.join(FAMILIES)} at most once, weights whole numbers >= 1; got {part!r}")
+        weights[name] = int(weight)
+    families = tuple(f for f in FAMILIES if f in weights)
+    return families, tuple(weights[f] for f in families)
 
 
 def _interleave(sets: list[list[dict]]) -> list[list[dict]]:

@@ -8,10 +8,9 @@ Usage:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from distill.config import check_bounds, option
-from distill.errors import ConfigError
+from distill.teacher.offline import TraceStyle
 
 
 @dataclass
@@ -25,9 +24,10 @@ class ServeConfig:
         "deepseek", "where reasoning is returned: deepseek | sglang | vllm | together | ollama | openrouter"
                     " | think | think_open | hidden")
     mistake_rate: float = option(0.15, "share of traces with a deliberate mistake in a step or the answer")
-    style: Literal["plain", "positions"] = option(
+    style: TraceStyle = option(
         "plain", "how traces are written: plain (one letter a line) | positions (numbered letters, digits"
-                 " read beside their numbers; see distill.teacher.offline.STYLES)")
+                 " read beside their numbers) | compact (numbered letters, decimals padded and compared"
+                 " whole); see distill.teacher.offline.STYLES")
     latency: float = option(0.0, "seconds added to every response")
     seed: int = option(0, "seed for the mistakes, so runs are reproducible")
     keepalive: float | None = option(
