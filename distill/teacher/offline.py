@@ -37,7 +37,7 @@ from typing import Literal, get_args
 from distill.records import stable_id
 
 FAMILIES = ("letter_count", "decimal_compare", "arithmetic")
-# How traces are written (all three chosen between on offline:dev, README):
+# How traces are written (compared on offline:dev, README):
 # - "plain": one letter a line; decimals place by place ("Tenths: 8 > 1"), the first default.
 # - "positions": numbered letters ("3. r -> 1"), each digit read right after its number
 #   ("Tenths: 9.11 has 1, 9.80 has 8, 1 < 8"). Arithmetic is written as in "plain" (adding
@@ -385,7 +385,8 @@ def from_spec(spec: str) -> list[dict] | None:
     if unknown or (family and family not in FAMILIES) or (family and "mix" in opts):
         raise ValueError(f"bad offline source {spec!r}: expected offline:{'|'.join(SPLITS)}"
                          f"[:{'|'.join(FAMILIES)}][?n=N&seed=S&mix=FAMILY:WEIGHT,...]")
-    n, seed = opts.get("n", str({"train": DEFAULT_TRAIN, "dev": DEFAULT_DEV, "eval": DEFAULT_EVAL}[split])), opts.get("seed", "0")
+    n = opts.get("n", str({"train": DEFAULT_TRAIN, "dev": DEFAULT_DEV, "eval": DEFAULT_EVAL}[split]))
+    seed = opts.get("seed", "0")
     if not (n.isdigit() and seed.isdigit()):
         raise ValueError(f"bad offline source {spec!r}: n= and seed= take whole numbers")
     n, seed = int(n), int(seed)

@@ -26,8 +26,8 @@ class ServeConfig:
     mistake_rate: float = option(0.15, "share of traces with a deliberate mistake in a step or the answer")
     style: TraceStyle = option(
         "plain", "how traces are written: plain (one letter a line) | positions (numbered letters, digits"
-                 " read beside their numbers) | compact (numbered letters, decimals padded and compared"
-                 " whole); see distill.teacher.offline.STYLES")
+                 " read beside their numbers) | compact (numbered letters, decimals padded, then compared"
+                 " answer first); see distill.teacher.offline.STYLES")
     latency: float = option(0.0, "seconds added to every response")
     seed: int = option(0, "seed for the mistakes, so runs are reproducible")
     keepalive: float | None = option(
