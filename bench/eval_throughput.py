@@ -40,7 +40,7 @@ def _student(name: str, tmp: Path) -> str:
 
 
 def _problems(n: int) -> list[dict]:
-    from distill.teacher.offline import from_spec
+    from distill.teacher.offline_sets import from_spec
 
     return from_spec("offline:eval")[:n]  # the offline default's held-out problems, 3 families
 

@@ -28,7 +28,7 @@ def main() -> None:
     from distill.evaluate.regroup import generate_regrouped
     from distill.generate.config import DEFAULT_PROMPT
     from distill.render import render_prompt
-    from distill.teacher import offline
+    from distill.teacher import offline_sets
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--adapter", default=None)
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    problems = offline.default_eval_problems()[:args.problems]
+    problems = offline_sets.default_eval_problems()[:args.problems]
     backend = LocalBackend.load(EvalConfig(student="smollm2", max_new_tokens=args.max_new_tokens,
                                            batch_size=len(problems)), args.adapter)
     tok, model, eos = backend.tokenizer, backend.model, backend.eos_ids

@@ -34,12 +34,12 @@ def default_section(section: str) -> dict:
 def write_traces(path: Path, style: str, problems: str, mistake_rate: float, seed: int) -> None:
     """Offline-teacher traces in the generate stage's record format, prompted as the default does."""
     from distill.generate.config import DEFAULT_PROMPT
-    from distill.teacher import offline
+    from distill.teacher import offline, offline_sets
 
     template = default_section("generate").get("prompt_template", DEFAULT_PROMPT)
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8") as f:
-        for p in offline.from_spec(problems):
+        for p in offline_sets.from_spec(problems):
             messages = [{"role": "user", "content": template.format(question=p["question"])}]
             reasoning, content = offline.respond(messages, rng, mistake_rate, style=style)
             f.write(json.dumps({"schema": 1, **p, "sample": 0, "messages": messages, "reasoning": reasoning,

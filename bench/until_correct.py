@@ -23,7 +23,7 @@ from distill.artifacts import read_latest
 from distill.generate.adaptive import is_correct
 from distill.generate.config import GenerateConfig
 from distill.generate.stage import run
-from distill.teacher import offline
+from distill.teacher import offline_sets
 from distill.teacher.server import TeacherServer
 
 
@@ -55,7 +55,7 @@ def main() -> None:
         folder = Path(tmp)
         problems = folder / "p.jsonl"
         import json
-        problems.write_text("".join(json.dumps(p) + "\n" for p in offline.make_mixed(args.problems, 0, split="train")))
+        problems.write_text("".join(json.dumps(p) + "\n" for p in offline_sets.make_mixed(args.problems, 0, split="train")))
         print(f"{args.problems} offline problems, ceiling N={args.ceiling}; in-sample, one seed")
         print(f"{'mistake rate':>12} {'policy':>28} {'requests':>9} {'solved':>7} {'req/solved':>11} {'ratio':>6}")
         for rate in args.rates:

@@ -30,11 +30,12 @@ def _looks_local(spec: Any) -> bool:
         spec.startswith(_LOCAL_PREFIXES) or spec.endswith(_LOCAL_SUFFIXES) or spec.count("/") > 1)
 
 
-def _must_exist(spec: Any, key: str) -> None:
+def _check_source(spec: Any, key: str) -> None:
+    """A named local file must exist; an ``offline:`` spec must name a set that can be made."""
     if _looks_local(spec) and not Path(spec).expanduser().exists():
         raise InputError("not found (checked before any stage runs)", path=spec, field=key)
     if isinstance(spec, str) and spec.startswith("offline:"):  # made in code: a bad spec is known now
-        from distill.teacher.offline import from_spec
+        from distill.teacher.offline_sets import from_spec
 
         try:
             from_spec(spec)
@@ -54,15 +55,15 @@ def preflight(cfg: Any) -> None:
             except ConfigError as exc:
                 raise ConfigError(f"{stage}.{exc}") from None
     if "generate" in stages:
-        _must_exist(cfg.generate.problems, "generate.problems")
+        _check_source(cfg.generate.problems, "generate.problems")
     if "filter" in stages:
         for spec in cfg.filter.decontam.problems:
-            _must_exist(spec, "filter.decontam.problems")
-        _must_exist(cfg.filter.checks.tokenizer, "filter.checks.tokenizer")
+            _check_source(spec, "filter.decontam.problems")
+        _check_source(cfg.filter.checks.tokenizer, "filter.checks.tokenizer")
     if "finetune" in stages:
-        _must_exist(cfg.finetune.student, "finetune.student")
+        _check_source(cfg.finetune.student, "finetune.student")
         if cfg.finetune.chat_template not in (None, "chatml"):
-            _must_exist(cfg.finetune.chat_template, "finetune.chat_template")
+            _check_source(cfg.finetune.chat_template, "finetune.chat_template")
         _check_dev_problems(cfg)
         if cfg.finetune.init_adapter:  # an adapter of this student with these lora settings, or nothing runs
             from distill.finetune.init_adapter import check_init_adapter
@@ -90,7 +91,7 @@ def _check_dev_problems(cfg: Any) -> None:
     dev = cfg.finetune.eval_problems
     if not dev:
         return
-    _must_exist(dev, "finetune.eval_problems")
+    _check_source(dev, "finetune.eval_problems")
     held = cfg.eval.problems
     same = dev == held or (isinstance(held, str) and _looks_local(dev) and Path(dev).expanduser().exists()
                            and Path(held).expanduser().exists()
@@ -106,7 +107,8 @@ def _check_eval_problems(eval_cfg: Any, field: str = "eval.problems") -> None:
     if not isinstance(spec, str):
         return
     if spec.startswith("offline:"):  # made in code: only the spec itself can be wrong
-        return _must_exist(spec, field)
+        _check_source(spec, field)
+        return
     local = Path(spec).expanduser()
     if not (spec.startswith("rg:") or local.exists() or _looks_local(spec)):
         return  # a Hub dataset: checked when eval loads it (it may need the network)

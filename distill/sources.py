@@ -151,7 +151,7 @@ def _rows(cfg: Any) -> RowIter:
 
 def _offline_tasks(spec: str, cfg: Any) -> RowIter:
     """The built-in offline teacher's task sets (``offline:train``, ``offline:eval:arithmetic?n=50``)."""
-    from distill.teacher.offline import from_spec
+    from distill.teacher.offline_sets import from_spec
 
     try:
         problems = from_spec(spec)

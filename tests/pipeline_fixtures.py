@@ -20,13 +20,13 @@ import yaml
 
 def write_problems(folder: Path, n_train: int = 12, n_eval: int = 6, seed: int = 0) -> tuple[Path, Path]:
     """Training and held-out problem files from the offline task families."""
-    from distill.teacher import offline
+    from distill.teacher import offline_sets
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for split, n in (("train", n_train), ("eval", n_eval)):
         path = folder / f"problems-{split}.jsonl"
-        rows = offline.make_mixed(n, seed, split=split)
+        rows = offline_sets.make_mixed(n, seed, split=split)
         path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         paths.append(path)
     return paths[0], paths[1]

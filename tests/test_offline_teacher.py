@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from distill.soundness import false_steps
-from distill.teacher import offline
+from distill.teacher import offline, offline_sets
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "{question}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
@@ -120,7 +120,7 @@ def test_false_steps_are_caught_by_the_filters_step_check() -> None:
 
 
 def test_mistake_rate_is_respected_roughly() -> None:
-    problems = offline.make_mixed(240, seed=1)
+    problems = offline_sets.make_mixed(240, seed=1)
     wrong = sum(not is_right(ask(p, 0.3, seed=i)[1], p) or bool(false_claims(ask(p, 0.3, seed=i)[0]))
                 for i, p in enumerate(problems))
     assert 0.2 * len(problems) < wrong < 0.4 * len(problems)
@@ -195,14 +195,14 @@ def test_problems_are_reproducible_by_seed_and_distinct() -> None:
         assert len({p["id"] for p in first}) == len({p["question"] for p in first}) == 50
         for p in first:
             assert set(p) >= {"id", "question", "answer", "kind", "source"} and p["kind"] == "math"
-    mixed = offline.make_mixed(10, seed=0)
+    mixed = offline_sets.make_mixed(10, seed=0)
     assert [p["family"] for p in mixed[:3]] == list(offline.FAMILIES) and len(mixed) == 10
     with pytest.raises(ValueError, match="unknown family"):
         offline.make_problems("sudoku", 1, 0)
 
 
 def test_responses_are_reproducible_by_rng_seed() -> None:
-    problems = offline.make_mixed(30, seed=2)
+    problems = offline_sets.make_mixed(30, seed=2)
     assert [ask(p, 0.5, seed=i) for i, p in enumerate(problems)] == \
         [ask(p, 0.5, seed=i) for i, p in enumerate(problems)]
 
@@ -213,31 +213,31 @@ def test_bundled_datasets_match_the_generators() -> None:
     assert (folder / "README.md").is_file()
     bundled = {path.name: [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
                for path in folder.glob("*.jsonl")}
-    assert bundled["offline-eval.jsonl"] == offline.default_eval_problems()
-    train_keys = {p["split_key"] for p in offline.default_train_problems()}
+    assert bundled["offline-eval.jsonl"] == offline_sets.default_eval_problems()
+    train_keys = {p["split_key"] for p in offline_sets.default_train_problems()}
     assert train_keys.isdisjoint(p["split_key"] for p in bundled["offline-eval.jsonl"])
-    assert bundled["offline-train.jsonl"] == offline.default_train_problems()
-    assert bundled["offline-dev.jsonl"] == offline.default_dev_problems()
+    assert bundled["offline-train.jsonl"] == offline_sets.default_train_problems()
+    assert bundled["offline-dev.jsonl"] == offline_sets.default_dev_problems()
 
 
 def test_source_specs() -> None:
-    assert offline.from_spec("offline:eval") == offline.default_eval_problems()
-    assert offline.from_spec("offline:train?n=9&seed=4") == offline.make_mixed(9, 4, "train")
-    assert offline.from_spec("offline:eval:arithmetic?n=5") == offline.make_problems("arithmetic", 5, 0, "eval")
-    assert offline.from_spec("offline:dev") == offline.default_dev_problems()
-    assert offline.from_spec("data/x.jsonl") is None
+    assert offline_sets.from_spec("offline:eval") == offline_sets.default_eval_problems()
+    assert offline_sets.from_spec("offline:train?n=9&seed=4") == offline_sets.make_mixed(9, 4, "train")
+    assert offline_sets.from_spec("offline:eval:arithmetic?n=5") == offline.make_problems("arithmetic", 5, 0, "eval")
+    assert offline_sets.from_spec("offline:dev") == offline_sets.default_dev_problems()
+    assert offline_sets.from_spec("data/x.jsonl") is None
     # mix= weights the families; the problems two mixes share are the same ones
-    mixed = offline.from_spec("offline:train?n=12&mix=arithmetic:2,letter_count:1")
+    mixed = offline_sets.from_spec("offline:train?n=12&mix=arithmetic:2,letter_count:1")
     assert [p["family"] for p in mixed].count("arithmetic") == 8 and len(mixed) == 12
     assert {p["family"] for p in mixed} == {"arithmetic", "letter_count"}
     assert [p for p in mixed if p["family"] == "letter_count"] == offline.make_problems("letter_count", 4, 0)
-    assert offline.from_spec("offline:train?n=9&mix=letter_count:1,decimal_compare:1,arithmetic:1") == \
-        offline.make_mixed(9, 0, "train")
+    assert offline_sets.from_spec("offline:train?n=9&mix=letter_count:1,decimal_compare:1,arithmetic:1") == \
+        offline_sets.make_mixed(9, 0, "train")
     for bad in ("offline:test", "offline:train:sudoku", "offline:train?size=3", "offline:train?mix=sudoku:1",
                 "offline:train?mix=arithmetic:0", "offline:train?mix=arithmetic", "offline:train:arithmetic?mix=arithmetic:1",
                 "offline:train?mix=arithmetic:1,arithmetic:2", "offline:train?n=ten", "offline:eval?seed=-1"):
         with pytest.raises(ValueError, match="bad offline source"):
-            offline.from_spec(bad)
+            offline_sets.from_spec(bad)
 
 
 @pytest.mark.parametrize("dialect", ["deepseek", "think"])
@@ -246,7 +246,7 @@ def test_served_through_the_real_client_code_path(dialect: str) -> None:
     from distill.teacher import server
     from distill.teacher.config import TeacherConfig
 
-    problems = offline.make_mixed(6, seed=4)
+    problems = offline_sets.make_mixed(6, seed=4)
     batch = [[{"role": "user", "content": PROMPT.format(question=p["question"])}] for p in problems]
     with server.TeacherServer(dialect=dialect, mistake_rate=0.0) as srv:
         client = client_mod.TeacherClient(TeacherConfig(model="test-teacher", base_url=srv.base_url,
@@ -263,7 +263,7 @@ def test_the_server_writes_traces_in_the_style_it_was_given(style: str) -> None:
     from distill.teacher import server
     from distill.teacher.config import TeacherConfig
 
-    problems = offline.make_mixed(3, seed=4)
+    problems = offline_sets.make_mixed(3, seed=4)
     batch = [[{"role": "user", "content": p["question"]}] for p in problems]  # the bare question, as the default
     with server.TeacherServer(mistake_rate=0.0, style=style) as srv:
         client = client_mod.TeacherClient(TeacherConfig(model="test-teacher", base_url=srv.base_url,

@@ -11,7 +11,7 @@ batch and its cache rows are dropped (``Cache.batch_select_indices``), so each s
 rows still writing. Re-feeding the unfinished rows to a new ``generate`` would not do: on a CPU a
 prefill token costs as much as a decoded one. Greedy rows are the argmax at each step, as
 ``generate`` picks them (up to float noise from a changing batch shape); sampling is temperature
-then nucleus (top-p), seeded. Measured in bench/eval_throughput.py.
+then nucleus (top-p), seeded. Measured against ``model.generate`` in bench/regroup_throughput.py.
 """
 
 from __future__ import annotations

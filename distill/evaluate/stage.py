@@ -249,7 +249,7 @@ def _add_chance(metrics: dict, cfg: EvalConfig, problems: list[dict]) -> None:
 
         train = load_problems(dataclasses.replace(cfg, problems=cfg.chance_problems, limit=None))
     elif any(p.get("source") == "distill-offline" for p in problems):
-        from distill.teacher.offline import default_train_problems
+        from distill.teacher.offline_sets import default_train_problems
 
         train = default_train_problems()
     else:

@@ -186,7 +186,6 @@ def _banner(index: int, total: int, step: Step) -> None:
 @contextlib.contextmanager
 def offline_teacher(cfg: OfflineTeacherConfig) -> Iterator[str]:
     """The built-in offline teacher on 127.0.0.1 (a free port), for as long as generate needs it."""
-    import distill.teacher.offline  # noqa: F401  (slow import done here, not inside the server's start-up wait)
     from distill.teacher.server import TeacherServer
 
     server = TeacherServer(dialect=cfg.dialect, latency=cfg.latency, model=cfg.model,

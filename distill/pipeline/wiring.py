@@ -119,10 +119,10 @@ def _write_offline(spec: str, run_dir: Path) -> Path:
     import hashlib
     import json
 
-    from distill.teacher import offline
+    from distill.teacher.offline_sets import from_spec
 
     try:
-        problems = offline.from_spec(spec)
+        problems = from_spec(spec)
     except ValueError as exc:
         raise ConfigError(f"problems: {exc}") from None
     text = "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in problems)

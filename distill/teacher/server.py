@@ -30,6 +30,7 @@ from collections import Counter
 from typing import Callable
 
 from distill.errors import ConfigError
+from distill.teacher.offline import TraceStyle
 from distill.teacher import server_wire as wire
 from distill.teacher.server_config import ServeConfig
 from distill.teacher.server_responder import DefaultResponder, Responder
@@ -64,7 +65,7 @@ class TeacherServer:
     def __init__(self, dialect: str = "deepseek", latency: float = 0.0, responder: Responder | None = None,
                  model: str = "test-teacher", *, host: str = "127.0.0.1", port: int = 0,
                  mistake_rate: float = 0.0, seed: int = 0, keepalive: float | None = None,
-                 keep_bodies: bool = True, style: str = "plain") -> None:
+                 keep_bodies: bool = True, style: TraceStyle = "plain") -> None:
         if host not in LOOPBACK:
             raise ConfigError(f"host={host!r}: the teacher server binds loopback addresses only")
         wire.check_dialect(dialect)

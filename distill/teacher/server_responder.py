@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from distill.teacher import server_wire as wire
+
+if TYPE_CHECKING:  # the offline teacher itself loads on first use
+    from distill.teacher.offline import TraceStyle
 
 Responder = Callable[[list, dict], "tuple[str | None, str]"]
 
@@ -22,7 +25,7 @@ class DefaultResponder:
     Each (prompt, occurrence) gets its own seeded RNG, so samples differ yet runs repeat.
     """
 
-    def __init__(self, seed: int = 0, mistake_rate: float = 0.0, style: str = "plain") -> None:
+    def __init__(self, seed: int = 0, mistake_rate: float = 0.0, style: TraceStyle = "plain") -> None:
         self.seed, self.mistake_rate, self.style = seed, mistake_rate, style
         self.seen: Counter = Counter()
         self._offline: Any = None
