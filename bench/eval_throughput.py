@@ -40,7 +40,7 @@ def _student(name: str, tmp: Path) -> str:
 
 
 def _problems(n: int) -> list[dict]:
-    from distill.teacher.offline_sets import from_spec
+    from distill.offline.sets import from_spec
 
     return from_spec("offline:eval")[:n]  # the offline default's held-out problems, 3 families
 
@@ -96,7 +96,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> list[tuple]:
     from peft import PeftModel
 
     from distill.config import load_config
-    from distill.evaluate.backends import LocalBackend
+    from distill.decode.backends import LocalBackend
     from distill.evaluate.config import EvalConfig
     from distill.evaluate.stage import as_trained
     from distill.render import render_prompt

@@ -1,4 +1,4 @@
-"""Benchmark: decoding that drops finished rows (distill.evaluate.regroup) against `model.generate`, same batch.
+"""Benchmark: decoding that drops finished rows (distill.decode.regroup) against `model.generate`, same batch.
 
 Usage:
     .venv/bin/python bench/regroup_throughput.py --adapter runs/default/adapter    # after `distill run`
@@ -23,12 +23,12 @@ import time
 def main() -> None:
     import torch
 
-    from distill.evaluate.backends import LocalBackend
+    from distill.decode.backends import LocalBackend
     from distill.evaluate.config import EvalConfig
-    from distill.evaluate.regroup import generate_regrouped
-    from distill.generate.config import DEFAULT_PROMPT
+    from distill.decode.regroup import generate_regrouped
+    from distill.render import DEFAULT_PROMPT
     from distill.render import render_prompt
-    from distill.teacher import offline_sets
+    from distill.offline import sets as offline_sets
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--adapter", default=None)

@@ -7,7 +7,7 @@ Usage:
 A cheap probe of one trace-shape lever before any training: the student is shown ``--shots``
 training words spelt in each style (plain: "s\\nt\\nr..."; positions: "1. s\\n2. t\\n3. r...") and
 asked to spell dev words it has never been trained on, in the same style; a spelling counts when
-its letters are exactly the word's (distill.teacher.offline_checks.spelled_runs). Both styles see
+its letters are exactly the word's (distill.offline.checks.spelled_runs). Both styles see
 the same words, alternating which goes first per batch. Prints the exact-spelling rate per style
 with 95% Wilson intervals and the ratio positions / plain (in-context, base model: it says which
 format the model spells better in, not what training will reach).
@@ -46,7 +46,7 @@ def spell(model, tokenizer, texts: list[str], max_new_tokens: int) -> list[str]:
 
 
 def is_spelt(text: str, word: str) -> bool:
-    from distill.teacher.offline_checks import spelled_runs
+    from distill.offline.checks import spelled_runs
 
     runs = spelled_runs(text)
     return bool(runs) and "".join(c for c, _ in runs[0]).lower() == word
@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     from distill.evaluate.metrics import wilson_interval
     from distill.student import load_student
-    from distill.teacher import offline
+    from distill.offline import families as offline
 
     words = sorted({p["split_key"] for p in offline.make_problems("letter_count", 3 * args.words, 0, "dev")})
     words = words[:args.words]

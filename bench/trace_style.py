@@ -33,8 +33,8 @@ def default_section(section: str) -> dict:
 
 def write_traces(path: Path, style: str, problems: str, mistake_rate: float, seed: int) -> None:
     """Offline-teacher traces in the generate stage's record format, prompted as the default does."""
-    from distill.generate.config import DEFAULT_PROMPT
-    from distill.teacher import offline, offline_sets
+    from distill.render import DEFAULT_PROMPT
+    from distill.offline import families as offline, sets as offline_sets
 
     template = default_section("generate").get("prompt_template", DEFAULT_PROMPT)
     rng = random.Random(seed)

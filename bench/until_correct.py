@@ -23,7 +23,7 @@ from distill.artifacts import read_latest
 from distill.generate.adaptive import is_correct
 from distill.generate.config import GenerateConfig
 from distill.generate.stage import run
-from distill.teacher import offline_sets
+from distill.offline import sets as offline_sets
 from distill.teacher.server import TeacherServer
 
 

@@ -35,7 +35,7 @@ def _check_source(spec: Any, key: str) -> None:
     if _looks_local(spec) and not Path(spec).expanduser().exists():
         raise InputError("not found (checked before any stage runs)", path=spec, field=key)
     if isinstance(spec, str) and spec.startswith("offline:"):  # made in code: a bad spec is known now
-        from distill.teacher.offline_sets import from_spec
+        from distill.offline.sets import from_spec
 
         try:
             from_spec(spec)

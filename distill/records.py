@@ -1,7 +1,7 @@
 """Record files: JSONL (via jsonlines) read with located errors, crash-safe appends, torn-tail repair.
 
 Usage:
-    code_digest("distill.filter.steps", "distill.verify")   # changes when that code changes
+    code_digest("distill.arithmetic", "distill.verify")   # changes when that code changes
     for line_no, rec in read_jsonl("traces.jsonl"):
         ...
     with JsonlAppender("traces.jsonl") as out:   # repairs a torn last line first

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# The user turn when a recipe names no template (DeepSeek-R1's recommended instruction).
+DEFAULT_PROMPT = "{question}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 DEFAULT_FORMAT = "<think>\n{reasoning}\n</think>\n\n{content}"
 _REASONING_KEYS = ("reasoning_content", "thinking")
 

@@ -11,7 +11,7 @@ Three kinds of check, all pure and conservative (what cannot be read is skipped,
 - arithmetic equalities (``17 * 23 = 381``): the filter's exact ``bad_step`` machinery;
 - numeric comparisons (``7 > 9``, ``3.2 <= 3.19``), evaluated exactly;
 - the problem family's own check, looked up by the problem's ``family`` field in :data:`FAMILY_CHECKS`
-  (``register`` adds one). The offline families bring theirs (distill.teacher.offline_checks):
+  (``register`` adds one). The offline families bring theirs (distill.offline.checks):
   the spelled letters are the word's, the padded decimals equal the numbers, each place comparison
   reads the right digits and is true, each rewritten expression keeps the value.
 
@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable
 from fractions import Fraction
 
-from distill.filter.steps import evaluate, false_claims
+from distill.arithmetic import evaluate, false_claims
 
 __all__ = ["FAMILY_CHECKS", "register", "false_comparisons", "false_steps", "is_sound"]
 
@@ -87,7 +87,7 @@ _BUILT_IN_LOADED = False
 def _family_check(family: str) -> StepCheck | None:
     global _BUILT_IN_LOADED
     if not _BUILT_IN_LOADED:  # the built-in families register on first use (no import cycle at load)
-        from distill.teacher import offline_checks
+        from distill.offline import checks as offline_checks
 
         for name, check in offline_checks.CHECKS.items():
             FAMILY_CHECKS.setdefault(name, check)  # a family registered by the user wins

@@ -1,7 +1,7 @@
 """Problem sources -> Problem records: local files, Hugging Face datasets, reasoning-gym generators.
 
 Usage:
-    problems = load_problems(cfg)        # cfg: anything with SourceConfig's fields; validated
+    problems = load_problems(SourceConfig(problems="data.jsonl"))   # or any config with its fields; validated
     for p in iter_problems(cfg): ...     # streaming: one record at a time (100k-line files)
 
 ``problems=`` is a JSONL/JSON/CSV/Parquet file, a ``save_to_disk`` folder, a Hub dataset name
@@ -19,9 +19,11 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distill.config import check_bounds, option
 from distill.errors import ConfigError, InputError
 from distill.artifacts import KINDS
 from distill.records import read_jsonl, stable_id
@@ -29,6 +31,27 @@ from distill.records import read_jsonl, stable_id
 FILE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 _GSM8K_FINAL = re.compile(r"####\s*(.+?)\s*$", re.DOTALL)
 RowIter = Iterator[tuple[str, int | None, str, dict]]  # (path, line or None, where, raw row)
+
+
+@dataclass
+class SourceConfig:
+    """Where problems come from and how their fields are named (shared with `distill eval`)."""
+
+    problems: str | None = option(
+        None, "JSONL/JSON/CSV/Parquet file, save_to_disk folder, Hub dataset name, or rg:<reasoning-gym task>")
+    hf_config: str | None = option(None, "Hub dataset config name (e.g. main for openai/gsm8k)")
+    split: str = option("train", "Hub dataset split")
+    limit: int | None = option(None, "use at most this many problems (reasoning-gym: how many to make)")
+    seed: int = option(0, "seed for reasoning-gym problems")
+    question_field: str = option("question", "source field holding the question")
+    answer_field: str = option("answer", "source field holding the reference answer")
+    id_field: str = option("id", "source field holding a stable id (derived from the question if absent)")
+    kind: str = option("math", "answer kind when the source has none: math | gsm8k | choice | exact | code")
+
+    def validate_source(self) -> None:
+        check_bounds(self, {"limit": ">= 1"})
+        if self.kind not in KINDS:
+            raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
 
 
 def load_problems(cfg: Any) -> list[dict]:
@@ -151,7 +174,7 @@ def _rows(cfg: Any) -> RowIter:
 
 def _offline_tasks(spec: str, cfg: Any) -> RowIter:
     """The built-in offline teacher's task sets (``offline:train``, ``offline:eval:arithmetic?n=50``)."""
-    from distill.teacher.offline_sets import from_spec
+    from distill.offline.sets import from_spec
 
     try:
         problems = from_spec(spec)

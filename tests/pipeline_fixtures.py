@@ -20,7 +20,7 @@ import yaml
 
 def write_problems(folder: Path, n_train: int = 12, n_eval: int = 6, seed: int = 0) -> tuple[Path, Path]:
     """Training and held-out problem files from the offline task families."""
-    from distill.teacher import offline_sets
+    from distill.offline import sets as offline_sets
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

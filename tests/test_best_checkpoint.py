@@ -11,7 +11,7 @@ from trained_tiny import make_answering_student
 from distill.config import load_config
 from distill.errors import ConfigError
 from distill.finetune import FinetuneConfig, run
-from distill.generate.config import DEFAULT_PROMPT
+from distill.render import DEFAULT_PROMPT
 
 torch.set_num_threads(1)
 QUESTIONS = ["What is 3+4?", "Add 2 and 5.", "What is 10-3?", "Seven equals what number?"]

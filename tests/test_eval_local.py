@@ -65,7 +65,7 @@ def test_batched_generation_matches_one_prompt_at_a_time(models, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from distill.render import encode_prompt
-    from distill.generate.config import DEFAULT_PROMPT
+    from distill.render import DEFAULT_PROMPT
 
     batched = _records(run(_cfg(models, tmp_path / "b4")))
     tok = AutoTokenizer.from_pretrained(models["student"])

@@ -84,7 +84,7 @@ def test_prompt_comes_from_the_adapter_record_unless_given(tmp_path):
                                                       "system_prompt=Mine", "prompt_template=A {question}"]))
     assert (given.prompt_template, given.system_prompt) == ("A {question}", "Mine")
     bare = as_trained(load_config(EvalConfig, None, ["problems=p.jsonl", "student=s"]))
-    from distill.generate.config import DEFAULT_PROMPT
+    from distill.render import DEFAULT_PROMPT
 
     assert (bare.prompt_template, bare.system_prompt) == (DEFAULT_PROMPT, None)
 

@@ -29,7 +29,7 @@ def test_a_changed_check_option_re_measures(tmp_path):
 
 
 def test_a_changed_line_of_the_verdict_code_re_measures(tmp_path):
-    """A copy of the package, run as `python -m distill filter`; one line of steps.py is then edited."""
+    """A copy of the package, run as `python -m distill filter`; one line of arithmetic.py is then edited."""
     pkg = tmp_path / "pkg"
     shutil.copytree(Path(distill.__file__).parent, pkg / "distill", ignore=shutil.ignore_patterns("__pycache__"))
     _traces(tmp_path)
@@ -44,6 +44,6 @@ def test_a_changed_line_of_the_verdict_code_re_measures(tmp_path):
 
     assert measured() == N
     assert measured() == 0
-    steps = pkg / "distill" / "filter" / "steps.py"
+    steps = pkg / "distill" / "arithmetic.py"
     steps.write_text(steps.read_text() + "\n# a changed check\n")
     assert measured() == N

@@ -14,7 +14,7 @@ from trained_tiny import make_answering_student, train_answer_adapter
 from distill.artifacts import AdapterRecord
 from distill.errors import RegressionBlocked
 from distill.evaluate.config import EvalConfig
-from distill.evaluate.gate import judge
+from distill.gate import judge
 from distill.publish.config import PublishConfig
 
 torch.set_num_threads(1)

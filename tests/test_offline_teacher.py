@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from distill.soundness import false_steps
-from distill.teacher import offline, offline_sets
+from distill.offline import families as offline, sets as offline_sets
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "{question}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
@@ -110,7 +110,7 @@ def test_step_slips_keep_the_answer_and_are_caught_by_the_soundness_checks(famil
 
 
 def test_false_steps_are_caught_by_the_filters_step_check() -> None:
-    from distill.filter import steps
+    from distill import arithmetic as steps
 
     for i, problem in enumerate(offline.make_problems("arithmetic", 60, seed=6)):
         right, _ = offline.solve(problem["question"])

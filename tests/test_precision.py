@@ -95,7 +95,7 @@ def answering(tmp_path_factory):
 
 
 def _backend(student, dtype: str, adapter=None):
-    from distill.evaluate.backends import LocalBackend
+    from distill.decode.backends import LocalBackend
     from distill.evaluate.config import EvalConfig
 
     cfg = load_config(EvalConfig, None, [f"student={student}", "problems=x", "max_new_tokens=24",
@@ -107,7 +107,7 @@ def test_merged_adapter_generates_what_the_unmerged_peft_model_does(answering):
     from peft import PeftModel
 
     from distill.render import render_prompt
-    from distill.generate.config import DEFAULT_PROMPT
+    from distill.render import DEFAULT_PROMPT
 
     student, adapter, questions = answering
     backend = _backend(student, "float32", adapter)
@@ -129,7 +129,7 @@ def test_merged_adapter_generates_what_the_unmerged_peft_model_does(answering):
 def test_bf16_eval_casts_a_copy_and_keeps_the_greedy_answers(answering):
     student, adapter, questions = answering
     from distill.render import render_prompt
-    from distill.generate.config import DEFAULT_PROMPT
+    from distill.render import DEFAULT_PROMPT
 
     fp32, bf16 = _backend(student, "float32", adapter), _backend(student, "bfloat16", adapter)
     assert bf16.model.dtype == torch.bfloat16 and bf16.base.dtype == torch.float32  # merged in fp32, then cast

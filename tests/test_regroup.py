@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 import torch
 
-from distill.evaluate.regroup import generate_regrouped
+from distill.decode.regroup import generate_regrouped
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_a_tiny_nucleus_is_greedy_and_sampling_repeats_by_seed(model):
 
 
 def test_the_nucleus_keeps_only_the_tokens_reaching_top_p():
-    from distill.evaluate.regroup import _pick
+    from distill.decode.regroup import _pick
 
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     gen = torch.Generator().manual_seed(0)

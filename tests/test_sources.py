@@ -8,7 +8,7 @@ import json
 import pytest
 
 from distill.errors import ConfigError, InputError
-from distill.generate.config import SourceConfig
+from distill.sources import SourceConfig
 from distill.records import stable_id
 from distill.sources import iter_problems, load_problems
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from distill.filter.steps import evaluate, false_claims
+from distill.arithmetic import evaluate, false_claims
 
 TRUE = [
     "17 * 23 = 391", "3/4 + 1/8 = 7/8", "12 + 21 = 33", "2 + 3 = 5 = 5", "So 5 x 3 = 15 apples",

@@ -24,7 +24,7 @@ def _batch(tokenizer, answer: str, questions: list[str], reasoning: str = "add")
     import torch
 
     from distill.render import encode_prompt
-    from distill.generate.config import DEFAULT_PROMPT
+    from distill.render import DEFAULT_PROMPT
 
     target = tokenizer(f"<think>\n{reasoning}\n</think>\n\n\\boxed{{{answer}}}", add_special_tokens=False).input_ids
     rows = [(encode_prompt(tokenizer, DEFAULT_PROMPT.format(question=q)), target + [tokenizer.eos_token_id])
@@ -85,7 +85,7 @@ def train_answer_adapter(student: str | Path, path: str | Path, answer: str = "8
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     from distill.artifacts import AdapterRecord
-    from distill.generate.config import DEFAULT_PROMPT
+    from distill.render import DEFAULT_PROMPT
     from distill.render import DEFAULT_FORMAT
 
     AdapterRecord(student=str(student), base_model=None, base_path=str(Path(student).resolve()), base_weights=None,

@@ -12,7 +12,7 @@ from typing import Literal
 
 from distill.config import check_bounds, option, section
 from distill.errors import ConfigError
-from distill.generate.config import SourceConfig
+from distill.sources import SourceConfig
 from distill.teacher.config import TeacherConfig
 
 

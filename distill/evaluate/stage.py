@@ -26,11 +26,11 @@ from distill.artifacts import SCHEMA, AdapterRecord, EvalReport, PairKey, read_l
 from distill.layout import EvalFiles
 from distill.config import save_resolved, to_dict
 from distill.errors import ConfigError, InputError, SamplesFailed
-from distill.evaluate.backends import Answer, ApiBackend, Job, LocalBackend, VllmBackend
+from distill.decode.backends import Answer, ApiBackend, Job, LocalBackend, VllmBackend
 from distill.evaluate.basemodel import check_adapter_base
 from distill.evaluate.config import EvalConfig
 from distill.evaluate.metrics import chance_rates, compare_outputs, summarise, wilson_interval
-from distill.generate.config import DEFAULT_PROMPT
+from distill.render import DEFAULT_PROMPT
 from distill.paths import check_outputs
 from distill.progress import progress_bar, show_table
 from distill.records import JsonlAppender, file_sha256
@@ -249,7 +249,7 @@ def _add_chance(metrics: dict, cfg: EvalConfig, problems: list[dict]) -> None:
 
         train = load_problems(dataclasses.replace(cfg, problems=cfg.chance_problems, limit=None))
     elif any(p.get("source") == "distill-offline" for p in problems):
-        from distill.teacher.offline_sets import default_train_problems
+        from distill.offline.sets import default_train_problems
 
         train = default_train_problems()
     else:

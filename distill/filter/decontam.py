@@ -79,7 +79,7 @@ def _questions(spec: str, question_field: str) -> list[str]:
                                  path=path, line=line, field=question_field)
             out.append(q)
         return out
-    from distill.generate.config import SourceConfig
+    from distill.sources import SourceConfig
     from distill.sources import load_problems
 
     return [p["question"] for p in load_problems(SourceConfig(problems=spec, question_field=question_field))]

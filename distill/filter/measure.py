@@ -20,9 +20,9 @@ from distill.errors import DistillError
 from distill.filter import quality
 from distill.filter.config import FilterConfig
 from distill.filter.decontam import EvalIndex, overlap
-from distill.filter.dedup import sketch, text_digest
+from distill.minhash import sketch, text_digest
 from distill.filter.hint_leak import hint_leak
-from distill.filter.steps import false_claims
+from distill.arithmetic import false_claims
 from distill.artifacts import KINDS, TRACE_REQUIRED
 from distill.soundness import false_steps
 
@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 FLAG_ORDER = ("error", "truncated", "missing_reasoning", "too_short", "too_long", "repetition",
               "language_mix", "contaminated", "hint_leak")
 # The code that decides a per-trace result: the filter cache key includes its digest.
-MEASURE_CODE = ("distill.filter.measure", "distill.filter.quality", "distill.filter.steps", "distill.filter.dedup",
+MEASURE_CODE = ("distill.filter.measure", "distill.filter.quality", "distill.arithmetic", "distill.filter.dedup", "distill.minhash",
                 "distill.filter.decontam", "distill.filter.hint_leak", "distill.artifacts", "distill.verify",
-                "distill.soundness", "distill.teacher.offline_checks")
+                "distill.soundness", "distill.offline.checks")
 
 _CFG: FilterConfig | None = None
 _INDEX: EvalIndex | None = None

@@ -8,7 +8,7 @@ Usage:
 
 Loss is not the target; verified accuracy is. At each eval step the adapter as it is is saved,
 merged into a copy of the base weights and made to answer the dev problems greedily, in batches,
-by :class:`distill.evaluate.backends.LocalBackend`, and scored by the same verifier as ``distill
+by :class:`distill.decode.backends.LocalBackend`, and scored by the same verifier as ``distill
 eval`` (:func:`distill.evaluate.stage.score`). The step ranked by sound accuracy where the
 metrics have it (the soundness module), else by pass@1; ties keep the earlier step (fewer steps
 for the same score). The dev set must not be the held-out test set: choosing on it would make
@@ -48,10 +48,10 @@ class DevScorer:
         """Read the dev problems and load a second, frozen copy of the base for generation."""
         import torch
 
-        from distill.evaluate.backends import LocalBackend
+        from distill.decode.backends import LocalBackend
         from distill.evaluate.config import EvalConfig
         from distill.finetune.outputs import trained_prompt_template
-        from distill.generate.config import DEFAULT_PROMPT
+        from distill.render import DEFAULT_PROMPT
         from distill.sources import load_problems
         from distill.student import load_student
 
@@ -74,7 +74,7 @@ class DevScorer:
 
     def score(self, model: Any, step: int) -> dict[str, float]:
         """Save the adapter as it is at ``step``, answer and verify the dev set; keep it when best."""
-        from distill.evaluate.backends import Job
+        from distill.decode.backends import Job
         from distill.evaluate.metrics import summarise
         from distill.evaluate.stage import score
 

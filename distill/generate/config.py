@@ -11,32 +11,11 @@ from typing import Literal
 
 from distill.config import check_bounds, option
 from distill.errors import ConfigError
-from distill.artifacts import KINDS
+from distill.render import DEFAULT_PROMPT
+from distill.sources import SourceConfig
 from distill.teacher.config import TeacherConfig
 
-DEFAULT_PROMPT = "{question}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 DEFAULT_HINT = "{question}\n\nHint: the correct answer is {answer}."
-
-
-@dataclass
-class SourceConfig:
-    """Where problems come from and how their fields are named (shared with `distill eval`)."""
-
-    problems: str | None = option(
-        None, "JSONL/JSON/CSV/Parquet file, save_to_disk folder, Hub dataset name, or rg:<reasoning-gym task>")
-    hf_config: str | None = option(None, "Hub dataset config name (e.g. main for openai/gsm8k)")
-    split: str = option("train", "Hub dataset split")
-    limit: int | None = option(None, "use at most this many problems (reasoning-gym: how many to make)")
-    seed: int = option(0, "seed for reasoning-gym problems")
-    question_field: str = option("question", "source field holding the question")
-    answer_field: str = option("answer", "source field holding the reference answer")
-    id_field: str = option("id", "source field holding a stable id (derived from the question if absent)")
-    kind: str = option("math", "answer kind when the source has none: math | gsm8k | choice | exact | code")
-
-    def validate_source(self) -> None:
-        check_bounds(self, {"limit": ">= 1"})
-        if self.kind not in KINDS:
-            raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
 
 
 @dataclass

@@ -9,7 +9,7 @@ Usage:
 
 Easy problems stop after the first wave; the budget goes to the hard ones (STaR/RFT's "sample
 until correct"). Two correct traces count once when they are near-duplicates by the filter's own
-measure (MinHash Jaccard of word shingles, :mod:`distill.filter.dedup`). A problem that used all
+measure (MinHash Jaccard of word shingles, :mod:`distill.minhash`). A problem that used all
 ``max_samples`` without one correct trace gets ``rationalize_samples`` rationalization requests
 (asked again with the answer as a hint). Sample indices are handed out in order per problem, so a
 resumed run continues where the file stops and never asks again for a problem that has ``k``.
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from distill.filter.dedup import jaccard, sketch
+from distill.minhash import jaccard, sketch
 
 __all__ = ["UntilCorrect", "CorrectTally", "ProblemTally"]
 

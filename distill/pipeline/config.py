@@ -26,7 +26,7 @@ from distill.filter.config import FilterConfig
 from distill.finetune.config import FinetuneConfig
 from distill.generate.config import GenerateConfig
 from distill.publish.config import PublishConfig
-from distill.teacher.offline import TraceStyle
+from distill.offline.families import TraceStyle
 
 STAGES = ("generate", "filter", "finetune", "eval", "publish")
 DEFAULT_RECIPE = "offline-default.yaml"
@@ -51,7 +51,7 @@ class OfflineTeacherConfig:
     style: TraceStyle = option(
         "plain", "how traces are written: plain (one letter a line) | positions (numbered letters, digits"
                  " read beside their numbers) | compact (numbered letters, decimals padded, then compared"
-                 " answer first); see distill.teacher.offline.STYLES")
+                 " answer first); see distill.offline.families.STYLES")
     latency: float = option(0.0, "seconds added to every response (to watch progress or test interrupts)")
     seed: int = option(0, "seed for the mistakes, so runs repeat")
 

@@ -154,7 +154,7 @@ def _summarise(cfg: PipelineConfig, layout: RunLayout) -> None:
 
 def _gate(cfg: PipelineConfig, layout: RunLayout, figures) -> None:
     """Warn when the adapter made held-out accuracy worse or caused forgetting (publish refuses it)."""
-    from distill.evaluate.gate import judge_folders
+    from distill.gate import judge_folders
 
     if not layout.eval_after.report.exists():
         return

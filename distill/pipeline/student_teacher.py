@@ -38,7 +38,7 @@ __all__ = ["StudentServer", "student_server", "student_teacher"]
 
 
 class StudentServer(TeacherServer):
-    """Answers chat requests with ``backend.generate`` (a :class:`distill.evaluate.backends.LocalBackend`)."""
+    """Answers chat requests with ``backend.generate`` (a :class:`distill.decode.backends.LocalBackend`)."""
 
     def __init__(self, backend: Any, model: str = "student", batch_size: int = 8, gather_s: float = 0.05,
                  *, runtime_lora: bool = False, api_key: str | None = None):
@@ -150,7 +150,7 @@ class StudentServer(TeacherServer):
 
 def student_server(cfg: EvalConfig, adapter: str | None, model: str = "student", **options: Any) -> StudentServer:
     """A (not yet started) server for ``cfg.student`` (+ ``adapter``), prompted the way the adapter was trained."""
-    from distill.evaluate.backends import LocalBackend
+    from distill.decode.backends import LocalBackend
     from distill.evaluate.stage import as_trained
 
     cfg = as_trained(dataclasses.replace(cfg, adapter=adapter))

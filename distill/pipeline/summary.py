@@ -47,7 +47,7 @@ class Figures:
     dev_accuracy: list[tuple[float, float]] = field(default_factory=list)  # (step, dev pass@1) from loss.jsonl
     checkpoint: dict | None = None  # which step's adapter finetune kept, and by what
     ablation: dict | None = None  # ablation/report.json (distill.pipeline.ablation)
-    gate: list[str] = field(default_factory=list)  # the regression gate's sentences (distill.evaluate.gate)
+    gate: list[str] = field(default_factory=list)  # the regression gate's sentences (distill.gate)
     gate_failed: bool = False
 
 

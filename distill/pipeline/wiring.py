@@ -119,7 +119,7 @@ def _write_offline(spec: str, run_dir: Path) -> Path:
     import hashlib
     import json
 
-    from distill.teacher.offline_sets import from_spec
+    from distill.offline.sets import from_spec
 
     try:
         problems = from_spec(spec)

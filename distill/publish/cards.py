@@ -20,7 +20,7 @@ from typing import Any
 from huggingface_hub import DatasetCardData, EvalResult, ModelCardData
 
 from distill.evaluate.metrics import FAMILY_HEADER, family_rows
-from distill.generate.config import DEFAULT_PROMPT
+from distill.render import DEFAULT_PROMPT
 from distill.publish.provenance import public_name
 
 TAGS = ["distill", "reasoning", "distillation", "lora", "peft"]

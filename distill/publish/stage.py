@@ -89,7 +89,7 @@ def _check_inputs(cfg: PublishConfig) -> None:
 
 def _gate(cfg: PublishConfig) -> list[str]:
     """Refuse an adapter that made the student worse, before anything is staged; the card's sentences."""
-    from distill.evaluate.gate import judge_folders
+    from distill.gate import judge_folders
 
     verdict = judge_folders(cfg.eval, cfg.guard_eval, cfg.guard_max_drop, cfg.allow_regression)
     if verdict.blocked:

@@ -11,7 +11,7 @@ Usage:
 Plain HTTP/1.1 on asyncio streams (keep-alive, Content-Length or chunked) so one process serves
 hundreds of concurrent requests; the server runs in a background thread with its own loop, or in
 the foreground for ``distill teacher serve``. Answers come from the offline teacher
-(``distill.teacher.offline``) when it knows the question, else a generic trace ending in
+(``distill.offline.families``) when it knows the question, else a generic trace ending in
 ``\\boxed{42}`` (``distill.teacher.server_responder``). The wire formats live in
 ``distill.teacher.server_wire``. What a test needs beyond a well-behaved teacher (429s, drops,
 malformed bodies, hangs, quotas) is test support: ``tests/faulty_teacher.py`` extends this class.
@@ -30,7 +30,7 @@ from collections import Counter
 from typing import Callable
 
 from distill.errors import ConfigError
-from distill.teacher.offline import TraceStyle
+from distill.offline.families import TraceStyle
 from distill.teacher import server_wire as wire
 from distill.teacher.server_config import ServeConfig
 from distill.teacher.server_responder import DefaultResponder, Responder

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from distill.config import check_bounds, option
-from distill.teacher.offline import TraceStyle
+from distill.offline.families import TraceStyle
 
 
 @dataclass
@@ -27,7 +27,7 @@ class ServeConfig:
     style: TraceStyle = option(
         "plain", "how traces are written: plain (one letter a line) | positions (numbered letters, digits"
                  " read beside their numbers) | compact (numbered letters, decimals padded, then compared"
-                 " answer first); see distill.teacher.offline.STYLES")
+                 " answer first); see distill.offline.families.STYLES")
     latency: float = option(0.0, "seconds added to every response")
     seed: int = option(0, "seed for the mistakes, so runs are reproducible")
     keepalive: float | None = option(

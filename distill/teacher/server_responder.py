@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from distill.teacher import server_wire as wire
 
 if TYPE_CHECKING:  # the offline teacher itself loads on first use
-    from distill.teacher.offline import TraceStyle
+    from distill.offline.families import TraceStyle
 
 Responder = Callable[[list, dict], "tuple[str | None, str]"]
 
@@ -49,7 +49,7 @@ class DefaultResponder:
     def _load_offline(self) -> Any:
         if self._offline is None:
             try:  # written by another part of the project; absent in early checkouts
-                from distill.teacher import offline
+                from distill.offline import families as offline
                 self._offline = getattr(offline, "respond", False)
             except ImportError:
                 self._offline = False

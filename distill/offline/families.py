@@ -1,11 +1,11 @@
 """The built-in offline teacher: procedural task families, each with a genuine step-by-step solver.
 
 Usage:
-    from distill.teacher import offline
+    from distill.offline import families as offline
     problems = offline.make_problems("letter_count", 200, seed=0)             # training problems
     held_out = offline.make_problems("letter_count", 50, seed=0, split="eval")  # never in training
     dev = offline.make_problems("letter_count", 30, seed=0, split="dev")        # for choosing settings
-    # mixed and weighted sets, and the specs (offline:train?n=...&mix=...): distill.teacher.offline_sets
+    # mixed and weighted sets, and the specs (offline:train?n=...&mix=...): distill.offline.sets
     reasoning, content = offline.respond(messages, random.Random(0), mistake_rate=0.15)
 
 It is a teacher for trying the pipeline with no API key and for tests, not a model: it recognises
@@ -18,7 +18,7 @@ deliberate, realistic mistake, so the filter has real work:
 - ``step``: a false step while the final answer stays right (the "right answer, wrong rationale"
   case): a false arithmetic claim, a padding slip (``9.8 = 9.08``), a misspelt letter that is
   not the one counted. The filter's ``bad_step`` (arithmetic) and ``unsound_step`` (comparisons
-  and the families' own checks, distill.teacher.offline_checks) checks catch them.
+  and the families' own checks, distill.offline.checks) checks catch them.
 
 Train, dev and held-out evaluation problems are disjoint by construction: every problem has a
 split key (the word, the pair of numbers, the expression) and a key belongs to exactly one split by

@@ -1,19 +1,19 @@
 """Offline problem sets: the families mixed and weighted, the default's sets, and ``offline:`` specs.
 
 Usage:
-    from distill.teacher import offline_sets
+    from distill.offline import sets as offline_sets
     problems = offline_sets.from_spec("offline:train?n=1200&mix=arithmetic:3,decimal_compare:2")
     held_out = offline_sets.default_eval_problems()              # = datasets/offline-eval.jsonl
     mixed = offline_sets.make_mixed(30, seed=2, split="dev")     # 10 per family, interleaved
 
 Which problems a spec names; how each family's problems are made and solved is
-distill.teacher.offline's. A family's problems are always the first ones of its seeded stream, so a
+distill.offline.families's. A family's problems are always the first ones of its seeded stream, so a
 set, a larger set and a differently weighted mix share the problems they have in common.
 """
 
 from __future__ import annotations
 
-from distill.teacher.offline import FAMILIES, SPLITS, make_problems
+from distill.offline.families import FAMILIES, SPLITS, make_problems
 
 DEFAULT_TRAIN = 300  # the bundled training set (datasets/offline-train.jsonl), 100 per family
 DEFAULT_DEV = 90  # problems every choice of settings is made on, 30 per family

@@ -1,7 +1,7 @@
-"""The `bad_step` check: verify the arithmetic a trace states along the way, with exact fractions.
+"""Exact arithmetic over numeric claims in text (the `bad_step` check and the offline families' step checks).
 
 Usage:
-    from distill.filter.steps import false_claims
+    from distill.arithmetic import false_claims
     false_claims("So 17 * 23 = 381, and 3/4 + 1/8 = 7/8.")   # -> ["17 * 23 = 381 (is 391)"]
 
 A claim is a purely numeric expression followed by ``= value`` (also chains ``a = b = c``).

@@ -1,7 +1,7 @@
 """The regression gate: did the adapter make the student worse, on the task or on general skills it had?
 
 Usage:
-    from distill.evaluate.gate import judge, judge_folders
+    from distill.gate import judge, judge_folders
     verdict = judge_folders("runs/x/eval-after", guard="runs/x/guard-after", guard_max_drop=0.05)
     verdict.blocked                # publish refuses; `distill run` warns
     verdict.lines()                # what the card, the report and the log say, either way

@@ -1,7 +1,7 @@
 """Step checks of the offline task families: is each step of a trace true for *this* problem?
 
 Usage:
-    from distill.teacher.offline_checks import CHECKS
+    from distill.offline.checks import CHECKS
     problem = {"question": "How many o's are in ebooks?", "family": "letter_count"}
     CHECKS["letter_count"]("e, o, e\\nTotal: 2", problem)   # -> ["spelled ebooks as e, o, e"]
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-from distill.filter.steps import evaluate
-from distill.teacher.offline import ARITH_Q, DECIMAL_Q, LETTER_Q
+from distill.arithmetic import evaluate
+from distill.offline.families import ARITH_Q, DECIMAL_Q, LETTER_Q
 
 __all__ = ["CHECKS", "spelled_runs", "check_letters", "check_decimals", "check_arithmetic"]
 

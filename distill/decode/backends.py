@@ -1,4 +1,4 @@
-"""Answer generation for `distill eval`: local transformers (batched), vLLM, or an OpenAI-compatible API.
+"""Answer generation for a student: local transformers (batched), vLLM, or an OpenAI-compatible API.
 
 Usage:
     backend = LocalBackend.load(cfg)                 # or ApiBackend(cfg), VllmBackend.load(cfg)
@@ -19,10 +19,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from distill.errors import ConfigError
-from distill.evaluate.config import EvalConfig
 from distill.teacher.capture import split_think
+
+
+class DecodeSettings(Protocol):
+    """What a backend reads of its caller's config (eval's EvalConfig has these fields, and so may any other)."""
+
+    student: str | None
+    adapter: str | None
+    dtype: str
+    system_prompt: str | None
+    batch_size: int
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    sampling_seed: int
+    api: Any
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +76,14 @@ def _messages(user: str, system_prompt: str | None) -> list[dict]:
 
 class LocalBackend:
     """Batched ``model.generate``: left padding, KV cache, stop at EOS, greedy or seeded sampling;
-    finished answers leave the batch as it runs (:mod:`distill.evaluate.regroup`).
+    finished answers leave the batch as it runs (:mod:`distill.decode.regroup`).
 
     ``base`` keeps the weights as loaded; ``model`` is what generates: the base itself, or a copy
     with an adapter merged in (no LoRA matmuls per token) and cast to ``dtype`` (bf16 where the
     hardware has it, under ``dtype=auto``). Merging happens in the base's precision, then one cast.
     """
 
-    def __init__(self, model, tokenizer, cfg: EvalConfig, adapter: str | None = None):
+    def __init__(self, model, tokenizer, cfg: DecodeSettings, adapter: str | None = None):
         self.base, self.tokenizer, self.cfg = model.eval(), tokenizer, cfg
         self.dtype = generation_dtype(cfg.dtype, model)
         if adapter:
@@ -83,7 +98,7 @@ class LocalBackend:
         self.generate_seconds = 0.0
 
     @classmethod
-    def load(cls, cfg: EvalConfig, adapter: str | None = None) -> LocalBackend:
+    def load(cls, cfg: DecodeSettings, adapter: str | None = None) -> LocalBackend:
         import torch
 
         from distill.student import load_student
@@ -130,7 +145,7 @@ class LocalBackend:
         """One batch of prompts (already rendered) -> answers."""
         import torch
 
-        from distill.evaluate.regroup import generate_regrouped
+        from distill.decode.regroup import generate_regrouped
 
         cfg, tok = self.cfg, self.tokenizer
         prompt_ids = tok(prompts, add_special_tokens=False)["input_ids"]
@@ -211,7 +226,7 @@ def _adapter_tokenizer(adapter: str | None):
 class VllmBackend:
     """Offline vLLM engine (``pip install vllm``); LoRA adapters through ``LoRARequest``."""
 
-    def __init__(self, cfg: EvalConfig):
+    def __init__(self, cfg: DecodeSettings):
         try:
             from vllm import LLM
         except ImportError:
@@ -226,7 +241,7 @@ class VllmBackend:
         self.lora = None
 
     @classmethod
-    def load(cls, cfg: EvalConfig, adapter: str | None = None) -> VllmBackend:
+    def load(cls, cfg: DecodeSettings, adapter: str | None = None) -> VllmBackend:
         backend = cls(cfg)
         if adapter:
             backend.apply_adapter(adapter)
@@ -262,7 +277,7 @@ class VllmBackend:
 class ApiBackend:
     """Any OpenAI-compatible endpoint through the teacher client (retries, rate limits, concurrency)."""
 
-    def __init__(self, cfg: EvalConfig, client=None):
+    def __init__(self, cfg: DecodeSettings, client=None):
         self.cfg = cfg
         self.teacher_cfg = dataclasses.replace(
             cfg.api, system_prompt=None,
