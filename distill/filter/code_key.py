@@ -89,10 +89,15 @@ def _named_files(file: Path, source: bytes) -> set[Path]:
             if n != "__init__.py" and (file.parent / n).is_file() and file.parent / n != file}
 
 
-def code_closure(start: str, root: Path | None = None, read: Callable[[Path], bytes] = Path.read_bytes) -> list[str]:
+def read_file(path: Path) -> bytes:
+    """How the closure reads a file (one place, so a test can change what it reads)."""
+    return path.read_bytes()
+
+
+def code_closure(start: str, root: Path | None = None, read: Callable[[Path], bytes] | None = None) -> list[str]:
     """Every module (dotted name) ``start`` can import, itself included, sorted; files named by path too,
     as their dotted name. ``root``: the ``distill`` package folder (default: the one imported)."""
-    root = root or Path(distill.__file__).parent
+    root, read = root or Path(distill.__file__).parent, read or read_file
     seen: set[str] = set()
     todo = [start, *_parents(start)]
     while todo:
@@ -110,9 +115,9 @@ def code_closure(start: str, root: Path | None = None, read: Callable[[Path], by
     return sorted(seen)
 
 
-def closure_digest(start: str, root: Path | None = None, read: Callable[[Path], bytes] = Path.read_bytes) -> str:
+def closure_digest(start: str, root: Path | None = None, read: Callable[[Path], bytes] | None = None) -> str:
     """Hex sha256 over the path and bytes of every file in ``code_closure(start)``."""
-    root = root or Path(distill.__file__).parent
+    root, read = root or Path(distill.__file__).parent, read or read_file
     digest = hashlib.sha256()
     for name in code_closure(start, root, read):
         file = module_file(name, root)
