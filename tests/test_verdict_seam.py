@@ -117,3 +117,45 @@ def test_a_record_without_a_kind_is_refused_by_every_stage_naming_the_field(tmp_
     assert (filter_error.value.field, filter_error.value.line) == ("kind", 2)
     assert (sampler_error.value.field, sampler_error.value.line) == ("kind", 2)
     assert eval_error.value.field == "kind"
+
+
+@pytest.mark.parametrize("fields,expected", [
+    (dict(error={"type": "http_500"}, content="So \\boxed{72}"), (None, None, "error")),
+    (dict(finish_reason="length", content="So \\boxed{72}"), (False, "72", "truncated")),  # no truncated flag
+    (dict(content="   \n"), (False, None, "empty")),
+    (dict(content=None, answer="seventy"), (None, None, "unparseable_gold")),  # the gold first, then the response
+    (dict(content="I could not settle on it."), (None, None, "no_answer")),   # the checker's own undecided
+    (dict(kind="choice", answer="B", options={"A": "Rome", "B": "Paris"}, content="Paris"), (True, "B", "correct")),
+    (dict(kind="math", answer="7", options="not a list", content="\\boxed{7}"), (True, "7", "correct")),
+], ids=["error", "finish_length", "blank", "gold_first", "no_answer", "options_dict", "options_not_choice"])
+def test_check_record_rules(fields, expected):
+    from distill.verify import check_record
+
+    assert tuple(check_record(trace(**fields))) == expected
+
+
+def test_a_checker_crash_is_undecided_and_a_missing_sandbox_stops(monkeypatch):
+    from distill.verify import check_record
+    from distill.verify import checker
+    from distill.verify.code import SandboxUnavailable
+
+    def crash(*_args, **_kw):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(checker, "check", crash)
+    assert tuple(check_record(trace())) == (None, None, "checker_error")
+
+    def no_sandbox(*_args, **_kw):
+        raise SandboxUnavailable("no interpreter")
+
+    monkeypatch.setattr(checker, "check", no_sandbox)
+    with pytest.raises(SandboxUnavailable):
+        check_record(trace(kind="code", answer="assert f() == 1", content="```python\ndef f(): return 1\n```"))
+
+
+def test_choice_options_of_the_wrong_type_are_refused_naming_the_field():
+    from distill.verify import check_record
+
+    with pytest.raises(InputError) as bad:
+        check_record(trace(kind="choice", answer="B", options="AB", content="B"))
+    assert bad.value.field == "options"

@@ -12,10 +12,10 @@ the sample the sampler counts and the answer eval scores get the same verdict. I
 never graded), ``truncated``, ``finish_reason`` and ``error``. The rules, in the order they apply:
 
 1. A failed request (``error`` set) has no response: ``Verdict(None, None, "error")``.
-2. A missing or unknown ``kind`` (not in distill.artifacts.KINDS), or ``content``/``options`` of
-   the wrong type, is bad input: :class:`InputError` naming the field (callers that read a file
-   add its path and line). A kind is never guessed: grading a code problem as math gives
-   confident wrong verdicts.
+2. A missing or unknown ``kind`` (not in distill.artifacts.KINDS), or ``content`` (or a choice
+   record's ``options``) of the wrong type, is bad input: :class:`InputError` naming the field
+   (callers that read a file add its path and line). A kind is never guessed: grading a code
+   problem as math gives confident wrong verdicts.
 3. The checker runs on ``content`` (:func:`distill.verify.checker.check`). A ``choice`` record's
    ``options`` (a list in letter order or a {letter: text} dict) are passed, so an answer naming
    the option's text counts; other kinds ignore options. Any exception from the checker other
@@ -54,8 +54,8 @@ def record_problem(record: Mapping) -> tuple[str, str] | None:
     content = record.get("content")
     if content is not None and not isinstance(content, str):
         return "must be a string or null", "content"
-    options = record.get("options")
-    if options is not None and not isinstance(options, (list, dict)):
+    options = record.get("options")  # read for choice only: another kind's extra field is not ours to refuse
+    if kind == "choice" and options is not None and not isinstance(options, (list, dict)):
         return "options must be a list of option texts or a {letter: text} object", "options"
     return None
 
