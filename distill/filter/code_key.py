@@ -13,7 +13,9 @@ anywhere in a file (function-local imports included, this codebase defers many),
 resolved, the package ``__init__`` of every imported module (Python runs it), and sibling ``.py``
 files a module names as a string (the code sandbox reads its harness scripts by path). It
 over-approximates (an import inside an unused branch counts): a needless re-measure costs time, a
-missed module serves wrong verdicts. Modules move freely; the closure follows the imports.
+missed module serves wrong verdicts. Modules move freely; the closure follows the imports. Not
+seen: an import by a computed name (``importlib.import_module(x)``); none is on the verdict path
+(tests/test_filter_cache.py pins the modules that must be found).
 """
 
 from __future__ import annotations
