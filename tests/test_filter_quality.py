@@ -14,7 +14,8 @@ LOOP = "Wait, let me check this value again to be sure it is right. " * 40
 CASES = [
     ("error", trace(reasoning=None, content=None, error={"type": "http_500", "message": "boom"}), []),
     ("truncated", trace(finish_reason="length", truncated=True), []),
-    ("no_answer", trace(content=""), []),
+    ("empty", trace(content=""), []),  # the verdict on empty content (distill.verify.record rule 5)
+    ("no_answer", trace(content="I could not settle on it."), []),
     ("missing_reasoning", trace(reasoning=None, content="\\boxed{72}",
                                 usage={"completion_tokens": 900, "reasoning_tokens": 800}), []),
     ("too_short", trace(), ["checks.min_tokens=200"]),
@@ -27,7 +28,8 @@ CASES = [
 # The same trace with the check switched off (or its bound relaxed) is kept.
 OFF = {
     "error": ["checks.errors=false", "checks.answer=false", "checks.reasoning=ignore"],
-    "truncated": ["checks.truncated=false"], "missing_reasoning": ["checks.reasoning=ignore"],
+    # A cut response is also a wrong answer (distill.verify.record rule 6): keeping it needs both off.
+    "truncated": ["checks.truncated=false", "checks.answer=false"], "missing_reasoning": ["checks.reasoning=ignore"],
     "too_short": ["checks.min_tokens=0"], "too_long": ["checks.max_tokens=10000"],
     "repetition": ["checks.repetition=false"], "language_mix": ["checks.max_other_script=null"],
     "wrong_answer": ["checks.answer=false"], "bad_step": ["checks.bad_step=false"],

@@ -201,17 +201,14 @@ def evaluate(cfg: EvalConfig, problems: list[dict], backend, folder: Path, adapt
 
 
 def score(job: Job, answer: Answer, key: str, cfg: EvalConfig, source: str) -> dict:
-    """One outputs.jsonl record: the problem, what the model said, and the verifier's verdict."""
-    from distill.verify import check
+    """One outputs.jsonl record: the problem, what the model said, and the verifier's verdict
+    (:func:`distill.verify.check_record`, the one the filter and the sampler give the same answer)."""
+    from distill.verify import check_record
 
     p = job.problem
-    verdict = {"correct": None, "extracted": None, "reason": "error"}
-    if not answer.error:
-        options = p.get("options") if p["kind"] == "choice" else None
-        v = check(answer.content or "", p["answer"], p["kind"], **({"options": options} if options else {}))
-        verdict = {"correct": v.correct, "extracted": v.extracted, "reason": v.reason}
-        if answer.truncated and v.correct is not True and v.extracted is None:
-            verdict["reason"] = "truncated"
+    verdict = check_record({"answer": p["answer"], "kind": p.get("kind"), "options": p.get("options"),
+                            "content": answer.content, "truncated": answer.truncated,
+                            "finish_reason": answer.finish_reason, "error": answer.error}).as_dict()
     verdict.update(_soundness(verdict["correct"], answer.reasoning, answer.content, p))
     return {"schema": SCHEMA, "eval_key": key, "id": p["id"], "sample": job.sample, "source": source,
             "family": p.get("family"),

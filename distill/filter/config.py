@@ -20,7 +20,8 @@ class ChecksConfig:
     """Per-trace quality checks; each failing check is a named reason in rejected.jsonl and stats."""
 
     errors: bool = option(True, "error: drop records the teacher failed on (an error field is set)")
-    truncated: bool = option(True, "truncated: drop traces cut by the token budget (finish_reason=length)")
+    truncated: bool = option(True, "truncated: drop traces cut by the token budget (finish_reason=length);"
+                                   " off, the answer check still counts a cut answer wrong")
     answer: bool = option(True, "wrong_answer etc.: keep only traces whose final answer is verified correct")
     keep_undecided: bool = option(
         False, "keep traces whose answer nobody could decide (verifier correct=null, no judge verdict)")

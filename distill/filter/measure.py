@@ -16,30 +16,26 @@ import json
 import logging
 from typing import Any
 
-from distill.errors import DistillError
 from distill.filter import quality
 from distill.filter.config import FilterConfig
 from distill.filter.decontam import EvalIndex, overlap
 from distill.minhash import sketch, text_digest
 from distill.filter.hint_leak import hint_leak
 from distill.arithmetic import false_claims
-from distill.artifacts import KINDS, TRACE_REQUIRED
+from distill.artifacts import TRACE_REQUIRED
 from distill.soundness import false_steps
+from distill.verify.record import is_truncated, record_problem
 
 log = logging.getLogger(__name__)
 
 # Per-trace reasons in funnel order (the answer verdict's reasons come after them).
 FLAG_ORDER = ("error", "truncated", "missing_reasoning", "too_short", "too_long", "repetition",
               "language_mix", "contaminated", "hint_leak")
-# The code that decides a per-trace result: the filter cache key includes its digest.
-MEASURE_CODE = ("distill.filter.measure", "distill.filter.quality", "distill.arithmetic", "distill.filter.dedup", "distill.minhash",
-                "distill.filter.decontam", "distill.filter.hint_leak", "distill.artifacts", "distill.verify",
-                "distill.soundness", "distill.offline.checks")
 
 _CFG: FilterConfig | None = None
 _INDEX: EvalIndex | None = None
 _TOKENIZER: Any = None
-check: Any = None  # distill.verify.check, bound by import_verifier()
+check_record: Any = None  # distill.verify.check_record, bound by import_verifier()
 
 
 def init_worker(cfg: FilterConfig, index: EvalIndex | None) -> None:
@@ -51,8 +47,9 @@ def init_worker(cfg: FilterConfig, index: EvalIndex | None) -> None:
 
 def import_verifier() -> None:
     """Import the verifier (and sympy, ~2 s) once; called before forking so workers inherit it."""
-    global check
-    from distill.verify import check
+    global check_record
+    from distill.verify import check_record
+    from distill.verify.checker import check  # noqa: F401 - the checker and sympy load here, before forking
 
 
 def measure_chunk(items: list[tuple[int, bytes]]) -> list[tuple]:
@@ -83,11 +80,11 @@ def validate(trace: Any) -> tuple[str, str | None] | None:
         return "id must be a string", "id"
     if not isinstance(trace["sample"], int) or isinstance(trace["sample"], bool):
         return "sample must be an integer", "sample"
-    if trace["kind"] not in KINDS:
-        return f"unknown kind {trace['kind']!r} (expected one of {', '.join(KINDS)})", "kind"
-    for name in ("reasoning", "content"):
-        if trace.get(name) is not None and not isinstance(trace[name], str):
-            return "must be a string or null", name
+    problem = record_problem(trace)  # what the verifier itself refuses (kind, content, options)
+    if problem:
+        return problem[0], problem[1]
+    if trace.get("reasoning") is not None and not isinstance(trace["reasoning"], str):
+        return "must be a string or null", "reasoning"
     if trace.get("usage") is not None and not isinstance(trace["usage"], dict):
         return "usage must be an object or null", "usage"
     cost = trace.get("cost_usd")
@@ -112,14 +109,12 @@ def measure(trace: dict) -> dict:
         "tokens": int(usage.get("completion_tokens") or 0) or length, "length": length,
         "has_content": bool(content.strip()), "flags": [],
     }
+    result["verdict"] = check_record(trace).as_dict()  # the verdict sampler and eval give too
     error = trace.get("error")
-    if error:
+    if error and checks.errors:
         message = error.get("message", "") if isinstance(error, dict) else str(error)
-        result["verdict"] = {"correct": None, "extracted": None, "reason": "error"}
-        if checks.errors:
-            result["flags"].append(["error", str(message)[:200]])
-            return result
-    result["verdict"] = _verdict(content, trace["answer"], trace["kind"])
+        result["flags"].append(["error", str(message)[:200]])
+        return result
     flags = result["flags"]
     words = full.lower().split()  # one split serves repetition, the digest and the sketch
     for reason, detail in _quality_flags(trace, full, words, length):
@@ -137,22 +132,9 @@ def measure(trace: dict) -> dict:
     return result
 
 
-def _verdict(content: str, gold: str, kind: str) -> dict:
-    if not content.strip():
-        return {"correct": None, "extracted": None, "reason": "no_answer"}
-    try:
-        v = check(content, gold, kind)
-    except DistillError:  # the verifier cannot run here at all (no code sandbox): stop, do not guess
-        raise
-    except Exception as exc:  # noqa: BLE001 - one odd trace must not stop the stage
-        log.warning("verifier failed on a %s trace: %s", kind, exc)
-        return {"correct": None, "extracted": None, "reason": "verifier_error"}
-    return {"correct": v.correct, "extracted": v.extracted, "reason": v.reason}
-
-
 def _quality_flags(trace: dict, full: str, words: list[str], length: int):
     checks = _CFG.checks
-    if checks.truncated and (trace.get("truncated") or trace.get("finish_reason") == "length"):
+    if checks.truncated and is_truncated(trace):
         yield "truncated", f"finish_reason={trace.get('finish_reason')}"
     missing = quality.is_reasoning_missing(trace, checks.reasoning, checks.min_reasoning_words)
     if missing:

@@ -33,6 +33,7 @@ from distill.layout import FilterFiles
 from distill.config import save_resolved, to_dict
 from distill.errors import InputError
 from distill.filter import measure as measure_mod
+from distill.code_key import closure_digest
 from distill.filter.config import FilterConfig
 from distill.filter.decontam import EvalIndex, build_index
 from distill.filter.dedup import Candidate, select
@@ -40,7 +41,7 @@ from distill.filter.judge import ask_judge, is_audited, judge_key
 from distill.filter.measure import init_worker, measure_chunk
 from distill.paths import check_outputs
 from distill.progress import progress_bar
-from distill.records import JsonlAppender, code_digest, read_jsonl
+from distill.records import JsonlAppender, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +92,11 @@ def _paths(cfg: FilterConfig) -> FilterFiles:
 
 
 def measure_key(cfg: FilterConfig, index: EvalIndex | None) -> str:
-    """Cache key of per-trace results: every per-trace option, the eval set, and the deciding code."""
+    """Cache key of per-trace results: every per-trace option, the eval set, and the deciding code
+    (every distill module the measure module can import, read from the source: distill.code_key)."""
     data = {"checks": to_dict(cfg.checks), "dedup": to_dict(cfg.dedup), "ngram": cfg.decontam.ngram,
             "min_overlap": cfg.decontam.min_overlap, "question_field": cfg.decontam.question_field,
-            "eval": index.digest if index else None, "code": code_digest(*measure_mod.MEASURE_CODE),
+            "eval": index.digest if index else None, "code": closure_digest(measure_mod.__name__),
             "distill": __version__}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -324,8 +326,8 @@ def _first_failure(cfg: FilterConfig, r: dict, verdict: dict) -> tuple[str | Non
     correct = verdict["correct"]
     if correct is False and checks.answer:
         return verdict["reason"], None
-    if correct is None and verdict["reason"] == "no_answer":
-        return "no_answer", None
+    if verdict["reason"] in ("no_answer", "empty"):  # nothing stated to train on, even with checks.answer off
+        return verdict["reason"], None
     if correct is None and checks.answer and not checks.keep_undecided:
         return (verdict["reason"] if verdict["reason"] != "correct" else "undecided"), None
     steps = r.get("bad_steps") or []

@@ -8,8 +8,9 @@ Usage:
 One worker owns one problem at a time: it asks the :class:`~distill.generate.until_correct.CorrectTally`
 what to draw (the first wave of ``samples``, then as many as the problem is short of
 ``until_correct``, never past ``max_samples``, then ``rationalize_samples`` hinted requests if none
-was correct), draws them, checks each with :func:`distill.verify.check` (the filter's verifier, on
-``content`` against the answer and kind) and asks again. The cost cap, Ctrl-C, the lock and the
+was correct), draws them, judges each with :func:`distill.verify.check_record` (the verdict the
+filter and eval give the same record: a cut or empty response is wrong, a choice answer may name
+the option's text) and asks again. The cost cap, Ctrl-C, the lock and the
 append-only file are generate's own (:mod:`distill.generate.stage`). On resume the file's settled
 records are fed to the tally first, so a problem that has ``until_correct`` is never asked again;
 failed records are not fed, so their sample index is asked again (as a fixed-grid re-run does).
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.artifacts import latest_per_pair, read_records
+from distill.errors import InputError
 from distill.layout import generate_summary_path
 from distill.generate.config import GenerateConfig
 from distill.generate.progress import RunStats
@@ -36,7 +38,8 @@ from distill.teacher.client import TeacherClient
 from distill.teacher.dialects import estimate_tokens
 
 log = logging.getLogger(__name__)
-_TALLY_FIELDS = ("id", "sample", "answer", "kind", "content", "reasoning", "error", "truncated", "rationalized")
+_TALLY_FIELDS = ("id", "sample", "answer", "kind", "options", "content", "reasoning", "error", "truncated",
+                 "rationalized")
 
 __all__ = ["AdaptiveSampler", "policy_of", "is_correct"]
 
@@ -49,12 +52,10 @@ def policy_of(cfg: GenerateConfig) -> UntilCorrect:
 
 
 def is_correct(trace: dict) -> bool | None:
-    """The filter's verdict on a trace's final answer; a truncated trace never counts (filter drops it)."""
-    from distill.verify import check
+    """The verdict's ``correct`` on a trace (:func:`distill.verify.check_record`, as the filter and eval)."""
+    from distill.verify import check_record
 
-    if trace.get("truncated"):
-        return False
-    return check(trace.get("content"), str(trace.get("answer", "")), str(trace.get("kind") or "math")).correct
+    return check_record(trace).correct
 
 
 class AdaptiveSampler:
@@ -64,7 +65,7 @@ class AdaptiveSampler:
         self.cfg, self.out = cfg, out
         self.tally = CorrectTally(policy_of(cfg), is_correct)
         if out.exists():
-            settled = latest_per_pair(read_records(out), keep=lambda _line, rec: _compact(rec), path=out)
+            settled = latest_per_pair(read_records(out), keep=lambda line, rec: _compact(rec, out, line), path=out)
             for record in settled.values():
                 if is_complete(record, cfg.on_truncated, cfg.max_tokens_ceiling):
                     self.tally.seen(record)
@@ -157,6 +158,12 @@ class AdaptiveSampler:
         return summary
 
 
-def _compact(record: dict) -> dict:
-    """The fields the tally and the resume rule read (drops usage, messages...)."""
+def _compact(record: dict, path: Path, line: int) -> dict:
+    """The fields the tally and the resume rule read (drops usage, messages...); a record the verifier
+    cannot judge (no kind, say) is refused here, naming its line, before anything is sent."""
+    from distill.verify.record import record_problem
+
+    problem = None if record.get("error") else record_problem(record)
+    if problem:
+        raise InputError(problem[0], path=path, line=line, field=problem[1])
     return {k: record.get(k) for k in _TALLY_FIELDS + ("max_tokens", "finish_reason") if k in record}
