@@ -230,7 +230,7 @@ class TeacherClient:
         resp = raw.parse()
         if not isinstance(resp, openai.types.chat.ChatCompletion):
             raise retry_policy.MalformedResponse(f"not a chat completion: {str(resp)[:80]!r}")
-        _raise_body_error(resp)
+        _raise_body_error(resp, raw.http_request)
         if not resp.choices:
             raise retry_policy.MalformedResponse("response has no choices")
         choice = resp.choices[0]
@@ -244,7 +244,7 @@ class TeacherClient:
         capture, usage, finish, model = StreamCapture(), {}, None, None
         async with stream:
             async for chunk in stream:
-                _raise_body_error(chunk)
+                _raise_body_error(chunk, raw.http_request)
                 model = model or getattr(chunk, "model", None)
                 if getattr(chunk, "usage", None):
                     usage = _usage(chunk.usage)
@@ -276,13 +276,13 @@ class TeacherClient:
         return asyncio.run(_all())
 
 
-def _raise_body_error(obj: Any) -> None:
+def _raise_body_error(obj: Any, request: httpx2.Request) -> None:
     """OpenRouter and others send ``{"error": ...}`` inside a 200 body or stream chunk."""
     extra = getattr(obj, "model_extra", None) or {}
     err = extra.get("error")
-    if err:
+    if err:  # the SDK's APIError reads the request's headers (to drop secrets): give it the real one
         raise openai.APIError(str(err.get("message") if isinstance(err, dict) else err)[:300],
-                              request=None, body=err)  # type: ignore[arg-type]
+                              request=request, body=err)
 
 
 def _describe(exc: BaseException) -> str:
