@@ -63,14 +63,14 @@ def sampler_for(tmp_path: Path, recs: list[dict]):
 
 def scored(record: dict) -> tuple:
     from distill.decode.backends import Answer, Job
-    from distill.evaluate.stage import score
+    from distill.scoring import score
 
     problem = {k: record[k] for k in ("id", "question", "answer", "kind", "options") if k in record}
     content = record.get("content") or ""
     answer = Answer(response=content, reasoning=record.get("reasoning"), content=content,
                     truncated=bool(record.get("truncated")), finish_reason=record.get("finish_reason"),
                     completion_tokens=10, reasoning_tokens=0)
-    rec = score(Job(problem, 0, "user"), answer, "key", None, "src")
+    rec = score(Job(problem, 0, "user"), answer, "key", "src")
     return rec["correct"], rec["extracted"], rec["reason"]
 
 

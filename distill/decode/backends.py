@@ -26,7 +26,7 @@ from distill.teacher.capture import split_think
 
 
 class DecodeSettings(Protocol):
-    """What a backend reads of its caller's config (eval's EvalConfig has these fields, and so may any other)."""
+    """What a backend reads of its caller's config: eval's EvalConfig has these fields, DecodeOptions too."""
 
     student: str | None
     adapter: str | None
@@ -38,6 +38,22 @@ class DecodeSettings(Protocol):
     top_p: float
     sampling_seed: int
     api: Any
+
+
+@dataclass
+class DecodeOptions:
+    """Local decoding settings for a caller that is not eval (finetune's dev scoring): greedy by default."""
+
+    student: str | None
+    max_new_tokens: int
+    batch_size: int
+    system_prompt: str | None = None
+    adapter: str | None = None
+    dtype: str = "auto"
+    temperature: float = 0.0
+    top_p: float = 1.0
+    sampling_seed: int = 0
+    api: Any = None
 
 log = logging.getLogger(__name__)
 

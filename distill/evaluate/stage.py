@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-from distill.artifacts import SCHEMA, AdapterRecord, EvalReport, PairKey, read_latest
+from distill.artifacts import AdapterRecord, EvalReport, PairKey, read_latest
 from distill.layout import EvalFiles
 from distill.config import save_resolved, to_dict
 from distill.errors import ConfigError, InputError, SamplesFailed
@@ -31,6 +31,7 @@ from distill.evaluate.basemodel import check_adapter_base
 from distill.evaluate.config import EvalConfig
 from distill.evaluate.metrics import chance_rates, compare_outputs, summarise, wilson_interval
 from distill.render import DEFAULT_PROMPT
+from distill.scoring import score, soundness
 from distill.paths import check_outputs
 from distill.progress import progress_bar, show_table
 from distill.records import JsonlAppender, file_sha256
@@ -176,7 +177,7 @@ def evaluate(cfg: EvalConfig, problems: list[dict], backend, folder: Path, adapt
             progress_bar(len(jobs), f"eval {folder.name}", "answer", cfg.progress) as bar:
         def on_result(job: Job, answer: Answer) -> None:
             nonlocal tokens
-            sink.write(score(job, answer, key, cfg, _source(job.problem, cfg)))
+            sink.write(score(job, answer, key, _source(job.problem, cfg)))
             tokens += answer.completion_tokens
             bar.update(1)
 
@@ -200,41 +201,12 @@ def evaluate(cfg: EvalConfig, problems: list[dict], backend, folder: Path, adapt
     return report
 
 
-def score(job: Job, answer: Answer, key: str, cfg: EvalConfig, source: str) -> dict:
-    """One outputs.jsonl record: the problem, what the model said, and the verifier's verdict
-    (:func:`distill.verify.check_record`, the one the filter and the sampler give the same answer)."""
-    from distill.verify import check_record
-
-    p = job.problem
-    verdict = check_record({"answer": p["answer"], "kind": p.get("kind"), "options": p.get("options"),
-                            "content": answer.content, "truncated": answer.truncated,
-                            "finish_reason": answer.finish_reason, "error": answer.error}).as_dict()
-    verdict.update(_soundness(verdict["correct"], answer.reasoning, answer.content, p))
-    return {"schema": SCHEMA, "eval_key": key, "id": p["id"], "sample": job.sample, "source": source,
-            "family": p.get("family"),
-            "kind": p["kind"], "question": p["question"], "gold": p["answer"], "prompt": job.user,
-            "response": answer.response, "reasoning": answer.reasoning, "content": answer.content,
-            **verdict, "truncated": answer.truncated, "finish_reason": answer.finish_reason,
-            "completion_tokens": answer.completion_tokens, "reasoning_tokens": answer.reasoning_tokens,
-            "latency_s": round(answer.latency_s, 4), "cost_usd": answer.cost_usd, "error": answer.error,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-
-
-def _soundness(correct: bool | None, reasoning: str | None, content: str | None, problem: dict) -> dict:
-    """``sound`` (correct and no false step in the model's own reasoning) and the false steps found."""
-    from distill.soundness import false_steps
-
-    text = "\n".join(t for t in (reasoning, content) if t)
-    steps = false_steps(text, problem) if correct is not None else []
-    return {"sound": None if correct is None else bool(correct) and not steps, "false_steps": steps}
-
-
 def _add_soundness(records: list[dict], problems: dict[str, dict]) -> None:
     """Score soundness on records written before it existed (resumed folders), from their own text."""
     for rec in records:
         if "sound" not in rec and not rec.get("error") and rec["id"] in problems:
             rec.setdefault("family", problems[rec["id"]].get("family"))
-            rec.update(_soundness(rec.get("correct"), rec.get("reasoning"), rec.get("content"), problems[rec["id"]]))
+            rec.update(soundness(rec.get("correct"), rec.get("reasoning"), rec.get("content"), problems[rec["id"]]))
 
 
 def _add_chance(metrics: dict, cfg: EvalConfig, problems: list[dict]) -> None:
@@ -294,7 +266,7 @@ def compare_with(before_dir: Path, after_records: list[dict], cfg: EvalConfig) -
     before = list(read_latest(files.outputs).values())
     for rec in before:  # a before folder from an older distill has no soundness yet
         if "sound" not in rec and not rec.get("error"):
-            rec.update(_soundness(rec.get("correct"), rec.get("reasoning"), rec.get("content"), rec))
+            rec.update(soundness(rec.get("correct"), rec.get("reasoning"), rec.get("content"), rec))
     result = compare_outputs(before, after_records, cfg.confidence, cfg.bootstrap)
     sound = compare_outputs(before, after_records, cfg.confidence, cfg.bootstrap, field="sound")
     result["sound"] = {k: sound[k] for k in ("before", "after", "difference", "interval", "improved", "regressed")}

@@ -9,7 +9,7 @@ Usage:
 Loss is not the target; verified accuracy is. At each eval step the adapter as it is is saved,
 merged into a copy of the base weights and made to answer the dev problems greedily, in batches,
 by :class:`distill.decode.backends.LocalBackend`, and scored by the same verifier as ``distill
-eval`` (:func:`distill.evaluate.stage.score`). The step ranked by sound accuracy where the
+eval`` (:func:`distill.scoring.score`). The step ranked by sound accuracy where the
 metrics have it (the soundness module), else by pass@1; ties keep the earlier step (fewer steps
 for the same score). The dev set must not be the held-out test set: choosing on it would make
 the held-out figure in-sample.
@@ -35,8 +35,9 @@ BEST = "dev-best"  # folder in out/checkpoints: the best step's adapter and best
 class DevScorer:
     """Greedy batched answers to the dev problems, verified; remembers the best step seen."""
 
-    def __init__(self, backend: Any, problems: list[dict], eval_cfg: Any, out: Path):
-        self.backend, self.problems, self.eval_cfg, self.out = backend, problems, eval_cfg, out
+    def __init__(self, backend: Any, problems: list[dict], prompt_template: str, source: str, out: Path):
+        self.backend, self.problems, self.out = backend, problems, out
+        self.prompt_template, self.source = prompt_template, source
         self.best_dir = AdapterFiles(out).checkpoints / BEST
         self.best: dict | None = None
         self.scored = 0
@@ -48,18 +49,15 @@ class DevScorer:
         """Read the dev problems and load a second, frozen copy of the base for generation."""
         import torch
 
-        from distill.decode.backends import LocalBackend
-        from distill.evaluate.config import EvalConfig
+        from distill.decode.backends import DecodeOptions, LocalBackend
         from distill.finetune.outputs import trained_prompt_template
         from distill.render import DEFAULT_PROMPT
-        from distill.sources import load_problems
+        from distill.sources import SourceConfig, load_problems
         from distill.student import load_student
 
-        eval_cfg = EvalConfig(problems=cfg.eval_problems, limit=cfg.eval_limit, student=str(student_path),
-                              max_new_tokens=cfg.eval_max_new_tokens, batch_size=cfg.eval_batch_size,
-                              prompt_template=trained_prompt_template(cfg.data) or DEFAULT_PROMPT,
-                              system_prompt=cfg.system_prompt, progress=False)
-        problems = load_problems(eval_cfg)
+        decoding = DecodeOptions(student=str(student_path), max_new_tokens=cfg.eval_max_new_tokens,
+                                 batch_size=cfg.eval_batch_size, system_prompt=cfg.system_prompt)
+        problems = load_problems(SourceConfig(problems=cfg.eval_problems, split="test", limit=cfg.eval_limit))
         if not problems:
             from distill.errors import InputError
 
@@ -67,16 +65,16 @@ class DevScorer:
         base, _ = load_student(str(student_path), adapter=None,
                                dtype=cfg_dtype(torch))
         # The backend sets left padding on its tokenizer: a copy, so training's tokenizer is untouched.
-        backend = LocalBackend(base, copy.deepcopy(tokenizer), eval_cfg)
+        backend = LocalBackend(base, copy.deepcopy(tokenizer), decoding)
         log.info("dev: %d problems from %s scored with the verifier at each eval step", len(problems),
                  cfg.eval_problems)
-        return cls(backend, problems, eval_cfg, out)
+        return cls(backend, problems, trained_prompt_template(cfg.data) or DEFAULT_PROMPT, str(cfg.eval_problems), out)
 
     def score(self, model: Any, step: int) -> dict[str, float]:
         """Save the adapter as it is at ``step``, answer and verify the dev set; keep it when best."""
         from distill.decode.backends import Job
         from distill.evaluate.metrics import summarise
-        from distill.evaluate.stage import score
+        from distill.scoring import score
 
         current = AdapterFiles(self.out).checkpoints / f".dev-step-{step}"
         shutil.rmtree(current, ignore_errors=True)
@@ -84,9 +82,9 @@ class DevScorer:
         was_training = model.training
         self.backend.apply_adapter(str(current))
         records: list[dict] = []
-        jobs = [Job(p, 0, self.eval_cfg.prompt_template.format(question=p["question"])) for p in self.problems]
+        jobs = [Job(p, 0, self.prompt_template.format(question=p["question"])) for p in self.problems]
         self.backend.run(jobs, lambda job, ans: records.append(
-            score(job, ans, "dev", self.eval_cfg, str(job.problem.get("source") or "dev"))))
+            score(job, ans, "dev", str(job.problem.get("source") or "dev"))))
         self.backend.model = None  # the merged copy is not needed until the next eval step
         if was_training:
             model.train()
@@ -130,7 +128,7 @@ class DevScorer:
             "sound accuracy not available in this distill: chosen by pass@1"
         return {"kept_step": self.best["step"], "last_step": last_step, "by": f"dev {self.best['by']}",
                 "dev_value": self.best["value"], "dev_problems": len(self.problems),
-                "dev_source": str(self.eval_cfg.problems), "note": note}
+                "dev_source": self.source, "note": note}
 
 
 def cfg_dtype(torch: Any) -> str:
