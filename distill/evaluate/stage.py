@@ -29,7 +29,7 @@ from distill.errors import ConfigError, InputError, SamplesFailed
 from distill.evaluate.backends import Answer, ApiBackend, Job, LocalBackend, VllmBackend
 from distill.evaluate.basemodel import check_adapter_base
 from distill.evaluate.config import EvalConfig
-from distill.evaluate.metrics import chance_rates, compare_outputs, summarise, wilson_interval
+from distill.metrics import Metrics, chance_rates, compare_outputs, metric_rows, summarise, wilson_interval
 from distill.generate.config import DEFAULT_PROMPT
 from distill.paths import check_outputs
 from distill.progress import progress_bar, show_table
@@ -61,9 +61,9 @@ def run(cfg: EvalConfig, backend=None, problems: list[dict] | None = None) -> Pa
         backend = backend or _load_backend(cfg, adapter=cfg.adapter)
     report = evaluate(cfg, problems, backend, out, adapter=cfg.adapter, compare_to=before_dir)
     _show(report)
-    failed = report.metrics["errors"]
+    failed = report.metrics.errors
     if failed:
-        raise SamplesFailed(f"{failed} of {report.metrics['samples'] + failed} answers failed "
+        raise SamplesFailed(f"{failed} of {report.metrics.samples + failed} answers failed "
                             f"({_failure_kinds(EvalFiles(out).outputs, report.eval_key)}); the report leaves them out "
                             "and a re-run retries them")
     return out
@@ -240,9 +240,9 @@ def _add_soundness(records: list[dict], problems: dict[str, dict]) -> None:
             rec.update(_soundness(rec.get("correct"), rec.get("reasoning"), rec.get("content"), problems[rec["id"]]))
 
 
-def _add_chance(metrics: dict, cfg: EvalConfig, problems: list[dict]) -> None:
-    """metrics.by_family.<family>.chance: always giving the family's most common training answer."""
-    if not metrics.get("by_family"):
+def _add_chance(metrics: Metrics, cfg: EvalConfig, problems: list[dict]) -> None:
+    """metrics.by_family[family].chance: always giving the family's most common training answer."""
+    if not metrics.by_family:
         return
     if cfg.chance_problems:
         from distill.sources import load_problems
@@ -255,8 +255,8 @@ def _add_chance(metrics: dict, cfg: EvalConfig, problems: list[dict]) -> None:
     else:
         return
     for family, chance in chance_rates(problems, train).items():
-        if family in metrics["by_family"]:
-            metrics["by_family"][family]["chance"] = chance
+        if family in metrics.by_family:
+            metrics.by_family[family].chance = chance
 
 
 def _source(problem: dict, cfg: EvalConfig) -> str:
@@ -310,7 +310,7 @@ def compare_with(before_dir: Path, after_records: list[dict], cfg: EvalConfig) -
     result["before_dir"] = str(before_dir)
     before_report = EvalReport.read(files.report) if files.report.is_file() else None
     result["before_model"] = before_report.model if before_report else None
-    result["by_family_before"] = before_report.metrics.get("by_family") if before_report else None
+    result["by_family_before"] = before_report.metrics.to_dict()["by_family"] if before_report else None
     return result
 
 
@@ -319,24 +319,17 @@ def _pct(x: float | None) -> str:
 
 
 def _show(report: EvalReport) -> None:
-    m = report.metrics
-    ci = m["pass@1_interval"]
-    rows = [("problems", m["problems"]), ("samples", m["samples"]),
-            ("pass@1", f"{_pct(m['pass@1'])}  [{_pct(ci['low'])}, {_pct(ci['high'])}] (Wilson)")]
-    ci = m["sound_interval"]
-    rows.append(("sound (correct, no false step)", f"{_pct(m['sound'])}  [{_pct(ci['low'])}, {_pct(ci['high'])}]"))
-    rows += [(k, _pct(v)) for k, v in m["pass@k"].items() if k != "pass@1"]
-    rows += [("with a final answer", _pct(m["answered"])), ("truncated", _pct(m["truncated"])),
-             ("mean reasoning tokens", f"{m['mean_reasoning_tokens']:.1f}")]
-    if m["errors"]:
-        rows.append(("failed requests (retried next run)", m["errors"]))
-    if len(m["by_source"]) > 1 or len(m["by_kind"]) > 1:
-        rows += [(f"  source {k}", f"{_pct(v['pass@1'])} of {v['problems']}") for k, v in m["by_source"].items()]
-        rows += [(f"  kind {k}", f"{_pct(v['pass@1'])} of {v['problems']}") for k, v in m["by_kind"].items()]
-    for name, f in m.get("by_family", {}).items():
-        chance = f" (chance {_pct(f['chance']['pass@1'])})" if f.get("chance") else ""
-        rows.append((f"  family {name}", f"pass@1 {_pct(f['pass@1'])}{chance}, sound {_pct(f['sound'])} "
-                                         f"of {f['problems']}"))
+    """The eval's metrics on the console, a row per metric of the record; breakdowns by source and kind
+    only when there is more than one."""
+    rows: list[tuple[str, str]] = []
+    metrics = metric_rows(report.metrics)
+    groups = {s: len({r.group for r in metrics if r.section == s}) for s in {r.section for r in metrics}}
+    for r in metrics:
+        if r.group is None:
+            rows.append((r.label, r.text(interval=r.section == "accuracy")))
+        elif r.section == "family" or groups[r.section] > 1:
+            chance = f" (chance {_pct(r.chance)})" if r.chance is not None else ""
+            rows.append((f"  {r.section} {r.group} {r.label}", f"{r.text()}{chance} of {r.problems}"))
     run = report.run
     if run.get("tokens_per_s"):
         rows.append(("throughput", f"{run['tokens_per_s']} tok/s, {run['problems_per_min']} problems/min"))
