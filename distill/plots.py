@@ -129,8 +129,8 @@ def accuracy(rows: list[MetricRow], path: Path) -> Path | None:
         return None
     groups = ["all"] + list(dict.fromkeys(r.group for r in rows if r.section == "family"))
     sides = [s for s in ("before", "after") if any(getattr(r, s) is not None for r in rows)]
-    figure, axes = _figure(max(5.0, 1.0 * len(groups) * len(sides) + 1.5), 2.9 * len(keys), panels=len(keys),
-                           vertical=True)
+    figure, axes = _figure(min(11.0, max(4.8, 0.5 * len(groups) * len(sides) + 2.0)), 2.7 * len(keys),
+                           panels=len(keys), vertical=True)
     width = 0.8 / len(sides)
     for ax, key in zip(axes, keys):
         by_group = {("all" if r.group is None else r.group): r for r in rows if r.key == key}
@@ -148,12 +148,17 @@ def accuracy(rows: list[MetricRow], path: Path) -> Path | None:
             bars = ax.bar(xs, values, width=width * 0.92, color=_GREY if side == "before" else _GREEN, label=side,
                           yerr=errs, capsize=3, error_kw={"elinewidth": 0.8, "ecolor": "#444"})
             ax.bar_label(bars, labels=[f"{v:.0f}" for v in values], padding=2, fontsize=7)
-        ax.set_xticks(range(len(groups)), [g.replace("_", " ") for g in groups], fontsize=8)
+        ax.set_xticks(range(len(groups)), ["all problems"] + [g.replace("_", " ") for g in groups[1:]], fontsize=8,
+                      rotation=20 if len(groups) > 5 else 0, ha="right" if len(groups) > 5 else "center")
+        if len(groups) > 1:  # the overall score apart from its families
+            ax.axvline(0.5, color="#d0d7de", linewidth=1, linestyle=":")
+        ax.set_xlim(-0.8, len(groups) - 0.2)  # a lone group keeps bars of the usual width
         ax.set_ylim(0, 112)
         ax.set_yticks(range(0, 101, 25))
         label = next(r.label for r in rows if r.key == key and r.section == "accuracy")
         ax.set_ylabel(f"{key} (%)")
-        ax.set_title(f"{label}: all problems and per family (95% interval)", fontsize=9)
+        ax.set_title(f"{label}: all problems{' and per family' if len(groups) > 1 else ''} (95% interval)",
+                     fontsize=9)
     axes[0].legend(frameon=False, fontsize=8, ncol=2, loc="upper right")
     return _save(figure, path)
 
