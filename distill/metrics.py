@@ -269,10 +269,12 @@ def compare_outputs(before: list[dict], after: list[dict], confidence: float = 0
 def summarise(records: list[dict], confidence: float = 0.95) -> Metrics:
     """The record of an eval from its outputs.jsonl rows (failed requests counted, never scored).
 
-    An accuracy is scored only when some sample carries its field (older outputs have no ``sound``).
+    An accuracy after the first is scored only when some sample carries its field (older outputs have no
+    ``sound``): None, not 0%.
     """
     done = [r for r in records if not r.get("error")]
-    measured = [(name, spec) for name, spec in accuracy_specs() if any(spec.sample_field in r for r in done)]
+    measured = [(name, spec) for i, (name, spec) in enumerate(accuracy_specs())  # the first, pass@1: always
+                if i == 0 or any(spec.sample_field in r for r in done)]
     groups = _problems(done, [spec.sample_field for _, spec in measured])
     n_min = min((g["n"] for g in groups.values()), default=0)
     reasons: dict[str, int] = defaultdict(int)

@@ -5,7 +5,7 @@ Usage:
     plots.funnel(stats, Path("filter_funnel.png"))          # stats.json of the filter (a dict)
     plots.loss(rows, Path("loss.png"))                      # loss.jsonl rows; None when nothing to draw
     plots.accuracy(metric_rows(after, before), Path("accuracy.png"))
-    plots.stages({"filter": {"seconds": 3.1}, ...}, Path("stages.png"))
+    plots.stages({"filter": {"seconds": 3.1}}, Path("stages.png"))   # seconds per stage
     plots.rounds(loop_rows, Path("rounds.png"))
 
 Each function takes plain data from a record, writes the PNG atomically and returns its path (None
