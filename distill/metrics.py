@@ -168,6 +168,8 @@ def _float(value: Any) -> float | None:
 
 
 def _group_from(data: dict, keys: list[str]) -> Group:
+    if not isinstance(data, dict):
+        raise TypeError(f"a breakdown entry must be an object, got {type(data).__name__}")
     scores = {k: _score_json(data, k) for k in keys if data.get(k) is not None}
     return Group(problems=int(data.get("problems") or 0), scores=scores, chance=data.get("chance"))
 

@@ -74,7 +74,8 @@ def test_a_report_from_before_soundness_loads_and_shows_dashes(tmp_path):
 
 @pytest.mark.parametrize("metrics,says", [({"problems": 3}, "without pass@1"),
                                           ({"pass@1": "half"}, "malformed metrics"),
-                                          ({"pass@1": 0.5, "pass@1_interval": [0, 1]}, "malformed metrics")])
+                                          ({"pass@1": 0.5, "pass@1_interval": [0, 1]}, "malformed metrics"),
+                                          ({"pass@1": 0.5, "by_family": {"f": 3}}, "malformed metrics")])
 def test_a_report_with_bad_metrics_is_refused_naming_the_field(tmp_path, metrics, says):
     path = tmp_path / "report.json"
     path.write_text(json.dumps({**json.loads(OLD_REPORT), "metrics": metrics}))

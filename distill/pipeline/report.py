@@ -4,7 +4,7 @@ Usage:
     md_path, html_path = write_report(run_dir, collect(run_dir))
 
 One list of blocks (headings, paragraphs, tables, images, code) renders to both Markdown and
-HTML, so the two always say the same thing. Plots are PNGs from matplotlib (Agg) in plots/;
+HTML, so the two always say the same thing. Plots are PNGs (distill.plots) in plots/;
 the HTML carries them as base64 so it can be mailed or attached on its own.
 """
 
