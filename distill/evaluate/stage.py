@@ -29,7 +29,8 @@ from distill.errors import ConfigError, InputError, SamplesFailed
 from distill.evaluate.backends import Answer, ApiBackend, Job, LocalBackend, VllmBackend
 from distill.evaluate.basemodel import check_adapter_base
 from distill.evaluate.config import EvalConfig
-from distill.metrics import Metrics, chance_rates, compare_outputs, metric_rows, summarise, wilson_interval
+from distill.metrics import (Metrics, accuracy_specs, chance_rates, compare_outputs, metric_rows, summarise,
+                             wilson_interval)
 from distill.generate.config import DEFAULT_PROMPT
 from distill.paths import check_outputs
 from distill.progress import progress_bar, show_table
@@ -337,11 +338,12 @@ def _show(report: EvalReport) -> None:
     c = report.compare
     if c:
         ci = c["interval"]
+        # pass@1's comparison is the mapping itself; each further accuracy sits under its key ("sound")
+        paired = [("pass@1", c)] + [(s.key, c[s.key]) for _, s in accuracy_specs()[1:]
+                                    if isinstance(c.get(s.key), dict)]
         show_table(f"before/after on {c['paired_problems']} paired problems", [
-            ("pass@1", _pct(c["before"]), _pct(c["after"]),
-             f"{100 * c['difference']:+.1f} pts [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}]"),
-            ("sound", _pct(c["sound"]["before"]), _pct(c["sound"]["after"]),
-             f"{100 * c['sound']['difference']:+.1f} pts [{100 * c['sound']['interval']['low']:+.1f}, "
-             f"{100 * c['sound']['interval']['high']:+.1f}]"),
+            *[(name, _pct(p["before"]), _pct(p["after"]),
+               f"{100 * p['difference']:+.1f} pts [{100 * p['interval']['low']:+.1f}, {100 * p['interval']['high']:+.1f}]")
+              for name, p in paired],
             ("improved / regressed problems", "", "", f"{c['improved']} / {c['regressed']}"),
         ], header=("metric", "before", "after", f"difference ({int(100 * ci['confidence'])}% paired bootstrap CI)"))
