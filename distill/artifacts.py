@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypedDict, TypeVar
 
 from distill.errors import InputError
+from distill.metrics import Metrics, metrics_from_json
 from distill.records import read_jsonl, write_json_atomic
 
 SCHEMA = 1  # JSONL line records (problems, traces, eval outputs)
@@ -283,21 +284,27 @@ class FilterStats:
 
 @dataclass
 class EvalReport:
-    """report.json of an eval. ``metrics`` is an open mapping: pass@1, pass@k, intervals, shares,
-    breakdowns (by_source, by_kind, and whatever metrics.summarise adds, e.g. sound, by_family)."""
+    """report.json of an eval. ``metrics`` is the typed record of :mod:`distill.metrics` (pass@1,
+    sound, pass@k, shares, breakdowns, intervals), stored as its JSON form; given as a dict, it is
+    read into the record."""
 
     eval_key: str
     model: dict
     settings: dict
-    metrics: dict[str, Any]
+    metrics: Metrics
     run: dict
     created_at: str
     cost_usd: float | None = None
     compare: dict | None = None
     schema: int = REPORT_SCHEMA
 
+    def __post_init__(self) -> None:
+        if isinstance(self.metrics, dict):
+            self.metrics = metrics_from_json(self.metrics)
+
     def to_dict(self) -> dict:
-        data = dataclasses.asdict(self)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["metrics"] = self.metrics.to_dict()  # the record's JSON keys ("pass@1"), not its field names
         if data["compare"] is None:
             del data["compare"]
         return data
@@ -307,12 +314,15 @@ class EvalReport:
 
     @property
     def pass_at_1(self) -> float:
-        return float(self.metrics["pass@1"])
+        return self.metrics.pass_at_1.value
 
     @classmethod
     def read(cls, path: str | Path) -> EvalReport:
         path = Path(path)
-        report = _build(cls, _read_json(path, REPORT_SCHEMA, "eval report"), path, "eval report")
-        if "pass@1" not in report.metrics:
+        try:
+            report = _build(cls, _read_json(path, REPORT_SCHEMA, "eval report"), path, "eval report")
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"eval report with malformed metrics ({exc})"[:200], path=path, field="metrics") from None
+        if report.metrics.pass_at_1 is None:
             raise InputError("eval report without pass@1", path=path, field="metrics")
         return report

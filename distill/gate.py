@@ -7,7 +7,7 @@ Usage:
     verdict.lines()                # what the card, the report and the log say, either way
 
 Pure apart from reading report.json: the comparisons are the paired ones ``distill eval`` wrote
-(after minus before on the same problems, paired bootstrap interval; :func:`distill.evaluate.
+(after minus before on the same problems, paired bootstrap interval; :func:`distill.
 metrics.compare_outputs`). Held-out accuracy regressed when that interval lies entirely below
 zero, in pass@1 or in sound accuracy (where eval compared it): a drop the resampling cannot
 explain away, not any dip. Guard problems (general skills

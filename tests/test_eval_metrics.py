@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from distill.evaluate.metrics import compare_outputs, pass_at_k, summarise, wilson_interval
+from distill.metrics import compare_outputs, pass_at_k, summarise, wilson_interval
 
 
 def _rec(pid, sample, correct, **kw):
@@ -40,14 +40,15 @@ def test_summarise_pass_at_k_shares_and_breakdowns():
     records += [_rec("c", s, None, reasoning_tokens=10) for s in range(4)]  # undecided
     records.append({"id": "d", "sample": 0, "error": {"type": "http_500", "message": "x"}})
     m = summarise(records)
-    assert m["problems"] == 3 and m["samples"] == 12 and m["errors"] == 1
-    assert m["pass@1"] == pytest.approx((0.5 + 0 + 0) / 3)
-    assert m["pass@k"]["pass@2"] == pytest.approx((1 - 1 / 6) / 3)
-    assert m["pass@k"]["pass@4"] == pytest.approx(1 / 3)
-    assert m["answered"] == pytest.approx(7 / 12) and m["truncated"] == pytest.approx(1 / 12)  # cut: not final
-    assert m["undecided"] == pytest.approx(4 / 12) and m["mean_reasoning_tokens"] == pytest.approx(40 / 12)
-    assert m["by_source"]["gsm"] == {"problems": 1, "pass@1": 0.5}
-    assert m["by_kind"]["exact"]["pass@1"] == 0.0 and m["by_kind"]["math"]["problems"] == 2
+    assert m.problems == 3 and m.samples == 12 and m.errors == 1
+    assert m.pass_at_1.value == pytest.approx((0.5 + 0 + 0) / 3)
+    assert m.pass_at_k["pass@2"] == pytest.approx((1 - 1 / 6) / 3)
+    assert m.pass_at_k["pass@4"] == pytest.approx(1 / 3)
+    assert m.answered == pytest.approx(7 / 12) and m.truncated == pytest.approx(1 / 12)  # cut: not final
+    assert m.undecided == pytest.approx(4 / 12) and m.mean_reasoning_tokens == pytest.approx(40 / 12)
+    assert m.to_dict()["by_source"]["gsm"] == {"problems": 1, "pass@1": 0.5}
+    assert m.by_kind["exact"].scores["pass@1"].value == 0.0 and m.by_kind["math"].problems == 2
+    assert m.sound is None and "sound" not in m.to_dict()  # no sample carries it: not measured, not 0%
 
 
 def test_compare_pairs_by_problem_and_brackets_the_difference():

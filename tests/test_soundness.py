@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from distill.evaluate.metrics import FAMILY_HEADER, chance_rates, family_rows, summarise
+from distill.metrics import chance_rates, family_table, metrics_from_json, summarise
 from distill.soundness import FAMILY_CHECKS, false_comparisons, false_steps, is_sound, register
 from distill.offline import families as offline
 from distill.offline.checks import spelled_runs
@@ -111,7 +111,7 @@ def _rec(pid, family, correct, sound):
 def test_summary_carries_sound_and_per_family_scores_with_intervals():
     recs = [_rec("a", "f1", True, True), _rec("b", "f1", True, False), _rec("c", "f1", False, False),
             _rec("d", "f2", True, True), _rec("e", None, None, None)]
-    m = summarise(recs)
+    m = summarise(recs).to_dict()
     assert m["sound"] == pytest.approx(2 / 5) and m["pass@1"] == pytest.approx(3 / 5)
     assert m["unsound_correct"] == 1
     assert m["sound_interval"]["method"] == "wilson" and m["sound_interval"]["low"] < 0.4 < m["sound_interval"]["high"]
@@ -125,10 +125,11 @@ def test_chance_is_always_giving_the_most_common_training_answer():
     train = [{"family": "f", "answer": a} for a in ("2", "2", "1", "3")] + [{"family": "g", "answer": "9"}]
     held = [{"family": "f", "answer": a} for a in ("2", "1", "2", "2")]
     assert chance_rates(held, train) == {"f": {"answer": "2", "pass@1": 0.75, "train_problems": 4}}
-    rows = family_rows({"f": {"problems": 4, "pass@1": 0.5, "sound": 0.25}},
-                       {"f": {"problems": 4, "pass@1": 1.0, "sound": 0.75, "chance": {"pass@1": 0.75},
-                              "sound_interval": {"low": 0.3, "high": 0.95}}})
-    assert len(rows[0]) == len(FAMILY_HEADER)
+    header, rows = family_table(
+        metrics_from_json({"by_family": {"f": {"problems": 4, "pass@1": 1.0, "sound": 0.75, "chance": {"pass@1": 0.75},
+                                               "sound_interval": {"low": 0.3, "high": 0.95}}}}),
+        metrics_from_json({"by_family": {"f": {"problems": 4, "pass@1": 0.5, "sound": 0.25}}}))
+    assert len(rows[0]) == len(header)
     assert rows == [["f", "4", "75%", "50%", "100%", "25%", "75% [30%, 95%]"]]
 
 

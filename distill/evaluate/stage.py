@@ -29,7 +29,8 @@ from distill.errors import ConfigError, InputError, SamplesFailed
 from distill.decode.backends import Answer, ApiBackend, Job, LocalBackend, VllmBackend
 from distill.evaluate.basemodel import check_adapter_base
 from distill.evaluate.config import EvalConfig
-from distill.evaluate.metrics import chance_rates, compare_outputs, summarise, wilson_interval
+from distill.metrics import (Metrics, accuracy_specs, chance_rates, compare_outputs, metric_rows, summarise,
+                             wilson_interval)
 from distill.render import DEFAULT_PROMPT
 from distill.scoring import score, soundness
 from distill.paths import check_outputs
@@ -62,9 +63,9 @@ def run(cfg: EvalConfig, backend=None, problems: list[dict] | None = None) -> Pa
         backend = backend or _load_backend(cfg, adapter=cfg.adapter)
     report = evaluate(cfg, problems, backend, out, adapter=cfg.adapter, compare_to=before_dir)
     _show(report)
-    failed = report.metrics["errors"]
+    failed = report.metrics.errors
     if failed:
-        raise SamplesFailed(f"{failed} of {report.metrics['samples'] + failed} answers failed "
+        raise SamplesFailed(f"{failed} of {report.metrics.samples + failed} answers failed "
                             f"({_failure_kinds(EvalFiles(out).outputs, report.eval_key)}); the report leaves them out "
                             "and a re-run retries them")
     return out
@@ -209,9 +210,9 @@ def _add_soundness(records: list[dict], problems: dict[str, dict]) -> None:
             rec.update(soundness(rec.get("correct"), rec.get("reasoning"), rec.get("content"), problems[rec["id"]]))
 
 
-def _add_chance(metrics: dict, cfg: EvalConfig, problems: list[dict]) -> None:
-    """metrics.by_family.<family>.chance: always giving the family's most common training answer."""
-    if not metrics.get("by_family"):
+def _add_chance(metrics: Metrics, cfg: EvalConfig, problems: list[dict]) -> None:
+    """metrics.by_family[family].chance: always giving the family's most common training answer."""
+    if not metrics.by_family:
         return
     if cfg.chance_problems:
         from distill.sources import load_problems
@@ -224,8 +225,8 @@ def _add_chance(metrics: dict, cfg: EvalConfig, problems: list[dict]) -> None:
     else:
         return
     for family, chance in chance_rates(problems, train).items():
-        if family in metrics["by_family"]:
-            metrics["by_family"][family]["chance"] = chance
+        if family in metrics.by_family:
+            metrics.by_family[family].chance = chance
 
 
 def _source(problem: dict, cfg: EvalConfig) -> str:
@@ -279,7 +280,7 @@ def compare_with(before_dir: Path, after_records: list[dict], cfg: EvalConfig) -
     result["before_dir"] = str(before_dir)
     before_report = EvalReport.read(files.report) if files.report.is_file() else None
     result["before_model"] = before_report.model if before_report else None
-    result["by_family_before"] = before_report.metrics.get("by_family") if before_report else None
+    result["by_family_before"] = before_report.metrics.to_dict()["by_family"] if before_report else None
     return result
 
 
@@ -288,24 +289,17 @@ def _pct(x: float | None) -> str:
 
 
 def _show(report: EvalReport) -> None:
-    m = report.metrics
-    ci = m["pass@1_interval"]
-    rows = [("problems", m["problems"]), ("samples", m["samples"]),
-            ("pass@1", f"{_pct(m['pass@1'])}  [{_pct(ci['low'])}, {_pct(ci['high'])}] (Wilson)")]
-    ci = m["sound_interval"]
-    rows.append(("sound (correct, no false step)", f"{_pct(m['sound'])}  [{_pct(ci['low'])}, {_pct(ci['high'])}]"))
-    rows += [(k, _pct(v)) for k, v in m["pass@k"].items() if k != "pass@1"]
-    rows += [("with a final answer", _pct(m["answered"])), ("truncated", _pct(m["truncated"])),
-             ("mean reasoning tokens", f"{m['mean_reasoning_tokens']:.1f}")]
-    if m["errors"]:
-        rows.append(("failed requests (retried next run)", m["errors"]))
-    if len(m["by_source"]) > 1 or len(m["by_kind"]) > 1:
-        rows += [(f"  source {k}", f"{_pct(v['pass@1'])} of {v['problems']}") for k, v in m["by_source"].items()]
-        rows += [(f"  kind {k}", f"{_pct(v['pass@1'])} of {v['problems']}") for k, v in m["by_kind"].items()]
-    for name, f in m.get("by_family", {}).items():
-        chance = f" (chance {_pct(f['chance']['pass@1'])})" if f.get("chance") else ""
-        rows.append((f"  family {name}", f"pass@1 {_pct(f['pass@1'])}{chance}, sound {_pct(f['sound'])} "
-                                         f"of {f['problems']}"))
+    """The eval's metrics on the console, a row per metric of the record; breakdowns by source and kind
+    only when there is more than one."""
+    rows: list[tuple[str, str]] = []
+    metrics = metric_rows(report.metrics)
+    groups = {s: len({r.group for r in metrics if r.section == s}) for s in {r.section for r in metrics}}
+    for r in metrics:
+        if r.group is None:
+            rows.append((r.label, r.text(interval=r.section == "accuracy")))
+        elif r.section == "family" or groups[r.section] > 1:
+            chance = f" (chance {_pct(r.chance)})" if r.chance is not None else ""
+            rows.append((f"  {r.section} {r.group} {r.label}", f"{r.text()}{chance} of {r.problems}"))
     run = report.run
     if run.get("tokens_per_s"):
         rows.append(("throughput", f"{run['tokens_per_s']} tok/s, {run['problems_per_min']} problems/min"))
@@ -313,11 +307,12 @@ def _show(report: EvalReport) -> None:
     c = report.compare
     if c:
         ci = c["interval"]
+        # pass@1's comparison is the mapping itself; each further accuracy sits under its key ("sound")
+        paired = [("pass@1", c)] + [(s.key, c[s.key]) for _, s in accuracy_specs()[1:]
+                                    if isinstance(c.get(s.key), dict)]
         show_table(f"before/after on {c['paired_problems']} paired problems", [
-            ("pass@1", _pct(c["before"]), _pct(c["after"]),
-             f"{100 * c['difference']:+.1f} pts [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}]"),
-            ("sound", _pct(c["sound"]["before"]), _pct(c["sound"]["after"]),
-             f"{100 * c['sound']['difference']:+.1f} pts [{100 * c['sound']['interval']['low']:+.1f}, "
-             f"{100 * c['sound']['interval']['high']:+.1f}]"),
+            *[(name, _pct(p["before"]), _pct(p["after"]),
+               f"{100 * p['difference']:+.1f} pts [{100 * p['interval']['low']:+.1f}, {100 * p['interval']['high']:+.1f}]")
+              for name, p in paired],
             ("improved / regressed problems", "", "", f"{c['improved']} / {c['regressed']}"),
         ], header=("metric", "before", "after", f"difference ({int(100 * ci['confidence'])}% paired bootstrap CI)"))

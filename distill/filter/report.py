@@ -1,4 +1,4 @@
-"""The filter's report: stats.json (funnel, pass@k, per source, tokens, judge), tables and a funnel plot.
+"""The filter's report: stats.json (funnel, pass@k, per source, tokens, judge), tables and the funnel plot (distill.plots).
 
 Usage:
     stats = build_stats(cfg, results, winners, decisions, judged, lines, superseded, measured, elapsed)
@@ -14,8 +14,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from distill import plots
 from distill.artifacts import FilterStats
-from distill.evaluate.metrics import pass_at_k
+from distill.metrics import pass_at_k
 from distill.filter.measure import FLAG_ORDER
 from distill.progress import human_count, show_table
 from distill.records import write_json_atomic
@@ -153,7 +154,7 @@ def _judge(cfg: Any, judged: dict, results: dict) -> dict:
 def write(stats: dict, stats_path: Path, plot_path: Path | None, show: bool) -> None:
     """stats.json (atomic, checked against :class:`distill.artifacts.FilterStats`), the plot, the tables."""
     if plot_path is not None:
-        plot_funnel(stats, plot_path)
+        plots.funnel(stats, plot_path)
         stats["plot"] = plot_path.name
     write_json_atomic(stats_path, FilterStats(**stats).to_dict())
     if show:
@@ -186,35 +187,3 @@ def print_tables(stats: dict) -> None:
                for name, s in sorted(stats["per_source"].items())]
     if len(sources) > 1:
         show_table("per source", sources, header=("source", "traces", "kept", "kept %", "correct %"))
-
-
-def plot_funnel(stats: dict, path: Path) -> None:
-    """Horizontal funnel (traces left after each check) and the correct-per-problem histogram."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    funnel = stats["funnel"]
-    dist = stats["problems"]["correct_per_problem"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, max(3.0, 0.45 * len(funnel) + 1.2)),
-                                   gridspec_kw={"width_ratios": [3, 2]})
-    names = [f["step"] for f in funnel][::-1]
-    left = [f["left"] for f in funnel][::-1]
-    dropped = [f["dropped"] for f in funnel][::-1]
-    ax1.barh(names, left, color="#4c72b0", label="left")
-    ax1.barh(names, dropped, left=left, color="#dd8452", label="dropped here")
-    for y, (value, gone) in enumerate(zip(left, dropped)):
-        ax1.text(value, y, f" {value}" + (f" (-{gone})" if gone else ""), va="center", fontsize=8)
-    ax1.set_xlabel("traces")
-    ax1.set_title(f"filter funnel: kept {stats['kept']} of {stats['traces']['unique']}")
-    ax1.legend(loc="lower right", fontsize=8)
-    ax2.bar(range(len(dist)), list(dist.values()), color="#55a868", tick_label=list(dist) or None)
-    ax2.set_title("correct samples per problem")
-    ax2.set_ylabel("problems")
-    ax2.tick_params(axis="x", labelrotation=60, labelsize=7)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)

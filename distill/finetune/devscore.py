@@ -73,7 +73,7 @@ class DevScorer:
     def score(self, model: Any, step: int) -> dict[str, float]:
         """Save the adapter as it is at ``step``, answer and verify the dev set; keep it when best."""
         from distill.decode.backends import Job
-        from distill.evaluate.metrics import summarise
+        from distill.metrics import metric_rows, summarise
         from distill.scoring import score
 
         current = AdapterFiles(self.out).checkpoints / f".dev-step-{step}"
@@ -93,9 +93,7 @@ class DevScorer:
                 sink.write({**rec, "step": step})
         metrics = summarise(records)
         self.scored += 1
-        row = {"dev_pass@1": round(metrics["pass@1"], 6)}
-        if "sound" in metrics:
-            row["dev_sound"] = round(float(metrics["sound"]), 6)
+        row = {f"dev_{r.key}": round(r.after.value, 6) for r in metric_rows(metrics, sections=("accuracy",))}
         by = "sound" if "dev_sound" in row else "pass@1"
         value = row[f"dev_{by}"]
         if self.best is None or value > self.best["value"]:

@@ -82,41 +82,8 @@ def adapter_record(cfg: Any, student_path: Path, chat_template: str | None, coun
 
 
 def plot_loss(log: Path, png: Path) -> Path | None:
-    """Draw train (and eval) loss against step, and dev accuracy where scored; None when there is nothing to draw."""
+    """loss.png from loss.jsonl (:func:`distill.plots.loss`); None when there is nothing to draw."""
+    from distill import plots
+
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
-    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    evals = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
-    dev = {name: [(r["step"], r[f"dev_{name}"]) for r in rows if f"dev_{name}" in r] for name in ("pass@1", "sound")}
-    if not train and not evals:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    if train:
-        ax.plot(*zip(*train), label="train", linewidth=1.2)
-    if evals:
-        ax.plot(*zip(*evals), "o-", label="eval", linewidth=1.2)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (per trained token)")
-    ax.grid(alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    if any(dev.values()):  # loss is not the target: verified dev accuracy on its own axis
-        acc = ax.twinx()
-        for (name, points), style in zip(dev.items(), ("s-", "^-")):
-            if points:
-                acc.plot(*zip(*points), style, color="tab:green" if name == "pass@1" else "tab:purple",
-                         label=f"dev {name}", linewidth=1.2)
-        acc.set_ylim(0, 1)
-        acc.set_ylabel("dev accuracy (verified)")
-        more = acc.get_legend_handles_labels()
-        handles, labels = handles + more[0], labels + more[1]
-    ax.legend(handles, labels, fontsize=8)
-    fig.tight_layout()
-    tmp = png.with_name(f".{png.stem}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(png)
-    return png
+    return plots.loss(rows, png)

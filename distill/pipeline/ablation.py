@@ -13,7 +13,7 @@ learning rate) and scored on the recipe's held-out eval problems with its eval s
   adapter and eval-after when the pipeline trained and scored them with the same settings.
 
 Each arm is compared with ``filtered`` on the same problems: the arm's pass@1 minus filtered's,
-with a paired bootstrap interval (:func:`distill.evaluate.metrics.compare_outputs`). An arm whose
+with a paired bootstrap interval (:func:`distill.metrics.compare_outputs`). An arm whose
 key (settings and data bytes) is unchanged is reused. Whatever the table says is reported,
 including when it goes against the method.
 """
@@ -61,17 +61,11 @@ def run_ablation(cfg, layout: RunLayout) -> Path:
     for arm in arms:
         results[arm] = _run_arm(cfg, layout, folder, arm)
     reference = _records(results[REFERENCE]["eval"])
-    from distill.evaluate.metrics import compare_outputs
-
     for arm, result in results.items():
         if arm != REFERENCE:
-            records = _records(result["eval"])
-            result["vs_filtered"] = compare_outputs(reference, records, cfg.eval.confidence, cfg.eval.bootstrap)
-            if "sound" in result["metrics"]:
-                result["vs_filtered_sound"] = compare_outputs(reference, records, cfg.eval.confidence,
-                                                              cfg.eval.bootstrap, field="sound")
+            result.update(_versus_reference(reference, _records(result["eval"]), result["metrics"], cfg.eval))
     report = {"schema": 1, "reference": REFERENCE, "max_steps": cfg.finetune.max_steps,
-              "eval_problems": str(cfg.eval.problems), "arms": {a: _public(r) for a, r in results.items()},
+              "eval_problems": str(cfg.eval.problems), "arms": results,
               "note": "pass@1 and sound accuracy on the held-out eval problems; difference = arm minus filtered "
                       "on the same problems, paired bootstrap interval"}
     write_json_atomic(folder / "report.json", report)
@@ -104,7 +98,7 @@ def _run_arm(cfg, layout: RunLayout, folder: Path, arm: str) -> dict:
     return {"label": LABELS[arm], "adapter": ft.out, "eval": ev.out, "data": ft.data,
             "reasoning_format": ft.reasoning_format, "train_examples": record.data.get("train_examples"),
             "steps": record.metrics.get("steps"), "train_seconds": record.metrics.get("wall_time_s"),
-            "metrics": EvalReport.read(report).metrics, "reused": current,
+            "metrics": EvalReport.read(report).metrics.to_dict(), "reused": current,
             "seconds_this_run": round(time.time() - started, 1)}
 
 
@@ -157,28 +151,35 @@ def _records(eval_dir: str) -> list[dict]:
     return list(read_latest(EvalFiles(Path(eval_dir)).outputs).values())
 
 
-def _public(result: dict) -> dict:
-    m = result["metrics"]
-    keep = {k: m[k] for k in ("problems", "pass@1", "pass@1_interval", "sound", "by_family", "by_source") if k in m}
-    return {**{k: v for k, v in result.items() if k != "metrics"}, "metrics": keep}
+def _versus_key(metric: str) -> str:
+    """Where an arm keeps its paired comparison with filtered: vs_filtered (pass@1), vs_filtered_<metric>."""
+    return "vs_filtered" if metric == "pass@1" else f"vs_filtered_{metric}"
+
+
+def _versus_reference(reference: list[dict], records: list[dict], metrics: dict, ev) -> dict:
+    """Each accuracy of the record the arm measured, compared with filtered on the same problems."""
+    from distill.metrics import accuracy_specs, compare_outputs
+
+    return {_versus_key(spec.key): compare_outputs(reference, records, ev.confidence, ev.bootstrap,
+                                                   field=spec.sample_field)
+            for _, spec in accuracy_specs() if metrics.get(spec.key) is not None}
 
 
 def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
-    """The ablation table: pass@1 per arm (Wilson interval) and the paired difference against filtered."""
-    header = ["arm", "train examples", "steps", "pass@1 [95% CI]", "pass@1 vs filtered (paired 95% CI)",
-              "sound", "sound vs filtered"]
-    rows = []
-    for arm in ARMS:
-        r = report["arms"].get(arm)
-        if r is None:
-            continue
-        m = r["metrics"]
-        ci = m.get("pass@1_interval") or {}
-        sound = f"{100 * m['sound']:.1f}%" if isinstance(m.get("sound"), (int, float)) else "n/a"
-        rows.append([r["label"], str(r["train_examples"]), str(r["steps"]),
-                     f"{100 * m['pass@1']:.1f}% [{100 * ci.get('low', 0):.1f}, {100 * ci.get('high', 1):.1f}]",
-                     _versus(r, "vs_filtered"), sound, _versus(r, "vs_filtered_sound")])
-    return header, rows
+    """The ablation table: every accuracy per arm (Wilson interval) and its paired difference against filtered."""
+    from distill.metrics import metric_rows, metrics_from_json
+
+    arms = [report["arms"][a] for a in ARMS if a in report["arms"]]
+    accuracies = [metric_rows(metrics_from_json(a["metrics"]), sections=("accuracy",)) for a in arms]
+    keys = list(dict.fromkeys(r.key for rows in accuracies for r in rows))
+    header = ["arm", "train examples", "steps"]
+    header += [h for k in keys for h in (f"{k} [95% CI]", f"{k} vs filtered (paired 95% CI)")]
+    table = []
+    for arm, rows in zip(arms, accuracies):
+        mine = {r.key: r for r in rows}
+        cells = [c for k in keys for c in (mine[k].text() if k in mine else "n/a", _versus(arm, _versus_key(k)))]
+        table.append([arm["label"], str(arm["train_examples"]), str(arm["steps"]), *cells])
+    return header, table
 
 
 def _versus(arm: dict, key: str) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 
 from distill.artifacts import EvalReport, FilterStats, is_failed, read_latest
 from distill.layout import RunLayout
+from distill.metrics import metric_rows
 from distill.pipeline.config import PipelineConfig
 from distill.pipeline.lora_endpoint import adapter_name
 from distill.pipeline.state import Ledger, content_hash
@@ -187,9 +188,11 @@ def round_rows(root: Path, rounds: int) -> list[dict[str, Any]]:
         }
         solved |= ids
         if rl.eval_after.report.exists():
-            metrics = EvalReport.read(rl.eval_after.report).metrics
-            interval = metrics.get("pass@1_interval") or {}
-            row.update(accuracy=metrics["pass@1"], low=interval.get("low"), high=interval.get("high"))
+            scores = {r.key: r.after for r in metric_rows(EvalReport.read(rl.eval_after.report).metrics,
+                                                           sections=("accuracy",))}
+            head = scores["pass@1"]
+            row.update(accuracy=head.value, low=head.low, high=head.high,
+                       scores={k: {"value": s.value, "low": s.low, "high": s.high} for k, s in scores.items()})
         rows.append(row)
     return rows
 

@@ -1,4 +1,4 @@
-"""The report's STaR sections: the per-round table and curve (loop.json), and generate's until-correct tally.
+"""The report's STaR sections: the per-round table and chart (loop.json), and generate's until-correct tally.
 
 Usage:
     blocks = loop_blocks(run_dir)      # [] for a one-pass run without until_correct
@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from distill import plots
 from distill.layout import RunLayout, generate_summary_path
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,20 @@ def loop_blocks(run_dir: Path) -> list[Any]:
                      "run's adapter). Round 1 trains on teacher traces; later rounds are sampled by "
                      + _HOW.get(summary.get("generator", "student"), "?") + " and train on the union of every "
                      "round's kept traces, " + _HOW.get(summary.get("restart", "base"), "?") + ".")]
+    # Every accuracy of the eval record after pass@1 (loop.json's "scores"; older files have pass@1 alone).
+    more = [k for k in dict.fromkeys(k for r in rows for k in r.get("scores") or {}) if k != "pass@1"]
     blocks += [("table", ["round", "traces drawn", "kept", "rationalized", "new problems solved",
-                          "held-out pass@1", "95% interval"],
+                          "held-out pass@1", "95% interval"] + [f"held-out {k}" for k in more],
                 [[str(r["round"]), str(r["drawn"]), str(r["kept"]), str(r["rationalized"]),
                   str(r["new_problems_solved"]), _pct(r.get("accuracy")),
                   f"{_pct(r.get('low'))} - {_pct(r.get('high'))}" if r.get("low") is not None else "-"]
+                 + [_pct(((r.get("scores") or {}).get(k) or {}).get("value")) for k in more]
                  for r in rows])]
-    chart = _draw_rounds(rows, RunLayout(run_dir).plots / "rounds.png")
+    try:
+        chart = plots.rounds(rows, RunLayout(run_dir).plots / "rounds.png")
+    except Exception as exc:  # a chart is never worth failing a finished run
+        log.warning("report: could not draw the rounds chart (%s)", exc)
+        chart = None
     if chart:
         blocks.append(("img", chart, "held-out accuracy per round"))
     return blocks
@@ -65,38 +73,3 @@ _HOW = {"student": "the previous round's student (run here)",
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
-
-
-def _draw_rounds(rows: list[dict], path: Path) -> Path | None:
-    """Held-out accuracy per round with its interval, and kept traces per round as bars."""
-    scored = [r for r in rows if r.get("accuracy") is not None]
-    if not scored:
-        return None
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=True)
-        import matplotlib.pyplot as plt
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure, ax = plt.subplots(figsize=(5.6, 3.2), dpi=110)
-        x = [r["round"] for r in scored]
-        y = [100 * r["accuracy"] for r in scored]
-        err = [[max(0.0, v - 100 * (r.get("low") or r["accuracy"])) for v, r in zip(y, scored)],
-               [max(0.0, 100 * (r.get("high") or r["accuracy"]) - v) for v, r in zip(y, scored)]]
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=5, color="#1a7f37")
-        ax.set_xticks(x)
-        ax.set_xlabel("round")
-        ax.set_ylabel("held-out pass@1 (%)")
-        ax.set_ylim(0, 100)
-        kept = ax.twinx()
-        kept.bar(x, [r["kept"] for r in scored], alpha=0.2, color="#57606a", width=0.4)
-        kept.set_ylabel("kept traces")
-        ax.set_title("STaR rounds (95% interval)", fontsize=10)
-        figure.tight_layout()
-        figure.savefig(path, format="png")
-        plt.close(figure)
-        return path
-    except Exception as exc:  # a chart is never worth failing a finished run
-        log.warning("report: could not draw the rounds chart (%s)", exc)
-        return None

@@ -4,7 +4,7 @@ Usage:
     md_path, html_path = write_report(run_dir, collect(run_dir))
 
 One list of blocks (headings, paragraphs, tables, images, code) renders to both Markdown and
-HTML, so the two always say the same thing. Plots are PNGs from matplotlib (Agg) in plots/;
+HTML, so the two always say the same thing. Plots are PNGs (distill.plots) in plots/;
 the HTML carries them as base64 so it can be mailed or attached on its own.
 """
 
@@ -15,9 +15,9 @@ import html
 import logging
 from pathlib import Path
 
-from distill.pipeline import plots
+from distill import plots
 from distill.layout import RunLayout
-from distill.evaluate.metrics import FAMILY_HEADER, family_rows
+from distill.metrics import family_table, metric_rows
 from distill.pipeline.summary import Figures, accuracy_text, summary_rows
 from distill.records import write_text_atomic
 
@@ -37,7 +37,7 @@ def write_report(run_dir: Path, fig: Figures) -> tuple[Path, Path]:
 
 
 def build_blocks(run_dir: Path, fig: Figures) -> list[Block]:
-    charts = plots.draw_all(RunLayout(run_dir).plots, fig)
+    charts = draw_charts(RunLayout(run_dir).plots, fig)
     blocks: list[Block] = [("h1", f"distill run: {run_dir.name}"),
                            ("p", f"Accuracy on held-out problems, before -> after: **{accuracy_text(fig)}**")]
     blocks += [("h2", "Summary"), ("table", ["", ""], [r for r in summary_rows(fig) if not r[0].startswith("  ") and r[0] != "report"])]
@@ -47,9 +47,10 @@ def build_blocks(run_dir: Path, fig: Figures) -> list[Block]:
                          "Each dropped trace is in rejected.jsonl with its reason.")]
         blocks += _table_or_none(["dropped by", "traces"], list(fig.funnel.items()))
         blocks += _image(charts, "funnel", "filter funnel")
-    if fig.loss or fig.train_seconds is not None:
+    if fig.training_log or fig.train_seconds is not None:
+        logged = sum(1 for r in fig.training_log if "loss" in r)
         blocks += [("h2", "Training"),
-                   ("p", f"{_n(fig.train_examples)} examples, {len(fig.loss)} logged steps, "
+                   ("p", f"{_n(fig.train_examples)} examples, {logged} logged steps, "
                          f"{'-' if fig.train_seconds is None else f'{fig.train_seconds:.0f} s'} of training.")]
         if fig.checkpoint:
             c = fig.checkpoint
@@ -59,14 +60,13 @@ def build_blocks(run_dir: Path, fig: Figures) -> list[Block]:
         blocks += _image(charts, "loss", "training loss")
     if fig.accuracy_before or fig.accuracy_after:
         blocks += [("h2", "Accuracy before and after")]
-        blocks += _table_or_none(["", "pass@1", "95% interval", "sound", "problems", "answered", "truncated"],
-                                 _accuracy_rows(fig))
-        families = family_rows((fig.accuracy_before or {}).get("by_family"), (fig.accuracy_after or {}).get("by_family"))
+        blocks += _table_or_none(["", "before", "after"], _accuracy_rows(fig))
+        header, families = family_table(fig.accuracy_after, fig.accuracy_before)
         if families:
             blocks += [("p", "Per problem family: pass@1 and sound accuracy (correct, and every checkable step "
                              "of the student's reasoning true), 95% Wilson intervals; chance is always giving "
                              "the family's most common training answer.")]
-            blocks += _table_or_none(FAMILY_HEADER, families)
+            blocks += _table_or_none(header, families)
         blocks += _image(charts, "accuracy", "accuracy before and after")
     if fig.gate:
         blocks += [("h2", "Regression check"), ("p", " ".join(fig.gate))]
@@ -99,15 +99,25 @@ def build_blocks(run_dir: Path, fig: Figures) -> list[Block]:
 
 
 def _accuracy_rows(fig: Figures) -> list[list[str]]:
-    rows = []
-    for label, acc in (("before", fig.accuracy_before), ("after", fig.accuracy_after)):
-        if not acc:
-            continue
-        interval = acc.get("pass@1_interval") or {}
-        span = f"{interval['low']:.1%} - {interval['high']:.1%}" if "low" in interval else "-"
-        rows.append([label, f"{acc['pass@1']:.1%}", span, _pct(acc.get("sound")), str(acc.get("problems", "-")),
-                     _pct(acc.get("answered")), _pct(acc.get("truncated"))])
-    return rows
+    """A row per metric of the eval record (breakdowns are the family table), before and after."""
+    rows = metric_rows(fig.accuracy_after, fig.accuracy_before)
+    return [[r.label, r.text("before"), r.text("after")] for r in rows if r.group is None]
+
+
+def draw_charts(folder: Path, fig: Figures) -> dict[str, Path]:
+    """Draw every chart the figures allow (:mod:`distill.plots`); returns name -> PNG path."""
+    todo = {"funnel": lambda path: plots.funnel(fig.filter_stats, path) if fig.filter_stats else None,
+            "loss": lambda path: plots.loss(fig.training_log, path),
+            "accuracy": lambda path: plots.accuracy(metric_rows(fig.accuracy_after, fig.accuracy_before), path),
+            "stages": lambda path: plots.stages(fig.steps, path)}
+    charts = {}
+    for name, draw in todo.items():
+        try:
+            if draw(folder / f"{name}.png"):
+                charts[name] = folder / f"{name}.png"
+        except Exception as exc:  # a chart is never worth failing a finished run
+            log.warning("report: could not draw the %s chart (%s)", name, exc)
+    return charts
 
 
 def _reused(state: dict) -> bool:
@@ -124,10 +134,6 @@ def _table_or_none(header: list[str], rows: list) -> list[Block]:
 
 def _n(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if not isinstance(value, (int, float)) else f"{value:.0%}"
 
 
 # ---------------------------------------------------------------- rendering

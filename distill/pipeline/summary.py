@@ -18,6 +18,7 @@ from typing import Any
 
 from distill.artifacts import AdapterRecord, EvalReport, FilterStats, is_failed, latest_per_pair, read_records
 from distill.layout import RunLayout
+from distill.metrics import Metrics, metric_rows
 from distill.pipeline.state import Ledger
 from distill.progress import human_count, show_table
 from distill.records import read_jsonl
@@ -35,16 +36,16 @@ class Figures:
     failed: int | None = None
     kept: int | None = None
     funnel: dict[str, int] = field(default_factory=dict)
+    filter_stats: dict[str, Any] | None = None  # stats.json as written (the funnel chart draws it)
     tokens: dict[str, int] = field(default_factory=dict)
     cost_usd: float | None = None
     train_seconds: float | None = None
     train_examples: int | None = None
-    loss: list[tuple[float, float]] = field(default_factory=list)
-    accuracy_before: dict[str, Any] | None = None
-    accuracy_after: dict[str, Any] | None = None
+    training_log: list[dict] = field(default_factory=list)  # loss.jsonl rows: loss, eval_loss, dev_<metric>
+    accuracy_before: Metrics | None = None
+    accuracy_after: Metrics | None = None
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     artefacts: dict[str, Path] = field(default_factory=dict)
-    dev_accuracy: list[tuple[float, float]] = field(default_factory=list)  # (step, dev pass@1) from loss.jsonl
     checkpoint: dict | None = None  # which step's adapter finetune kept, and by what
     ablation: dict | None = None  # ablation/report.json (distill.pipeline.ablation)
     gate: list[str] = field(default_factory=list)  # the regression gate's sentences (distill.gate)
@@ -100,6 +101,7 @@ def _read_filter(layout: RunLayout, fig: Figures) -> None:
         return
     stats = FilterStats.read(layout.filter.stats)
     fig.kept = stats.kept
+    fig.filter_stats = stats.to_dict()
     fig.funnel = {s["step"]: s["dropped"] for s in stats.funnel if s["step"] != "input" and s["dropped"]}
 
 
@@ -111,36 +113,44 @@ def _read_adapter(layout: RunLayout, fig: Figures) -> None:
     fig.train_seconds = record.metrics.get("wall_time_s")
     fig.train_examples = record.data.get("train_examples")
     if files.loss_log.exists():
-        fig.loss = [(float(rec["step"]), float(rec["loss"])) for _, rec in read_jsonl(files.loss_log) if "loss" in rec]
-        fig.dev_accuracy = [(float(rec["step"]), float(rec["dev_pass@1"])) for _, rec in read_jsonl(files.loss_log)
-                            if "dev_pass@1" in rec]
+        fig.training_log = [rec for _, rec in read_jsonl(files.loss_log)]
     fig.checkpoint = record.metrics.get("checkpoint")
 
 
-def _read_eval(path: Path) -> dict[str, Any] | None:
+def _read_eval(path: Path) -> Metrics | None:
     return EvalReport.read(path).metrics if path.exists() else None
 
 
 def accuracy_text(fig: Figures) -> str:
-    """'12.0% -> 46.0% (+34.0 pts)', or what is known of it."""
-    before = fig.accuracy_before["pass@1"] if fig.accuracy_before else None
-    after = fig.accuracy_after["pass@1"] if fig.accuracy_after else None
-    if before is not None and after is not None:
-        sb, sa = (fig.accuracy_before.get("sound"), fig.accuracy_after.get("sound"))
-        sound = f"; sound {sb:.1%} -> {sa:.1%}" if sb is not None and sa is not None else ""
-        return f"{before:.1%} -> {after:.1%} ({(after - before) * 100:+.1f} pts){sound}"
-    if after is not None:
-        return f"after {after:.1%}"
-    return f"before {before:.1%}" if before is not None else "-"
+    """'12.0% -> 46.0% (+34.0 pts); sound 5.0% -> 30.0%': every accuracy of the record, the first with
+    its change; or what is known of it."""
+    rows = metric_rows(fig.accuracy_after, fig.accuracy_before, sections=("accuracy",))
+    if not rows:
+        return "-"
+    parts = []
+    for i, r in enumerate(rows):
+        name = "" if i == 0 else f"{r.key} "
+        if r.change() is not None:
+            parts.append(f"{name}{r.text('before', interval=False)} -> {r.text(interval=False)}"
+                         + (f" ({100 * r.change():+.1f} pts)" if i == 0 else ""))
+        elif r.after is not None:
+            parts.append(f"{name}after {r.text(interval=False)}")
+        else:
+            parts.append(f"{name}before {r.text('before', interval=False)}")
+    return "; ".join(parts)
 
 
 def _family_rows(fig: Figures) -> list[tuple[str, str]]:
-    """One row per problem family: pass@1 and sound accuracy, before -> after, beside chance."""
-    from distill.evaluate.metrics import family_rows
-
-    rows = family_rows((fig.accuracy_before or {}).get("by_family"), (fig.accuracy_after or {}).get("by_family"))
-    return [(f"  {name}", f"pass@1 {pb} -> {pa}, sound {sb} -> {sa} (chance {chance}, {n} problems)")
-            for name, n, chance, pb, pa, sb, sa in rows]
+    """One row per problem family: each accuracy, before -> after, beside chance."""
+    rows = metric_rows(fig.accuracy_after, fig.accuracy_before, sections=("family",))
+    out = []
+    for name in dict.fromkeys(r.group for r in rows):
+        mine = [r for r in rows if r.group == name]
+        chance = next((r.chance for r in mine if r.chance is not None), None)
+        scores = ", ".join(f"{r.key} {r.text('before', digits=0)} -> {r.text(digits=0)}" for r in mine)
+        out.append((f"  {name}", f"{scores} (chance {'-' if chance is None else f'{chance:.0%}'}, "
+                                 f"{mine[0].problems} problems)"))
+    return out
 
 
 def summary_rows(fig: Figures) -> list[tuple[str, str]]:

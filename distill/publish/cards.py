@@ -19,7 +19,7 @@ from typing import Any
 
 from huggingface_hub import DatasetCardData, EvalResult, ModelCardData
 
-from distill.evaluate.metrics import FAMILY_HEADER, family_rows
+from distill.metrics import Metrics, family_table, metric_rows, metrics_from_json
 from distill.render import DEFAULT_PROMPT
 from distill.publish.provenance import public_name
 
@@ -46,16 +46,22 @@ def _table(rows: list[tuple], header: tuple) -> str:
     return "\n".join(lines)
 
 
+def _metrics(facts: dict) -> Metrics | None:
+    data = (facts.get("eval") or {}).get("metrics")
+    return metrics_from_json(data) if data else None
+
+
 def _eval_results(facts: dict, model_name: str) -> list[EvalResult]:
     report = facts.get("eval") or {}
-    metrics = report.get("metrics") or {}
-    if not metrics:
+    metrics = _metrics(facts)
+    if metrics is None:
         return []
     source = str(public_name((report.get("settings") or {}).get("problems")) or "eval problems")
     common = dict(task_type="text-generation", task_name="reasoning", dataset_type=source, dataset_name=source,
                   dataset_split=(report.get("settings") or {}).get("split"))
-    results = [EvalResult(metric_type="pass@1", metric_name="pass@1 (base + adapter)",
-                          metric_value=round(100 * metrics["pass@1"], 2), **common)]
+    results = [EvalResult(metric_type=r.key, metric_name=f"{r.label} (base + adapter)",
+                          metric_value=round(100 * r.after.value, 2), **common)
+               for r in metric_rows(metrics, sections=("accuracy",))]
     compare = report.get("compare") or {}
     if compare.get("before") is not None:
         results.append(EvalResult(metric_type="pass@1", metric_name="pass@1 (base model, same problems)",
@@ -93,11 +99,11 @@ def _how_made(facts: dict) -> list[str]:
 
 def _eval_section(facts: dict) -> list[str]:
     report = facts.get("eval") or {}
-    m = report.get("metrics")
-    if not m:
+    m = _metrics(facts)
+    if m is None:
         return ["## Evaluation", "", "No eval report was given (`distill publish eval=DIR`).", ""]
     s = report.get("settings") or {}
-    lines = ["## Evaluation", "", f"`distill eval` on `{public_name(s.get('problems'))}` ({m['problems']} problems, "
+    lines = ["## Evaluation", "", f"`distill eval` on `{public_name(s.get('problems'))}` ({m.problems} problems, "
              f"{s.get('samples', 1)} sample(s) each, max_new_tokens={s.get('max_new_tokens')}, "
              f"temperature={s.get('temperature')}), scored with the same verifier as the filter.", ""]
     c = report.get("compare")
@@ -107,15 +113,14 @@ def _eval_section(facts: dict) -> list[str]:
                            f"{100 * c['difference']:+.1f} pts [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}]")],
                          ("metric", "base", "base + adapter",
                           f"difference ({int(100 * ci['confidence'])}% {ci['method']} CI)")), ""]
-    families = family_rows((c or {}).get("by_family_before"), m.get("by_family"))
+    before = (c or {}).get("by_family_before")
+    header, families = family_table(m, metrics_from_json({"by_family": before}) if before else None)
     if families:
         lines += ["Per problem family: pass@1, and sound accuracy (correct, and every checkable step of the "
                   "model's reasoning true), with 95% Wilson intervals; chance is always giving the family's "
-                  "most common training answer.", "", _table([tuple(r) for r in families], tuple(FAMILY_HEADER)), ""]
-    rows = [("pass@1", _pct(m["pass@1"])), ("sound", _pct(m.get("sound")))]
-    rows += [(k, _pct(v)) for k, v in m.get("pass@k", {}).items() if k != "pass@1"]
-    rows += [("with a final answer", _pct(m["answered"])), ("truncated", _pct(m["truncated"])),
-             ("mean reasoning tokens", f"{m['mean_reasoning_tokens']:.0f}")]
+                  "most common training answer.", "", _table([tuple(r) for r in families], tuple(header)), ""]
+    rows = [(r.label, r.text(interval=False)) for r in metric_rows(m)
+            if r.group is None and r.section in ("accuracy", "pass@k", "share", "tokens")]
     return lines + [_table(rows, ("base + adapter", "value")), ""]
 
 

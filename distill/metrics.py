@@ -1,0 +1,454 @@
+"""An eval's scores as a typed record, computed from per-sample outputs and turned into rows. Pure.
+
+Usage:
+    from distill.metrics import Metrics, summarise, metric_rows, compare_outputs, metrics_from_json
+    m = summarise(records)                         # records: outputs.jsonl rows -> Metrics
+    m.pass_at_1.value, m.sound.low, m.by_family["decimals"].scores["sound"].value
+    m.to_dict(); metrics_from_json(data)           # the JSON report.json's "metrics" holds, both ways
+    rows = metric_rows(after=m, before=m0)         # what every table, chart and card shows, a row per metric
+    header, table = family_table(after=m, before=m0)
+    diff = compare_outputs(before, after, confidence=0.95, resamples=2000, field="sound")
+    chance_rates(eval_problems, train_problems)    # per family: always the most common training answer
+
+A metric is a field of :class:`Metrics` whose :class:`Spec` gives its JSON key, its label and its
+kind. An ``accuracy`` field names the outputs.jsonl field it averages per problem (``correct``,
+``sound``): :func:`summarise` scores it overall and per family with Wilson intervals, and
+:func:`metric_rows` hands it to the console, the summary, the report, its chart, the card and the
+ablation, so a new accuracy metric is one field here (and the stage that writes its sample field).
+Sound accuracy counts a sample only when it is correct and every checkable step of its reasoning
+is true (see distill.soundness).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+__all__ = ["Score", "Group", "Spec", "Metrics", "MetricRow", "summarise", "metrics_from_json", "metric_rows",
+           "family_table", "accuracy_specs", "pass_at_k", "wilson_interval", "chance_rates",
+           "compare_outputs"]
+
+
+@dataclass(frozen=True)
+class Score:
+    """A value (a share of problems, a count, a mean) and, for an accuracy, its confidence interval."""
+
+    value: float
+    low: float | None = None
+    high: float | None = None
+    method: str = "wilson"
+    confidence: float = 0.95
+
+    def interval(self) -> dict | None:
+        """The JSON form of the interval (``{"low", "high", "method", "confidence"}``), None without one."""
+        if self.low is None or self.high is None:
+            return None
+        return {"low": self.low, "high": self.high, "method": self.method, "confidence": self.confidence}
+
+
+@dataclass
+class Group:
+    """One family, source or kind of a breakdown: its problem count and accuracies."""
+
+    problems: int
+    scores: dict[str, Score] = field(default_factory=dict)  # by metric key: "pass@1", "sound"
+    chance: dict | None = None  # families: always giving the most common training answer (chance_rates)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How a :class:`Metrics` field is stored and shown.
+
+    ``kind``: ``accuracy`` (a share of problems with an interval, from ``sample_field``), ``pass@k``,
+    ``count``, ``share``, ``tokens``, ``tally`` (stored, not shown) or ``breakdown`` (per group;
+    ``every_metric``: every accuracy with intervals, else the first accuracy alone).
+    """
+
+    key: str
+    label: str
+    kind: str
+    sample_field: str | None = None
+    every_metric: bool = False
+
+
+def _metric(key: str, label: str, kind: str, factory: Any = None, **more: Any) -> Any:
+    meta = {"spec": Spec(key, label, kind, **more)}
+    return field(default_factory=factory, metadata=meta) if factory else field(default=None, metadata=meta)
+
+
+@dataclass
+class Metrics:
+    """report.json's ``metrics``: every score of an eval. None: not measured (or an older report)."""
+
+    problems: int | None = _metric("problems", "problems", "count")
+    samples: int | None = _metric("samples", "samples", "count")
+    errors: int | None = _metric("errors", "failed requests (retried next run)", "count")
+    pass_at_1: Score | None = _metric("pass@1", "pass@1", "accuracy", sample_field="correct")
+    sound: Score | None = _metric("sound", "sound", "accuracy", sample_field="sound")
+    pass_at_k: dict[str, float] = _metric("pass@k", "pass@k", "pass@k", dict)
+    unsound_correct: int | None = _metric("unsound_correct", "correct but unsound samples", "count")
+    answered: float | None = _metric("answered", "with a final answer", "share")
+    truncated: float | None = _metric("truncated", "truncated", "share")
+    undecided: float | None = _metric("undecided", "undecided by the verifier", "share")
+    mean_reasoning_tokens: float | None = _metric("mean_reasoning_tokens", "mean reasoning tokens", "tokens")
+    mean_completion_tokens: float | None = _metric("mean_completion_tokens", "mean completion tokens", "tokens")
+    reasons: dict[str, int] = _metric("reasons", "verdicts", "tally", dict)
+    by_source: dict[str, Group] = _metric("by_source", "source", "breakdown", dict)
+    by_kind: dict[str, Group] = _metric("by_kind", "kind", "breakdown", dict)
+    by_family: dict[str, Group] = _metric("by_family", "family", "breakdown", dict, every_metric=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: each field under its key; an accuracy ``k`` as ``k`` and ``k_interval``."""
+        out: dict[str, Any] = {}
+        for f, spec in _specs(type(self)):
+            value = getattr(self, f.name)
+            if spec.kind == "accuracy":
+                if value is not None:
+                    out[spec.key] = value.value
+                    if value.interval():
+                        out[f"{spec.key}_interval"] = value.interval()
+            elif spec.kind == "breakdown":
+                out[spec.key] = {name: _group_json(g) for name, g in value.items()}
+            elif value is not None:
+                out[spec.key] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Metrics:
+        """Read the JSON form back (keys this distill does not know are left out); raises on bad types."""
+        if not isinstance(data, dict):
+            raise TypeError(f"metrics must be an object, got {type(data).__name__}")
+        keys = [spec.key for _, spec in accuracy_specs(cls)]
+        values: dict[str, Any] = {}
+        for f, spec in _specs(cls):
+            if spec.key not in data or data[spec.key] is None:
+                continue
+            raw = data[spec.key]
+            if spec.kind == "accuracy":
+                values[f.name] = _score_json(data, spec.key)
+            elif spec.kind == "breakdown":
+                values[f.name] = {str(name): _group_from(g, keys) for name, g in dict(raw).items()}
+            elif spec.kind in ("pass@k", "tally"):
+                values[f.name] = {str(k): v for k, v in dict(raw).items()}
+            else:
+                values[f.name] = int(raw) if spec.kind == "count" else float(raw)
+        return cls(**values)
+
+
+def metrics_from_json(data: dict[str, Any]) -> Metrics:
+    """:meth:`Metrics.from_dict` of this module's record: every reader of report.json goes through here."""
+    return Metrics.from_dict(data)
+
+
+def _specs(cls: type) -> list[tuple[dataclasses.Field, Spec]]:
+    return [(f, f.metadata["spec"]) for f in dataclasses.fields(cls) if "spec" in f.metadata]
+
+
+def accuracy_specs(cls: type | None = None) -> list[tuple[str, Spec]]:
+    """``(field name, spec)`` of every accuracy metric of the record, in the record's order."""
+    return [(f.name, spec) for f, spec in _specs(cls or Metrics) if spec.kind == "accuracy"]
+
+
+def _score_json(data: dict, key: str) -> Score:
+    ci = data.get(f"{key}_interval") or {}
+    if not isinstance(ci, dict):
+        raise TypeError(f"{key}_interval must be an object")
+    return Score(float(data[key]), _float(ci.get("low")), _float(ci.get("high")), str(ci.get("method", "wilson")),
+                 float(ci.get("confidence", 0.95)))
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _group_from(data: dict, keys: list[str]) -> Group:
+    if not isinstance(data, dict):
+        raise TypeError(f"a breakdown entry must be an object, got {type(data).__name__}")
+    scores = {k: _score_json(data, k) for k in keys if data.get(k) is not None}
+    return Group(problems=int(data.get("problems") or 0), scores=scores, chance=data.get("chance"))
+
+
+def _group_json(group: Group) -> dict:
+    out: dict[str, Any] = {"problems": group.problems}
+    for key, score in group.scores.items():
+        out[key] = score.value
+        if score.interval():
+            out[f"{key}_interval"] = score.interval()
+    if group.chance is not None:
+        out["chance"] = group.chance
+    return out
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from ``n`` samples with ``c`` correct (Chen et al. 2021): 1 - C(n-c,k)/C(n,k)."""
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
+    if n - c < k:
+        return 1.0
+    # The product form avoids huge binomials: prod_{i=n-c+1}^{n} (1 - k/i).
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def wilson_interval(successes: float, total: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion (well-behaved near 0, 1 and for small n)."""
+    if total == 0:
+        return 0.0, 1.0
+    z = _z(confidence)
+    p = successes / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= total else min(1.0, centre + half)
+    return low, high
+
+
+def _z(confidence: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def chance_rates(eval_problems: list[dict], train_problems: list[dict]) -> dict[str, dict]:
+    """Per family, the pass@1 of always giving the family's most common training answer."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for p in train_problems:
+        if p.get("family"):
+            counts[p["family"]][str(p["answer"])] += 1
+    out = {}
+    for family in sorted({p["family"] for p in eval_problems if p.get("family")}):
+        golds = [str(p["answer"]) for p in eval_problems if p.get("family") == family]
+        if not counts.get(family):
+            continue
+        answer = max(sorted(counts[family]), key=lambda a: counts[family][a])  # ties: the first in order
+        out[family] = {"answer": answer, "pass@1": sum(g == answer for g in golds) / len(golds),
+                       "train_problems": sum(counts[family].values())}
+    return out
+
+
+def compare_outputs(before: list[dict], after: list[dict], confidence: float = 0.95,
+                    resamples: int = 2000, seed: int = 0, field: str = "correct") -> dict:
+    """Paired comparison over the problems both evals scored: difference of pass@1 (``field="sound"``:
+    of sound accuracy) with a paired bootstrap interval (problems resampled with replacement, the
+    same draw for both sides)."""
+    a, b = _problems(before, [field]), _problems(after, [field])
+    common = sorted(set(a) & set(b))
+    if not common:
+        return {"paired_problems": 0, "before": None, "after": None, "difference": None, "interval": None}
+    xs = [a[i]["hits"][field] / a[i]["n"] for i in common]
+    ys = [b[i]["hits"][field] / b[i]["n"] for i in common]
+    diffs = [y - x for x, y in zip(xs, ys)]
+    n = len(diffs)
+    rng = random.Random(seed)
+    boots = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
+    tail = (1 - confidence) / 2
+    low = boots[min(resamples - 1, int(math.floor(tail * resamples)))]
+    high = boots[min(resamples - 1, int(math.ceil((1 - tail) * resamples)) - 1)]
+    return {
+        "paired_problems": n,
+        "before": sum(xs) / n,
+        "after": sum(ys) / n,
+        "difference": sum(diffs) / n,
+        "interval": {"low": low, "high": high, "method": "paired bootstrap", "confidence": confidence,
+                     "resamples": resamples},
+        "improved": sum(1 for d in diffs if d > 0),
+        "regressed": sum(1 for d in diffs if d < 0),
+    }
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def summarise(records: list[dict], confidence: float = 0.95) -> Metrics:
+    """The record of an eval from its outputs.jsonl rows (failed requests counted, never scored).
+
+    An accuracy after the first is scored only when some sample carries its field (older outputs have no
+    ``sound``): None, not 0%.
+    """
+    done = [r for r in records if not r.get("error")]
+    measured = [(name, spec) for i, (name, spec) in enumerate(accuracy_specs())  # the first, pass@1: always
+                if i == 0 or any(spec.sample_field in r for r in done)]
+    groups = _problems(done, [spec.sample_field for _, spec in measured])
+    n_min = min((g["n"] for g in groups.values()), default=0)
+    reasons: dict[str, int] = defaultdict(int)
+    for r in done:
+        reasons[r.get("reason") or "-"] += 1
+    scores = {name: _score(list(groups.values()), spec.sample_field, confidence) for name, spec in measured}
+    return Metrics(
+        problems=len(groups), samples=len(done), errors=len(records) - len(done), **scores,
+        pass_at_k={f"pass@{k}": _mean(pass_at_k(g["n"], g["hits"]["correct"], k) for g in groups.values())
+                   for k in _ks(n_min)} if n_min else {},
+        unsound_correct=sum(1 for r in done if r.get("correct") is True and r.get("sound") is False),
+        answered=_mean(r.get("extracted") is not None and not r.get("truncated") for r in done),
+        truncated=_mean(bool(r.get("truncated")) for r in done),
+        undecided=_mean(r.get("correct") is None for r in done),
+        mean_reasoning_tokens=_mean(r.get("reasoning_tokens") or 0 for r in done),
+        mean_completion_tokens=_mean(r.get("completion_tokens") or 0 for r in done),
+        reasons=dict(sorted(reasons.items())),
+        **{f.name: _breakdown(groups, spec, measured, confidence)
+           for f, spec in _specs(Metrics) if spec.kind == "breakdown"})
+
+
+def _problems(records: Iterable[dict], fields: list[str]) -> dict[str, dict]:
+    """Per problem id: samples ``n``, how many have each field true (``hits``), source, kind, family.
+    Failed requests are left out."""
+    groups: dict[str, dict] = {}
+    for rec in records:
+        if rec.get("error"):
+            continue
+        g = groups.setdefault(rec["id"], {"n": 0, "hits": dict.fromkeys(fields + ["correct"], 0),
+                                          "kind": rec.get("kind") or "-", "source": rec.get("source") or "-",
+                                          "family": rec.get("family")})
+        g["n"] += 1
+        for name in g["hits"]:
+            g["hits"][name] += rec.get(name) is True
+    return groups
+
+
+def _score(groups: list[dict], sample_field: str, confidence: float) -> Score:
+    n = len(groups)
+    value = sum(g["hits"][sample_field] / g["n"] for g in groups) / n if n else 0.0
+    low, high = wilson_interval(value * n, n, confidence)
+    return Score(value, low, high, "wilson", confidence)
+
+
+def _breakdown(groups: dict[str, dict], spec: Spec, measured: list[tuple[str, Spec]],
+               confidence: float) -> dict[str, Group]:
+    """Per source, kind or family (problems without a family are left out of the family breakdown)."""
+    group_key = spec.key.removeprefix("by_")
+    buckets: dict[str, list[dict]] = defaultdict(list)
+    for g in groups.values():
+        if g.get(group_key):
+            buckets[g[group_key]].append(g)
+    out = {}
+    for name, gs in sorted(buckets.items()):
+        if spec.every_metric:
+            scores = {s.key: _score(gs, s.sample_field, confidence) for _, s in measured}
+        else:  # a compact breakdown: the headline accuracy, no interval
+            scores = {s.key: Score(_score(gs, s.sample_field, confidence).value) for _, s in measured[:1]}
+        out[name] = Group(problems=len(gs), scores=scores)
+    return out
+
+
+def _ks(n_min: int) -> list[int]:
+    ks, k = [], 1
+    while k <= n_min:
+        ks.append(k)
+        k *= 2
+    if n_min not in ks:
+        ks.append(n_min)
+    return ks
+
+
+def _mean(values: Iterable[float]) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else 0.0
+
+
+# ---------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One metric of one eval (``after``), or of two (``before`` -> ``after``), ready to show.
+
+    ``section`` is the kind (``accuracy``, ``pass@k``, ``count``, ``share``, ``tokens``) or, for a
+    breakdown row, the breakdown's label (``family``, ``source``, ``kind``) with ``group`` its name.
+    """
+
+    section: str
+    key: str
+    label: str
+    unit: str  # "share", "count" or "tokens": how text() writes the value
+    before: Score | None
+    after: Score | None
+    group: str | None = None
+    problems: int | None = None
+    chance: float | None = None  # a family's pass@1 when always giving its most common training answer
+
+    def text(self, side: str = "after", digits: int = 1, interval: bool = True) -> str:
+        """``'46.0% [38.1%, 54.1%]'``, ``'1,200'``, ``'-'`` when that side has no value."""
+        score = self.before if side == "before" else self.after
+        if score is None:
+            return "-"
+        if self.unit == "count":
+            return f"{int(score.value):,}"
+        if self.unit == "tokens":
+            return f"{score.value:.{digits}f}"
+        span = f" [{score.low:.{digits}%}, {score.high:.{digits}%}]" if interval and score.low is not None else ""
+        return f"{score.value:.{digits}%}{span}"
+
+    def change(self) -> float | None:
+        """after minus before (None unless both are there)."""
+        return None if self.before is None or self.after is None else self.after.value - self.before.value
+
+
+_UNITS = {"count": "count", "tokens": "tokens"}
+
+
+def metric_rows(after: Metrics | None, before: Metrics | None = None,
+                sections: Collection[str] | None = None) -> list[MetricRow]:
+    """Every metric the record(s) hold, in the record's field order; breakdowns one row per group and
+    accuracy. ``sections`` keeps only those (e.g. ``("accuracy",)``, ``("family",)``)."""
+    ref = after if after is not None else before
+    if ref is None:
+        return []
+    rows: list[MetricRow] = []
+    for f, spec in _specs(type(ref)):
+        b, a = (getattr(m, f.name, None) if m is not None else None for m in (before, after))
+        section = spec.label if spec.kind == "breakdown" else spec.kind
+        if spec.kind == "tally" or (sections is not None and section not in sections):
+            continue
+        if spec.kind == "breakdown":
+            rows += _breakdown_rows(spec.label, b or {}, a or {}, type(ref))
+        elif spec.kind == "pass@k":
+            keys = sorted(set(b or {}) | set(a or {}), key=lambda k: int(k.split("@")[1]))
+            rows += [MetricRow("pass@k", k, k, "share", _plain((b or {}).get(k)), _plain((a or {}).get(k)))
+                     for k in keys if k != "pass@1"]
+        elif a is not None or b is not None:
+            wrap = (lambda v: v) if spec.kind == "accuracy" else _plain
+            rows.append(MetricRow(section, spec.key, spec.label, _UNITS.get(spec.kind, "share"), wrap(b), wrap(a)))
+    return rows
+
+
+def _plain(value: float | None) -> Score | None:
+    return None if value is None else Score(float(value))
+
+
+def _breakdown_rows(section: str, before: dict[str, Group], after: dict[str, Group], cls: type) -> list[MetricRow]:
+    rows = []
+    for name in sorted(set(before) | set(after)):
+        b, a = before.get(name), after.get(name)
+        for _, spec in accuracy_specs(cls):
+            sb, sa = (g.scores.get(spec.key) if g else None for g in (b, a))
+            if sb is None and sa is None:
+                continue
+            chance = ((a and a.chance) or (b and b.chance) or {}).get(spec.key)
+            rows.append(MetricRow(section, spec.key, spec.key, "share", sb, sa, group=name,
+                                  problems=(a or b).problems, chance=chance))
+    return rows
+
+
+def family_table(after: Metrics | None, before: Metrics | None = None) -> tuple[list[str], list[list[str]]]:
+    """The per-family table of the report and the card: problems, chance, then each accuracy before and after
+    as ``value [Wilson interval]`` (whole percents)."""
+    rows = metric_rows(after, before, sections=("family",))
+    keys = list(dict.fromkeys(r.key for r in rows))
+    header = ["family", "problems", "chance"] + [f"{k} {side}" for k in keys for side in ("before", "after")]
+    table = []
+    for name in dict.fromkeys(r.group for r in rows):
+        mine = {r.key: r for r in rows if r.group == name}
+        first = next(iter(mine.values()))
+        chance = next((r.chance for r in mine.values() if r.chance is not None), None)
+        cells = [mine[k].text(side, digits=0) if k in mine else "-" for k in keys for side in ("before", "after")]
+        table.append([str(name), str(first.problems), "-" if chance is None else f"{chance:.0%}", *cells])
+    return header, table
