@@ -9,7 +9,7 @@ Usage:
 Pure apart from reading report.json: the comparisons are the paired ones ``distill eval`` wrote
 (after minus before on the same problems, paired bootstrap interval; :func:`distill.
 metrics.compare_outputs`). Held-out accuracy regressed when that interval lies entirely below
-zero, in pass@1 or in sound accuracy (where eval compared it): a drop the resampling cannot
+zero, in pass@1 or in any other accuracy eval compared (sound): a drop the resampling cannot
 explain away, not any dip. Guard problems (general skills
 outside the target task) are forgetting when their accuracy fell by more than ``guard_max_drop``
 (absolute, e.g. 0.05 = 5 points): a threshold, since a guard set is there to catch damage the
@@ -24,6 +24,7 @@ from pathlib import Path
 from distill.artifacts import EvalReport
 from distill.layout import EvalFiles
 from distill.errors import RegressionBlocked
+from distill.metrics import accuracy_specs
 
 ALLOW = "allow_regression=true"
 
@@ -42,9 +43,9 @@ class GateVerdict:
 
     @property
     def regressed(self) -> bool:
-        """pass@1, or sound accuracy where the eval compared it, fell with the whole interval below zero."""
+        """pass@1, or any other accuracy the eval compared (sound...), fell with the whole interval below zero."""
         held = self.held_out or {}
-        return any(_below_zero(c) for c in (held, held.get("sound") or {}))
+        return any(_below_zero(c) for c in (held, *(held.get(spec.key) or {} for _, spec in accuracy_specs()[1:])))
 
     @property
     def forgetting(self) -> bool:
@@ -58,9 +59,11 @@ class GateVerdict:
     def lines(self) -> list[str]:
         """Plain sentences stating each comparison and the decision (Markdown-safe)."""
         out = [_sentence("Held-out accuracy (pass@1)", self.held_out)]
-        if (self.held_out or {}).get("sound"):
-            sound = {**self.held_out["sound"], "paired_problems": self.held_out["paired_problems"]}
-            out.append(_sentence("Held-out sound accuracy (correct, no false step)", sound))
+        for _, spec in accuracy_specs()[1:]:
+            if (self.held_out or {}).get(spec.key):
+                other = {**self.held_out[spec.key], "paired_problems": self.held_out["paired_problems"]}
+                meaning = f" ({spec.meaning})" if spec.meaning else ""
+                out.append(_sentence(f"Held-out {spec.label} accuracy{meaning}", other))
         if self.regressed:
             out.append("This is a regression: the whole interval of after minus before lies below zero.")
         if self.guard is not None:

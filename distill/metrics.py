@@ -75,6 +75,7 @@ class Spec:
     kind: str
     sample_field: str | None = None
     every_metric: bool = False
+    meaning: str | None = None  # said once beside the label where a sentence names the metric (the card's gate)
 
 
 def _metric(key: str, label: str, kind: str, factory: Any = None, **more: Any) -> Any:
@@ -90,7 +91,8 @@ class Metrics:
     samples: int | None = _metric("samples", "samples", "count")
     errors: int | None = _metric("errors", "failed requests (retried next run)", "count")
     pass_at_1: Score | None = _metric("pass@1", "pass@1", "accuracy", sample_field="correct")
-    sound: Score | None = _metric("sound", "sound", "accuracy", sample_field="sound")
+    sound: Score | None = _metric("sound", "sound", "accuracy", sample_field="sound",
+                                  meaning="correct, no false step")
     pass_at_k: dict[str, float] = _metric("pass@k", "pass@k", "pass@k", dict)
     unsound_correct: int | None = _metric("unsound_correct", "correct but unsound samples", "count")
     answered: float | None = _metric("answered", "with a final answer", "share")

@@ -269,8 +269,9 @@ def compare_with(before_dir: Path, after_records: list[dict], cfg: EvalConfig) -
         if "sound" not in rec and not rec.get("error"):
             rec.update(soundness(rec.get("correct"), rec.get("reasoning"), rec.get("content"), rec))
     result = compare_outputs(before, after_records, cfg.confidence, cfg.bootstrap)
-    sound = compare_outputs(before, after_records, cfg.confidence, cfg.bootstrap, field="sound")
-    result["sound"] = {k: sound[k] for k in ("before", "after", "difference", "interval", "improved", "regressed")}
+    for _name, spec in accuracy_specs()[1:]:  # pass@1 is the comparison's top level; each other accuracy nests
+        other = compare_outputs(before, after_records, cfg.confidence, cfg.bootstrap, field=spec.sample_field)
+        result[spec.key] = {k: other[k] for k in ("before", "after", "difference", "interval", "improved", "regressed")}
     if not result["paired_problems"]:
         raise InputError("the two evals share no problem ids: nothing to compare", path=before_dir, field="compare")
     n = result["paired_problems"]
