@@ -25,7 +25,6 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 from distill.artifacts import AblationReport, AdapterRecord, EvalReport, is_failed, read_latest
 from distill.layout import EvalFiles, RunLayout
