@@ -204,6 +204,11 @@ class RunLayout:
         return self.root / "publish"
 
     @property
+    def lock(self) -> Path:
+        """Held by the one `distill run` working in the folder."""
+        return self.root / ".lock"
+
+    @property
     def state(self) -> Path:
         return self.root / ".state"
 

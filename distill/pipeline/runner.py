@@ -37,7 +37,7 @@ def run(cfg: PipelineConfig) -> Path:
     preflight(cfg)  # every stage's options and named files, before anything is written or sent
     layout = RunLayout(cfg.folder.resolve())
     layout.root.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(layout.root, lock_file=layout.root / ".lock"):  # one `distill run` per run folder
+    with exclusive_lock(layout.root, lock_file=layout.lock):  # one `distill run` per run folder
         return _run(cfg, layout)
 
 
