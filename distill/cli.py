@@ -31,6 +31,7 @@ from distill.pipeline.config import PipelineConfig, default_recipe
 from distill.publish.config import PublishConfig
 from distill.redact import install as install_redaction
 from distill.redact import redact
+from distill.teacher import server as teacher_server
 from distill.teacher.server_config import ServeConfig
 
 
@@ -40,13 +41,6 @@ class Verb:
     run: Callable[[Any], Any]  # does the work; the stage packages' run() import their heavy parts when called
     summary: str
     default_recipe: Callable[[], Path] | None = None  # the recipe used when none is given
-
-
-def _serve(cfg: ServeConfig) -> None:
-    """`distill teacher serve`: the server module is imported only when this verb runs."""
-    from distill.teacher.server import serve
-
-    serve(cfg)
 
 
 VERBS: dict[str, Verb] = {
@@ -62,7 +56,7 @@ VERBS: dict[str, Verb] = {
                     "upload the adapter and trace dataset to the Hugging Face Hub, with cards"),
     "run": Verb(PipelineConfig, pipeline.run,
                 "the whole pipeline from one recipe (no recipe: the offline default)", default_recipe=default_recipe),
-    "teacher serve": Verb(ServeConfig, _serve,
+    "teacher serve": Verb(ServeConfig, teacher_server.serve,
                           "serve the built-in offline teacher on 127.0.0.1 (OpenAI-compatible)"),
 }
 

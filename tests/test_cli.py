@@ -52,3 +52,13 @@ def test_unknown_verb_and_unknown_key_exit_2_with_a_hint():
 def test_stray_argument_is_refused():
     res = _distill("generate", "notakey")
     assert res.returncode != 0 and "unexpected argument 'notakey'" in res.stderr
+
+
+def test_a_verb_runs_the_function_its_entry_holds(monkeypatch, capsys):
+    import dataclasses
+
+    seen = []
+    monkeypatch.setitem(VERBS, "filter", dataclasses.replace(VERBS["filter"], run=lambda cfg: seen.append(cfg) or "ran"))
+    assert main(["filter", "traces=t.jsonl", "out=k.jsonl"]) == 0
+    assert [(cfg.traces, cfg.out) for cfg in seen] == [("t.jsonl", "k.jsonl")]
+    assert capsys.readouterr().out.strip() == "ran"
