@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from distill import evaluate, finetune, generate, publish
@@ -77,6 +78,8 @@ class Step:
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root).resolve())
         object.__setattr__(self, "outputs", tuple(self.outputs))
+        object.__setattr__(self, "inputs", MappingProxyType(dict(self.inputs)))  # read-only, as the step
+        object.__setattr__(self, "extra_key", MappingProxyType(copy.deepcopy(dict(self.extra_key))))
         object.__setattr__(self, "settings", _settings(self))
 
     @property
