@@ -1,7 +1,7 @@
 """The hand-off between stages: the records each stage writes and the next one reads, and their files.
 
 Usage:
-    from distill.artifacts import AdapterRecord, EvalReport, FilterStats, read_latest
+    from distill.artifacts import AblationReport, AdapterRecord, EvalReport, FilterStats, LoopSummary, read_latest
     from distill.layout import RunLayout
     layout = RunLayout(Path("runs/default"))
     layout.traces, layout.kept, layout.adapter.record, layout.eval_after.report   # every file of a run
@@ -9,11 +9,13 @@ Usage:
     record = AdapterRecord.read(layout.adapter.folder)   # how the adapter was trained, schema checked
     report = EvalReport.read(layout.eval_after.report)
     stats = FilterStats.read(layout.filter.stats)
+    rounds = LoopSummary.read(layout.loop_summary).rounds        # a STaR run's rounds
+    arms = AblationReport.read(layout.ablation.report).arms       # an ablation's arms
 
 Two kinds of record cross a stage boundary. Lines of JSONL files, one per (problem, sample),
 are typed as ``TypedDict`` (Problem, Trace, Verdict): they stay plain dicts on the hot paths
 (the filter rewrites millions of them byte for byte). Whole-file JSON records (AdapterRecord,
-FilterStats, EvalReport) are dataclasses read and written only here. Every record carries
+FilterStats, EvalReport, LoopSummary, AblationReport) are dataclasses read and written only here. Every record carries
 ``schema``; a file of another version is refused with an error naming it and what to do.
 """
 
@@ -34,6 +36,8 @@ SCHEMA = 1  # JSONL line records (problems, traces, eval outputs)
 ADAPTER_SCHEMA = 2  # 2: records the prompt it was trained with and the base weights' provenance
 STATS_SCHEMA = 1
 REPORT_SCHEMA = 1
+LOOP_SCHEMA = 1
+ABLATION_SCHEMA = 1
 KINDS = ("math", "gsm8k", "choice", "exact", "code")  # the answer kinds the verifier knows
 PROBLEM_REQUIRED = ("id", "question", "answer", "kind")
 TRACE_REQUIRED = ("id", "sample", "question", "answer", "kind")
@@ -326,3 +330,48 @@ class EvalReport:
         if report.metrics.pass_at_1 is None:
             raise InputError("eval report without pass@1", path=path, field="metrics")
         return report
+
+
+@dataclass
+class LoopSummary:
+    """loop.json of a STaR run: a row per finished round, the best round, and how the rounds were made."""
+
+    # Per round: round, drawn, kept, rationalized, problems_solved, new_problems_solved, kept_share,
+    # adapter (relative to the run folder), and once scored accuracy, low, high (held-out pass@1).
+    rounds: list[dict]
+    best_round: int | None
+    adapter: str | None  # the best round's adapter, relative to the run folder: the run's adapter
+    restart: str | None = None  # loop.restart: base | continue
+    generator: str | None = None  # loop.generator: student | endpoint
+    schema: int = LOOP_SCHEMA
+
+    def write(self, path: str | Path) -> Path:
+        return write_json_atomic(path, dataclasses.asdict(self))
+
+    @classmethod
+    def read(cls, path: str | Path) -> LoopSummary:
+        path = Path(path)
+        return _build(cls, _read_json(path, LOOP_SCHEMA, "loop summary"), path, "loop summary")
+
+
+@dataclass
+class AblationReport:
+    """ablation/report.json: each arm trained with the same budget, scored and compared with the reference."""
+
+    reference: str  # the arm the others are compared with (filtered: the method)
+    max_steps: int
+    eval_problems: str
+    # Per arm: label, adapter, eval, data, reasoning_format, train_examples, steps, train_seconds,
+    # metrics (pass@1 and its interval, sound, breakdowns), reused, seconds_this_run, and for the
+    # other arms vs_filtered (and vs_filtered_sound): the paired difference with its interval.
+    arms: dict[str, dict]
+    note: str
+    schema: int = ABLATION_SCHEMA
+
+    def write(self, path: str | Path) -> Path:
+        return write_json_atomic(path, dataclasses.asdict(self))
+
+    @classmethod
+    def read(cls, path: str | Path) -> AblationReport:
+        path = Path(path)
+        return _build(cls, _read_json(path, ABLATION_SCHEMA, "ablation report"), path, "ablation report")

@@ -4,55 +4,61 @@ Usage:
     distill <verb> [RECIPE.yaml] [key=value ...]
     distill <verb> --help
 
-Parsing only: each verb's work lives in its own package, imported when that verb runs, so
-``distill --help`` stays fast and never loads torch.
+Parsing only: each verb's work lives in its own package. Its config and its ``run`` are
+imported here (jump to them from :data:`VERBS`); both are light, and ``run`` imports the heavy
+parts (torch) only when the verb runs, so ``distill --help`` stays fast and never loads torch.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from distill import __version__
+from distill import __version__, evaluate, finetune, generate, pipeline, publish
+from distill import filter as filter_stage
 from distill.config import describe, load_config
 from distill.errors import DistillError
+from distill.evaluate.config import EvalConfig
+from distill.filter.config import FilterConfig
+from distill.finetune.config import FinetuneConfig
+from distill.generate.config import GenerateConfig
+from distill.pipeline.config import PipelineConfig, default_recipe
+from distill.publish.config import PublishConfig
 from distill.redact import install as install_redaction
 from distill.redact import redact
+from distill.teacher import server as teacher_server
+from distill.teacher.server_config import ServeConfig
 
 
 @dataclass(frozen=True)
 class Verb:
-    config: str  # "module:Class" of the config dataclass (a light import)
-    run: str  # "module:function" doing the work (may import torch)
+    config: type  # the config dataclass (config modules are light: no torch)
+    run: Callable[[Any], Any]  # does the work; the stage packages' run() import their heavy parts when called
     summary: str
-    default_recipe: str | None = None  # "module:function" giving the recipe used when none is given
+    default_recipe: Callable[[], Path] | None = None  # the recipe used when none is given
 
 
 VERBS: dict[str, Verb] = {
-    "generate": Verb("distill.generate.config:GenerateConfig", "distill.generate:run",
+    "generate": Verb(GenerateConfig, generate.run,
                      "ask a teacher model for reasoning traces (any OpenAI-compatible API)"),
-    "filter": Verb("distill.filter.config:FilterConfig", "distill.filter:run",
+    "filter": Verb(FilterConfig, filter_stage.run,
                    "keep traces whose answer is verified correct; say why the rest went"),
-    "finetune": Verb("distill.finetune.config:FinetuneConfig", "distill.finetune:run",
+    "finetune": Verb(FinetuneConfig, finetune.run,
                      "LoRA-fine-tune a small student on the kept traces"),
-    "eval": Verb("distill.evaluate.config:EvalConfig", "distill.evaluate:run",
+    "eval": Verb(EvalConfig, evaluate.run,
                  "score a student (or any endpoint) on problems with the same verifier"),
-    "publish": Verb("distill.publish.config:PublishConfig", "distill.publish:run",
+    "publish": Verb(PublishConfig, publish.run,
                     "upload the adapter and trace dataset to the Hugging Face Hub, with cards"),
-    "run": Verb("distill.pipeline.config:PipelineConfig", "distill.pipeline:run",
-                "the whole pipeline from one recipe (no recipe: the offline default)",
-                default_recipe="distill.pipeline.config:default_recipe"),
-    "teacher serve": Verb("distill.teacher.server_config:ServeConfig", "distill.teacher.server:serve",
+    "run": Verb(PipelineConfig, pipeline.run,
+                "the whole pipeline from one recipe (no recipe: the offline default)", default_recipe=default_recipe),
+    "teacher serve": Verb(ServeConfig, teacher_server.serve,
                           "serve the built-in offline teacher on 127.0.0.1 (OpenAI-compatible)"),
 }
-
-
-def _load(target: str):
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"distill: unknown verb {argv[0]!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     verb = VERBS[verb_name]
-    config_cls = _load(verb.config)
+    config_cls = verb.config
     if any(a in ("-h", "--help") for a in rest):
         try:
             print(_verb_help(verb_name, verb, config_cls))
@@ -79,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         recipe, overrides = _split_args(rest)
         if recipe is None and verb.default_recipe:  # `distill run`: the offline default
-            recipe = _load(verb.default_recipe)()
+            recipe = verb.default_recipe()
         cfg = load_config(config_cls, recipe, overrides)
-        result = _load(verb.run)(cfg)
+        result = verb.run(cfg)
     except DistillError as exc:
         print(redact(f"distill {verb_name}: error: {exc}"), file=sys.stderr)
         return exc.exit_code

@@ -4,6 +4,7 @@ Usage:
     from distill.layout import RunLayout
     layout = RunLayout(Path("runs/default"))
     layout.traces, layout.kept, layout.adapter.record, layout.eval_after.report   # every file of a run
+    layout.round(2).traces, layout.loop_summary, layout.ablation.arm("unfiltered").adapter.folder
     generate_config_path("traces.jsonl")      # traces.config.yaml, beside generate's output
 
 The records those files hold are typed in :mod:`distill.artifacts`; this module only names paths.
@@ -112,6 +113,43 @@ class EvalFiles:
 
 
 @dataclass(frozen=True)
+class ArmFiles:
+    """One ablation arm's folder: its adapter, its eval and its ledger (``.state/``)."""
+
+    root: Path
+
+    @property
+    def adapter(self) -> AdapterFiles:
+        return AdapterFiles(self.root / "adapter")
+
+    @property
+    def eval(self) -> EvalFiles:
+        return EvalFiles(self.root / "eval")
+
+
+@dataclass(frozen=True)
+class AblationFiles:
+    """``ablation/``: the arms' training sets, their folders, the report and its table."""
+
+    root: Path
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.json"
+
+    @property
+    def table(self) -> Path:
+        return self.root / "table.md"
+
+    def data(self, arm: str) -> Path:
+        """The training set an arm derives from the run's traces (answers_only, unfiltered)."""
+        return self.root / f"{arm}.jsonl"
+
+    def arm(self, arm: str) -> ArmFiles:
+        return ArmFiles(self.root / arm)
+
+
+@dataclass(frozen=True)
 class RunLayout:
     """Every file of a `distill run` folder, named once."""
 
@@ -166,6 +204,11 @@ class RunLayout:
         return self.root / "publish"
 
     @property
+    def lock(self) -> Path:
+        """Held by the one `distill run` working in the folder."""
+        return self.root / ".lock"
+
+    @property
     def state(self) -> Path:
         return self.root / ".state"
 
@@ -184,3 +227,21 @@ class RunLayout:
     @property
     def plots(self) -> Path:
         return self.root / "plots"
+
+    @property
+    def ablation(self) -> AblationFiles:
+        return AblationFiles(self.root / "ablation")
+
+    @property
+    def loop_summary(self) -> Path:
+        """loop.json: the STaR rounds' rows and the best round (:class:`distill.artifacts.LoopSummary`)."""
+        return self.root / "loop.json"
+
+    def round(self, number: int) -> RunLayout:
+        """A STaR round's folder: round 1 is the run folder itself, round r >= 2 is ``round-<r>/`` inside it."""
+        return self if number == 1 else RunLayout(self.root / f"round-{number}")
+
+    @property
+    def train_union(self) -> Path:
+        """A round's training set from round 2 on: every round's kept traces so far, tagged with their round."""
+        return self.root / "train.jsonl"

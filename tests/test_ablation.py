@@ -10,10 +10,12 @@ import yaml
 from pipeline_fixtures import recipe_tree, write_problems
 from tiny_student import make_tiny_student
 
-from distill.artifacts import AdapterRecord
+from distill.artifacts import AblationReport, AdapterRecord
 from distill.errors import ConfigError
+from distill.layout import RunLayout
 from distill.pipeline.config import load_pipeline
 from distill.pipeline.runner import run
+from distill.pipeline.state import Ledger
 
 torch.set_num_threads(1)
 N_TRAIN, N_EVAL = 12, 6
@@ -32,8 +34,8 @@ def recipe(tmp_path_factory):
 
 def test_three_arms_are_trained_alike_and_scored_against_filtered(recipe, tmp_path):
     run_dir = run(load_pipeline(recipe, [f"run_dir={tmp_path / 'run'}", "offline_teacher.mistake_rate=0.5"]))
-    report = json.loads((run_dir / "ablation" / "report.json").read_text())
-    arms = report["arms"]
+    layout = RunLayout(run_dir)
+    arms = AblationReport.read(layout.ablation.report).arms
     assert list(arms) == ["answers_only", "unfiltered", "filtered"]
     kept = json.loads((run_dir / "stats.json").read_text())["kept"]
     assert arms["filtered"]["train_examples"] == arms["answers_only"]["train_examples"] == kept
@@ -54,8 +56,13 @@ def test_three_arms_are_trained_alike_and_scored_against_filtered(recipe, tmp_pa
     assert "## Ablation" in text and "(b) all traces, unfiltered" in text and "reference" in text
     # A second run changes nothing: every arm is reused.
     run(load_pipeline(recipe, [f"run_dir={tmp_path / 'run'}", "offline_teacher.mistake_rate=0.5"]))
-    again = json.loads((run_dir / "ablation" / "report.json").read_text())
-    assert all(a["reused"] for a in again["arms"].values())
+    again = AblationReport.read(layout.ablation.report)
+    assert all(a["reused"] for a in again.arms.values())
+    # The other arms are steps of their own ledger, reused like the run's.
+    for name in ("answers_only", "unfiltered"):
+        states = Ledger(layout.ablation.arm(name).root).all()
+        assert set(states) == {"finetune", "eval"} and all(s["status"] == "done" and s.get("reused_at")
+                                                          for s in states.values()), name
 
 
 def test_an_ablation_needs_a_fixed_step_budget_and_known_arms(recipe):

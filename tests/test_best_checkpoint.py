@@ -84,7 +84,7 @@ def test_dev_options_are_checked():
 
 def test_the_held_out_set_cannot_choose_the_step(tmp_path):
     from distill.pipeline.config import load_pipeline
-    from distill.preflight import preflight
+    from distill.pipeline.preflight import preflight
 
     with pytest.raises(ConfigError, match="held-out eval set"):
         preflight(load_pipeline(None, ["finetune.eval_problems=offline:eval"]))

@@ -26,16 +26,14 @@ def test_top_level_help_lists_every_verb(capsys):
 def test_verb_help_lists_every_option_with_default_and_meaning(verb, capsys):
     assert main([*verb.split(), "--help"]) == 0
     out = capsys.readouterr().out
-    from distill.cli import _load
-
-    for key, _type, _default, meaning in describe(_load(VERBS[verb].config)):
+    for key, _type, _default, meaning in describe(VERBS[verb].config):
         assert f"  {key}: " in out
         assert meaning, f"{verb}: option {key} has no help text"
 
 
 def test_help_and_generate_config_do_not_import_torch():
-    code = ("import sys; from distill.cli import main, VERBS, _load; main(['--help']);"
-            "[_load(v.config) for v in VERBS.values()];"
+    code = ("import sys; from distill.cli import main, VERBS; main(['--help']);"
+            "[main([*v.split(), '--help']) for v in VERBS];"
             "import distill.generate, distill.teacher.config;"
             "bad = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
@@ -54,3 +52,13 @@ def test_unknown_verb_and_unknown_key_exit_2_with_a_hint():
 def test_stray_argument_is_refused():
     res = _distill("generate", "notakey")
     assert res.returncode != 0 and "unexpected argument 'notakey'" in res.stderr
+
+
+def test_a_verb_runs_the_function_its_entry_holds(monkeypatch, capsys):
+    import dataclasses
+
+    seen = []
+    monkeypatch.setitem(VERBS, "filter", dataclasses.replace(VERBS["filter"], run=lambda cfg: seen.append(cfg) or "ran"))
+    assert main(["filter", "traces=t.jsonl", "out=k.jsonl"]) == 0
+    assert [(cfg.traces, cfg.out) for cfg in seen] == [("t.jsonl", "k.jsonl")]
+    assert capsys.readouterr().out.strip() == "ran"

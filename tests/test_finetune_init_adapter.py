@@ -111,14 +111,15 @@ def test_missing_foreign_and_non_adapter_folders_are_refused(trained, tmp_path):
 
 def test_the_pipeline_key_follows_the_init_adapter_bytes(trained, tmp_path):
     from distill.pipeline.config import load_pipeline
-    from distill.pipeline.wiring import plan, step_key
+    from distill.pipeline.steps import step_key
+    from distill.pipeline.wiring import plan
 
     start = _copy(trained["adapter"], tmp_path / "start")
     cfg = load_pipeline(None, [f"student={trained['student']}", f"finetune.init_adapter={start}",
                                "finetune.lora.r=8"])
 
     def key():
-        return step_key(next(s for s in plan(cfg, tmp_path / "run") if s.name == "finetune"), tmp_path / "run")
+        return step_key(next(s for s in plan(cfg, tmp_path / "run") if s.name == "finetune"))
 
     before = key()
     tensors = load_file(start / "adapter_model.safetensors")

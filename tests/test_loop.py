@@ -159,15 +159,17 @@ def test_kill_mid_round_two_then_rerun_repeats_nothing_finished(tmp_path, assets
     ([0.1, 0.4, 0.2], 2, False),   # best was round 2, one round ago
 ])
 def test_patience_stops_when_held_out_accuracy_has_not_risen(tmp_path, scores, patience, stops):
-    from distill.artifacts import EvalReport
-    from distill.pipeline.loop import _should_stop, round_layout, write_summary
+    from distill.artifacts import EvalReport, LoopSummary
+    from distill.layout import RunLayout
+    from distill.pipeline.loop import _should_stop, write_summary
 
+    layout = RunLayout(tmp_path)
     for number, score in enumerate(scores, 1):
-        rl = round_layout(tmp_path, number)
+        rl = layout.round(number)
         rl.eval_after.folder.mkdir(parents=True)
         EvalReport(eval_key="k", model={}, settings={}, run={}, created_at="t",
                    metrics={"pass@1": score, "pass@1_interval": {"low": 0.0, "high": 1.0}}).write(rl.eval_after.report)
         rl.traces.write_text("")
-    assert _should_stop(tmp_path, len(scores), patience) is stops
-    best = json.loads(write_summary(tmp_path, len(scores)).read_text())["best_round"]
+    assert _should_stop(layout, len(scores), patience) is stops
+    best = LoopSummary.read(write_summary(layout, len(scores))).best_round
     assert best == scores.index(max(scores)) + 1  # the earliest round with the best accuracy

@@ -224,7 +224,6 @@ def test_sglang_load_api_at_the_server_root():
 
 @pytest.mark.parametrize("api", ["vllm", "sglang"])
 def test_round_generate_asks_for_the_adapter_by_its_content_name(tmp_path, assets, api):
-    from distill.pipeline.loop import _round_steps
     from distill.pipeline.wiring import materialize_sources, plan
 
     recipe = write_recipe(tmp_path, assets["student"], assets["train"], assets["eval"], base_url="http://127.0.0.1:9/v1",
@@ -232,11 +231,10 @@ def test_round_generate_asks_for_the_adapter_by_its_content_name(tmp_path, asset
                           generate={"extra_body": {"top_k": 20}})
     cfg = load_config(PipelineConfig, recipe)
     run_dir = tmp_path / "run"
-    first = {s.name: s for s in plan(materialize_sources(cfg, run_dir), run_dir)}
     previous = run_dir / "adapter"
     previous.mkdir(parents=True)
     (previous / "adapter_model.safetensors").write_bytes(b"round one")
-    gen = _round_steps(cfg, run_dir, 2, first, previous)[0].cfg
+    gen = plan(materialize_sources(cfg, run_dir), run_dir, number=2)[0].cfg
     name = adapter_name(1, content_hash(previous))
     assert (gen.model, gen.base_url, gen.api_key_env, gen.provider) == (name, "http://10.0.0.5:8000/v1", VAR, api)
     assert gen.extra_body == ({"top_k": 20, "lora_path": name} if api == "sglang" else {"top_k": 20})

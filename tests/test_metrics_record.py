@@ -134,7 +134,7 @@ def test_one_new_metric_field_reaches_every_table_and_chart(tmp_path, monkeypatc
                          "metrics": reports["eval-after"].metrics.to_dict()},
             "unfiltered": {"label": "(b) all traces, unfiltered", "train_examples": 12, "steps": 4,
                            "metrics": reports["eval-before"].metrics.to_dict(), **versus}}
-    header, table = table_rows({"arms": arms})
+    header, table = table_rows(SimpleNamespace(arms=arms))
     column = header.index("kindness vs filtered (paired 95% CI)")
     assert table[0][column].startswith("-55.0 pts [") and table[1][column] == "reference"
 

@@ -22,7 +22,7 @@ def test_cli_run_without_recipe_uses_the_embedded_default(tmp_path):
 
     recipe, overrides = cli._split_args(["name=x"])
     assert recipe is None  # the CLI itself falls back to the embedded default
-    assert cli._load(cli.VERBS["run"].default_recipe)() == default_recipe()
+    assert cli.VERBS["run"].default_recipe() == default_recipe()
     # A dry run of the default: the recipe reached generate (its offline problems and teacher).
     assert cli.main(["run", f"run_dir={tmp_path / 'run'}", "generate.dry_run=true", "generate.problems=offline:train?n=3"]) == 0
     assert "teacher: offline" in (tmp_path / "run" / "recipe.yaml").read_text()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from distill.cli import VERBS, _load, _split_args, _split_verb
+from distill.cli import VERBS, _split_args, _split_verb
 from distill.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +47,7 @@ def check_command(command: str) -> None:
     verb_name, rest = _split_verb(argv)
     assert verb_name is not None, f"unknown verb in: {command}"
     recipe, overrides = _split_args(rest)
-    config_cls = _load(VERBS[verb_name].config)
+    config_cls = VERBS[verb_name].config
     if recipe is not None:
         assert (ROOT / recipe).exists(), f"{command}: recipe {recipe} not in the repository"
         recipe = ROOT / recipe

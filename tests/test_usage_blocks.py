@@ -120,12 +120,11 @@ def check_shell(commands: list[str], where: str) -> None:
         argv = shlex.split(command)[1:]
         verb, rest = _split_verb(argv)
         assert verb is not None, f"{where}: unknown verb in {command!r}"
-        config = importlib.import_module(VERBS[verb].config.split(":")[0])
-        fields = {f for f in vars(config).get(VERBS[verb].config.split(":")[1]).__dataclass_fields__}
+        fields = set(VERBS[verb].config.__dataclass_fields__)
         for arg in rest:
             if "=" in arg and not arg.startswith("["):
                 key = arg.split("=", 1)[0].split(".")[0]
-                assert key in fields, f"{where}: {command!r}: {VERBS[verb].config} has no {key!r}"
+                assert key in fields, f"{where}: {command!r}: {VERBS[verb].config.__name__} has no {key!r}"
 
 
 @pytest.mark.parametrize("path", MODULES, ids=[module_name(p) for p in MODULES])

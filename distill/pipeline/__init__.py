@@ -13,8 +13,8 @@ from pathlib import Path
 from distill.pipeline.config import PipelineConfig
 
 
-def run(cfg: PipelineConfig, **edges) -> Path:
+def run(cfg: PipelineConfig) -> Path:
     """Run every stage of ``cfg`` that is not current; returns the run folder. Heavy imports happen here."""
     from distill.pipeline.runner import run as _run
 
-    return _run(cfg, **edges)
+    return _run(cfg)

@@ -29,6 +29,7 @@ from distill.publish.config import PublishConfig
 from distill.offline.families import TraceStyle
 
 STAGES = ("generate", "filter", "finetune", "eval", "publish")
+ARMS = ("answers_only", "unfiltered", "filtered")  # the ablation's arms (distill.pipeline.ablation)
 DEFAULT_RECIPE = "offline-default.yaml"
 
 
@@ -138,10 +139,7 @@ class PipelineConfig:
         unknown = [s for s in [*self.stages, *self.force] if s not in STAGES]
         if unknown:
             raise ConfigError(f"stages: unknown stage {unknown[0]!r} (stages are {', '.join(STAGES)})")
-        if self.ablate:
-            from distill.pipeline.ablation import check_arms
-
-            check_arms(self.ablate, self)
+        self._check_ablate()
         if self.student is not None:
             # One student for both, so eval scores the model that was trained.
             for part in (self.finetune, self.eval):
@@ -152,6 +150,17 @@ class PipelineConfig:
                                   "`distill run` with no recipe for the embedded offline default")
 
         self._check_loop()
+
+    def _check_ablate(self) -> None:
+        """Refuse unknown arms, and an ablation whose arms would not get the same budget."""
+        unknown = [a for a in self.ablate if a not in ARMS]
+        if unknown:
+            raise ConfigError(f"ablate: unknown arm {unknown[0]!r} (arms are {', '.join(ARMS)})")
+        if self.ablate and self.finetune.max_steps is None:
+            raise ConfigError("ablate: set finetune.max_steps, so every arm trains for the same number of steps "
+                              "(epochs would give the unfiltered arm more steps)")
+        if self.ablate and not {"filter", "finetune", "eval"} <= set(self.stages):
+            raise ConfigError("ablate: needs the filter, finetune and eval stages in stages=")
 
     def _check_loop(self) -> None:
         if self.loop.rounds == 1:

@@ -4,7 +4,7 @@ Usage:
     blocks = loop_blocks(run_dir)      # [] for a one-pass run without until_correct
     # build_blocks (distill.pipeline.report) appends them after the accuracy section
 
-Everything is read from files the run wrote: ``loop.json`` (:func:`distill.pipeline.loop.write_summary`)
+Everything is read from files the run wrote: ``loop.json`` (:class:`distill.artifacts.LoopSummary`)
 and ``traces.summary.json`` (generate's sample-until-correct tally).
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from distill import plots
+from distill.artifacts import LoopSummary
 from distill.layout import RunLayout, generate_summary_path
 
 log = logging.getLogger(__name__)
@@ -36,16 +37,16 @@ def loop_blocks(run_dir: Path) -> list[Any]:
                               "samples per solved problem", "hinted requests"],
                     [[str(tally.get(k, "-")) for k in ("reached_k", "partly_solved", "rationalized", "unsolved",
                                                         "samples_per_solved", "rationalizations")]])]
-    loop_path = Path(run_dir) / "loop.json"
+    loop_path = RunLayout(run_dir).loop_summary
     if not loop_path.exists():
         return blocks
-    summary = json.loads(loop_path.read_text(encoding="utf-8"))
-    rows = summary.get("rounds") or []
+    summary = LoopSummary.read(loop_path)
+    rows = summary.rounds
     blocks += [("h2", "Rounds"),
-               ("p", f"Best round: **{summary.get('best_round')}** (its adapter, {summary.get('adapter')}, is the "
+               ("p", f"Best round: **{summary.best_round}** (its adapter, {summary.adapter}, is the "
                      "run's adapter). Round 1 trains on teacher traces; later rounds are sampled by "
-                     + _HOW.get(summary.get("generator", "student"), "?") + " and train on the union of every "
-                     "round's kept traces, " + _HOW.get(summary.get("restart", "base"), "?") + ".")]
+                     + _HOW.get(summary.generator or "student", "?") + " and train on the union of every "
+                     "round's kept traces, " + _HOW.get(summary.restart or "base", "?") + ".")]
     # Every accuracy of the eval record after pass@1 (loop.json's "scores"; older files have pass@1 alone).
     more = [k for k in dict.fromkeys(k for r in rows for k in r.get("scores") or {}) if k != "pass@1"]
     blocks += [("table", ["round", "traces drawn", "kept", "rationalized", "new problems solved",

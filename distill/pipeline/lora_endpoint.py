@@ -4,6 +4,7 @@ Usage:
     endpoint = LoraEndpoint.from_loop(cfg.loop)        # loop.base_url, loop.api_key_env, loop.lora_api
     endpoint.probe()                                    # preflight: reachable, and it offers runtime LoRA loading
     endpoint.load("distill-round-1-3f2a...", "/runs/x/adapter")   # then generate asks for model=<that name>
+    with loaded_by(cfg.loop, name, path): ...          # a round's generate step: load, then generate
 
 The load APIs, as their sources define them. vLLM (``--enable-lora``, with
 ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`` in its environment, else the route does not exist and
@@ -21,11 +22,13 @@ name rather than generating with stale weights.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -35,7 +38,7 @@ from distill.redact import redact
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LoraEndpoint", "adapter_name", "LOAD_PATHS"]
+__all__ = ["LoraEndpoint", "adapter_name", "loaded_by", "LOAD_PATHS"]
 
 LOAD_PATHS = {"vllm": "/v1/load_lora_adapter", "sglang": "/load_lora_adapter"}
 _UNSUPPORTED = (404, 405)
@@ -46,6 +49,14 @@ _HINT = {"vllm": "start vLLM with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDA
 def adapter_name(round_number: int, digest: str) -> str:
     """The name round ``round_number``'s adapter is served under: its bytes decide it, not the run."""
     return f"distill-round-{round_number}-{digest[:12]}"
+
+
+@contextlib.contextmanager
+def loaded_by(loop: Any, name: str, path: str) -> Iterator[None]:
+    """Have the server of ``loop`` load the adapter at ``path`` under ``name`` before a round generates with it
+    (its URL is the recipe's, so nothing is filled in: yields None)."""
+    LoraEndpoint.from_loop(loop).load(name, path)
+    yield None
 
 
 @dataclass

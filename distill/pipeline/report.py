@@ -75,8 +75,8 @@ def build_blocks(run_dir: Path, fig: Figures) -> list[Block]:
 
         header, rows = table_rows(fig.ablation)
         blocks += [("h2", "Ablation: does filtering pay, does reasoning pay?"),
-                   ("p", f"Same student, {fig.ablation['max_steps']} steps each, scored on the held-out problems. "
-                         + fig.ablation["note"] + "."), ("table", header, rows)]
+                   ("p", f"Same student, {fig.ablation.max_steps} steps each, scored on the held-out problems. "
+                         + fig.ablation.note + "."), ("table", header, rows)]
     from distill.pipeline.loop_report import loop_blocks
 
     blocks += loop_blocks(run_dir)

@@ -3,31 +3,31 @@
 Usage:
     run_dir = run(load_pipeline(None, ["name=demo"]))    # what `distill run name=demo` does
 
-Read top-down: plan the steps (distill.pipeline.wiring), then for each step: its key (resolved
-config + the bytes of its inputs); reuse it if the ledger says it finished with that key and its
-outputs exist; otherwise run the stage (which resumes its own partial output after an
-interruption) and record the outcome. Since a step's key includes its inputs' bytes, a changed
-stage re-runs itself and whatever its output feeds, and nothing else.
+Read top-down: plan the steps (distill.pipeline.wiring), then for each step
+(distill.pipeline.steps.run_step): its key (resolved config + the bytes of its inputs); reuse it
+if the ledger says it finished with that key and its outputs exist; otherwise run the stage (which
+resumes its own partial output after an interruption) and record the outcome. Since a step's key
+includes its inputs' bytes, a changed stage re-runs itself and whatever its output feeds, and
+nothing else. Then the ablation's arms and the STaR loop's rounds, as steps of their own through
+the same rule.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import logging
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from distill.artifacts import is_failed, read_latest
-from distill.layout import RunLayout
 from distill.config import save_resolved
-from distill.errors import ConfigError, DistillError, SamplesFailed
+from distill.errors import ConfigError, SamplesFailed
+from distill.layout import RunLayout
 from distill.lock import exclusive_lock
-from distill.pipeline.config import OfflineTeacherConfig, PipelineConfig
-from distill.pipeline.state import Ledger
-from distill.pipeline.wiring import Step, materialize_sources, plan, step_key, step_lineage
-from distill.preflight import check_run_outputs, preflight
+from distill.pipeline.ablation import run_ablation
+from distill.pipeline.config import PipelineConfig
+from distill.pipeline.loop import run_loop
+from distill.pipeline.preflight import check_run_outputs, preflight
+from distill.pipeline.steps import Step, execute, run_step
+from distill.pipeline.wiring import materialize_sources, plan
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def run(cfg: PipelineConfig) -> Path:
     preflight(cfg)  # every stage's options and named files, before anything is written or sent
     layout = RunLayout(cfg.folder.resolve())
     layout.root.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(layout.root, lock_file=layout.root / ".lock"):  # one `distill run` per run folder
+    with exclusive_lock(layout.root, lock_file=layout.lock):  # one `distill run` per run folder
         return _run(cfg, layout)
 
 
@@ -47,60 +47,28 @@ def _run(cfg: PipelineConfig, layout: RunLayout) -> Path:
     steps = plan(wired, layout.root)
     _check_inputs(steps, layout.root)
     check_run_outputs(steps, _recipe_inputs(cfg))
-    ledger = Ledger(layout.root)
     left_failed: list[str] = []
     t0 = time.time()
     log.info("distill run: %d steps in %s", len(steps), layout.root)
-    with contextlib.ExitStack() as teachers:
-        for index, step in enumerate(steps, 1):
-            _banner(index, len(steps), step)
-            if step.section == "generate" and step.cfg.dry_run:  # an estimate: nothing recorded, nothing after it
-                _start_teacher(step, cfg, teachers)
-                importlib.import_module(step.module).run(step.cfg)
-                log.info("distill run: generate.dry_run=true, so the pipeline stops here")
-                return layout.root
-            failed = run_step(step, layout.root, ledger, fresh=step.section in cfg.force,
-                              start=lambda s: _start_teacher(s, cfg, teachers))
-            if failed:
-                left_failed.append(f"{step.name}: {failed} samples failed")
+    for index, step in enumerate(steps, 1):
+        _banner(index, len(steps), step)
+        if step.section == "generate" and step.cfg.dry_run:  # an estimate: nothing recorded, nothing after it
+            execute(step)
+            log.info("distill run: generate.dry_run=true, so the pipeline stops here")
+            return layout.root
+        failed = run_step(step, fresh=step.section in cfg.force).failed
+        if failed:
+            left_failed.append(f"{step.name}: {failed} samples failed")
     if cfg.ablate:  # after the run's own steps: the filtered arm is its adapter and eval-after
-        from distill.pipeline.ablation import run_ablation
-
-        run_ablation(wired, layout)
+        run_ablation(wired, layout, steps)
     if cfg.loop.rounds > 1:
-        from distill.pipeline.loop import run_loop
-
-        left_failed += run_loop(cfg, layout, steps)
+        left_failed += run_loop(wired, layout)
     log.info("distill run: finished in %.1f s", time.time() - t0)
     _summarise(cfg, layout)
     if left_failed:  # the run finished on what came back; a script must still see that some did not
         raise SamplesFailed(f"{'; '.join(left_failed)} (see the error field in {layout.traces.name}); "
                             "`distill run` again retries them")
     return layout.root
-
-
-def run_step(step: Step, root: Path, ledger: Ledger, fresh: bool = False,
-             start: Callable[[Step], None] = lambda step: None) -> int:
-    """Reuse ``step`` when its key and outputs are current, else run it (``start`` first, e.g. a teacher);
-    return the samples generate left failed. The loop's rounds run their steps through this too."""
-    key, lineage = step_key(step, root), step_lineage(step, root)
-    ledger.switch(step.name, lineage, step.outputs, fresh=fresh)
-    if not fresh and ledger.is_current(step.name, key, step.outputs):
-        ledger.mark_reused(step.name)
-        log.info("%s: reused (settings and inputs unchanged, key %s)", step.name, key)
-        return 0
-    start(step)  # only when the step has work: a reused run sends nothing
-    previous = ledger.read(step.name)
-    if previous and previous.get("key") == key and previous.get("status") != "done":
-        log.info("%s: resuming the previous attempt", step.name)
-    ledger.start(step.name, key, step.outputs, lineage=lineage)
-    try:
-        importlib.import_module(step.module).run(step.cfg)
-    except SamplesFailed:
-        if step.section != "generate":
-            raise
-        # Generate's failed samples are counted below: the pipeline goes on with what came back.
-    return _record(step, ledger)
 
 
 def _recipe_inputs(cfg: PipelineConfig) -> dict[str, object]:
@@ -110,33 +78,6 @@ def _recipe_inputs(cfg: PipelineConfig) -> dict[str, object]:
             "filter.decontam.problems": list(cfg.filter.decontam.problems or []),
             "finetune.student": cfg.finetune.student, "finetune.chat_template": cfg.finetune.chat_template,
             "finetune.init_adapter": cfg.finetune.init_adapter}
-
-
-def _start_teacher(step: Step, cfg: PipelineConfig, teachers: contextlib.ExitStack) -> None:
-    """Point generate at the built-in offline teacher, through the same client as a real one."""
-    if step.section != "generate" or cfg.teacher != "offline":
-        return
-    url = teachers.enter_context(offline_teacher(cfg.offline_teacher))
-    step.cfg.base_url = url
-    step.cfg.model = cfg.offline_teacher.model
-    step.cfg.provider = "offline"
-    step.cfg.api_key_env = None
-
-
-def _record(step: Step, ledger: Ledger) -> int:
-    """Mark the step done, or partial when generate has failed samples (retried next run); return those."""
-    failed = good = 0
-    if step.section == "generate" and step.main.exists():
-        outcome = read_latest(step.main, keep=lambda _line, rec: is_failed(rec))
-        failed = sum(outcome.values())
-        good = len(outcome) - failed
-    ledger.finish(step.name, complete=not failed)
-    if failed and not good:
-        raise SamplesFailed(f"{step.name}: every sample failed (see the error field in {step.main}); "
-                            "check the teacher settings, then run again to retry them")
-    if failed:
-        log.warning("%s: %d samples failed; they are retried on the next `distill run`", step.name, failed)
-    return failed
 
 
 def _summarise(cfg: PipelineConfig, layout: RunLayout) -> None:
@@ -181,18 +122,3 @@ def _check_inputs(steps: list[Step], run_dir: Path) -> None:
 def _banner(index: int, total: int, step: Step) -> None:
     log.info("")
     log.info("━━ [%d/%d] %s %s", index, total, step.name, "━" * max(4, 60 - len(step.name)))
-
-
-@contextlib.contextmanager
-def offline_teacher(cfg: OfflineTeacherConfig) -> Iterator[str]:
-    """The built-in offline teacher on 127.0.0.1 (a free port), for as long as generate needs it."""
-    from distill.teacher.server import TeacherServer
-
-    server = TeacherServer(dialect=cfg.dialect, latency=cfg.latency, model=cfg.model,
-                           mistake_rate=cfg.mistake_rate, seed=cfg.seed, style=cfg.style)
-    with server:
-        if not server.port:
-            raise DistillError("the built-in offline teacher did not start listening (machine overloaded?); run again")
-        log.info("teacher: the built-in offline teacher at %s (for trying the pipeline; "
-                 "use a generate/*.yaml recipe for a real one)", server.base_url)
-        yield server.base_url

@@ -2,7 +2,7 @@
 
 Usage:
     ledger = Ledger(run_dir)
-    key = stage_key(cfg_dict, inputs=[run_dir / "traces.jsonl"])
+    key = stage_key(cfg_dict, inputs={"traces": run_dir / "traces.jsonl"})
     if ledger.is_current("filter", key, outputs=[kept]):
         ...                                   # reuse
     ledger.switch("filter", key, outputs=[kept])   # outputs of another key moved aside (or restored)
@@ -13,7 +13,9 @@ A stage is reused only when its state file says it finished with the same key an
 still exist. A stage that was interrupted (state ``running``, same key) is simply run again: the
 stages resume their own partial outputs, so nothing here deletes them. When the key changed, the
 old outputs are moved aside to ``.superseded/`` (never deleted) so the stage starts clean, and are
-moved back if that key is asked for again.
+moved back if that key is asked for again. :func:`distill.pipeline.steps.run_step` applies this
+to every step: the run's, each STaR round's (``round-<r>/.state``), each ablation arm's
+(``ablation/<arm>/.state``).
 """
 
 from __future__ import annotations
@@ -26,12 +28,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from distill.layout import RunLayout
 from distill.records import file_sha256, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-STATE_DIR = ".state"
-SUPERSEDED_DIR = ".superseded"
 # Folders inside an output folder that are scratch (checkpoints), not part of its content.
 _SCRATCH = ("checkpoints", "checkpoint", ".tmp")
 
@@ -72,11 +73,12 @@ def stage_key(config: dict[str, Any], inputs: dict[str, Path | None] | None = No
 
 
 class Ledger:
-    """The state files of one run folder (``.state/<stage>.json``)."""
+    """The state files of one folder whose steps it records (``.state/<stage>.json``): the run, a round, an arm."""
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
-        self.dir = self.run_dir / STATE_DIR
+        self.dir = RunLayout(self.run_dir).state
+        self.superseded = RunLayout(self.run_dir).superseded
 
     def read(self, stage: str) -> dict[str, Any] | None:
         path = self.dir / f"{stage}.json"
@@ -145,7 +147,7 @@ class Ledger:
             self._write(stage, state)
 
     def _set_aside(self, stage: str, state: dict[str, Any], outputs: list[Path]) -> None:
-        folder = self.run_dir / SUPERSEDED_DIR / f"{stage}-{_lineage(state)}"
+        folder = self.superseded / f"{stage}-{_lineage(state)}"
         moved = False
         for path in outputs:
             if path.exists():
@@ -160,7 +162,7 @@ class Ledger:
             log.info("%s: settings or inputs changed; previous output kept in %s", stage, folder)
 
     def _restore(self, stage: str, lineage: str, outputs: list[Path]) -> None:
-        folder = self.run_dir / SUPERSEDED_DIR / f"{stage}-{lineage}"
+        folder = self.superseded / f"{stage}-{lineage}"
         saved = folder / "state.json"
         if not saved.is_file():
             return

@@ -1,6 +1,8 @@
-"""The previous round's student as a teacher: an OpenAI-compatible loopback server around the local eval backend.
+"""Teachers the pipeline starts on 127.0.0.1: the built-in offline one, and the previous round's student.
 
 Usage:
+    with offline_teacher(cfg.offline_teacher) as url:                 # round 1 with teacher=offline
+        run(dataclasses.replace(gen_cfg, base_url=url))
     with student_teacher(eval_cfg, adapter="runs/x/adapter") as url:   # eval_cfg: student, sampling, budget
         run(dataclasses.replace(gen_cfg, base_url=url, provider="offline", api_key_env=None))
 
@@ -28,13 +30,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from distill.errors import DistillError
 from distill.evaluate.config import EvalConfig
+from distill.pipeline.config import OfflineTeacherConfig
 from distill.teacher import server_wire as wire
 from distill.teacher.server import TeacherServer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StudentServer", "student_server", "student_teacher"]
+__all__ = ["StudentServer", "offline_teacher", "student_server", "student_teacher"]
 
 
 class StudentServer(TeacherServer):
@@ -163,4 +167,17 @@ def student_teacher(cfg: EvalConfig, adapter: str | None, model: str = "student"
     with student_server(cfg, adapter, model) as server:
         log.info("student teacher: %s%s sampling at temperature %s on %s", cfg.student,
                  f" + {adapter}" if adapter else "", cfg.temperature, server.base_url)
+        yield server.base_url
+
+
+@contextlib.contextmanager
+def offline_teacher(cfg: OfflineTeacherConfig) -> Iterator[str]:
+    """The built-in offline teacher on 127.0.0.1 (a free port), for as long as generate needs it."""
+    server = TeacherServer(dialect=cfg.dialect, latency=cfg.latency, model=cfg.model,
+                           mistake_rate=cfg.mistake_rate, seed=cfg.seed, style=cfg.style)
+    with server:
+        if not server.port:
+            raise DistillError("the built-in offline teacher did not start listening (machine overloaded?); run again")
+        log.info("teacher: the built-in offline teacher at %s (for trying the pipeline; "
+                 "use a generate/*.yaml recipe for a real one)", server.base_url)
         yield server.base_url

@@ -11,12 +11,11 @@ records; a stage that did not run shows as a dash, a record of another version i
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill.artifacts import AdapterRecord, EvalReport, FilterStats, is_failed, latest_per_pair, read_records
+from distill.artifacts import AblationReport, AdapterRecord, EvalReport, FilterStats, is_failed, latest_per_pair, read_records
 from distill.layout import RunLayout
 from distill.metrics import Metrics, metric_rows
 from distill.pipeline.state import Ledger
@@ -47,7 +46,7 @@ class Figures:
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     artefacts: dict[str, Path] = field(default_factory=dict)
     checkpoint: dict | None = None  # which step's adapter finetune kept, and by what
-    ablation: dict | None = None  # ablation/report.json (distill.pipeline.ablation)
+    ablation: AblationReport | None = None  # ablation/report.json (distill.pipeline.ablation)
     gate: list[str] = field(default_factory=list)  # the regression gate's sentences (distill.gate)
     gate_failed: bool = False
 
@@ -61,8 +60,8 @@ def collect(run_dir: Path) -> Figures:
     _read_adapter(layout, fig)
     fig.accuracy_before = _read_eval(layout.eval_before.report)
     fig.accuracy_after = _read_eval(layout.eval_after.report)
-    ablation = layout.root / "ablation" / "report.json"
-    fig.ablation = json.loads(ablation.read_text(encoding="utf-8")) if ablation.is_file() else None
+    ablation = layout.ablation.report
+    fig.ablation = AblationReport.read(ablation) if ablation.is_file() else None
     states = Ledger(layout.root).all()
     fig.steps = {name: states[name] for name in STEP_ORDER if name in states}
     named = {"traces": layout.traces, "kept": layout.kept, "rejected": layout.filter.rejected,

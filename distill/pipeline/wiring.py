@@ -1,103 +1,208 @@
-"""The pipeline's plan: each step's stage config with its paths inside the run folder, its inputs and outputs.
+"""The plan of a run: a round's steps (generate -> filter -> finetune -> eval ...) with every config resolved.
 
 Usage:
-    steps = plan(cfg, run_dir)          # [Step("generate", ...), Step("filter", ...), ...]
-    key = step_key(steps[0], run_dir)    # what decides whether its output can be reused
+    steps = plan(cfg, run_dir)                  # round 1: [Step("generate", ...), Step("filter", ...), ...]
+    steps = plan(cfg, run_dir, number=2)        # a STaR round in round-2/, sampled by round 1's student
+    finetune, scored = plan_arm(cfg, run_dir, "unfiltered", data, "{reasoning}{content}")   # an ablation arm
 
-Pure apart from reading the input files' bytes for the keys: no stage runs here. Every path
-comes from :class:`distill.artifacts.RunLayout`; setting a field a stage does not have fails.
+Every step's config is complete here (its paths, the built-in teacher's model and provider, a
+round's sampler), so what :mod:`distill.pipeline.steps` keys is what runs. Pure apart from
+reading files' bytes (a round's samples are named by the previous adapter's hash) and writing
+inputs made from recipe specs or earlier outputs: no stage runs here. Every path comes from
+:class:`distill.layout.RunLayout`; setting a field a stage does not have fails.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from dataclasses import dataclass, field
+import functools
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
-from distill.layout import RunLayout
 from distill.config import to_dict
 from distill.errors import ConfigError
+from distill.layout import EvalFiles, RunLayout
 from distill.pipeline.config import PipelineConfig
+from distill.pipeline.lora_endpoint import adapter_name, loaded_by
+from distill.pipeline.state import content_hash
+from distill.pipeline.steps import Step
+from distill.pipeline.student_teacher import offline_teacher, student_teacher
 from distill.publish.config import PublishConfig
-from distill.pipeline.state import stage_key
-from distill.records import write_text_atomic
-
-# Options that change how fast or how visibly a stage works, never what it writes.
-_NO_EFFECT = frozenset({
-    "progress", "concurrency", "rpm", "tpm", "adaptive", "request_timeout", "max_attempts", "backoff_base",
-    "backoff_max", "fsync", "resume", "workers", "save_steps", "stream", "chunksize", "batch",
-})
-# Generate can extend its output: more problems or samples keep the traces already paid for; and
-# where the same model is reached (another replica, another key variable) does not change a trace.
-_EXTENDS = frozenset({"limit", "samples", "max_cost_usd", "est_completion_tokens", "base_url", "api_key_env",
-                      "until_correct", "max_samples", "rationalize", "rationalize_samples"})
-# With the built-in teacher these are set per run (a free port), so they stand for the teacher's settings.
-_TEACHER_ENDPOINT = ("base_url", "api_key_env", "provider", "model")
-
-MODULES = {"generate": "distill.generate", "filter": "distill.filter", "finetune": "distill.finetune",
-           "eval": "distill.evaluate", "publish": "distill.publish"}
+from distill.records import read_jsonl, write_text_atomic
 
 
-@dataclass
-class Step:
-    """One stage run: ``name`` is its state name (eval runs twice: eval-before, eval-after)."""
+def plan(cfg: PipelineConfig, run_dir: Path, number: int = 1) -> list[Step]:
+    """Round ``number``'s steps that ``cfg.stages`` asks for, in pipeline order, wired into ``run_dir``.
 
-    name: str
-    section: str
-    cfg: Any
-    main: Path
-    outputs: list[Path]
-    inputs: dict[str, Path | None] = field(default_factory=dict)
-    extra_key: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def module(self) -> str:
-        return MODULES[self.section]
-
-
-def plan(cfg: PipelineConfig, run_dir: Path) -> list[Step]:
-    """The steps ``cfg.stages`` asks for, in pipeline order, each with its config wired into ``run_dir``."""
+    Round 1 is the run: the teacher generates, and eval-before, the guard and publish run. Round
+    r >= 2 (after round r-1 finished) lives in ``round-<r>/``: round r-1's student samples, finetune
+    trains on the union of every round's kept traces, eval-after scores it.
+    """
     run = RunLayout(Path(run_dir).resolve())
+    here = run.round(number)
     wanted = set(cfg.stages)
-    eval_problems = _local(cfg.eval.problems)
     steps: list[Step] = []
     if "generate" in wanted:
-        gen = _wired(cfg.generate, out=str(run.traces))
-        extra = {"teacher": "offline", "offline_teacher": to_dict(cfg.offline_teacher)} if cfg.teacher == "offline" else {}
-        # The resolved config travels with the traces (set aside and restored together): generate
-        # refuses traces whose config names another teacher or sampling.
-        steps.append(Step("generate", "generate", gen, run.traces, [run.traces, run.generate_config],
-                          inputs={"problems": _local(gen.problems)}, extra_key=extra))
+        steps.append(_teacher_generate(cfg, run) if number == 1 else _student_generate(cfg, run, number))
     if "filter" in wanted:
-        # Held-out problems never reach training, whatever the recipe forgot to say.
-        decontam = cfg.filter.decontam.problems or ([str(eval_problems)] if eval_problems else [])
-        flt = _wired(cfg.filter, traces=str(run.traces), out=str(run.kept), rejected=None, stats=None,
-                     decontam=dataclasses.replace(cfg.filter.decontam, problems=decontam))
-        steps.append(Step("filter", "filter", flt, run.kept, [run.kept, run.filter.rejected, run.filter.stats],
-                          inputs={"traces": run.traces}))
+        steps.append(_filter(cfg, here))
     if "finetune" in wanted:
-        ft = _wired(cfg.finetune, data=str(run.kept), out=str(run.adapter.folder), resume=True)
-        steps.append(Step("finetune", "finetune", ft, run.adapter.folder, [run.adapter.folder],
-                          inputs={"data": run.kept, "student": _local(ft.student), "dev": _local(ft.eval_problems),
-                                  # the start's bytes, not its path: a retrained start re-runs finetune
-                                  **({"init_adapter": _local(ft.init_adapter)} if ft.init_adapter else {})}))
+        steps.append(_round_finetune(cfg, run, number))
     if "eval" in wanted:
-        steps.extend(_eval_steps(cfg, run, with_adapter="finetune" in wanted or run.adapter.folder.exists()))
-    if "publish" in wanted:
-        paths = dict(out=str(run.publish), stats=str(run.filter.stats), traces=str(run.traces),
-                     eval=str(run.eval_after.folder) if "eval" in wanted else None,
-                     adapter=str(run.adapter.folder) if cfg.publish.repo_id else None,
-                     dataset=str(run.kept) if cfg.publish.dataset_repo_id else None,
-                     guard_eval=str(run.guard_after.folder) if cfg.guard_problems and "eval" in wanted else None)
-        try:
-            pub = PublishConfig(**{**_fields(cfg.publish), **paths})  # publish's own checks run here
-        except ConfigError as exc:
-            raise ConfigError(f"publish: {exc} (the pipeline sets adapter= and dataset= itself)") from None
-        steps.append(Step("publish", "publish", pub, run.publish, [run.publish],
-                          inputs={"adapter": run.adapter.folder, "kept": run.kept, "eval": run.eval_after.report}))
+        steps.extend(_eval_steps(cfg, here, number, with_adapter="finetune" in wanted or here.adapter.folder.exists()))
+    if "publish" in wanted and number == 1:  # a loop publishes its best round by hand (its config refuses this)
+        steps.append(_publish(cfg, run))
     return steps
+
+
+def plan_arm(cfg: PipelineConfig, run_dir: Path, arm: str, data: Path, reasoning_format: str) -> list[Step]:
+    """An ablation arm in ``ablation/<arm>/``: the recipe's finetune on ``data``, then eval-after's scoring."""
+    files = RunLayout(Path(run_dir).resolve()).ablation.arm(arm)
+    train = _finetune(cfg.finetune, files.root, data, files.adapter.folder, cfg.finetune.init_adapter,
+                      reasoning_format=reasoning_format)
+    return [train, _eval_adapter(cfg.eval, "eval", cfg.eval.problems, files.eval, files.root, files.adapter.folder)]
+
+
+def _teacher_generate(cfg: PipelineConfig, run: RunLayout) -> Step:
+    """Round 1: the recipe's teacher; with ``teacher=offline`` the built-in one, started when generate runs.
+    The resolved config travels with the traces (set aside and restored together): generate refuses
+    traces whose config names another teacher or sampling."""
+    outputs = [run.traces, run.generate_config]
+    if cfg.teacher != "offline":
+        gen = _wired(cfg.generate, out=str(run.traces))
+        return Step("generate", "generate", gen, run.root, outputs, inputs={"problems": _local(gen.problems)})
+    gen = _wired(cfg.generate, out=str(run.traces), model=cfg.offline_teacher.model, provider="offline",
+                 api_key_env=None)
+    # Its settings are keyed in place of its endpoint (a free port, known once it listens).
+    extra = {"teacher": "offline", "offline_teacher": to_dict(cfg.offline_teacher)}
+    return Step("generate", "generate", gen, run.root, outputs, inputs={"problems": _local(gen.problems)},
+                extra_key=extra, serve=functools.partial(offline_teacher, cfg.offline_teacher))
+
+
+def _student_generate(cfg: PipelineConfig, run: RunLayout, number: int) -> Step:
+    """Round r >= 2: round r-1's student samples at ``loop.temperature``, served here or by the user's endpoint."""
+    loop, here, previous = cfg.loop, run.round(number), run.round(number - 1).adapter.folder
+    digest = content_hash(previous)
+    budget = loop.max_new_tokens or cfg.generate.max_tokens
+    # The previous adapter's bytes are keyed: a retrained round r-1 means new samples.
+    extra: dict[str, Any] = {"generator": loop.generator, "student_adapter": digest}
+    if loop.generator == "endpoint":  # the user's server, asked for the adapter by its content-named name
+        name = adapter_name(number - 1, digest)
+        where: dict[str, Any] = dict(model=name, base_url=loop.base_url, api_key_env=loop.api_key_env,
+                                     provider=loop.lora_api)
+        if loop.lora_api == "sglang":  # SGLang picks the adapter by lora_path; a bare model name is the base
+            where["extra_body"] = {**cfg.generate.extra_body, "lora_path": name}
+        seen_as = Path(loop.server_run_dir) / previous.relative_to(run.root) if loop.server_run_dir else previous
+        serve = functools.partial(loaded_by, loop, name, str(seen_as))
+    else:
+        where = dict(model=f"student-round-{number - 1}", provider="offline", api_key_env=None)
+        extra["teacher"] = "offline"  # its endpoint is a per-run loopback port: left out of the key
+        sampling = dataclasses.replace(cfg.eval, adapter=str(previous), temperature=loop.temperature,
+                                       top_p=loop.top_p, max_new_tokens=budget, samples=1)
+        serve = functools.partial(student_teacher, sampling, str(previous), model=where["model"])
+    gen = _wired(cfg.generate, out=str(here.traces), temperature=loop.temperature, top_p=loop.top_p,
+                 max_tokens=budget, max_cost_usd=None, dry_run=False, **where)
+    return Step("generate", "generate", gen, here.root, [here.traces, here.generate_config],
+                inputs={"problems": _local(gen.problems)}, extra_key=extra, serve=serve)
+
+
+def _filter(cfg: PipelineConfig, here: RunLayout) -> Step:
+    # Held-out problems never reach training, whatever the recipe forgot to say.
+    eval_problems = _local(cfg.eval.problems)
+    decontam = cfg.filter.decontam.problems or ([str(eval_problems)] if eval_problems else [])
+    flt = _wired(cfg.filter, traces=str(here.traces), out=str(here.kept), rejected=None, stats=None,
+                 decontam=dataclasses.replace(cfg.filter.decontam, problems=decontam))
+    return Step("filter", "filter", flt, here.root, [here.kept, here.filter.rejected, here.filter.stats],
+                inputs={"traces": here.traces})
+
+
+def _round_finetune(cfg: PipelineConfig, run: RunLayout, number: int) -> Step:
+    """Round 1 trains on its kept traces; round r on the union so far, from the base (restart=base, STaR's
+    restart) or from round r-1's adapter (restart=continue: its bytes are a keyed input)."""
+    here = run.round(number)
+    if number == 1:
+        return _finetune(cfg.finetune, here.root, here.kept, here.adapter.folder, cfg.finetune.init_adapter)
+    start = str(run.round(number - 1).adapter.folder) if cfg.loop.restart == "continue" else cfg.finetune.init_adapter
+    return _finetune(cfg.finetune, here.root, here.train_union, here.adapter.folder, start,
+                     prepare=functools.partial(write_union, run, number))
+
+
+def _finetune(section: Any, root: Path, data: Path, out: Path, start: str | None,
+              reasoning_format: str | None = None, prepare: Any = None) -> Step:
+    ft = _wired(section, data=str(data), out=str(out), resume=True, init_adapter=start,
+                **({"reasoning_format": reasoning_format} if reasoning_format is not None else {}))
+    inputs = {"data": data, "student": _local(ft.student), "dev": _local(ft.eval_problems),
+              # the start's bytes, not its path: a retrained start re-runs finetune
+              **({"init_adapter": _local(start)} if start else {})}
+    return Step("finetune", "finetune", ft, root, [out], inputs=inputs, prepare=prepare)
+
+
+def _eval_steps(cfg: PipelineConfig, here: RunLayout, number: int, with_adapter: bool) -> list[Step]:
+    """eval-before (round 1) scores the bare student; eval-after the adapter, compared with eval-before."""
+    steps = []
+    before = here.eval_before if cfg.eval_before and number == 1 else None
+    if before is not None:
+        steps.append(_eval_bare(cfg, "eval-before", cfg.eval.problems, before, here.root))
+    if with_adapter:
+        # Round 1's key always names its before report (None without one); a round's has none.
+        extra = {"before": before.report if before else None} if number == 1 else {}
+        steps.append(_eval_adapter(cfg.eval, "eval-after", cfg.eval.problems, here.eval_after, here.root,
+                                   here.adapter.folder, before, extra))
+    if cfg.guard_problems and number == 1:  # always both: forgetting is a drop
+        steps.append(_eval_bare(cfg, "guard-before", cfg.guard_problems, here.guard_before, here.root))
+        if with_adapter:
+            steps.append(_eval_adapter(cfg.eval, "guard-after", cfg.guard_problems, here.guard_after, here.root,
+                                       here.adapter.folder, here.guard_before, {"before": here.guard_before.report}))
+    return steps
+
+
+def _eval_bare(cfg: PipelineConfig, name: str, problems: str, files: EvalFiles, root: Path) -> Step:
+    """The bare student prompted the way finetune will train it (generate's user template, finetune's system prompt)."""
+    prompt = cfg.eval.prompt_template or cfg.generate.prompt_template
+    system = cfg.eval.system_prompt if cfg.eval.system_prompt is not None else cfg.finetune.system_prompt
+    ev = _wired(cfg.eval, problems=problems, out=str(files.folder), adapter=None, compare=None, compare_base=False,
+                prompt_template=prompt, system_prompt=system)
+    return Step(name, "eval", ev, root, [files.folder],
+                inputs={"problems": _local(problems), "student": _local(cfg.eval.student)})
+
+
+def _eval_adapter(section: Any, name: str, problems: str, files: EvalFiles, root: Path, adapter: Path,
+                  before: EvalFiles | None = None, extra_inputs: dict[str, Path | None] | None = None) -> Step:
+    """The student with ``adapter``, prompted as the adapter's record says it was trained (eval reads it)."""
+    ev = _wired(section, problems=problems, out=str(files.folder), adapter=str(adapter),
+                compare=str(before.folder) if before else None, compare_base=False)
+    inputs = {"problems": _local(problems), "student": _local(section.student), "adapter": adapter,
+              **(extra_inputs or {})}
+    return Step(name, "eval", ev, root, [files.folder], inputs=inputs)
+
+
+def _publish(cfg: PipelineConfig, run: RunLayout) -> Step:
+    wanted = set(cfg.stages)
+    paths = dict(out=str(run.publish), stats=str(run.filter.stats), traces=str(run.traces),
+                 eval=str(run.eval_after.folder) if "eval" in wanted else None,
+                 adapter=str(run.adapter.folder) if cfg.publish.repo_id else None,
+                 dataset=str(run.kept) if cfg.publish.dataset_repo_id else None,
+                 guard_eval=str(run.guard_after.folder) if cfg.guard_problems and "eval" in wanted else None)
+    try:
+        pub = PublishConfig(**{**_fields(cfg.publish), **paths})  # publish's own checks run here
+    except ConfigError as exc:
+        raise ConfigError(f"publish: {exc} (the pipeline sets adapter= and dataset= itself)") from None
+    return Step("publish", "publish", pub, run.root, [run.publish],
+                inputs={"adapter": run.adapter.folder, "kept": run.kept, "eval": run.eval_after.report})
+
+
+def write_union(run: RunLayout, number: int) -> Path:
+    """Round ``number``'s ``train.jsonl``: every round's kept traces so far, each tagged with its round
+    (rewritten only when it changes, so an unchanged union keeps finetune's key)."""
+    lines = []
+    for r in range(1, number + 1):
+        kept = run.round(r).kept
+        if kept.exists():
+            lines += [json.dumps({**rec, "round": r}, ensure_ascii=False) + "\n" for _, rec in read_jsonl(kept)]
+    return _write_if_changed(run.round(number).train_union, "".join(lines))
 
 
 def materialize_sources(cfg: PipelineConfig, run_dir: Path) -> PipelineConfig:
@@ -116,9 +221,6 @@ def materialize_sources(cfg: PipelineConfig, run_dir: Path) -> PipelineConfig:
 
 
 def _write_offline(spec: str, run_dir: Path) -> Path:
-    import hashlib
-    import json
-
     from distill.offline.sets import from_spec
 
     try:
@@ -127,89 +229,14 @@ def _write_offline(spec: str, run_dir: Path) -> Path:
         raise ConfigError(f"problems: {exc}") from None
     text = "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in problems)
     slug = "".join(c if c.isalnum() else "-" for c in spec[len("offline:"):]).strip("-")
-    path = RunLayout(Path(run_dir)).problems_dir / f"offline-{slug}-{hashlib.sha256(spec.encode()).hexdigest()[:6]}.jsonl"
+    digest = hashlib.sha256(spec.encode()).hexdigest()[:6]
+    return _write_if_changed(RunLayout(Path(run_dir)).problems_dir / f"offline-{slug}-{digest}.jsonl", text)
+
+
+def _write_if_changed(path: Path, text: str) -> Path:
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         write_text_atomic(path, text)
     return path
-
-
-def _eval_steps(cfg: PipelineConfig, run: RunLayout, with_adapter: bool) -> list[Step]:
-    """eval-before scores the bare student prompted the way finetune will train it (generate's user
-    template, finetune's system prompt); eval-after reads how the adapter was trained from its record."""
-    problems, student = _local(cfg.eval.problems), _local(cfg.eval.student)
-    before, after = run.eval_before, run.eval_after
-    steps = []
-    if cfg.eval_before:
-        prompt = cfg.eval.prompt_template or cfg.generate.prompt_template
-        system = cfg.eval.system_prompt if cfg.eval.system_prompt is not None else cfg.finetune.system_prompt
-        ev = _wired(cfg.eval, out=str(before.folder), adapter=None, compare=None, compare_base=False,
-                    prompt_template=prompt, system_prompt=system)
-        steps.append(Step("eval-before", "eval", ev, before.folder, [before.folder],
-                          inputs={"problems": problems, "student": student}))
-    if with_adapter:
-        compare = str(before.folder) if cfg.eval_before else None
-        ev = _wired(cfg.eval, out=str(after.folder), adapter=str(run.adapter.folder), compare=compare,
-                    compare_base=False)
-        steps.append(Step("eval-after", "eval", ev, after.folder, [after.folder], inputs={
-            "problems": problems, "student": student, "adapter": run.adapter.folder,
-            "before": before.report if cfg.eval_before else None}))
-    if cfg.guard_problems:
-        steps.extend(_guard_steps(cfg, run, with_adapter))
-    return steps
-
-
-def _guard_steps(cfg: PipelineConfig, run: RunLayout, with_adapter: bool) -> list[Step]:
-    """The guard problems scored like the held-out ones, before and after (always both: forgetting is a drop)."""
-    problems, student = _local(cfg.guard_problems), _local(cfg.eval.student)
-    before, after = run.guard_before, run.guard_after
-    prompt = cfg.eval.prompt_template or cfg.generate.prompt_template
-    system = cfg.eval.system_prompt if cfg.eval.system_prompt is not None else cfg.finetune.system_prompt
-    ev = _wired(cfg.eval, problems=cfg.guard_problems, out=str(before.folder), adapter=None, compare=None,
-                compare_base=False, prompt_template=prompt, system_prompt=system)
-    steps = [Step("guard-before", "eval", ev, before.folder, [before.folder],
-                  inputs={"problems": problems, "student": student})]
-    if with_adapter:
-        ev = _wired(cfg.eval, problems=cfg.guard_problems, out=str(after.folder), adapter=str(run.adapter.folder),
-                    compare=str(before.folder), compare_base=False)
-        steps.append(Step("guard-after", "eval", ev, after.folder, [after.folder], inputs={
-            "problems": problems, "student": student, "adapter": run.adapter.folder, "before": before.report}))
-    return steps
-
-
-def step_key(step: Step, run_dir: Path) -> str:
-    """The digest of the step's resolved config (run-folder paths made relative) and its inputs' bytes."""
-    return stage_key(_key_config(step, run_dir), step.inputs)
-
-
-def step_lineage(step: Step, run_dir: Path) -> str:
-    """What must match for a stage's earlier output to be continued rather than set aside.
-
-    Other stages: their key. Generate: its key without the options that only extend its output.
-    """
-    if step.section != "generate":
-        return step_key(step, run_dir)
-    # Nor the problem file's bytes: traces are keyed by problem id, so a grown file extends them.
-    config = {k: v for k, v in _key_config(step, run_dir).items() if k not in _EXTENDS}
-    return stage_key(config)
-
-
-def _key_config(step: Step, run_dir: Path) -> dict[str, Any]:
-    data = {k: v for k, v in to_dict(step.cfg).items() if k not in _NO_EFFECT}
-    if step.extra_key.get("teacher") == "offline":
-        for name in _TEACHER_ENDPOINT:
-            data.pop(name, None)
-    data.update(step.extra_key)
-    return _relative(data, str(Path(run_dir).resolve()))
-
-
-def _relative(value: Any, root: str) -> Any:
-    if isinstance(value, dict):
-        return {k: _relative(v, root) for k, v in value.items() if k not in _NO_EFFECT}
-    if isinstance(value, list):
-        return [_relative(v, root) for v in value]
-    if isinstance(value, str) and value.startswith(root):
-        return "<run>" + value[len(root):]
-    return value
 
 
 def _wired(section_cfg: Any, **paths: Any) -> Any:
@@ -222,9 +249,9 @@ def _fields(cfg: Any) -> dict[str, Any]:
     return {f.name: copy.deepcopy(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
 
 
-def _local(spec: str | None) -> Path | None:
+def _local(spec: str | Path | None) -> Path | None:
     """A local file or folder named by a source/student option (Hub names and aliases: None)."""
-    if not spec or not isinstance(spec, str):
+    if not spec or not isinstance(spec, (str, Path)):
         return None
     path = Path(spec)
     return path.resolve() if path.exists() else None

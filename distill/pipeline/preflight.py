@@ -2,7 +2,7 @@
 
 Usage:
     preflight(cfg)                  # PipelineConfig: every listed stage's config, paths and problems
-    check_run_outputs(steps, cfg)   # nothing the pipeline writes in its run folder is one of your inputs
+    check_run_outputs(steps, inputs)   # nothing the pipeline writes in its run folder is one of your inputs
 
 Each stage validates its own options when its config is built; this re-runs those checks (the
 pipeline fills in paths and the student after building) and adds what only the whole recipe
