@@ -27,7 +27,7 @@ from distill.layout import EvalFiles
 from distill.config import save_resolved, to_dict
 from distill.errors import ConfigError, InputError, SamplesFailed
 from distill.evaluate.backends import Answer, ApiBackend, Job, LocalBackend, VllmBackend
-from distill.evaluate.basemodel import check_adapter_base
+from distill.adapters import check_adapter_base
 from distill.evaluate.config import EvalConfig
 from distill.evaluate.metrics import chance_rates, compare_outputs, summarise, wilson_interval
 from distill.generate.config import DEFAULT_PROMPT
