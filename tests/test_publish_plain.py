@@ -82,6 +82,8 @@ def test_an_adapter_trained_on_chat_data_publishes_what_is_known(plain_run, tmp_
         assert claim not in card, claim
     assert "6 chat records" in card and "chat.jsonl" in card  # what is known about the data is stated
     assert "not recorded" in card  # ...and what is not, said so rather than guessed
+    assert "teacher" not in card.lower() and "exactly as it was trained" not in card
+    assert "PROMPT = '{question}'" in card  # no template recorded: the question as it is, not distill's default
     assert (out / "model" / "adapter_model.safetensors").is_file()
 
 
@@ -117,3 +119,21 @@ def test_chat_data_is_published_as_a_dataset_only_when_asked_and_described_as_su
     assert "6 chat records" in card
     _, model_card = _card(out / "model" / "README.md")
     assert "me/chat-data" in model_card
+
+
+def test_the_filter_records_which_kept_file_its_stats_are_of_and_publish_checks_it(tmp_path):
+    from filter_helpers import run_filter, trace, write_traces
+    from distill.records import file_sha256
+
+    write_traces(tmp_path / "traces.jsonl", [trace("p1"), trace("p2"), trace("p3", content="So \\boxed{7}")])
+    stats, kept, _ = run_filter(tmp_path)
+    data = tmp_path / "out" / "kept.jsonl"
+    assert stats["outputs"] == {"kept": str(data), "sha256": file_sha256(data)} and len(kept) == 2
+    args = [f"dataset={data}", "dataset_repo_id=me/traces"]
+    _, card = _card(_publish(*args, f"out={tmp_path / 's1'}") / "dataset" / "README.md")
+    assert "kept 2 of 3 traces" in card and "wrong_answer" in card  # the filter's own stats: its funnel
+    data.write_text(data.read_text().splitlines()[0] + "\n")  # the kept file edited after filtering
+    _, card = _card(_publish(*args, f"out={tmp_path / 's2'}") / "dataset" / "README.md")
+    assert "Acceptance funnel" not in card and "kept 2 of 3" not in card
+    with pytest.raises(InputError, match="its sha256 differs"):
+        _publish(*args, f"stats={tmp_path / 'out' / 'stats.json'}", f"out={tmp_path / 's3'}")

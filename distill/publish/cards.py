@@ -20,7 +20,6 @@ from typing import Any
 from huggingface_hub import DatasetCardData, EvalResult, ModelCardData
 
 from distill.evaluate.metrics import FAMILY_HEADER, family_rows
-from distill.generate.config import DEFAULT_PROMPT
 from distill.publish.provenance import public_name
 
 TAGS = ["distill", "reasoning", "distillation", "lora", "peft"]
@@ -150,12 +149,16 @@ def _base_weights(facts: dict) -> list[str]:
 def _usage_snippet(facts: dict, repo_id: str, merged: bool = False) -> list[str]:
     record = facts.get("finetune") or {}
     system = record.get("system_prompt")
-    prompt = record.get("prompt_template") or DEFAULT_PROMPT
+    recorded = record.get("prompt_template")
+    prompt = recorded or "{question}"  # not recorded (chat records, a foreign adapter): the question as it is
     base = facts.get("base_model") or facts.get("base_model_recorded") or "BASE_MODEL"
     messages = ('[{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT.format(question=question)}]'
                 if system else '[{"role": "user", "content": PROMPT.format(question=question)}]')
-    return ["## Usage", "", "The student is prompted exactly as it was trained: the user message template "
-            "and system prompt below, in the chat template saved with the tokenizer.", "",
+    how = ("The student is prompted exactly as it was trained: the user message template and system prompt below, "
+           "in the chat template saved with the tokenizer." if recorded else "No prompt template is recorded for "
+           "the training data, so the question goes in as the user message as it is, in the chat template saved "
+           "with the tokenizer.")
+    return ["## Usage", "", how, "",
             "```python", *([] if merged else ["from peft import PeftModel"]),
             "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
             *([f"model = AutoModelForCausalLM.from_pretrained({repo_id!r})"] if merged else [
@@ -210,13 +213,15 @@ def model_card(facts: dict, repo_id: str, dataset_repo_id: str | None, license: 
             body += ["Versions: " + ", ".join(f"{k} {v}" for k, v in record["versions"].items() if v), ""]
     body += _usage_snippet(facts, repo_id, merged=merged_from is not None)
     body += ["## Limitations", "",
-             "- A small student imitates its teacher's reasoning style on the training distribution; expect "
+             "- A small student imitates the reasoning style of its training data on that distribution; expect "
              "lower accuracy off that distribution and on long problems.",
              "- Only traces whose final answer the rule verifier confirmed were kept: the reasoning itself is not "
              "verified and can contain wrong steps that reach a right answer." if trained.get("is_verified") else
              "- Whether the training data's answers and reasoning are right is not recorded.",
              "- The eval above uses the problems named there; it says nothing about safety or other tasks.",
-             "- Respect the licences and terms of the base model, the teacher's API and the problem source.", ""]
+             "- Respect the licences and terms of the base model, the teacher's API and the problem source."
+             if trained.get("kind") == "traces" else "- Respect the licences and terms of the base model and of the "
+             "training data.", ""]
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body)
 
 
@@ -228,14 +233,15 @@ def _size_category(n: int) -> str:
 
 
 def dataset_card(facts: dict, repo_id: str, license: str, rows: int, columns: list[str], tags: list[str]) -> str:
-    """README.md for the trace dataset repo."""
+    """README.md for the dataset repo: kept traces, or chat records said to be no more than that."""
+    trained = facts.get("data") or {}
+    is_traces = trained.get("kind") == "traces"
     data = DatasetCardData(license=license, task_categories=["text-generation"], size_categories=_size_category(rows),
-                           tags=list(dict.fromkeys(["distill", "reasoning", "synthetic", "distillation"] + list(tags))),
+                           tags=list(dict.fromkeys(["distill", *(["reasoning", "synthetic", "distillation"]
+                                                                  if is_traces else []), *tags])),
                            pretty_name=repo_id.split("/")[-1],
                            configs=[{"config_name": "default", "data_files": [{"split": "train",
                                                                                "path": "data/train-*.parquet"}]}])
-    trained = facts.get("data") or {}
-    is_traces = trained.get("kind") == "traces"
     intro = (f"{rows} reasoning traces from a teacher model, each with a final answer verified against the "
              "problem's reference answer, made with distill (generate -> filter)." if trained.get("is_verified") else
              f"{rows} reasoning traces from a teacher model, made with distill (generate); they carry no verifier "
