@@ -106,7 +106,7 @@ def _stats_mismatch(stats: FilterStats, data: TrainingData) -> str | None:
 
 
 def filter_stats(named: str | None, data: TrainingData) -> FilterStats | None:
-    """The filter's stats of ``data``: ``named`` (refused when it is not of that data), else a matching stats.json beside it."""
+    """The filter's stats of ``data``: ``named``, else the stats.json beside it; None unless they are of that data."""
     path = Path(named) if named else FilterFiles.beside(data.path).stats if data.path else None
     if path is None or not path.is_file():
         return None
@@ -120,9 +120,10 @@ def filter_stats(named: str | None, data: TrainingData) -> FilterStats | None:
     why = _stats_mismatch(stats, data)
     if why is None:
         return stats
-    if named:
-        raise InputError(f"not the filter's record of {data.path}: {why}", path=path, field="stats")
-    log.info("%s is not the filter's record of %s (%s): the card leaves the funnel out", path, data.path, why)
+    # Named or not (the pipeline names its own), the card then simply has no funnel: a warning, not a
+    # refusal at the end of a run, when the stats were named and so expected to count.
+    (log.warning if named else log.info)("%s is not the filter's record of %s (%s): the card leaves the funnel "
+                                         "out", path, data.path, why)
     return None
 
 
