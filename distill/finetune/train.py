@@ -80,14 +80,8 @@ def run(cfg: FinetuneConfig) -> Path:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(plan.total_steps, cfg))
     model, optimizer = acc.prepare(model, optimizer)
     training = _Training(model, optimizer, scheduler, acc, plan, held_idx, cfg, out,
-                    start_sha=(started_from or {}).get("sha256"))
-    checkpoint = resumable(latest_checkpoint(AdapterFiles(out).checkpoints) if cfg.resume else None, training.start_sha)
-    if checkpoint is not None:
-        training.start = load_checkpoint(checkpoint, acc.unwrap_model(model), optimizer, scheduler,
-                                    acc.process_index)["step"]
-        log.info("resuming from %s (step %d of %d)", checkpoint, training.start, plan.total_steps)
-    elif acc.is_main_process:
-        shutil.rmtree(AdapterFiles(out).checkpoints, ignore_errors=True)
+                         start_sha=(started_from or {}).get("sha256"))
+    _resume_or_start(training)
     if cfg.eval_problems and acc.is_main_process:  # verified dev accuracy: one rank answers, the others wait
         from distill.finetune.devscore import DevScorer
 
@@ -102,6 +96,19 @@ def run(cfg: FinetuneConfig) -> Path:
     acc.wait_for_everyone()
     acc.end_training()
     return out
+
+
+def _resume_or_start(training: _Training) -> None:
+    """resume=true: continue from the latest checkpoint of this same start; otherwise clear old checkpoints."""
+    folder, acc = AdapterFiles(training.out).checkpoints, training.acc
+    checkpoint = resumable(latest_checkpoint(folder) if training.cfg.resume else None, training.start_sha)
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, acc.unwrap_model(training.model), training.optimizer, training.scheduler,
+                                acc.process_index)
+        training.start = state["step"]
+        log.info("resuming from %s (step %d of %d)", checkpoint, training.start, training.plan.total_steps)
+    elif acc.is_main_process:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _keep_checkpoint(training: _Training) -> dict:
@@ -301,7 +308,8 @@ def _train_loop(training: _Training) -> dict:
     best, last, eval_loss, trained = math.inf, math.nan, None, 0
     clock = time.perf_counter()
     model.train()
-    bar = progress_bar(plan.total_steps, "finetune", "step", cfg.progress and acc.is_main_process, initial=training.start)
+    bar = progress_bar(plan.total_steps, "finetune", "step", cfg.progress and acc.is_main_process,
+                       initial=training.start)
     for step in range(training.start, plan.total_steps):
         batches, step_tokens = plan.step_batches(step, acc.process_index)
         local_sum = torch.zeros((), device=acc.device)
@@ -343,8 +351,8 @@ def _train_loop(training: _Training) -> dict:
                          or "dev_pass@1" in row):
             appender.write(row)
         if cfg.save_steps and done % cfg.save_steps == 0 and done < plan.total_steps:
-            save_checkpoint(files.checkpoints, done, model, training.optimizer, training.scheduler, acc, cfg.save_total_limit,
-                            {"loss": last, "init_adapter": training.start_sha})
+            save_checkpoint(files.checkpoints, done, model, training.optimizer, training.scheduler, acc,
+                            cfg.save_total_limit, {"loss": last, "init_adapter": training.start_sha})
     bar.close()
     if appender:
         appender.close()

@@ -269,7 +269,8 @@ def dataset_card(facts: dict, repo_id: str, license: str, rows: int, columns: li
 _COLUMN_HELP = {
     "id": "problem id", "sample": "sample index for this problem", "question": "the problem",
     "answer": "reference answer", "kind": "answer kind (math, gsm8k, choice, exact, code)",
-    "messages": "the chat turns (for a trace: exactly what was sent to the teacher)", "reasoning": "the teacher's chain of thought",
+    "messages": "the chat turns (for a trace: exactly what was sent to the teacher)",
+    "reasoning": "the teacher's chain of thought",
     "content": "the teacher's final answer text", "finish_reason": "why generation stopped",
     "truncated": "cut by the token budget", "model": "model name the endpoint reported",
     "usage": "token counts", "cost_usd": "cost of this response", "verdict": "verifier verdict (correct, extracted, reason)",

@@ -102,7 +102,8 @@ def _stats_mismatch(stats: FilterStats, data: TrainingData) -> str | None:
     # stats.json written before the filter recorded its output: the data must be its kept traces, all of them
     if not (data.is_traces and data.is_verified):
         return "the data is not a filter's kept traces"
-    return None if stats.kept == len(data.rows) else f"it counts {stats.kept} kept traces, the data has {len(data.rows)}"
+    return None if stats.kept == len(data.rows) else \
+        f"it counts {stats.kept} kept traces, the data has {len(data.rows)}"
 
 
 def filter_stats(named: str | None, data: TrainingData) -> FilterStats | None:
