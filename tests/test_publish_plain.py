@@ -26,7 +26,7 @@ TRACE_CLAIMS = ("Teacher", "Verifier and filters", "Acceptance funnel", "verifie
 
 
 def _chat(i: int) -> dict:
-    return {"messages": [{"role": "user", "content": f"What is {i} + 1?"},
+    return {**({"id": None} if i == 5 else {}), "messages": [{"role": "user", "content": f"What is {i} + 1?"},
                          {"role": "assistant", "content": f"\\boxed{{{i + 1}}}",
                           "reasoning_content": f"{i} plus one is {i + 1}."}]}
 

@@ -83,7 +83,7 @@ def read_data(path: Path | None) -> TrainingData:
     if path is None or not path.is_file():
         return TrainingData(path)
     records = list(read_records(path))
-    with_id = sum("id" in rec for _, rec in records)
+    with_id = sum(rec.get("id") is not None for _, rec in records)  # (a chat export may carry "id": null)
     if records and with_id == len(records):
         rows = [rec for rec in latest_per_pair(records, path=path).values() if not is_failed(rec)]
         return TrainingData(path, rows, True, file_sha256(path))
