@@ -142,7 +142,7 @@ def record_cost(record: dict, path: str | Path | None = None, line: int | None =
 
 @dataclass
 class Spend:
-    """What the lines of a traces file were paid: every line counts, a failed attempt a retry superseded too."""
+    """What a traces file's lines cost: every line was paid for, a failed attempt that a retry superseded too."""
 
     responses: int = 0
     prompt_tokens: int = 0
