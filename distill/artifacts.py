@@ -1,11 +1,13 @@
 """The hand-off between stages: the records each stage writes and the next one reads, and their files.
 
 Usage:
-    from distill.artifacts import AblationReport, AdapterRecord, EvalReport, FilterStats, LoopSummary, read_latest
+    from distill.artifacts import AblationReport, AdapterRecord, EvalReport, FilterStats, LoopSummary, Spend, read_latest
     from distill.layout import RunLayout
     layout = RunLayout(Path("runs/default"))
     layout.traces, layout.kept, layout.adapter.record, layout.eval_after.report   # every file of a run
     latest = read_latest(layout.traces)            # {(id, sample): record}, the last record of a pair wins
+    spend = Spend()                                # tokens and cost of every line, superseded attempts too
+    winners = latest_per_pair(spend.counting(read_records(layout.traces)))  # one read: the winners and the spend
     record = AdapterRecord.read(layout.adapter.folder)   # how the adapter was trained, schema checked
     report = EvalReport.read(layout.eval_after.report)
     stats = FilterStats.read(layout.filter.stats)
@@ -143,6 +145,36 @@ def record_cost(record: dict, path: str | Path | None = None, line: int | None =
     return float(cost)
 
 
+@dataclass
+class Spend:
+    """What a traces file's lines cost: every line was paid for, a failed attempt that a retry superseded too."""
+
+    responses: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, record: dict, path: str | Path | None = None, line: int | None = None) -> None:
+        self.cost_usd += record_cost(record, path, line)  # (type-checks usage too)
+        usage = record.get("usage") or {}
+        for name in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens"):
+            count = usage.get(name) or 0
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise InputError(f"{name} must be a non-negative integer, got {count!r}"[:120], path=path, line=line,
+                                 field=f"usage.{name}")
+            setattr(self, name, getattr(self, name) + count)
+        self.responses += 1
+
+    def counting(self, records: Iterable[tuple[int, dict]], path: str | Path | None = None
+                 ) -> Iterator[tuple[int, dict]]:
+        """Pass ``(line, record)`` through, adding each: one read both totals a file and finds its winners."""
+        for line, record in records:
+            self.add(record, path, line)
+            yield line, record
+
+
 def latest_per_pair(records: Iterable[tuple[int, dict]],
                     keep: Callable[[int, dict], T] = lambda line, rec: rec,
                     path: str | Path | None = None) -> dict[PairKey, T]:
@@ -273,6 +305,7 @@ class FilterStats:
     unsound_step: dict = field(default_factory=dict)  # false comparisons and family step checks
     throughput: dict = field(default_factory=dict)
     written: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)  # {"kept": path, "sha256": of that file}: which data these stats are of
     cache: dict = field(default_factory=dict)
     plot: str | None = None  # the funnel plot's file name, beside stats.json
     schema: int = STATS_SCHEMA

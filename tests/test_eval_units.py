@@ -10,7 +10,7 @@ import pytest
 
 from distill.config import load_config
 from distill.errors import ConfigError, InputError
-from distill.evaluate.basemodel import adapter_bases, check_adapter_base, same_model
+from distill.adapters import check_adapter_base, read_base, same_model
 from distill.evaluate.config import EvalConfig
 from distill.evaluate.stage import as_trained
 
@@ -57,7 +57,7 @@ def _record(folder, **fields):
 def test_adapter_base_check_reads_the_record_else_the_peft_config(tmp_path):
     ad = _adapter(tmp_path / "ad", "/gone/student")
     _record(ad)
-    assert adapter_bases(ad) == ["Qwen/Qwen2.5-0.5B", "/gone/student", "Qwen/Qwen2.5-0.5B"]
+    assert read_base(ad).refs == ["Qwen/Qwen2.5-0.5B", "/gone/student", "Qwen/Qwen2.5-0.5B"]
     check_adapter_base(ad, "Qwen/Qwen2.5-0.5B")
     with pytest.raises(InputError, match="trained on 'Qwen/Qwen2.5-0.5B'.*student='meta-llama/Llama-3.2-1B'"):
         check_adapter_base(ad, "meta-llama/Llama-3.2-1B")
@@ -66,13 +66,13 @@ def test_adapter_base_check_reads_the_record_else_the_peft_config(tmp_path):
     with pytest.raises(InputError, match="trained on 'meta-llama/Llama-3.2-1B'"):
         check_adapter_base(foreign, "Qwen/Qwen2.5-0.5B")
     with pytest.raises(InputError, match="no adapter_config.json"):
-        adapter_bases(tmp_path)
+        read_base(tmp_path)
 
 
 def test_an_adapter_record_of_another_schema_is_refused_by_name(tmp_path):
     ad = _adapter(tmp_path / "ad", "s", {"schema": 1, "student": "s", "hyperparameters": {}})
     with pytest.raises(InputError, match=r"distill.json.*schema version 1, this distill reads version 2"):
-        adapter_bases(ad)
+        read_base(ad)
 
 
 def test_prompt_comes_from_the_adapter_record_unless_given(tmp_path):

@@ -126,12 +126,29 @@ def test_overfitting_a_few_examples_lowers_the_loss_and_the_adapter_reloads(stud
     assert len(reply) > 0
 
 
-def test_resume_after_interruption_gives_the_same_adapter(student, tmp_path):
+def interrupt_before(monkeypatch, step: int) -> None:
+    """Ctrl-C as training is about to run ``step`` (0-based), pressed from outside the loop, as a user would."""
+    from distill.finetune import train
+
+    batches = train._Plan.step_batches
+
+    def step_batches(plan, at, rank):
+        if at == step:
+            raise KeyboardInterrupt
+        return batches(plan, at, rank)
+
+    monkeypatch.setattr(train._Plan, "step_batches", step_batches)
+
+
+def test_resume_after_interruption_gives_the_same_adapter(student, tmp_path, monkeypatch):
     data = write_traces(tmp_path / "kept.jsonl", n=12)
     args = ("max_steps=6", "save_steps=2", "learning_rate=1e-2", "grad_accum=2", "batch_size=2")
     full = run(_cfg(data, student, tmp_path / "full", *args))
-    with pytest.raises(KeyboardInterrupt):
-        run(_cfg(data, student, tmp_path / "cut", *args), interrupt_at=5)
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        interrupt_before(patch, 5)
+        run(_cfg(data, student, tmp_path / "cut", *args))
+    assert [json.loads(line)["step"] for line in (tmp_path / "cut" / "loss.jsonl").read_text().splitlines()] \
+        == [1, 2, 3, 4, 5]  # step 5 ran after the last checkpoint (4): resuming must drop its line
     assert (tmp_path / "cut" / "checkpoints" / "step-00000004").is_dir()
     resumed = run(_cfg(data, student, tmp_path / "cut", *args, "resume=true"))
     a, b = load_file(full / "adapter_model.safetensors"), load_file(resumed / "adapter_model.safetensors")

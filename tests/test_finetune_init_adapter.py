@@ -16,6 +16,7 @@ from distill.errors import ConfigError, InputError
 from distill.finetune import FinetuneConfig, run
 from distill.finetune.init_adapter import check_init_adapter, lora_fingerprint
 from distill.records import file_sha256
+from test_finetune import interrupt_before
 
 torch.set_num_threads(1)
 
@@ -128,16 +129,18 @@ def test_the_pipeline_key_follows_the_init_adapter_bytes(trained, tmp_path):
     assert key() != before  # same path, other bytes: finetune runs again
 
 
-def test_resume_continues_only_a_checkpoint_of_the_same_start(trained, tmp_path):
+def test_resume_continues_only_a_checkpoint_of_the_same_start(trained, tmp_path, monkeypatch):
     start = _copy(trained["adapter"], tmp_path / "start")
     args = (trained["data"], trained["student"], tmp_path / "out", f"init_adapter={start}", *FIT,
             "max_steps=4", "save_steps=2", "batch_size=2")
-    with pytest.raises(KeyboardInterrupt):
-        run(_cfg(*args), interrupt_at=3)
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        interrupt_before(patch, 3)
+        run(_cfg(*args))
     same = run(_cfg(*args, "resume=true"))
     assert json.loads((same / "distill.json").read_text())["metrics"]["resumed_from_step"] == 2
-    with pytest.raises(KeyboardInterrupt):
-        run(_cfg(*args), interrupt_at=3)
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        interrupt_before(patch, 3)
+        run(_cfg(*args))
     tensors = load_file(start / "adapter_model.safetensors")
     save_file({k: v * 2 for k, v in tensors.items()}, str(start / "adapter_model.safetensors"))
     other = run(_cfg(*args, "resume=true"))  # the start changed: its checkpoint is not this run's past

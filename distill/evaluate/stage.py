@@ -26,8 +26,8 @@ from distill.artifacts import AdapterRecord, EvalReport, PairKey, read_latest
 from distill.layout import EvalFiles
 from distill.config import save_resolved, to_dict
 from distill.errors import ConfigError, InputError, SamplesFailed
+from distill.adapters import check_adapter_base
 from distill.decode.backends import Answer, ApiBackend, Job, LocalBackend, VllmBackend
-from distill.evaluate.basemodel import check_adapter_base
 from distill.evaluate.config import EvalConfig
 from distill.metrics import (Metrics, accuracy_specs, chance_rates, compare_outputs, metric_rows, summarise,
                              wilson_interval)

@@ -41,7 +41,7 @@ from distill.filter.judge import ask_judge, is_audited, judge_key
 from distill.filter.measure import init_worker, measure_chunk
 from distill.paths import check_outputs
 from distill.progress import progress_bar
-from distill.records import JsonlAppender, read_jsonl
+from distill.records import JsonlAppender, file_sha256, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ def run(cfg: FilterConfig, judge_client: Any = None) -> Path:
 
     stats = report.build_stats(cfg, results, winners, decisions, judged, lines, superseded,
                                measured=len(fresh), elapsed=elapsed)
-    stats.update(written=counts, inputs={"traces": str(cfg.traces)}, cache={"measure_key": key})
+    stats.update(written=counts, inputs={"traces": str(cfg.traces)}, cache={"measure_key": key},
+                 outputs={"kept": str(paths.kept), "sha256": file_sha256(paths.kept)})
     report.write(stats, paths.stats, paths.plot if cfg.plot else None, show=cfg.progress)
     save_resolved(cfg, paths.config)
     log.info("filter: kept %d of %d traces (%.1fs, %d measured now)", counts["kept"], len(winners), elapsed,

@@ -17,8 +17,8 @@ from distill.student import distill_home
 __all__ = ["FinetuneConfig", "run"]
 
 
-def run(cfg: FinetuneConfig, **edges) -> Path:
-    """Lint, then train; returns the adapter folder. Heavy imports happen here, not at import."""
+def run(cfg: FinetuneConfig) -> Path:
+    """Check everything, lint, then train; returns the adapter folder. Heavy imports happen here, not at import."""
     cfg.validate()
     if not cfg.data or not Path(cfg.data).is_file():
         raise InputError("training data not found (give data=kept.jsonl from distill filter)", path=cfg.data,
@@ -30,6 +30,10 @@ def run(cfg: FinetuneConfig, **edges) -> Path:
     if Path(cfg.out).expanduser().resolve().is_relative_to(cache):  # where aliases and .gguf students are kept
         raise InputError(f"is inside distill's student cache ({cache}); the adapter would write over a student",
                          path=cfg.out, field="out")
+    if cfg.init_adapter:  # an adapter of this student with these lora settings: one line, not a peft traceback
+        from distill.finetune.init_adapter import check_init_adapter
+
+        check_init_adapter(cfg)
     from distill.finetune.train import run as _run
 
-    return _run(cfg, **edges)
+    return _run(cfg)

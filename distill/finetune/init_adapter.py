@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from distill.adapters import ADAPTER_CONFIG, check_adapter_base
 from distill.errors import ConfigError, InputError
 from distill.records import file_sha256
 
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 __all__ = ["check_init_adapter", "load_init_adapter", "lora_fingerprint", "resumable", "ADAPTER_CONFIG",
            "ADAPTER_WEIGHTS"]
 
-ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 FIELD = "init_adapter"
 # LoRA settings that change what the saved tensors mean (the scale or the module set). Dropout is
@@ -54,10 +54,7 @@ def check_init_adapter(cfg: Any, key: str = FIELD) -> None:
     saved = _read_json(folder / ADAPTER_CONFIG, key)
     if saved.get("peft_type", "LORA") != "LORA":
         raise InputError(f"a {saved.get('peft_type')} adapter, not LoRA", path=folder, field=key)
-    base = _trained_from(folder, saved)
-    if not _same_student(cfg.student, base):
-        raise InputError(f"an adapter of another student ({' / '.join(b for b in base if b)}), "
-                         f"not of student={cfg.student}", path=folder, field=key)
+    check_adapter_base(folder, cfg.student, field=key)
     for ours, theirs in _SAME:
         mine, its = getattr(cfg.lora, ours), saved.get(theirs, False if ours.startswith("use_") else None)
         if mine != its:
@@ -124,26 +121,3 @@ def _read_json(path: Path, key: str) -> dict:
         raise InputError("not a JSON object", path=path, field=key)
     return data
 
-
-def _trained_from(folder: Path, saved: dict) -> tuple[str | None, ...]:
-    """The names the adapter gives its base: distill's record (student as named, Hub id, folder), else peft's."""
-    record = folder / "distill.json"
-    if record.is_file():
-        data = _read_json(record, FIELD)
-        return data.get("student"), data.get("base_model"), data.get("base_path")
-    return (saved.get("base_model_name_or_path"),)
-
-
-def _same_student(student: str, base: tuple[str | None, ...]) -> bool:
-    """True when ``student`` names one of ``base``: as written, as the same Hub id, or as the same folder."""
-    from distill.student import hub_id
-
-    names = {str(b) for b in base if b}
-    if str(student) in names:
-        return True
-    mine = hub_id(student)
-    if mine is not None and any(hub_id(b) == mine for b in names):
-        return True
-    here = Path(str(student)).expanduser()
-    return here.exists() and any(Path(b).expanduser().exists() and Path(b).expanduser().resolve() == here.resolve()
-                                 for b in names)

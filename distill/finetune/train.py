@@ -12,11 +12,13 @@ padding-free packed rows (see packing.py) in a seeded order that is a pure funct
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,7 @@ from distill.finetune.data import (
     read_samples,
     split_heldout,
 )
-from distill.finetune.init_adapter import check_init_adapter, load_init_adapter, resumable
+from distill.finetune.init_adapter import load_init_adapter, resumable
 from distill.finetune.lint import lint, show_report
 from distill.finetune.outputs import adapter_record, peak_memory, plot_loss
 from distill.hardware import use_bf16 as resolve_bf16
@@ -52,14 +54,13 @@ from distill.student import resolve_student
 log = logging.getLogger(__name__)
 
 
-def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
-    """Lint the data, train, write the adapter folder; returns it (``lint_only``: the lint report)."""
+def run(cfg: FinetuneConfig) -> Path:
+    """Lint the data, train, write the adapter folder; returns it (``lint_only``: the lint report).
+
+    ``cfg`` has been checked by :func:`distill.finetune.run` (options, data, paths, init_adapter).
+    """
     from accelerate.utils import set_seed
 
-    if not cfg.data:
-        raise ConfigError("data= is required: kept.jsonl from `distill filter`, or a chat-messages JSONL")
-    if cfg.init_adapter:
-        check_init_adapter(cfg)  # before anything loads or is written: one line, not a peft traceback
     started = time.time()
     out = Path(cfg.out)
     use_bf16 = resolve_bf16(cfg.bf16)  # auto: a bf16 GPU, or a CPU with AVX-512 BF16 / AMX
@@ -75,41 +76,50 @@ def run(cfg: FinetuneConfig, interrupt_at: int | None = None) -> Path:
     model = _build_model(student_path, cfg, use_bf16 and torch.cuda.is_available(), autocast_bf16=use_bf16)
     started_from = load_init_adapter(model, cfg) if cfg.init_adapter else None
     optimizer = _adamw(model, cfg)
-    plan = _Plan(encoded, train_idx, cfg, acc.num_processes)
-    plan.pad = tokenizer.pad_token_id
+    plan = _Plan(encoded, train_idx, cfg, acc.num_processes, tokenizer.pad_token_id)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(plan.total_steps, cfg))
     model, optimizer = acc.prepare(model, optimizer)
-    start = 0
-    plan.start_sha = (started_from or {}).get("sha256")
-    checkpoint = resumable(latest_checkpoint(AdapterFiles(out).checkpoints) if cfg.resume else None, plan.start_sha)
-    if checkpoint is not None:
-        start = load_checkpoint(checkpoint, acc.unwrap_model(model), optimizer, scheduler, acc.process_index)["step"]
-        log.info("resuming from %s (step %d of %d)", checkpoint, start, plan.total_steps)
-    elif acc.is_main_process:
-        shutil.rmtree(AdapterFiles(out).checkpoints, ignore_errors=True)
-    scorer = None
+    training = _Training(model, optimizer, scheduler, acc, plan, held_idx, cfg, out,
+                         start_sha=(started_from or {}).get("sha256"))
+    _resume_or_start(training)
     if cfg.eval_problems and acc.is_main_process:  # verified dev accuracy: one rank answers, the others wait
         from distill.finetune.devscore import DevScorer
 
-        scorer = DevScorer.load(cfg, student_path, tokenizer, out)
-    metrics = _train_loop(model, optimizer, scheduler, acc, plan, encoded, held_idx, cfg, out, start, interrupt_at,
-                          scorer)
+        training.scorer = DevScorer.load(cfg, student_path, tokenizer, out)
+    metrics = _train_loop(training)
     metrics.update(wall_time_s=round(time.time() - started, 2), bf16=use_bf16, **peak_memory())
-    if scorer is not None:
-        if cfg.keep_best:
-            kept = scorer.restore_best(acc.unwrap_model(model))
-            if kept is not None and kept != plan.total_steps:
-                log.info("keeping the adapter of step %d (best dev %s), not the last step's", kept, scorer.best["by"])
-            metrics["checkpoint"] = scorer.summary(plan.total_steps)
-        else:
-            metrics["checkpoint"] = {**scorer.summary(plan.total_steps), "kept_step": plan.total_steps,
-                                     "by": "last step (keep_best=false)"}
+    if training.scorer is not None:
+        metrics["checkpoint"] = _keep_checkpoint(training)
     if acc.is_main_process:
         _write_outputs(acc.unwrap_model(model), tokenizer, gen_cfg, cfg, out, student_path, counts, metrics,
                        started_from)
     acc.wait_for_everyone()
     acc.end_training()
     return out
+
+
+def _resume_or_start(training: _Training) -> None:
+    """resume=true: continue from the latest checkpoint of this same start; otherwise clear old checkpoints."""
+    folder, acc = AdapterFiles(training.out).checkpoints, training.acc
+    checkpoint = resumable(latest_checkpoint(folder) if training.cfg.resume else None, training.start_sha)
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, acc.unwrap_model(training.model), training.optimizer, training.scheduler,
+                                acc.process_index)
+        training.start = state["step"]
+        log.info("resuming from %s (step %d of %d)", checkpoint, training.start, training.plan.total_steps)
+    elif acc.is_main_process:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _keep_checkpoint(training: _Training) -> dict:
+    """With dev scoring: restore the best step's adapter (keep_best) and say which step was kept, and why."""
+    total, scorer = training.plan.total_steps, training.scorer
+    if not training.cfg.keep_best:
+        return {**scorer.summary(total), "kept_step": total, "by": "last step (keep_best=false)"}
+    kept = scorer.restore_best(training.acc.unwrap_model(training.model))
+    if kept is not None and kept != total:
+        log.info("keeping the adapter of step %d (best dev %s), not the last step's", kept, scorer.best["by"])
+    return scorer.summary(total)
 
 
 def accelerator(use_bf16: bool) -> Any:
@@ -233,17 +243,14 @@ def _cosine(total: int, cfg: FinetuneConfig):
 class _Plan:
     """Which examples each rank trains on at each step: an endless, seeded stream of micro-batches."""
 
-    def __init__(self, encoded: Encoded, train_idx: list[int], cfg: FinetuneConfig, world: int):
-        if not train_idx:
-            raise InputError("no training examples left after the held-out split", path=cfg.data)
-        self.encoded, self.idx, self.cfg, self.world = encoded, train_idx, cfg, world
+    def __init__(self, encoded: Encoded, train_idx: list[int], cfg: FinetuneConfig, world: int, pad: int):
+        # (train_idx is never empty: _prepare_data refuses data with no example, split_heldout keeps one)
+        self.encoded, self.idx, self.cfg, self.world, self.pad = encoded, train_idx, cfg, world, pad
         self.lengths = [len(encoded.examples[i].input_ids) for i in train_idx]
         self.per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
         self.per_step = cfg.grad_accum * world
         self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.per_epoch / self.per_step))
         self._epochs: dict[int, list[list[int]]] = {}
-        self.pad = 0
-        self.start_sha: str | None = None  # the init adapter's weights (checkpoints say which start they continue)
 
     def micro_batch(self, m: int) -> list[Any]:
         epoch, i = divmod(m, self.per_epoch)
@@ -262,6 +269,23 @@ class _Plan:
         return round(step * self.per_step / self.per_epoch, 3)
 
 
+@dataclass
+class _Training:
+    """One training run as the loop sees it: what is trained, how, on what, and where it starts."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    acc: Any  # the accelerate.Accelerator: device, ranks, autocast
+    plan: _Plan
+    held_idx: list[int]  # examples for the held-out loss
+    cfg: FinetuneConfig
+    out: Path
+    start: int = 0  # the step a resumed run continues from
+    start_sha: str | None = None  # the init adapter's weights (checkpoints say which start they continue)
+    scorer: Any = None  # DevScorer on the main rank when eval_problems is set
+
+
 def _batch_loss(model: Any, batch: dict, acc: Any) -> torch.Tensor:
     """Summed cross-entropy over the trained tokens of one micro-batch."""
     batch = {k: v.to(acc.device) if k != "cu_seq_lens_q" else v for k, v in batch.items()}
@@ -274,94 +298,84 @@ def _batch_loss(model: Any, batch: dict, acc: Any) -> torch.Tensor:
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="sum")
 
 
-def _train_loop(model: Any, optimizer: Any, scheduler: Any, acc: Any, plan: _Plan, encoded: Encoded,
-                held_idx: list[int], cfg: FinetuneConfig, out: Path, start: int, interrupt_at: int | None,
-                scorer: Any = None) -> dict:
+def _train_loop(training: _Training) -> dict:
     """Steps ``start..total``: accumulate, clip, step; log, eval and checkpoint on schedule."""
-    pad = plan.pad
-    loss_log = AdapterFiles(out).loss_log
+    model, acc, plan, cfg = training.model, training.acc, training.plan, training.cfg
+    files = AdapterFiles(training.out)
     if acc.is_main_process:
-        _trim_log(loss_log, start)
-    appender = JsonlAppender(loss_log) if acc.is_main_process else None
+        _trim_log(files.loss_log, training.start)
+    appender = JsonlAppender(files.loss_log) if acc.is_main_process else None
     best, last, eval_loss, trained = math.inf, math.nan, None, 0
     clock = time.perf_counter()
     model.train()
-    bar = progress_bar(plan.total_steps, "finetune", "step", cfg.progress and acc.is_main_process, initial=start)
-    for step in range(start, plan.total_steps):
-        if interrupt_at is not None and step == interrupt_at:
-            raise KeyboardInterrupt(f"interrupted before step {step} (test hook)")
+    bar = progress_bar(plan.total_steps, "finetune", "step", cfg.progress and acc.is_main_process,
+                       initial=training.start)
+    for step in range(training.start, plan.total_steps):
         batches, step_tokens = plan.step_batches(step, acc.process_index)
         local_sum = torch.zeros((), device=acc.device)
         for k, examples in enumerate(batches):
             is_last = k == len(batches) - 1
-            ctx = acc.no_sync(model) if not is_last else _null()
+            ctx = acc.no_sync(model) if not is_last else contextlib.nullcontext()
             with ctx:
-                loss_sum = _batch_loss(model, collate(examples, cfg.packing, pad), acc)
+                loss_sum = _batch_loss(model, collate(examples, cfg.packing, plan.pad), acc)
                 # DDP averages gradients over ranks: scale so the step's gradient is the mean over
                 # every trained token of the whole step, however tokens fall across micro-batches.
                 acc.backward(loss_sum * acc.num_processes / step_tokens)
             local_sum += loss_sum.detach()
         if cfg.max_grad_norm > 0:
             acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        training.optimizer.step()
+        training.scheduler.step()
+        training.optimizer.zero_grad(set_to_none=True)
         last = acc.reduce(local_sum, reduction="sum").item() / step_tokens
         best = min(best, last)
         trained += step_tokens
         done = step + 1
         elapsed = time.perf_counter() - clock
-        lr = scheduler.get_last_lr()[0]
+        lr = training.scheduler.get_last_lr()[0]
         bar.update(1)
         bar.set_postfix(loss=f"{last:.4f}", lr=f"{lr:.2e}", tok_s=f"{trained / max(elapsed, 1e-9):.0f}")
         row = {"step": done, "epoch": plan.epoch_of(done), "loss": round(last, 6), "lr": lr,
                "tokens": trained, "tokens_per_s": round(trained / max(elapsed, 1e-9), 1)}
         if (cfg.eval_steps and done % cfg.eval_steps == 0) or done == plan.total_steps:
-            if held_idx:
-                eval_loss = _eval_loss(model, encoded, held_idx, cfg, acc, pad)
+            if training.held_idx:
+                eval_loss = _eval_loss(training)
                 row["eval_loss"] = round(eval_loss, 6)
             if cfg.eval_problems:
                 paused = time.perf_counter()
-                if scorer is not None:
-                    row.update(scorer.score(acc.unwrap_model(model), done))
+                if training.scorer is not None:
+                    row.update(training.scorer.score(acc.unwrap_model(model), done))
                 acc.wait_for_everyone()
                 clock += time.perf_counter() - paused  # tokens/s counts training time, not dev generation
         if appender and (done % max(1, cfg.log_steps) == 0 or done == plan.total_steps or "eval_loss" in row
                          or "dev_pass@1" in row):
             appender.write(row)
         if cfg.save_steps and done % cfg.save_steps == 0 and done < plan.total_steps:
-            save_checkpoint(AdapterFiles(out).checkpoints, done, model, optimizer, scheduler, acc, cfg.save_total_limit,
-                            {"loss": last, "init_adapter": plan.start_sha})
+            save_checkpoint(files.checkpoints, done, model, training.optimizer, training.scheduler, acc,
+                            cfg.save_total_limit, {"loss": last, "init_adapter": training.start_sha})
     bar.close()
     if appender:
         appender.close()
     elapsed = time.perf_counter() - clock
-    return {"steps": plan.total_steps, "resumed_from_step": start, "final_loss": last, "best_loss": best,
+    return {"steps": plan.total_steps, "resumed_from_step": training.start, "final_loss": last, "best_loss": best,
             "eval_loss": eval_loss, "trained_tokens_this_run": trained,
             "trained_tokens_per_s": round(trained / max(elapsed, 1e-9), 1)}
 
 
 @torch.no_grad()
-def _eval_loss(model: Any, encoded: Encoded, held_idx: list[int], cfg: FinetuneConfig, acc: Any, pad: int) -> float:
+def _eval_loss(training: _Training) -> float:
     """Mean loss per trained token over the held-out examples (sharded across ranks)."""
+    model, acc, batch_size = training.model, training.acc, training.cfg.batch_size
     model.eval()
-    mine = held_idx[acc.process_index::acc.num_processes]
+    mine = training.held_idx[acc.process_index::acc.num_processes]
     total = torch.zeros(2, device=acc.device)
-    for i in range(0, len(mine), cfg.batch_size):
-        examples = [encoded.examples[j] for j in mine[i:i + cfg.batch_size]]
-        total[0] += _batch_loss(model, collate(examples, cfg.packing, pad), acc)
+    for i in range(0, len(mine), batch_size):
+        examples = [training.plan.encoded.examples[j] for j in mine[i:i + batch_size]]
+        total[0] += _batch_loss(model, collate(examples, training.cfg.packing, training.plan.pad), acc)
         total[1] += sum(len(ex.completion_ids) for ex in examples)
     model.train()
     total = acc.reduce(total, reduction="sum")
     return (total[0] / total[1].clamp(min=1)).item()
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _trim_log(path: Path, step: int) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distill.artifacts import is_failed, latest_per_pair, read_records, record_cost
+from distill.artifacts import Spend, is_failed, latest_per_pair, read_records
 
 
 def is_complete(record: dict, on_truncated: str, ceiling: int) -> bool:
@@ -48,15 +48,11 @@ def scan_traces(path: str | Path, on_truncated: str = "keep", ceiling: int = 1 <
     if not path.exists():
         return state
 
-    def counted(records):  # every line costs, superseded ones too
-        for line, record in records:
-            state.lines += 1
-            state.cost += record_cost(record, path, line)
-            yield line, record
-
+    spend = Spend()  # every line costs, superseded ones too
     # A torn last line is skipped here and cut by the appender.
-    settled = latest_per_pair(counted(read_records(path)),
+    settled = latest_per_pair(spend.counting(read_records(path), path),
                               keep=lambda _line, rec: is_complete(rec, on_truncated, ceiling), path=path)
+    state.lines, state.cost = spend.responses, spend.cost_usd
     state.done = {key for key, ok in settled.items() if ok}
     state.failed = {key for key, ok in settled.items() if not ok}
     return state

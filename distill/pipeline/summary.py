@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill.artifacts import AblationReport, AdapterRecord, EvalReport, FilterStats, is_failed, latest_per_pair, read_records
+from distill.artifacts import (AblationReport, AdapterRecord, EvalReport, FilterStats, Spend, is_failed, latest_per_pair,
+                               read_records)
 from distill.layout import RunLayout
 from distill.metrics import Metrics, metric_rows
 from distill.pipeline.state import Ledger
@@ -76,23 +77,14 @@ def _read_traces(path: Path, fig: Figures) -> None:
     """Counts from the last record of each pair; tokens and cost from every line (each was paid for)."""
     if not path.exists():
         return
-    tokens = {"prompt": 0, "completion": 0, "reasoning": 0, "cached": 0}
-    cost = 0.0
-
-    def paid(records):
-        nonlocal cost
-        for line, rec in records:
-            usage = rec.get("usage") or {}
-            for name in tokens:
-                tokens[name] += int(usage.get(f"{name}_tokens") or 0)
-            cost += float(rec.get("cost_usd") or 0.0)
-            yield line, rec
-
-    failed = latest_per_pair(paid(read_records(path)), keep=lambda _line, rec: is_failed(rec))
+    spend = Spend()
+    failed = latest_per_pair(spend.counting(read_records(path), path), keep=lambda _line, rec: is_failed(rec),
+                             path=path)
     fig.problems = len({pid for pid, _ in failed})
     fig.failed = sum(failed.values())
     fig.traces = len(failed) - fig.failed
-    fig.tokens, fig.cost_usd = tokens, cost
+    fig.tokens = {name: getattr(spend, f"{name}_tokens") for name in ("prompt", "completion", "reasoning", "cached")}
+    fig.cost_usd = spend.cost_usd
 
 
 def _read_filter(layout: RunLayout, fig: Figures) -> None:

@@ -20,7 +20,6 @@ from typing import Any
 from huggingface_hub import DatasetCardData, EvalResult, ModelCardData
 
 from distill.metrics import Metrics, family_table, metric_rows, metrics_from_json
-from distill.render import DEFAULT_PROMPT
 from distill.publish.provenance import public_name
 
 TAGS = ["distill", "reasoning", "distillation", "lora", "peft"]
@@ -69,6 +68,20 @@ def _eval_results(facts: dict, model_name: str) -> list[EvalResult]:
     return results
 
 
+def _data_line(facts: dict) -> list[str]:
+    """What the records say of training data that is not teacher traces: what it is, and that its origin is unknown."""
+    data = facts.get("data") or {}
+    if data.get("kind") == "traces":
+        return []
+    if data.get("kind") == "chat":
+        return [f"- **Training data**: {data['rows']} chat records (`{data['file']}`, sha256 `{data['sha256'][:16]}`). "
+                "Who wrote them and whether their answers are right is not recorded, so this card states neither."]
+    if data.get("file"):
+        return [f"- **Training data**: `{data['file']}`, not readable here or changed since training: its contents "
+                "and origin are not recorded in this card."]
+    return ["- **Training data**: not recorded."]
+
+
 def _how_made(facts: dict) -> list[str]:
     teacher, usage, stats = facts["teacher"], facts["usage"], facts["stats"]
     lines = ["## How it was made", ""]
@@ -81,8 +94,9 @@ def _how_made(facts: dict) -> list[str]:
                                                     if k not in ("prompt_template", "system_prompt")))
     if facts.get("problems_source"):
         lines.append("- **Problems**: " + ", ".join(f"{k}={v}" for k, v in facts["problems_source"].items()))
-    if usage["requests"]:
-        lines.append(f"- **Teacher usage** ({facts['usage_scope']}): {usage['requests']} responses, "
+    lines += _data_line(facts)
+    if usage and usage["responses"]:
+        lines.append(f"- **Teacher usage** ({facts['usage_scope']}): {usage['responses']} responses, "
                      f"{usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion tokens "
                      f"({usage['reasoning_tokens']:,} reasoning), cost ${usage['cost_usd']:.4f}")
     if stats:
@@ -140,12 +154,16 @@ def _base_weights(facts: dict) -> list[str]:
 def _usage_snippet(facts: dict, repo_id: str, merged: bool = False) -> list[str]:
     record = facts.get("finetune") or {}
     system = record.get("system_prompt")
-    prompt = record.get("prompt_template") or DEFAULT_PROMPT
+    recorded = record.get("prompt_template")
+    prompt = recorded or "{question}"  # not recorded (chat records, a foreign adapter): the question as it is
     base = facts.get("base_model") or facts.get("base_model_recorded") or "BASE_MODEL"
     messages = ('[{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT.format(question=question)}]'
                 if system else '[{"role": "user", "content": PROMPT.format(question=question)}]')
-    return ["## Usage", "", "The student is prompted exactly as it was trained: the user message template "
-            "and system prompt below, in the chat template saved with the tokenizer.", "",
+    how = ("The student is prompted exactly as it was trained: the user message template and system prompt below, "
+           "in the chat template saved with the tokenizer." if recorded else "No prompt template is recorded for "
+           "the training data, so the question goes in as the user message as it is, in the chat template saved "
+           "with the tokenizer.")
+    return ["## Usage", "", how, "",
             "```python", *([] if merged else ["from peft import PeftModel"]),
             "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
             *([f"model = AutoModelForCausalLM.from_pretrained({repo_id!r})"] if merged else [
@@ -176,8 +194,12 @@ def model_card(facts: dict, repo_id: str, dataset_repo_id: str | None, license: 
     base = facts.get("base_model") or facts.get("base_model_recorded")
     what = f"`{base}` with the LoRA adapter [`{merged_from}`](https://huggingface.co/{merged_from}) merged in" \
         if merged_from else f"A LoRA adapter for `{base}`"
-    body = [f"# {name}", "", f"{what}, distilled from a reasoning teacher with "
-            "distill: teacher traces, verified final answers only, LoRA fine-tuning.", ""]
+    trained = facts.get("data") or {}
+    how = ("distilled from a reasoning teacher with distill: teacher traces, verified final answers only, LoRA "
+           "fine-tuning." if trained.get("is_verified") else "fine-tuned with distill (LoRA) on a reasoning teacher's "
+           "traces, which carry no verifier verdict." if trained.get("kind") == "traces" else
+           "fine-tuned with distill (LoRA) on the training data described below.")
+    body = [f"# {name}", "", f"{what}, {how}", ""]
     body += _base_weights(facts)
     if dataset_repo_id:
         body += [f"Training data: [`{dataset_repo_id}`](https://huggingface.co/datasets/{dataset_repo_id}).", ""]
@@ -196,12 +218,15 @@ def model_card(facts: dict, repo_id: str, dataset_repo_id: str | None, license: 
             body += ["Versions: " + ", ".join(f"{k} {v}" for k, v in record["versions"].items() if v), ""]
     body += _usage_snippet(facts, repo_id, merged=merged_from is not None)
     body += ["## Limitations", "",
-             "- A small student imitates its teacher's reasoning style on the training distribution; expect "
+             "- A small student imitates the reasoning style of its training data on that distribution; expect "
              "lower accuracy off that distribution and on long problems.",
              "- Only traces whose final answer the rule verifier confirmed were kept: the reasoning itself is not "
-             "verified and can contain wrong steps that reach a right answer.",
+             "verified and can contain wrong steps that reach a right answer." if trained.get("is_verified") else
+             "- Whether the training data's answers and reasoning are right is not recorded.",
              "- The eval above uses the problems named there; it says nothing about safety or other tasks.",
-             "- Respect the licences and terms of the base model, the teacher's API and the problem source.", ""]
+             "- Respect the licences and terms of the base model, the teacher's API and the problem source."
+             if trained.get("kind") == "traces" else "- Respect the licences and terms of the base model and of the "
+             "training data.", ""]
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body)
 
 
@@ -213,35 +238,44 @@ def _size_category(n: int) -> str:
 
 
 def dataset_card(facts: dict, repo_id: str, license: str, rows: int, columns: list[str], tags: list[str]) -> str:
-    """README.md for the trace dataset repo."""
+    """README.md for the dataset repo: kept traces, or chat records said to be no more than that."""
+    trained = facts.get("data") or {}
+    is_traces = trained.get("kind") == "traces"
     data = DatasetCardData(license=license, task_categories=["text-generation"], size_categories=_size_category(rows),
-                           tags=list(dict.fromkeys(["distill", "reasoning", "synthetic", "distillation"] + list(tags))),
+                           tags=list(dict.fromkeys(["distill", *(["reasoning", "synthetic", "distillation"]
+                                                                  if is_traces else []), *tags])),
                            pretty_name=repo_id.split("/")[-1],
                            configs=[{"config_name": "default", "data_files": [{"split": "train",
                                                                                "path": "data/train-*.parquet"}]}])
-    body = [f"# {repo_id.split('/')[-1]}", "", f"{rows} reasoning traces from a teacher model, each with a final "
-            "answer verified against the problem's reference answer, made with distill "
-            "(generate -> filter).", ""]
+    intro = (f"{rows} reasoning traces from a teacher model, each with a final answer verified against the "
+             "problem's reference answer, made with distill (generate -> filter)." if trained.get("is_verified") else
+             f"{rows} reasoning traces from a teacher model, made with distill (generate); they carry no verifier "
+             "verdict." if is_traces else f"{rows} chat records, published as they were given to `distill finetune`.")
+    body = [f"# {repo_id.split('/')[-1]}", "", intro, ""]
     body += _how_made(facts)
     if facts.get("dataset_sha256"):
         body += [f"Source file sha256: `{facts['dataset_sha256']}`.", ""]
-    body += ["## Schema", "", "One row per kept trace (problem id, sample index):", "",
+    terms = (f"The problems keep their source's licence "
+             f"({', '.join(f'{k}={v}' for k, v in facts.get('problems_source', {}).items()) or 'see the source'}); "
+             "the traces are subject to the teacher provider's terms. Verified answers do not mean verified "
+             "reasoning: steps may be wrong even where the final answer is right." if is_traces else
+             "Respect the terms of whatever wrote the records; whether their answers are right is not recorded.")
+    body += ["## Schema", "", "One row per kept trace (problem id, sample index):" if is_traces else
+             "One row per record, as in the source file:", "",
              _table([(c, _COLUMN_HELP.get(c, "")) for c in columns], ("column", "meaning")), "",
              "## Load", "", "```python", "from datasets import load_dataset", "",
              f"ds = load_dataset({repo_id!r}, split=\"train\")",
-             "print(ds[0][\"question\"], ds[0][\"reasoning\"], ds[0][\"content\"])", "```", "",
-             "## Licence and limitations", "",
-             f"Released under `{license}`. The problems keep their source's licence "
-             f"({', '.join(f'{k}={v}' for k, v in facts.get('problems_source', {}).items()) or 'see the source'}); "
-             "the traces are subject to the teacher provider's terms. Verified answers do not mean verified "
-             "reasoning: steps may be wrong even where the final answer is right.", ""]
+             "print(ds[0][\"question\"], ds[0][\"reasoning\"], ds[0][\"content\"])" if is_traces else
+             "print(ds[0][\"messages\"])", "```", "",
+             "## Licence and limitations", "", f"Released under `{license}`. {terms}", ""]
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body)
 
 
 _COLUMN_HELP = {
     "id": "problem id", "sample": "sample index for this problem", "question": "the problem",
     "answer": "reference answer", "kind": "answer kind (math, gsm8k, choice, exact, code)",
-    "messages": "exactly what was sent to the teacher", "reasoning": "the teacher's chain of thought",
+    "messages": "the chat turns (for a trace: exactly what was sent to the teacher)",
+    "reasoning": "the teacher's chain of thought",
     "content": "the teacher's final answer text", "finish_reason": "why generation stopped",
     "truncated": "cut by the token budget", "model": "model name the endpoint reported",
     "usage": "token counts", "cost_usd": "cost of this response", "verdict": "verifier verdict (correct, extracted, reason)",

@@ -23,10 +23,13 @@ class PublishConfig:
     repo_id: str | None = option(None, "model repo for the adapter, as NAMESPACE/NAME")
     merged_repo_id: str | None = option(
         None, "also upload the merged full model (adapter/merged, from finetune merge=true) to this model repo")
-    dataset: str | None = option(None, "kept traces (kept.jsonl from distill filter) to publish as a dataset")
+    dataset: str | None = option(
+        None, "data to publish as a dataset: kept.jsonl from distill filter, or the chat records finetune trained on "
+        "(published as given; without dataset= no dataset is published)")
     dataset_repo_id: str | None = option(None, "dataset repo for the traces, as NAMESPACE/NAME")
     eval: str | None = option(None, "eval folder (report.json) whose results go into the model card")
-    stats: str | None = option(None, "filter stats.json (default: the one beside dataset=)")
+    stats: str | None = option(
+        None, "filter stats.json of the data (default: the one beside it, when it is the filter's record of that file)")
     traces: str | None = option(None, "generate's traces.jsonl, for tokens and cost (default: found beside dataset=)")
     generate_config: str | None = option(None, "generate's resolved config (default: found beside the traces)")
     base_model: str | None = option(None, "Hub id of the base model for the card (default: from the adapter's records)")

@@ -9,35 +9,34 @@ stage wrote, read through :mod:`distill.artifacts`, and each record names the ne
 adapter record its data, the filter stats its traces, generate's config sits beside its
 traces). Endpoints are reduced to their host name; API keys are never read (only the NAME of
 their variable exists in configs, and it is dropped here too).
+
+What is not recorded is left out, never filled in: finetune also trains on plain chat records
+(``messages``, no ids), and data like that says nothing of a teacher, a verifier or a cost, so
+the facts say "chat" and carry none. A stats.json is the funnel of the data only when it is the
+filter's record of that very file (the kept file's sha256 it records; for stats written before
+the filter recorded it, the data must be kept traces, as many as the stats counted).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 import yaml
 
-from distill.artifacts import AdapterRecord, EvalReport, FilterStats, is_failed, pair_key, read_latest, read_records, record_cost
+from distill.adapters import read_base
+from distill.artifacts import (AdapterRecord, EvalReport, FilterStats, Spend, is_failed, latest_per_pair, pair_key,
+                               read_records)
+from distill.errors import InputError
 from distill.layout import EvalFiles, FilterFiles, generate_config_path
 from distill.records import file_sha256
-from distill.student import hub_id
 
 log = logging.getLogger(__name__)
 _SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "samples", "on_truncated", "system_prompt",
                   "prompt_template", "extra_body")
-
-
-def _json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        log.warning("%s: unreadable (%s); the card leaves it out", path, exc)
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _yaml(path: Path | None) -> dict:
@@ -50,44 +49,93 @@ def _yaml(path: Path | None) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _teacher(gen_cfg: dict, records: list[dict]) -> dict:
+def _teacher(gen_cfg: dict, models: list[str]) -> dict:
     urls = gen_cfg.get("base_url")
     urls = urls if isinstance(urls, list) else [urls] if urls else []
-    models = sorted({r.get("model") for r in records if r.get("model")})
     return {"model": gen_cfg.get("model") or (models[0] if models else None), "served_as": models,
             "endpoint_hosts": sorted({urlparse(u).hostname for u in urls if u and urlparse(u).hostname}),
             "provider": gen_cfg.get("provider"),
             "sampling": {k: gen_cfg[k] for k in _SAMPLING_KEYS if k in gen_cfg and gen_cfg[k] not in (None, {}, "")}}
 
 
-def _usage(records: list[dict]) -> dict:
-    total = {"requests": len(records), "prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0,
-             "cost_usd": 0.0}
-    for r in records:
-        for k in ("prompt_tokens", "completion_tokens", "reasoning_tokens"):
-            total[k] += int((r.get("usage") or {}).get(k) or 0)
-        total["cost_usd"] += float(r.get("cost_usd") or 0.0)
-    total["cost_usd"] = round(total["cost_usd"], 4)
-    return total
+@dataclass
+class TrainingData:
+    """The data file an adapter was trained on (or ``dataset=`` names), as far as its own records say."""
+
+    path: Path | None
+    rows: list[dict] = field(default_factory=list)  # traces: the last good record of each pair; chat: every one
+    is_traces: bool = False  # generate/filter records (every line has an id); else plain chat records
+    sha256: str | None = None
+
+    @property
+    def is_verified(self) -> bool:
+        """Every row carries a verdict saying its answer was checked correct (the filter's kept file)."""
+        return bool(self.rows) and all((r.get("verdict") or {}).get("correct") is True for r in self.rows)
+
+    def facts(self) -> dict:
+        kind = None if self.path is None or not self.sha256 else "traces" if self.is_traces else "chat"
+        return {"file": self.path.name if self.path else None, "kind": kind, "rows": len(self.rows),
+                "is_verified": self.is_verified, "sha256": self.sha256}
 
 
-def _records(path: Path | None) -> list[dict]:
-    """Every line (the spend counts failed attempts too), typed, or one line naming the bad field."""
+def read_data(path: Path | None) -> TrainingData:
+    """Trace records (every line with an id: last record of a pair wins, failed ones out), else chat records."""
     if path is None or not path.is_file():
-        return []
-    records = []
-    for line, rec in read_records(path):
+        return TrainingData(path)
+    records = list(read_records(path))
+    with_id = sum(rec.get("id") is not None for _, rec in records)  # (a chat export may carry "id": null)
+    if records and with_id == len(records):
+        rows = [rec for rec in latest_per_pair(records, path=path).values() if not is_failed(rec)]
+        return TrainingData(path, rows, True, file_sha256(path))
+    if with_id:
+        log.warning("%s mixes trace records (with id) and records without: described as plain chat data", path)
+    return TrainingData(path, [rec for _, rec in records], False, file_sha256(path))
+
+
+def _stats_mismatch(stats: FilterStats, data: TrainingData) -> str | None:
+    """Why ``stats`` are not the filter's record of ``data`` (None: they are, or there is no data to compare)."""
+    if data.path is None:
+        return None
+    recorded = stats.outputs.get("sha256")
+    if recorded:
+        return None if recorded == data.sha256 else "it records another kept file (its sha256 differs)"
+    # stats.json written before the filter recorded its output: the data must be its kept traces, all of them
+    if not (data.is_traces and data.is_verified):
+        return "the data is not a filter's kept traces"
+    return None if stats.kept == len(data.rows) else \
+        f"it counts {stats.kept} kept traces, the data has {len(data.rows)}"
+
+
+def filter_stats(named: str | None, data: TrainingData) -> FilterStats | None:
+    """The filter's stats of ``data``: ``named``, else the stats.json beside it; None unless they are of that data."""
+    path = Path(named) if named else FilterFiles.beside(data.path).stats if data.path else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        stats = FilterStats.read(path)
+    except InputError:
+        if named:
+            raise
+        log.info("%s is not a filter stats record: the card leaves the funnel out", path)
+        return None
+    why = _stats_mismatch(stats, data)
+    if why is None:
+        return stats
+    # Named or not (the pipeline names its own), the card then simply has no funnel: a warning, not a
+    # refusal at the end of a run, when the stats were named and so expected to count.
+    (log.warning if named else log.info)("%s is not the filter's record of %s (%s): the card leaves the funnel "
+                                         "out", path, data.path, why)
+    return None
+
+
+def _traces(path: Path) -> tuple[Spend, list[str]]:
+    """What every line of a traces file cost (failed attempts too) and the model names it was served as."""
+    spend, models = Spend(), set()
+    for line, rec in spend.counting(read_records(path), path):
         pair_key(rec, path, line)
-        record_cost(rec, path, line)
-        records.append(rec)
-    return records
-
-
-def _pairs(path: Path | None) -> list[dict]:
-    """The last record of each (id, sample) when it is good: a file appended twice publishes each pair once."""
-    if path is None or not path.is_file():
-        return []
-    return [rec for rec in read_latest(path).values() if not is_failed(rec)]
+        if rec.get("model"):
+            models.add(rec["model"])
+    return spend, sorted(models)
 
 
 def public_name(value):
@@ -97,34 +145,60 @@ def public_name(value):
     return value
 
 
+def _spend(traces_path: Path | None, data: TrainingData) -> tuple[dict | None, str | None, list[str]]:
+    """(usage, its scope, served-as models): of the whole traces file, else of the kept traces, else unknown."""
+    if traces_path is not None and traces_path.is_file():
+        spend, models = _traces(traces_path)
+        scope = "all traces"
+    elif data.is_traces:
+        spend, models = Spend(), sorted({r["model"] for r in data.rows if r.get("model")})
+        for row in data.rows:
+            spend.add(row, data.path)
+        scope = "kept traces"
+    else:  # plain chat data: who wrote it and at what cost is not recorded
+        return None, None, []
+    usage = dataclasses.asdict(spend)
+    usage["cost_usd"] = round(usage["cost_usd"], 4)
+    return usage, scope, models
+
+
+def _data_trained_on(cfg, record: AdapterRecord | None) -> TrainingData:
+    """``dataset=``, else the file the adapter record names, unless it changed since (then its content is unknown)."""
+    if cfg.dataset:
+        return read_data(Path(cfg.dataset))
+    path = (record.data or {}).get("path") if record else None
+    if not path:
+        return TrainingData(None)
+    data = read_data(Path(path))
+    trained = (record.data or {}).get("sha256")
+    if data.sha256 and trained and data.sha256 != trained:
+        log.warning("%s changed since the adapter was trained on it: the card leaves its contents out", path)
+        return TrainingData(Path(path))
+    return data
+
+
 def gather(cfg) -> dict:
     """Everything the cards say, from the records ``cfg`` points at (a record not given is left out)."""
-    adapter = Path(cfg.adapter) if cfg.adapter else None
-    record = AdapterRecord.read(adapter) if adapter and AdapterRecord.exists(adapter) else None
-    adapter_cfg = _json(adapter / "adapter_config.json") if adapter and (adapter / "adapter_config.json").is_file() \
-        else {}
-    data_path = Path(cfg.dataset) if cfg.dataset else Path(record.data["path"]) if record else None
-    stats_path = Path(cfg.stats) if cfg.stats else FilterFiles.beside(data_path).stats if data_path else None
-    stats = FilterStats.read(stats_path) if stats_path and stats_path.is_file() else None
-    traces_path = Path(cfg.traces) if cfg.traces else Path(stats.inputs["traces"]) if stats else None
+    base = read_base(cfg.adapter) if cfg.adapter else None
+    record = base.record if base else None
+    data = _data_trained_on(cfg, record)
+    stats = filter_stats(cfg.stats, data)
+    traces_path = Path(cfg.traces) if cfg.traces else \
+        Path(stats.inputs["traces"]) if stats and stats.inputs.get("traces") else None
     gen_path = Path(cfg.generate_config) if cfg.generate_config else \
         generate_config_path(traces_path) if traces_path else None
-    kept = _pairs(data_path)
-    all_traces = _records(traces_path)
     gen_cfg = _yaml(gen_path)
     gen_cfg.pop("api_key_env", None)
+    usage, scope, models = _spend(traces_path, data)
     report_path = EvalFiles(Path(cfg.eval)).report if cfg.eval else None
     report = EvalReport.read(report_path).to_dict() if report_path and report_path.is_file() else {}
-    recorded = adapter_cfg.get("base_model_name_or_path")
     return {
-        "base_model": cfg.base_model or (record.base_model if record else hub_id(recorded or "")),
-        "base_model_recorded": public_name(record.base_path if record else recorded),
+        "base_model": cfg.base_model or (base.hub_id if base else None),
+        "base_model_recorded": public_name(base.local if base else None),
         "base_weights": dataclasses.asdict(record.base_weights) if record and record.base_weights else None,
-        "adapter_config": adapter_cfg, "finetune": dataclasses.asdict(record) if record else {},
-        "dataset_file": str(data_path) if data_path else None,
-        "dataset_sha256": file_sha256(data_path) if data_path and data_path.is_file() else None,
-        "kept": kept, "stats": stats.to_dict() if stats else {}, "teacher": _teacher(gen_cfg, all_traces or kept),
+        "adapter_config": base.config if base else {}, "finetune": dataclasses.asdict(record) if record else {},
+        "data": data.facts(), "dataset_file": str(data.path) if data.path else None, "dataset_sha256": data.sha256,
+        "kept": data.rows, "stats": stats.to_dict() if stats else {}, "teacher": _teacher(gen_cfg, models),
         "problems_source": {k: public_name(gen_cfg.get(k)) for k in ("problems", "hf_config", "split") if gen_cfg.get(k)},
-        "usage": _usage(all_traces or kept), "usage_scope": "all traces" if all_traces else "kept traces",
-        "eval": report,
+        "usage": usage, "usage_scope": scope, "eval": report,
     }

@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 
 from distill.errors import ConfigError, HubError, InputError, RegressionBlocked
-from distill.evaluate.basemodel import same_model
+from distill.adapters import AdapterBase, read_base
 from distill.paths import check_outputs
 from distill.progress import human_count, show_table
 from distill.publish.cards import dataset_card, model_card
@@ -140,12 +140,16 @@ def stage_merged(cfg: PublishConfig, facts: dict, folder: Path) -> Path:
 
 
 def stage_dataset(cfg: PublishConfig, facts: dict, folder: Path) -> Path:
-    """data/train-00000-of-00001.parquet (written by ``datasets``) + README.md."""
+    """data/train-00000-of-00001.parquet (written by ``datasets``) + README.md.
+
+    Only when ``dataset=`` names the data: kept traces, or the plain chat records an adapter was
+    trained on (published as given, and the card says that is all it knows of them).
+    """
     from datasets import Dataset
 
     rows = facts["kept"]
     if not rows:
-        raise InputError("no traces to publish", path=cfg.dataset, field="dataset")
+        raise InputError("no records to publish", path=cfg.dataset, field="dataset")
     columns = list(dict.fromkeys(k for row in rows for k in row))
     columns = [c for c in columns if c not in ("schema", "error")]
     # One schema for every row: a field missing from some records becomes null, not a type clash.
@@ -186,9 +190,10 @@ def _guard_base(api, repo_id: str, folder: Path, cfg: PublishConfig) -> None:
         remote = api.hf_hub_download(repo_id, "adapter_config.json", revision=cfg.revision)
     except (EntryNotFoundError, RevisionNotFoundError):
         return
-    theirs = json.loads(Path(remote).read_text()).get("base_model_name_or_path")
-    ours = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
-    if theirs and ours and not same_model(theirs, ours):
+    theirs = AdapterBase(None, json.loads(Path(remote).read_text())).peft_base
+    staged = read_base(folder)  # what is uploaded: its record, and the config stage_model wrote
+    ours = staged.peft_base or (staged.refs or [None])[0]
+    if theirs and ours and not staged.is_for(theirs):
         if cfg.force:
             log.warning("%s holds an adapter for %s; replacing it with one for %s (force=true)", repo_id, theirs, ours)
             return
