@@ -3,8 +3,9 @@
 Usage:
     from batch_server import BatchServer
     with BatchServer(respond, polls=3) as srv:             # each batch completes on its 3rd status check
-        srv.expire_next = 1                                # the next batch expires with half its requests done
-        srv.fail_next = 1                                  # the next batch fails validation
+        srv.fates = ["expired", "failed", "cancelled"]     # the next batches: expire or are cancelled half done,
+                                                           # fail validation; then the rest complete
+        srv.refuse = 401                                   # every call answered 401 (a bad key)
         srv.errors["number 3?"] = [500, 500]               # that prompt gets a 500 twice, then an answer
         ... distill generate mode=batch base_url=srv.base_url ...
         srv.answered                                       # Counter: prompt -> times answered (= paid)
@@ -39,8 +40,8 @@ class BatchServer:
         self.uploads = 0
         self.answered: Counter = Counter()
         self.errors: dict[str, list[int]] = {}
-        self.expire_next = 0
-        self.fail_next = 0
+        self.fates: list[str] = []
+        self.refuse: int | None = None
         self.status_checks = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -80,11 +81,7 @@ class BatchServer:
     def create(self, body: dict) -> dict:
         bid = f"batch_{next(self._ids)}"
         lines = [json.loads(x) for x in self.files[body["input_file_id"]]["data"].decode().splitlines() if x.strip()]
-        fate = "completed"
-        if self.fail_next:
-            self.fail_next, fate = self.fail_next - 1, "failed"
-        elif self.expire_next:
-            self.expire_next, fate = self.expire_next - 1, "expired"
+        fate = self.fates.pop(0) if self.fates else "completed"
         self.batches[bid] = {"id": bid, "object": "batch", "endpoint": body["endpoint"], "errors": None,
                              "input_file_id": body["input_file_id"], "completion_window": body["completion_window"],
                              "status": "validating", "output_file_id": None, "error_file_id": None,
@@ -113,6 +110,8 @@ class BatchServer:
             batch["request_counts"]["completed"] = done
         elif batch["_fate"] == "expired":
             self._finish(batch, "expired", len(batch["_lines"]) // 2)
+        elif batch["_fate"] == "cancelled":  # cancelled by someone else (the dashboard) while in progress
+            batch["status"] = "cancelling"
         elif batch["status"] == "in_progress":
             batch["status"] = "finalizing"
         else:
@@ -122,6 +121,8 @@ class BatchServer:
         out, err = [], []
         for i, line in enumerate(batch["_lines"]):
             rid = f"batch_req_{next(self._ids)}"
+            if i >= n_done and status == "cancelled":
+                continue  # a cancelled batch lists nothing for what it never ran
             if i >= n_done:
                 err.append({"id": rid, "custom_id": line["custom_id"], "response": None,
                             "error": {"code": "batch_expired", "message": "This request could not be executed "
@@ -179,6 +180,9 @@ class BatchServer:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if server.refuse:
+                    return self._send(server.refuse, {"error": {"message": "Incorrect API key provided",
+                                                                "type": "invalid_request_error"}})
                 with server._lock:
                     if self.path == "/v1/files":
                         return self._send(200, _public_file(server.upload(self.headers["Content-Type"], body)))
@@ -191,6 +195,8 @@ class BatchServer:
                 self._send(404, {"error": {"message": "no such route"}})
 
             def do_GET(self) -> None:
+                if server.refuse:
+                    return self._send(server.refuse, {"error": {"message": "Incorrect API key provided"}})
                 with server._lock:
                     path = self.path.split("?")[0]
                     if path == "/v1/batches":
