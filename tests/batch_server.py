@@ -6,6 +6,7 @@ Usage:
         srv.fates = ["expired", "failed", "cancelled"]     # the next batches: expire or are cancelled half done,
                                                            # fail validation; then the rest complete
         srv.refuse = 401                                   # every call answered 401 (a bad key)
+        srv.lose_creates = 1                               # the next create makes the batch, then drops the answer
         srv.errors["number 3?"] = [500, 500]               # that prompt gets a 500 twice, then an answer
         ... distill generate mode=batch base_url=srv.base_url ...
         srv.answered                                       # Counter: prompt -> times answered (= paid)
@@ -42,6 +43,7 @@ class BatchServer:
         self.errors: dict[str, list[int]] = {}
         self.fates: list[str] = []
         self.refuse: int | None = None
+        self.lose_creates = 0
         self.status_checks = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -187,7 +189,12 @@ class BatchServer:
                     if self.path == "/v1/files":
                         return self._send(200, _public_file(server.upload(self.headers["Content-Type"], body)))
                     if self.path == "/v1/batches":
-                        return self._send(200, server.public(server.create(json.loads(body))))
+                        batch = server.public(server.create(json.loads(body)))
+                        if server.lose_creates:  # made, but the client never hears of it
+                            server.lose_creates -= 1
+                            self.close_connection = True
+                            return
+                        return self._send(200, batch)
                     if self.path.startswith("/v1/batches/") and self.path.endswith("/cancel"):
                         batch = server.batches[self.path.split("/")[3]]
                         batch["status"] = "cancelling"

@@ -12,7 +12,7 @@ import pytest
 from batch_server import COMPLETION_TOKENS, BatchServer
 from distill.artifacts import read_latest
 from distill.config import load_config
-from distill.errors import BudgetExceeded, SamplesFailed, TeacherFatalError
+from distill.errors import BudgetExceeded, ConfigError, SamplesFailed, TeacherFatalError
 from distill.generate import batch_waves
 from distill.generate.batch import run as run_batch
 from distill.generate.config import GenerateConfig
@@ -160,6 +160,23 @@ def test_a_kill_at_each_step_resumes_without_paying_twice(tmp_path, step):
         assert srv.uploads == 3 and len(srv.batches) == 3  # one per file: none uploaded or made twice
     assert len(good(Path(cfg.out))) == N and answered_once(srv)
     assert len(list(read_jsonl(cfg.out))) == N
+
+
+def test_a_create_whose_answer_is_lost_is_found_not_made_again(tmp_path):
+    with BatchServer(respond) as srv:
+        srv.lose_creates = 1
+        out = run(config(tmp_path, srv))
+    assert len(srv.batches) == 1 and answered_once(srv) and len(good(out)) == N
+
+
+def test_an_online_run_refuses_a_file_with_batches_still_open(tmp_path):
+    with BatchServer(respond, polls=2) as srv:
+        cfg = config(tmp_path, srv)
+        with pytest.raises(Killed):
+            run_batch(cfg, backend=KillingBackend(srv, "before_download"))
+        cfg.mode = "online"
+        with pytest.raises(ConfigError, match="mode=batch"):
+            run(cfg)
 
 
 def test_a_kill_mid_merge_writes_each_pair_once(tmp_path, monkeypatch):

@@ -76,10 +76,15 @@ FAKE_VLLM = textwrap.dedent('''
     import json, sys, pathlib
     args = sys.argv[1:]
     src, dst, model = args[args.index("-i") + 1], args[args.index("-o") + 1], args[args.index("--model") + 1]
-    runs = pathlib.Path(dst).parent.parent / "runs.txt"
-    runs.write_text(runs.read_text() + "x" if runs.exists() else "x")
-    if "FAIL_FIRST" in model and len(runs.read_text()) == 1:
-        sys.exit("CUDA out of memory (pretend)")
+    home = pathlib.Path(dst).parent.parent
+    with open(home / "runs.txt", "a") as runs:  # the files run side by side: append, never rewrite
+        runs.write("x")
+    if "FAIL_FIRST" in model:
+        try:
+            open(home / "failed-once", "x").close()  # exactly one run (whichever is first) fails
+            sys.exit("CUDA out of memory (pretend)")
+        except FileExistsError:
+            pass
     with open(src) as f, open(dst, "w") as out:
         for line in f:
             req = json.loads(line)

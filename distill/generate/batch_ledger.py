@@ -9,6 +9,7 @@ Usage:
     ledger.record(part, "merging", records_before=120)     # the traces file's record count before the merge
     ledger.record(part, "merged", status="completed", written=100)
     ledger.open_parts()                                   # parts not merged yet: what a resumed run finishes
+    refuse_open_batches("traces.jsonl")                   # an online run would pay for those pairs again
 
 One JSON line per step, appended and fsynced before the next step starts, so after a kill the
 ledger says exactly how far each part got: prepared (upload it), uploaded (look for a batch made
@@ -23,12 +24,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from distill.errors import InputError
+from distill.errors import ConfigError, InputError
 from distill.records import JsonlAppender, read_jsonl
 
 STEPS = ("prepared", "uploaded", "created", "merging", "merged")
 
-__all__ = ["Ledger", "Part", "STEPS"]
+__all__ = ["Ledger", "Part", "STEPS", "refuse_open_batches"]
 
 
 @dataclass
@@ -106,3 +107,14 @@ class Ledger:
         if step == "prepared":
             self.parts[part.name] = part
         self._apply(json.loads(json.dumps(event)))
+
+
+def refuse_open_batches(traces: str | Path) -> None:
+    """ConfigError when ``traces`` has batches not yet merged: an online run would request (and pay for) them again."""
+    from distill.layout import generate_batches_path
+
+    path = generate_batches_path(traces)
+    open_parts = Ledger(path).open_parts() if path.exists() else []
+    if open_parts:
+        raise ConfigError(f"{traces} has {len(open_parts)} batch file(s) still open ({path}); re-run with mode=batch "
+                          "to collect them (an online run would pay for those requests again)")

@@ -172,17 +172,20 @@ class Waves:
         """Upload and create as the ledger needs; False when the part ended (merged as failed) instead."""
         if part.batch_id is not None:
             return True
-        if part.file_id is None:
+        was_uploaded = part.file_id is not None
+        if not was_uploaded:
             file_id = self._call(self.backend.upload, self.ledger.input_path(part))
             if file_id is None:
                 self.merge(part, BatchInfo("", "failed", errors=["upload refused"]), previous=False)
                 return False
             self.ledger.record(part, "uploaded", file_id=file_id)
         # A kill between create and its ledger line left a batch we would pay for twice: adopt it.
-        info = self._call(self.backend.find, part.file_id) if part.file_id else None
+        info = self._call(self.backend.find, part.file_id) if was_uploaded else None
         if info is None:
+            # A create whose answer was lost may have made the batch: look before trying again.
             info = self._call(self.backend.create, part.file_id, self.cfg.batch.completion_window,
-                              {"distill_part": part.name, "distill_out": self.out.name})
+                              {"distill_part": part.name, "distill_out": self.out.name},
+                              recheck=lambda: self.backend.find(part.file_id))
             if info is None:
                 self.merge(part, BatchInfo("", "failed", errors=["create refused"]), previous=False)
                 return False
@@ -191,11 +194,13 @@ class Waves:
         self.ledger.record(part, "created", batch_id=info.id)
         return True
 
-    def _call(self, fn: Callable, *args: Any) -> Any:
-        """A backend call with the online client's retry policy; None when the provider refused it for good."""
+    def _call(self, fn: Callable, *args: Any, recheck: Callable[[], Any] | None = None) -> Any:
+        """A backend call with the online client's retry policy; None when the provider refused it for good.
+        ``recheck`` runs before each retry and, when it finds the call's effect, its result is returned."""
         for attempt in range(1, self.cfg.max_attempts + 1):
             try:
-                return fn(*args)
+                found = recheck() if recheck is not None and attempt > 1 else None
+                return found if found is not None else fn(*args)
             except (KeyboardInterrupt, TeacherFatalError):
                 raise
             except Exception as exc:  # noqa: BLE001 - classified like an online request's failure

@@ -58,7 +58,7 @@ class BatchConfig:
     def __post_init__(self) -> None:
         check_bounds(self, {"max_requests": ">= 1", "max_bytes": ">= 1024", "discount": "[0, 1]",
                             "poll_interval": "> 0", "poll_max": "> 0"})
-        if self.backend == "local" and not any("{input}" in a for a in self.command):
+        if self.backend == "local" and not all(any(f in a for a in self.command) for f in ("{input}", "{output}")):
             raise ConfigError("batch.command: must contain {input} and {output} (the request and result files)")
 
 

@@ -82,6 +82,10 @@ def run(cfg: GenerateConfig, client: TeacherClient | None = None) -> Path:
 
         return run_batch(cfg)
     out = Path(cfg.out)
+    if not cfg.dry_run:
+        from distill.generate.batch_ledger import refuse_open_batches
+
+        refuse_open_batches(out)
     check_outputs("generate", inputs={"problems": cfg.problems}, outputs={"out": out, "config": generate_config_path(out)},
                   probe=not cfg.dry_run)
     if client is None and not cfg.dry_run:  # a dry run needs no key

@@ -29,6 +29,7 @@ import openai
 
 log = logging.getLogger(__name__)
 TERMINAL = ("completed", "failed", "expired", "cancelled")
+FIND_DEPTH = 1000
 
 __all__ = ["BatchInfo", "BatchBackend", "ApiBatches", "LocalBatches", "TERMINAL"]
 
@@ -82,14 +83,17 @@ class ApiBatches:
             return self.client.files.create(file=(path.name, handle), purpose="batch").id
 
     def find(self, file_id: str) -> BatchInfo | None:
-        """The newest batch made from ``file_id``, if any (pages through the account's recent batches)."""
-        for batch in self.client.batches.list(limit=100):
+        """The newest batch made from ``file_id``, if any, among the account's ``FIND_DEPTH`` newest."""
+        for seen, batch in enumerate(self.client.batches.list(limit=100)):
             if batch.input_file_id == file_id:
                 return _info(batch)
+            if seen >= FIND_DEPTH:  # a create lost to a kill is among the newest; do not page through years
+                break
         return None
 
     def create(self, file_id: str, window: str, metadata: dict[str, str]) -> BatchInfo:
-        return _info(self.client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions",
+        # No SDK retry here: a create whose answer was lost may have made the batch (the caller looks first).
+        return _info(self.client.with_options(max_retries=0).batches.create(input_file_id=file_id, endpoint="/v1/chat/completions",
                                                 completion_window=window, metadata=metadata))  # type: ignore[arg-type]
 
     def retrieve(self, batch_id: str) -> BatchInfo:
