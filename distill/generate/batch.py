@@ -70,7 +70,7 @@ def _teacher(cfg: GenerateConfig):
         return _provider(cfg), batch_prices(online, cfg.batch.discount), str, None
     client = TeacherClient(cfg)  # resolves the key (never printed) and the price table, sends nothing
     return (client.provider, batch_prices(client.prices, cfg.batch.discount), client.scrub,
-            lambda: ApiBatches(client.urls[0], client._key, timeout=cfg.request_timeout))
+            lambda: ApiBatches.for_teacher(client))
 
 
 def _provider(cfg: GenerateConfig) -> str:

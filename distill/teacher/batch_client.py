@@ -2,7 +2,7 @@
 
 Usage:
     from distill.teacher.batch_client import ApiBatches, LocalBatches
-    backend = ApiBatches(base_url="https://api.openai.com/v1", api_key=key)
+    backend = ApiBatches(base_url="https://api.openai.com/v1", api_key=key)   # or ApiBatches.for_teacher(client)
     file_id = backend.upload(Path("p0001.in.jsonl"))
     info = backend.find(file_id) or backend.create(file_id, "24h", {"distill_part": "p0001"})
     info = backend.retrieve(info.id)          # status, counts, output and error file ids
@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import openai
+
+from distill.teacher.client import TeacherClient
 
 log = logging.getLogger(__name__)
 TERMINAL = ("completed", "failed", "expired", "cancelled")
@@ -77,6 +79,11 @@ class ApiBatches:
 
     def __init__(self, base_url: str, api_key: str, timeout: float = 600.0, max_retries: int = 4):
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+
+    @classmethod
+    def for_teacher(cls, teacher: TeacherClient) -> ApiBatches:
+        """The batch API of the endpoint ``teacher`` talks to, with its key (resolved there, never printed)."""
+        return cls(teacher.urls[0], teacher._key, timeout=teacher.cfg.request_timeout)
 
     def upload(self, path: Path) -> str:
         with path.open("rb") as handle:
