@@ -7,6 +7,7 @@ Usage:
                                                            # fail validation; then the rest complete
         srv.refuse = 401                                   # every call answered 401 (a bad key)
         srv.lose_creates = 1                               # the next create makes the batch, then drops the answer
+        srv.hide_files = 1                                 # the next file download gets a 404
         srv.errors["number 3?"] = [500, 500]               # that prompt gets a 500 twice, then an answer
         ... distill generate mode=batch base_url=srv.base_url ...
         srv.answered                                       # Counter: prompt -> times answered (= paid)
@@ -44,6 +45,7 @@ class BatchServer:
         self.fates: list[str] = []
         self.refuse: int | None = None
         self.lose_creates = 0
+        self.hide_files = 0
         self.status_checks = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -216,6 +218,9 @@ class BatchServer:
                         batch = server.batches[parts[3]]
                         server.advance(batch)
                         return self._send(200, server.public(batch))
+                    if path.startswith("/v1/files/") and path.endswith("/content") and server.hide_files:
+                        server.hide_files -= 1
+                        return self._send(404, {"error": {"message": "No such File object"}})
                     if path.startswith("/v1/files/") and path.endswith("/content") and parts[3] in server.files:
                         return self._send(200, server.files[parts[3]]["data"])
                 self._send(404, {"error": {"message": f"not found: {path}"}})

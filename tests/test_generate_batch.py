@@ -12,7 +12,7 @@ import pytest
 from batch_server import COMPLETION_TOKENS, BatchServer
 from distill.artifacts import read_latest
 from distill.config import load_config
-from distill.errors import BudgetExceeded, ConfigError, SamplesFailed, TeacherFatalError
+from distill.errors import BudgetExceeded, ConfigError, DistillError, SamplesFailed, TeacherFatalError
 from distill.generate import batch_waves
 from distill.generate.batch import run as run_batch
 from distill.generate.config import GenerateConfig
@@ -167,6 +167,17 @@ def test_a_create_whose_answer_is_lost_is_found_not_made_again(tmp_path):
         srv.lose_creates = 1
         out = run(config(tmp_path, srv))
     assert len(srv.batches) == 1 and answered_once(srv) and len(good(out)) == N
+
+
+def test_an_output_that_cannot_be_downloaded_stops_the_run_and_a_rerun_collects_it(tmp_path):
+    with BatchServer(respond) as srv:
+        cfg = config(tmp_path, srv)
+        srv.hide_files = 1
+        with pytest.raises(DistillError, match="could not download"):
+            run(cfg)
+        assert not Path(cfg.out).exists() or not list(read_jsonl(cfg.out))
+        run(cfg)
+    assert len(srv.batches) == 1 and answered_once(srv) and len(good(Path(cfg.out))) == N
 
 
 def test_an_online_run_refuses_a_file_with_batches_still_open(tmp_path):

@@ -121,7 +121,8 @@ def test_local_backend_runs_the_command_per_file(tmp_path, model):
     assert len(ok) == N - 1 and all(r["reasoning"] == "Local thought." and r["cost_usd"] == 0 for r in ok)
     runs = len((tmp_path / "runs.txt").read_text())
     assert runs == (4 if "FAIL" in model else 3)  # three files; a failed run is run again
-    assert len(list((tmp_path / "traces.batches").glob("*.out.jsonl"))) == 3  # the failed run wrote none
+    assert not list((tmp_path / "traces.batches").glob("*.out.jsonl"))  # merged, then removed (no answer kept twice)
+    assert len(list((tmp_path / "traces.batches").glob("*.in.jsonl"))) == (4 if "FAIL" in model else 3)
 
 
 def test_custom_id_names_the_pair_and_survives_colons():

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.artifacts import is_failed, latest_per_pair, pair_key, read_records
-from distill.errors import TeacherFatalError
+from distill.errors import DistillError, TeacherFatalError
 from distill.generate.batch_files import BatchRequest, completion_of, is_retryable, request_line, split_parts, \
     worst_request_cost
 from distill.generate.batch_ledger import Ledger, Part
@@ -228,7 +228,9 @@ class Waves:
                 continue
             dest = self.ledger.result_path(part, kind)
             if self._call(self.backend.download, file_id, dest) is None and not dest.exists():
-                continue
+                # Sending these requests again would pay for them twice: stop, and let a re-run download.
+                raise DistillError(f"batch {part.name} ({info.id}): could not download its {kind} file {file_id}; "
+                                   f"re-run the same command to try again ({self.ledger.path} remembers it)")
             for _, line in read_jsonl(dest):
                 if isinstance(line.get("custom_id"), str):
                     yield line["custom_id"], line
@@ -253,6 +255,8 @@ class Waves:
                 written += self._settle(writer, problems[req.problem_id], req, None, missing, previous,
                                         written_before, "; ".join(info.errors))
         self.ledger.record(part, "merged", status=info.status, written=written)
+        for kind in ("out", "err"):  # their records are in the traces file now: do not keep every answer twice
+            self.ledger.result_path(part, kind).unlink(missing_ok=True)
 
     def _written_since(self, records_before: int) -> set[tuple[str, int]]:
         if records_before >= self.records or not self.out.exists():
