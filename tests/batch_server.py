@@ -8,6 +8,7 @@ Usage:
         srv.refuse = 401                                   # every call answered 401 (a bad key)
         srv.lose_creates = 1                               # the next create makes the batch, then drops the answer
         srv.hide_files = 1                                 # the next file download gets a 404
+        srv.needs_tokens = 300                             # answers asked with less max_tokens stop at "length"
         srv.errors["number 3?"] = [500, 500]               # that prompt gets a 500 twice, then an answer
         ... distill generate mode=batch base_url=srv.base_url ...
         srv.answered                                       # Counter: prompt -> times answered (= paid)
@@ -46,6 +47,7 @@ class BatchServer:
         self.refuse: int | None = None
         self.lose_creates = 0
         self.hide_files = 0
+        self.needs_tokens = 0
         self.status_checks = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -155,8 +157,11 @@ class BatchServer:
         prompt = body["messages"][-1]["content"]
         reasoning, content = self.respond(prompt)
         prompt_tokens = sum(len(m["content"]) for m in body["messages"]) // 4
+        finish = "length" if body.get("max_tokens", 1 << 30) < self.needs_tokens else "stop"
+        if finish == "length":
+            reasoning, content = reasoning[: len(reasoning) // 2], ""
         return {"id": "chatcmpl-1", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
-                "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                "choices": [{"index": 0, "finish_reason": finish, "message": {
                     "role": "assistant", "content": content, "reasoning_content": reasoning}}],
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": COMPLETION_TOKENS,
                           "total_tokens": prompt_tokens + COMPLETION_TOKENS}}

@@ -258,3 +258,31 @@ def test_until_correct_and_rationalize_run_as_waves(tmp_path):
     assert totals == [N, N // 2, N // 2, N // 2]  # first wave, two more tries for the odd ones, then hinted
     hinted = [r for _, r in read_jsonl(out) if r.get("rationalized")]
     assert len(hinted) == N // 2 and all("Hint" not in r["messages"][-1]["content"] for r in hinted)
+
+
+def test_truncated_answers_are_sent_again_with_more_tokens_in_the_next_wave(tmp_path):
+    with BatchServer(respond) as srv:
+        srv.needs_tokens = 300
+        out = run(config(tmp_path, srv, "max_tokens=100", "on_truncated=retry", "max_tokens_ceiling=1000"))
+    lines = [r for _, r in read_jsonl(out)]
+    assert [r["max_tokens"] for r in lines if r["id"] == "q0"] == [100, 200, 400]
+    assert all(r["truncated"] for r in lines if r["max_tokens"] < 400)
+    latest = read_latest(out)
+    assert len(latest) == N and all(r["max_tokens"] == 400 and not r["truncated"] for r in latest.values())
+    assert len(srv.batches) == 3
+
+
+def test_until_correct_resumes_after_a_kill_without_asking_twice(tmp_path):
+    def stubborn(prompt):
+        i = int(prompt.split("number ")[1].split("?")[0])
+        return "Thinking.", f"\\boxed{{{7 if i % 2 == 0 or 'Hint' in prompt else 8}}}"
+
+    with BatchServer(stubborn) as srv:
+        cfg = config(tmp_path, srv, "until_correct=1", "max_samples=3", "rationalize=true")
+        with pytest.raises(Killed):
+            run_batch(cfg, backend=KillingBackend(srv, "before_download"))
+        run(cfg)
+    summary = json.loads((tmp_path / "traces.summary.json").read_text())
+    assert summary["reached_k"] == N // 2 and summary["rationalized"] == N // 2
+    assert [b["request_counts"]["total"] for b in srv.batches.values()] == [N, N // 2, N // 2, N // 2]
+    assert sum(srv.answered.values()) == N + 3 * (N // 2)  # nothing asked twice

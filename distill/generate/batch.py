@@ -69,6 +69,8 @@ def _teacher(cfg: GenerateConfig):
         online = resolve_prices(cfg.model, cfg.prices, cfg.base_url)
         return _provider(cfg), batch_prices(online, cfg.batch.discount), str, None
     client = TeacherClient(cfg)  # resolves the key (never printed) and the price table, sends nothing
+    if len(client.urls) > 1:
+        log.warning("mode=batch sends every file to the first base_url (%s); the others are not used", client.urls[0])
     return (client.provider, batch_prices(client.prices, cfg.batch.discount), client.scrub,
             lambda: ApiBatches.for_teacher(client))
 
