@@ -8,6 +8,7 @@ Usage:
         srv.refuse = 401                                   # every call answered 401 (a bad key)
         srv.lose_creates = 1                               # the next create makes the batch, then drops the answer
         srv.hide_files = 1                                 # the next file download gets a 404
+        srv.hide_batches = 1                               # the next status check gets a 404
         srv.needs_tokens = 300                             # answers asked with less max_tokens stop at "length"
         srv.errors["number 3?"] = [500, 500]               # that prompt gets a 500 twice, then an answer
         ... distill generate mode=batch base_url=srv.base_url ...
@@ -47,6 +48,7 @@ class BatchServer:
         self.refuse: int | None = None
         self.lose_creates = 0
         self.hide_files = 0
+        self.hide_batches = 0
         self.needs_tokens = 0
         self.status_checks = 0
         self._ids = itertools.count(1)
@@ -219,6 +221,9 @@ class BatchServer:
                                                 "first_id": data[0]["id"] if data else None,
                                                 "last_id": data[-1]["id"] if data else None})
                     parts = path.split("/")
+                    if path.startswith("/v1/batches/") and server.hide_batches:
+                        server.hide_batches -= 1
+                        return self._send(404, {"error": {"message": "No such Batch object"}})
                     if path.startswith("/v1/batches/") and parts[3] in server.batches:
                         batch = server.batches[parts[3]]
                         server.advance(batch)

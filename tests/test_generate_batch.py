@@ -180,6 +180,16 @@ def test_an_output_that_cannot_be_downloaded_stops_the_run_and_a_rerun_collects_
     assert len(srv.batches) == 1 and answered_once(srv) and len(good(Path(cfg.out))) == N
 
 
+def test_a_batch_whose_status_cannot_be_read_is_never_sent_again(tmp_path):
+    with BatchServer(respond) as srv:
+        cfg = config(tmp_path, srv)
+        srv.hide_batches = 1
+        with pytest.raises(DistillError, match="cannot get its status"):
+            run(cfg)
+        run(cfg)
+    assert len(srv.batches) == 1 and answered_once(srv) and len(good(Path(cfg.out))) == N
+
+
 def test_an_online_run_refuses_a_file_with_batches_still_open(tmp_path):
     with BatchServer(respond, polls=2) as srv:
         cfg = config(tmp_path, srv)

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from distill.errors import ConfigError
 from distill.teacher.capture import from_message
 from distill.teacher.client import RETRY_FINISH, Completion, _estimated_usage, _usage
 from distill.teacher.dialects import estimate_tokens
@@ -73,8 +74,8 @@ def split_parts(lines: Iterable[dict], max_requests: int, max_bytes: int) -> lis
     for line in lines:
         data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
         if len(data) > max_bytes:
-            raise ValueError(f"request {line['custom_id']!r} alone is {len(data)} bytes, over batch.max_bytes="
-                             f"{max_bytes}")
+            raise ConfigError(f"batch.max_bytes={max_bytes}: the request {line['custom_id']!r} alone is {len(data)} "
+                              "bytes; raise the limit (the provider's is 200 MB) or shorten the problem")
         if not parts or len(parts[-1]) >= max_requests or size + len(data) > max_bytes:
             parts.append([])
             size = 0

@@ -150,7 +150,10 @@ class Waves:
             while waiting:
                 changed = False
                 for name, part in list(waiting.items()):
-                    info = self._call(self.backend.retrieve, part.batch_id) or BatchInfo(part.batch_id or "", "failed")
+                    info = self._call(self.backend.retrieve, part.batch_id)
+                    if info is None:  # never guess "failed": sending its requests again would pay for them twice
+                        raise DistillError(f"batch {name} ({part.batch_id}): cannot get its status; it may still be "
+                                           f"running at the provider. Re-run the same command to collect it")
                     now = (info.status, info.completed, info.failed)
                     if seen.get(name) != now:
                         seen[name], changed = now, True
@@ -186,6 +189,8 @@ class Waves:
             info = self._call(self.backend.create, part.file_id, self.cfg.batch.completion_window,
                               {"distill_part": part.name, "distill_out": self.out.name},
                               recheck=lambda: self.backend.find(part.file_id))
+            if info is None:  # a last look: the final attempt may have made it after all
+                info = self._call(self.backend.find, part.file_id)
             if info is None:
                 self.merge(part, BatchInfo("", "failed", errors=["create refused"]), previous=False)
                 return False
