@@ -144,10 +144,10 @@ def test_request_line_merges_extra_body_and_drops_streaming():
 def test_split_parts_respects_both_limits():
     lines = [{"custom_id": str(i), "body": {"x": "y" * 50}} for i in range(10)]
     assert [len(p) for p in split_parts(lines, max_requests=4, max_bytes=10**6)] == [4, 4, 2]
-    by_bytes = split_parts(lines, max_requests=100, max_bytes=200)
+    by_bytes = list(split_parts(lines, max_requests=100, max_bytes=200))
     assert all(sum(map(len, p)) <= 200 for p in by_bytes) and sum(map(len, by_bytes)) == 10
     with pytest.raises(ValueError, match="alone"):
-        split_parts(lines, max_requests=100, max_bytes=20)
+        list(split_parts(lines, max_requests=100, max_bytes=20))
 
 
 def test_result_lines_become_completions_or_errors():

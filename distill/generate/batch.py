@@ -120,12 +120,12 @@ def _run_locked(cfg: GenerateConfig, out: Path, backend: BatchBackend | None, ma
 def _show_files(waves: Waves, prices: dict | None) -> None:
     """The dry run's view of the first wave: request files, their sizes and the cost at batch prices."""
     cfg = waves.cfg
-    lines = waves.lines(waves.next_wave())
-    parts = split_parts(lines, cfg.batch.max_requests, cfg.batch.max_bytes)
-    sizes = [sum(len(x) for x in part) for part in parts]
+    lines = (waves.line(problem, req) for problem, req in waves.next_wave())
+    parts = [(len(p), sum(map(len, p))) for p in split_parts(lines, cfg.batch.max_requests, cfg.batch.max_bytes)]
     show_table("batch files (first wave; nothing written)", [
-        ("backend", cfg.batch.backend), ("requests", len(lines)), ("files", len(parts)),
-        ("largest file", f"{human_count(max(sizes, default=0))}B, {max(map(len, parts), default=0)} requests"),
+        ("backend", cfg.batch.backend), ("requests", sum(n for n, _ in parts)), ("files", len(parts)),
+        ("largest file", f"{human_count(max((b for _, b in parts), default=0))}B, "
+                         f"{max((n for n, _ in parts), default=0)} requests"),
         ("limits per file", f"{cfg.batch.max_requests} requests, {human_count(cfg.batch.max_bytes)}B"),
         ("price factor", f"{cfg.batch.discount if cfg.batch.backend == 'api' else 'own GPUs'}"),
         ("prices used (USD/1M)", json.dumps(prices) if prices else "unknown"),

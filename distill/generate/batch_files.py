@@ -4,7 +4,7 @@ Usage:
     from distill.generate.batch_files import BatchRequest, request_line, split_parts, completion_of
     req = BatchRequest("p-1", sample=0, max_tokens=4096)
     line = request_line(req, {"model": "m", "messages": [...], "max_tokens": 4096})
-    parts = split_parts([line], max_requests=50000, max_bytes=200_000_000)   # lists of encoded lines
+    parts = list(split_parts([line], max_requests=50000, max_bytes=200_000_000))   # lists of encoded lines
     c = completion_of({"custom_id": req.custom_id, "response": {"status_code": 200, "body": {...}}},
                       prices, messages)
 
@@ -19,7 +19,7 @@ state but the file. A result line (output or error file) becomes the same
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,21 +67,23 @@ def request_line(req: BatchRequest, params: dict[str, Any]) -> dict:
     return {"custom_id": req.custom_id, "method": "POST", "url": URL, "body": body}
 
 
-def split_parts(lines: Iterable[dict], max_requests: int, max_bytes: int) -> list[list[bytes]]:
-    """Encoded lines cut into files of at most ``max_requests`` lines and ``max_bytes`` bytes."""
-    parts: list[list[bytes]] = []
+def split_parts(lines: Iterable[dict], max_requests: int, max_bytes: int) -> Iterator[list[bytes]]:
+    """Encoded lines cut into files of at most ``max_requests`` lines and ``max_bytes`` bytes, each
+    yielded as soon as it is full (so a wave of a million requests is never held whole)."""
+    part: list[bytes] = []
     size = 0
     for line in lines:
         data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
         if len(data) > max_bytes:
             raise ConfigError(f"batch.max_bytes={max_bytes}: the request {line['custom_id']!r} alone is {len(data)} "
                               "bytes; raise the limit (the provider's is 200 MB) or shorten the problem")
-        if not parts or len(parts[-1]) >= max_requests or size + len(data) > max_bytes:
-            parts.append([])
-            size = 0
-        parts[-1].append(data)
+        if part and (len(part) >= max_requests or size + len(data) > max_bytes):
+            yield part
+            part, size = [], 0
+        part.append(data)
         size += len(data)
-    return parts
+    if part:
+        yield part
 
 
 def worst_request_cost(prices: dict[str, float] | None, messages: list[dict], max_tokens: int) -> float:

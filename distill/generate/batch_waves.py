@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,75 +60,76 @@ class Waves:
         self.attempts: Counter = Counter()
         self.given_up: set[tuple[str, int]] = set()
         self.resend: list[BatchRequest] = []  # under until_correct: in flight in the tally, sent again
+        self.deferred = 0  # requests of this wave left for the next one by the cost cap
 
     # ------------------------------------------------------------ waves
 
     def run(self) -> None:
         self.drain(previous=True)
         while self.stats.stop_reason is None:
-            wave = self.next_wave()
-            if not wave:
+            self.deferred = 0
+            if not self.submit(self.admit(self.next_wave())):
+                if self.deferred:  # something is still needed, and not even one request fits under the cap
+                    self.stats.stop_reason = "budget"
                 return
-            admitted = self.admit(wave)
-            if not admitted:
-                self.stats.stop_reason = "budget"
-                return
-            self.submit(admitted)
             self.drain(previous=False)
 
-    def next_wave(self) -> list[tuple[dict, BatchRequest]]:
-        """Requests the file still needs, in source order (one streaming pass over the problems)."""
+    def next_wave(self) -> Iterator[tuple[dict, BatchRequest]]:
+        """Requests the file still needs, in source order (streamed: one pass over the problems)."""
         resend: dict[str, list[BatchRequest]] = {}
         for req in self.resend:
             resend.setdefault(req.problem_id, []).append(req)
         self.resend = []
-        wave = []
         for problem in iter_problems(self.cfg):
             pid = str(problem["id"])
-            wave += [(problem, req) for req in resend.pop(pid, [])]
+            yield from ((problem, req) for req in resend.pop(pid, []))
             if self.sampler is not None:
                 pairs = self.sampler.tally.next_samples(pid)
             else:
                 pairs = [(s, False) for s in range(self.cfg.samples)
                          if (pid, s) not in self.done and (pid, s) not in self.given_up]
-            wave += [(problem, BatchRequest(pid, s, self.tokens.get((pid, s), self.cfg.max_tokens), hinted))
-                     for s, hinted in pairs]
-        return wave
+            for s, hinted in pairs:
+                yield problem, BatchRequest(pid, s, self.tokens.get((pid, s), self.cfg.max_tokens), hinted)
 
-    def admit(self, wave: list[tuple[dict, BatchRequest]]) -> list[tuple[dict, BatchRequest]]:
-        """The requests that fit under ``max_cost_usd`` at their worst case; the rest wait for the next wave."""
-        cap = self.cfg.max_cost_usd
-        if cap is None:
-            return wave
-        room = cap - self.stats.prior_cost - self.stats.cost
-        admitted, held = [], 0.0
+    def admit(self, wave: Iterable[tuple[dict, BatchRequest]]) -> Iterator[tuple[dict, BatchRequest, float]]:
+        """The requests that fit under ``max_cost_usd`` at their worst case, with it; the rest wait a wave."""
+        cap, held = self.cfg.max_cost_usd, 0.0
+        room = None if cap is None else cap - self.stats.prior_cost - self.stats.cost
         for problem, req in wave:
             worst = worst_request_cost(self.prices, self._sent(problem, req), req.max_tokens)
-            if held + worst <= room:
-                admitted.append((problem, req))
+            if room is None or held + worst <= room:
                 held += worst
-            else:
-                self.stats.next_estimate = max(self.stats.next_estimate, worst)
-                if self.sampler is not None:
-                    self.resend.append(req)  # still in flight in the tally
-        return admitted
+                yield problem, req, worst
+                continue
+            self.deferred += 1
+            self.stats.next_estimate = max(self.stats.next_estimate, worst)
+            if self.sampler is not None:
+                self.resend.append(req)  # still in flight in the tally
 
     def _sent(self, problem: dict, req: BatchRequest) -> list[dict]:
         return hint_messages(self.cfg, problem) if req.is_hinted else build_messages(self.cfg, problem)
 
-    def lines(self, wave: list[tuple[dict, BatchRequest]]) -> list[dict]:
-        """The batch lines of a wave: the body the online client would send for each request."""
-        return [request_line(req, build_params(self.cfg, self.provider, clean_messages(self._sent(problem, req)),
-                                               req.max_tokens)) for problem, req in wave]
+    def line(self, problem: dict, req: BatchRequest) -> dict:
+        """The batch line of a request: the body the online client would send."""
+        return request_line(req, build_params(self.cfg, self.provider, clean_messages(self._sent(problem, req)),
+                                              req.max_tokens))
 
-    def submit(self, wave: list[tuple[dict, BatchRequest]]) -> None:
-        """Write the wave's request files to the ledger (submitted by :meth:`drain`)."""
-        worst = {req.custom_id: worst_request_cost(self.prices, self._sent(p, req), req.max_tokens) for p, req in wave}
-        for part in split_parts(self.lines(wave), self.cfg.batch.max_requests, self.cfg.batch.max_bytes):
-            reserved = sum(worst[json.loads(line)["custom_id"]] for line in part)
-            self.ledger.prepare(part, reserved)
-        for _, req in wave:
-            self.attempts[(req.problem_id, req.sample)] += 1
+    def submit(self, admitted: Iterable[tuple[dict, BatchRequest, float]]) -> int:
+        """Write the admitted requests as request files, one part at a time (submitted by :meth:`drain`)."""
+        worst: dict[str, float] = {}  # only the part being filled: memory follows the file, not the wave
+
+        def lines() -> Iterator[dict]:
+            for problem, req, cost in admitted:
+                worst[req.custom_id] = cost
+                self.attempts[(req.problem_id, req.sample)] += 1
+                yield self.line(problem, req)
+
+        sent = 0
+        for part in split_parts(lines(), self.cfg.batch.max_requests, self.cfg.batch.max_bytes):
+            ids = [json.loads(line)["custom_id"] for line in part]
+            self.ledger.prepare(part, sum(worst.pop(i) for i in ids))
+            sent += len(part)
+        return sent
 
     # ------------------------------------------------------------ batches
 
