@@ -6,6 +6,7 @@ Usage:
     layout.traces, layout.kept, layout.adapter.record, layout.eval_after.report   # every file of a run
     layout.round(2).traces, layout.loop_summary, layout.ablation.arm("unfiltered").adapter.folder
     generate_config_path("traces.jsonl")      # traces.config.yaml, beside generate's output
+    generate_batches_path("traces.jsonl")     # traces.batches.jsonl: mode=batch's ledger (files in traces.batches/)
 
 The records those files hold are typed in :mod:`distill.artifacts`; this module only names paths.
 """
@@ -28,6 +29,13 @@ def generate_summary_path(traces: str | Path) -> Path:
     """``traces.jsonl`` -> ``traces.summary.json``: generate's sample-until-correct tally over the whole file."""
     traces = Path(traces)
     return traces.with_name(traces.name.rsplit(".", 1)[0] + ".summary.json")
+
+
+def generate_batches_path(traces: str | Path) -> Path:
+    """``traces.jsonl`` -> ``traces.batches.jsonl``: mode=batch's ledger of request files and batch ids; the
+    files themselves go in the folder of the same name without ``.jsonl`` (``traces.batches/``)."""
+    traces = Path(traces)
+    return traces.with_name(traces.name.rsplit(".", 1)[0] + ".batches.jsonl")
 
 
 @dataclass(frozen=True)

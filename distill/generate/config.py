@@ -9,13 +9,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from distill.config import check_bounds, option
+from distill.config import check_bounds, option, section
 from distill.errors import ConfigError
 from distill.render import DEFAULT_PROMPT
 from distill.sources import SourceConfig
 from distill.teacher.config import TeacherConfig
 
 DEFAULT_HINT = "{question}\n\nHint: the correct answer is {answer}."
+
+
+@dataclass
+class BatchConfig:
+    """mode=batch: the same requests as files through a provider's batch API (half price) or `vllm run-batch`."""
+
+    backend: Literal["api", "local"] = option(
+        "api", "api: the endpoint's /v1/files + /v1/batches; local: run `command` on each request file")
+    command: list[str] = option(
+        ["vllm", "run-batch", "-i", "{input}", "-o", "{output}", "--model", "{model}"],
+        "backend=local: the command run per request file; {input}, {output} and {model} are filled in")
+    max_requests: int = option(50000, "requests per batch file at most (the provider's limit)")
+    max_bytes: int = option(200_000_000, "bytes per batch file at most (the provider's limit)")
+    completion_window: str = option("24h", "how long the provider may take (only 24h is offered today)")
+    discount: float = option(0.5, "price factor of batch results (0.5: half the online price)")
+    poll_interval: float = option(10.0, "seconds between the first status checks (grows while nothing changes)")
+    poll_max: float = option(300.0, "longest wait between status checks, seconds")
+
+    def __post_init__(self) -> None:
+        check_bounds(self, {"max_requests": ">= 1", "max_bytes": ">= 1024", "discount": "[0, 1]",
+                            "poll_interval": "> 0", "poll_max": "> 0"})
+        if self.backend == "local" and not all(any(f in a for a in self.command) for f in ("{input}", "{output}")):
+            raise ConfigError("batch.command: must contain {input} and {output} (the request and result files)")
 
 
 @dataclass
@@ -48,6 +71,9 @@ class GenerateConfig(SourceConfig, TeacherConfig):
     est_completion_tokens: int = option(4000, "completion tokens per request assumed by the estimate")
     fsync: bool = option(False, "fsync after every record (survives power loss, not only crashes)")
     progress: bool = option(True, "show a progress bar")
+    mode: Literal["online", "batch"] = option(
+        "online", "online: one request at a time; batch: request files through a batch API (see batch.*)")
+    batch: BatchConfig = section(BatchConfig, "mode=batch: the batch API's limits, polling and price")
 
     def __post_init__(self) -> None:
         self.validate()

@@ -77,7 +77,15 @@ def plan(cfg: GenerateConfig, state: TraceState) -> tuple[int, int, int]:
 def run(cfg: GenerateConfig, client: TeacherClient | None = None) -> Path:
     """Generate traces for ``cfg``; returns the traces file (complete, or resumable after a stop)."""
     _check_config(cfg)
+    if cfg.mode == "batch":  # the same requests as files through a batch API: distill.generate.batch
+        from distill.generate.batch import run as run_batch
+
+        return run_batch(cfg)
     out = Path(cfg.out)
+    if not cfg.dry_run:
+        from distill.generate.batch_ledger import refuse_open_batches
+
+        refuse_open_batches(out)
     check_outputs("generate", inputs={"problems": cfg.problems}, outputs={"out": out, "config": generate_config_path(out)},
                   probe=not cfg.dry_run)
     if client is None and not cfg.dry_run:  # a dry run needs no key
@@ -295,10 +303,17 @@ async def _one_sample(cfg: GenerateConfig, client: TeacherClient, problem: dict,
             break
         max_tokens = min(cfg.max_tokens_ceiling, int(max_tokens * cfg.truncation_factor))
         log.debug("%s/%d truncated: retrying with max_tokens=%d", problem["id"], sample, max_tokens)
+    result.cost_usd, result.attempts = paid, attempts
+    return sample_record(cfg, problem, sample, result, max_tokens, is_hinted)
+
+
+def sample_record(cfg: GenerateConfig, problem: dict, sample: int, result: Completion, max_tokens: int,
+                  is_hinted: bool = False) -> dict:
+    """The record of a sample's final answer (online, or one line of a batch's results): a truncated
+    answer dropped under ``on_truncated=drop``, a rationalization marked with its hint."""
     if result.ok and result.truncated and cfg.on_truncated == "drop":
         result.error = {"type": "truncated", "message": f"finish_reason=length at max_tokens={max_tokens}"}
-    result.cost_usd, result.attempts = paid, attempts
-    record = trace_record(cfg, problem, sample, messages, result, max_tokens)
+    record = trace_record(cfg, problem, sample, build_messages(cfg, problem), result, max_tokens)
     if is_hinted:
         record.update(rationalized=True, hint=hint_text(cfg, problem))
     return record

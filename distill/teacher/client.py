@@ -7,9 +7,9 @@ Usage:
     results = client.complete_many([messages1, messages2])   # synchronous helper
     await client.aclose()
 
-``AsyncOpenAI(max_retries=0)`` per base URL (a list spreads load over replicas, least-loaded
-first); :mod:`distill.teacher.retry` decides what to retry, :mod:`distill.teacher.ratelimit`
-what to send when. A 401/402 (or quota 429) raises :class:`TeacherFatalError`; every other
+``AsyncOpenAI(max_retries=0)`` per base URL (a list spreads load over replicas, least busy
+first, a failing one taken out for a while: :mod:`distill.teacher.replicas`);
+:mod:`distill.teacher.retry` decides what to retry, :mod:`distill.teacher.ratelimit` what to send when. A 401/402 (or quota 429) raises :class:`TeacherFatalError`; every other
 failure that survives ``max_attempts`` comes back as a ``Completion`` with ``error`` set.
 The API key is read from the variable named by ``api_key_env`` and scrubbed from every message.
 """
@@ -17,7 +17,6 @@ The API key is read from the variable named by ``api_key_env`` and scrubbed from
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import re
@@ -35,6 +34,7 @@ from distill.teacher.capture import StreamCapture, from_message
 from distill.teacher.config import TeacherConfig
 from distill.teacher.pricing import _is_local, cost_usd, resolve_prices
 from distill.teacher.ratelimit import Limiter
+from distill.teacher.replicas import Replicas
 from distill.teacher.dialects import build_params, clean_messages, detect_provider, estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,8 @@ class TeacherClient:
         self.limiter = Limiter(cfg.concurrency, cfg.rpm, cfg.tpm, cfg.adaptive)
         self._key = self._resolve_key()
         self._clients: list[openai.AsyncOpenAI] = []
-        self._load: list[int] = []
+        self.replicas = self._replicas()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._turn = itertools.count()
         self.fatal: TeacherFatalError | None = None
 
     # ------------------------------------------------------------ setup
@@ -143,13 +142,10 @@ class TeacherClient:
                                http_client=openai.DefaultAsyncHttpxClient(timeout=timeout, limits=limits))
             for url in self.urls
         ]
-        self._load = [0] * len(self._clients)
+        self.replicas = self._replicas()
 
-    def _pick(self) -> int:
-        """Least-loaded replica, ties broken round-robin."""
-        n = len(self._clients)
-        start = next(self._turn) % n
-        return min(((start + i) % n for i in range(n)), key=lambda i: self._load[i])
+    def _replicas(self) -> Replicas:
+        return Replicas(self.urls, self.cfg.replica_concurrency, self.cfg.replica_failures, self.cfg.replica_cooldown)
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, []
@@ -165,13 +161,13 @@ class TeacherClient:
         messages = clean_messages(messages)
         params = build_params(self.cfg, self.provider, messages, max_tokens or self.cfg.max_tokens)
         est = estimate_tokens(messages)
-        attempt = 0
+        attempt, avoid = 0, set()
         while True:
             if self.fatal is not None:
                 raise self.fatal
             attempt += 1
             try:
-                done = await self._attempt(params, est)
+                done = await self._attempt(params, est, avoid)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure is classified below
@@ -187,6 +183,8 @@ class TeacherClient:
                                       error={"type": decision.kind, "message": message[:500]})
                 delay = retry_policy.backoff_delay(attempt, self.cfg.backoff_base, self.cfg.backoff_max,
                                                    decision.retry_after)
+                if avoid and self.replicas.has_other(avoid) and decision.kind != "http_429":
+                    delay = 0.0  # the replica failed, not the request: another one answers at once
                 log.debug("attempt %d (%s) failed, retrying in %.2fs", attempt, decision.kind, delay)
                 await asyncio.sleep(delay)
                 continue
@@ -200,24 +198,20 @@ class TeacherClient:
         if decision.retry_after and decision.kind == "http_429":
             self.limiter.pause(min(decision.retry_after, 900.0))  # everyone waits, not only this sample
 
-    async def _attempt(self, params: dict, est: int) -> Completion:
-        async with self.limiter.slot(est) as slot:
-            idx = self._pick()
-            self._load[idx] += 1
+    async def _attempt(self, params: dict, est: int, avoid: set[int]) -> Completion:
+        async with self.limiter.slot(est) as slot, self.replicas.use(avoid) as idx:
             started = time.monotonic()
-            try:
-                if params.get("stream"):
-                    reasoning, content, finish, usage, model = await self._send_stream(idx, params)
-                else:
-                    reasoning, content, finish, usage, model = await self._send(idx, params)
-            finally:
-                self._load[idx] -= 1
+            if params.get("stream"):
+                reasoning, content, finish, usage, model = await self._send_stream(idx, params)
+            else:
+                reasoning, content, finish, usage, model = await self._send(idx, params)
             latency = time.monotonic() - started
             slot.settle(usage.get("prompt_tokens", est) + usage.get("completion_tokens", 0))
-        if finish in RETRY_FINISH:
-            raise retry_policy.RetryableFinish(f"finish_reason={finish}")
-        if not content and not reasoning and finish != "length":
-            raise retry_policy.MalformedResponse(f"empty completion (finish_reason={finish})")
+            # Inside the replica's block: a replica answering empty bodies is as unwell as one refusing.
+            if finish in RETRY_FINISH:
+                raise retry_policy.RetryableFinish(f"finish_reason={finish}")
+            if not content and not reasoning and finish != "length":
+                raise retry_policy.MalformedResponse(f"empty completion (finish_reason={finish})")
         if not usage:
             usage = _estimated_usage(params["messages"], reasoning, content)
         return Completion(reasoning=reasoning, content=content, finish_reason=finish,

@@ -39,6 +39,12 @@ class TeacherConfig:
     rpm: int | None = option(None, "requests per minute cap (null: from x-ratelimit headers or unlimited)")
     tpm: int | None = option(None, "tokens per minute cap (null: from x-ratelimit headers or unlimited)")
     adaptive: bool = option(True, "lower concurrency on 429s and empty bodies, recover slowly")
+    replica_concurrency: int | None = option(
+        None, "with a list of base_url: requests in flight per replica at most (null: only `concurrency` bounds)")
+    replica_failures: int = option(
+        3, "with a list of base_url: failures in a row (connection, timeout, 5xx) that take a replica out")
+    replica_cooldown: float = option(
+        30.0, "seconds a replica stays out before one probe request (doubles each time it fails again)")
     max_attempts: int = option(6, "attempts per sample before it is written with its error")
     backoff_base: float = option(1.0, "first retry delay in seconds (doubles, with jitter)")
     backoff_max: float = option(60.0, "longest retry delay in seconds (Retry-After is honoured beyond it)")
@@ -52,7 +58,8 @@ class TeacherConfig:
         for url in urls:
             check_base_url(url)
         check_bounds(self, {"max_tokens": ">= 0", "request_timeout": "> 0", "concurrency": ">= 1",
-                            "max_attempts": ">= 1", "rpm": ">= 1", "tpm": ">= 1", "backoff_base": ">= 0",
+                            "max_attempts": ">= 1", "rpm": ">= 1", "replica_concurrency": ">= 1",
+                            "replica_failures": ">= 1", "replica_cooldown": ">= 0", "tpm": ">= 1", "backoff_base": ">= 0",
                             "backoff_max": ">= 0", "temperature": "[0, 2]", "top_p": "(0, 1]"})
         bad = [k for k, v in self.prices.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0]
         if bad:

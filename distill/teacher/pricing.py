@@ -3,6 +3,7 @@
 Usage:
     prices = resolve_prices("deepseek-reasoner", cfg.prices, base_url)   # None: price unknown
     cost_usd(usage, prices)   # usage: prompt_tokens, completion_tokens, cached_tokens
+    batch_prices(prices, 0.5)   # what the same tokens cost through a batch API
 
 Prices are USD per 1M tokens: ``input`` (cache miss), ``cached_input`` (cache hit) and
 ``output`` (reasoning is billed as output everywhere). The table holds list prices at peak
@@ -31,6 +32,7 @@ BUILTIN_PRICES: dict[str, dict[str, float]] = {
     "gpt-5-mini": {"input": 0.25, "cached_input": 0.025, "output": 2.0},
     "gpt-5-nano": {"input": 0.05, "cached_input": 0.005, "output": 0.4},
 }
+BATCH_DISCOUNT = 0.5  # results within 24 hours at half price (OpenAI Batch API FAQ)
 FREE = {"input": 0.0, "cached_input": 0.0, "output": 0.0}
 _KEYS = ("input", "cached_input", "output")
 
@@ -60,6 +62,11 @@ def resolve_prices(model: str, override: dict[str, Any] | None, base_url: str | 
     if _is_local(base_url):
         return dict(FREE)
     return None
+
+
+def batch_prices(prices: dict[str, float] | None, discount: float = BATCH_DISCOUNT) -> dict[str, float] | None:
+    """``prices`` scaled by a batch API's discount (OpenAI and most others: half the online price)."""
+    return None if prices is None else {k: v * discount for k, v in prices.items()}
 
 
 def cost_usd(usage: dict[str, Any], prices: dict[str, float] | None) -> float:

@@ -1,0 +1,148 @@
+"""`distill generate mode=batch`: the online path's traces through a batch API at half the price, resumable.
+
+Usage:
+    from distill.generate.batch import run
+    run(load_config(GenerateConfig, "generate/openai-o4-mini.yaml", ["mode=batch", "problems=p.jsonl"]))
+    run(cfg, backend=my_backend)       # any object with BatchBackend's five calls (tests, other providers)
+
+    distill generate mode=batch batch.backend=local model=Qwen/Qwen3-8B problems=p.jsonl   # vllm run-batch
+
+The same checks, lock, plan, drift refusal, resolved config and exits as the online path
+(:mod:`distill.generate.stage`); in between, :class:`~distill.generate.batch_waves.Waves` sends
+what the file still needs as request files, recording every file and batch id in
+``traces.batches.jsonl`` (:mod:`distill.generate.batch_ledger`) so that a kill at any point and the
+same command finish the batches already paid for instead of submitting them again. Cost is
+counted at ``batch.discount`` times the online price. Ctrl-C stops polling; the provider keeps
+working and a re-run collects the results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from pathlib import Path
+
+from distill.config import save_resolved
+from distill.errors import BudgetExceeded, ConfigError, InputError, SamplesFailed, TeacherFatalError
+from distill.generate.batch_files import split_parts
+from distill.generate.batch_waves import Waves
+from distill.generate.config import GenerateConfig
+from distill.generate.progress import RunStats, show_plan, show_summary
+from distill.generate.resume import scan_traces
+from distill.generate.stage import _refuse_drift, plan
+from distill.layout import generate_batches_path, generate_config_path
+from distill.lock import exclusive_lock
+from distill.paths import check_outputs
+from distill.progress import human_count, show_table
+from distill.teacher.batch_client import ApiBatches, BatchBackend, LocalBatches
+from distill.teacher.pricing import FREE, batch_prices, estimate_cost, resolve_prices
+
+log = logging.getLogger(__name__)
+
+__all__ = ["run"]
+
+
+def run(cfg: GenerateConfig, backend: BatchBackend | None = None) -> Path:
+    """Generate traces for ``cfg`` through batches; returns the traces file (complete, or resumable)."""
+    cfg.validate()
+    out = Path(cfg.out)
+    check_outputs("generate", inputs={"problems": cfg.problems},
+                  outputs={"out": out, "config": generate_config_path(out), "ledger": generate_batches_path(out)},
+                  probe=not cfg.dry_run)
+    provider, prices, scrub, make_backend = _teacher(cfg)
+    if cfg.max_cost_usd is not None and prices is None:
+        raise ConfigError(f"max_cost_usd: no price known for model {cfg.model!r}; set prices={{input: .., output: ..}}")
+    with contextlib.nullcontext() if cfg.dry_run else exclusive_lock(out):
+        return _run_locked(cfg, out, backend, make_backend, provider, prices, scrub)
+
+
+def _teacher(cfg: GenerateConfig):
+    """(dialect, batch prices, key scrubber, backend factory): the online client's key, dialect and prices."""
+    if cfg.batch.backend == "local":
+        online = resolve_prices(cfg.model, cfg.prices) or dict(FREE)  # own GPUs: free unless priced
+        provider = cfg.provider if cfg.provider != "auto" else "vllm"
+        return provider, batch_prices(online, 1.0), str, lambda: LocalBatches(cfg.batch.command, cfg.model)
+    from distill.teacher.client import TeacherClient
+
+    if cfg.dry_run:  # a dry run needs no key
+        online = resolve_prices(cfg.model, cfg.prices, cfg.base_url)
+        return _provider(cfg), batch_prices(online, cfg.batch.discount), str, None
+    client = TeacherClient(cfg)  # resolves the key (never printed) and the price table, sends nothing
+    if len(client.urls) > 1:
+        log.warning("mode=batch sends every file to the first base_url (%s); the others are not used", client.urls[0])
+    return (client.provider, batch_prices(client.prices, cfg.batch.discount), client.scrub,
+            lambda: ApiBatches.for_teacher(client))
+
+
+def _provider(cfg: GenerateConfig) -> str:
+    from distill.teacher.dialects import detect_provider
+
+    url = cfg.base_url[0] if isinstance(cfg.base_url, list) else cfg.base_url
+    return detect_provider(cfg.provider, url, cfg.model)
+
+
+def _run_locked(cfg: GenerateConfig, out: Path, backend: BatchBackend | None, make_backend, provider: str,
+                prices: dict | None, scrub) -> Path:
+    state = scan_traces(out, cfg.on_truncated, cfg.max_tokens_ceiling)
+    sampler = None
+    if cfg.is_adaptive:
+        from distill.generate.adaptive import AdaptiveSampler
+
+        sampler = AdaptiveSampler(cfg, out)
+        n_problems, pending, prompt_tokens = sampler.plan()
+    else:
+        n_problems, pending, prompt_tokens = plan(cfg, state)
+    if not n_problems:
+        raise InputError("no problems: the source is empty (nothing to generate)", path=cfg.problems, field="problems")
+    estimate = estimate_cost(pending, prompt_tokens // max(pending, 1), cfg.est_completion_tokens, prices)
+    show_plan(cfg, n_problems, len(state.done), pending, prompt_tokens, estimate)
+    stats = RunStats(problems=n_problems, pending=pending, resumed=len(state.done), prior_cost=state.cost)
+    if cfg.dry_run:
+        _show_files(Waves(cfg, out, backend, prices, provider, state, stats, sampler, scrub), prices)
+        return out
+    _refuse_drift(cfg, generate_config_path(out), state.lines)
+    save_resolved(cfg, generate_config_path(out))
+    waves = Waves(cfg, out, backend or make_backend(), prices, provider, state, stats, sampler, scrub)
+    try:
+        waves.run()
+    except TeacherFatalError as exc:  # a 401/402 from the batch API: what was merged is kept
+        stats.fatal, stats.stop_reason = exc, "fatal"
+    except KeyboardInterrupt:
+        stats.stop_reason = "interrupted"
+        log.warning("Ctrl-C: stopped polling; the batches keep running at the provider and a re-run collects "
+                    "them (%s)", waves.ledger.path)
+    show_summary(stats, out, sampler.finish(out) if sampler else None)
+    _raise_for(stats, cfg, out)
+    return out
+
+
+def _show_files(waves: Waves, prices: dict | None) -> None:
+    """The dry run's view of the first wave: request files, their sizes and the cost at batch prices."""
+    cfg = waves.cfg
+    lines = (waves.line(problem, req) for problem, req in waves.next_wave())
+    parts = [(len(p), sum(map(len, p))) for p in split_parts(lines, cfg.batch.max_requests, cfg.batch.max_bytes)]
+    show_table("batch files (first wave; nothing written)", [
+        ("backend", cfg.batch.backend), ("requests", sum(n for n, _ in parts)), ("files", len(parts)),
+        ("largest file", f"{human_count(max((b for _, b in parts), default=0))}B, "
+                         f"{max((n for n, _ in parts), default=0)} requests"),
+        ("limits per file", f"{cfg.batch.max_requests} requests, {human_count(cfg.batch.max_bytes)}B"),
+        ("price factor", f"{cfg.batch.discount if cfg.batch.backend == 'api' else 'own GPUs'}"),
+        ("prices used (USD/1M)", json.dumps(prices) if prices else "unknown"),
+    ])
+
+
+def _raise_for(stats: RunStats, cfg: GenerateConfig, out: Path) -> None:
+    """The online path's exits: fatal, budget, interrupted, samples failed."""
+    if stats.fatal is not None:
+        raise stats.fatal
+    if stats.stop_reason == "budget":
+        raise BudgetExceeded(f"max_cost_usd={cfg.max_cost_usd}: {out} has cost ${stats.prior_cost + stats.cost:.4f} "
+                             f"in all and the next request could cost up to ${stats.next_estimate:.4f} more at "
+                             f"batch prices (its prompt and max_tokens={cfg.max_tokens}); {stats.done} written. "
+                             "Raise the cap (or lower max_tokens) and re-run to resume.")
+    if stats.stop_reason == "interrupted":
+        raise KeyboardInterrupt
+    if stats.failed:
+        raise SamplesFailed(f"{stats.failed} of {stats.done} samples failed ({stats.failure_summary()}); "
+                            f"they are in {out} with their error and a re-run retries them")
