@@ -185,24 +185,6 @@ def test_fault_raises_the_sdk_exception(srv, kind, stream):
     assert srv.stats.requests == 2 and srv.stats.ok == 1
 
 
-def test_429_sends_retry_after_and_count_applies(srv):
-    srv.add_fault("429", count=2, retry_after=0.2)
-    for _ in range(2):
-        with pytest.raises(openai.RateLimitError) as info:
-            ask(srv)
-        assert info.value.response.headers["retry-after"] == "0.2"
-    ask(srv)
-    assert srv.stats.by_status == {429: 2, 200: 1}
-
-
-def test_sdk_own_retries_honour_retry_after(srv):
-    srv.add_fault("503", count=1, retry_after=0.1)
-    resp = OpenAI(base_url=srv.base_url, api_key="k", max_retries=2).chat.completions.create(
-        model="m", messages=MESSAGES)
-    assert resp.choices[0].message.content
-    assert srv.stats.by_status == {503: 1, 200: 1}
-
-
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 def test_truncate_fault(srv, stream):
     srv.add_fault("truncate")
