@@ -27,13 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-
 def _student(name: str, tmp: Path) -> str:
     if name == "tiny":
-        from tiny_student import make_tiny_student
+        from tiny_model import make_tiny_student  # bench/tiny_model.py: this script's folder is on sys.path
 
         return str(make_tiny_student(tmp / "tiny", hidden_size=64, layers=2))
     return name  # "smollm2": resolve_student converts the packaged GGUF once (cached)

@@ -14,17 +14,12 @@ from distill.generate.resume import scan_traces
 from distill.generate.stage import TRACE_KEYS, run
 from distill.records import read_jsonl
 from faulty_teacher import FaultyTeacher
+from records_factory import write_problems
 
 
 def respond(messages, request):
     q = messages[-1]["content"].split("\n")[0]
     return f"Thinking about: {q}", "The answer is \\boxed{7}."
-
-
-def write_problems(path, n=3, **extra):
-    rows = [{"id": f"q{i}", "question": f"Question number {i}?", "answer": "7", **extra} for i in range(n)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def gen_cfg(tmp_path, srv, **kw) -> GenerateConfig:

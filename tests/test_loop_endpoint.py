@@ -20,7 +20,7 @@ from distill.pipeline.lora_endpoint import LoraEndpoint, adapter_name
 from distill.pipeline.state import content_hash
 from distill.pipeline.student_teacher import student_server
 from distill.teacher.server import TeacherServer
-from pipeline_fixtures import states, write_problems, write_recipe
+from pipeline_fixtures import states, write_offline_problems, write_recipe
 from tiny_student import make_tiny_student
 
 KEY = "sk-loopback-" + "k3y" * 8  # key-shaped, so any leak is also caught by shape
@@ -30,7 +30,7 @@ VAR = "DISTILL_TEST_STUDENT_KEY"
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     folder = tmp_path_factory.mktemp("assets")
-    train, held_out = write_problems(folder, 8, 4)
+    train, held_out = write_offline_problems(folder, 8, 4)
     return {"student": make_tiny_student(folder / "student"), "train": train, "eval": held_out}
 
 
