@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,6 @@ class StudentServer(TeacherServer):
         self.runtime_lora, self.api_key = runtime_lora, api_key
         self._models: dict[str, Any] = {model: backend.model}  # served name -> the weights that generate
         self.adapters: dict[str, str] = {}  # lora_name -> lora_path, as loaded
-        self.served: Counter = Counter()  # answers per model name (read by tests)
         self._waiting: list[tuple[dict, asyncio.Future]] = []
         self._busy: asyncio.Lock | None = None
         self._draws = 0
@@ -123,7 +121,6 @@ class StudentServer(TeacherServer):
                 self._waiting = [item for item in self._waiting if not any(item is b for b in batch)]
                 prompts = [self._render(body) for body, _ in batch]
                 seed, self._draws = self._draws, self._draws + len(batch)
-                self.served[name] += len(batch)
                 try:
                     answers = await asyncio.to_thread(self._generate, name, prompts, seed)
                 except Exception as exc:  # noqa: BLE001
