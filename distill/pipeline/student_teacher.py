@@ -41,8 +41,7 @@ class StudentServer(TeacherServer):
 
     def __init__(self, backend: Any, model: str = "student", batch_size: int = 8, gather_s: float = 0.05,
                  *, runtime_lora: bool = False, api_key: str | None = None):
-        super().__init__(dialect="deepseek", model=model, keep_bodies=False,
-                         responder=lambda messages, body: (None, ""))
+        super().__init__(dialect="deepseek", model=model, responder=lambda messages, body: (None, ""))
         self.backend, self.batch_size, self.gather_s = backend, batch_size, gather_s
         self.runtime_lora, self.api_key = runtime_lora, api_key
         self._models: dict[str, Any] = {model: backend.model}  # served name -> the weights that generate
