@@ -27,13 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-
 def _student(name: str, tmp: Path) -> str:
     if name == "tiny":
-        from tiny_student import make_tiny_student
+        from tiny_model import make_tiny_student  # bench/tiny_model.py: this script's folder is on sys.path
 
         return str(make_tiny_student(tmp / "tiny", hidden_size=64, layers=2))
     return name  # "smollm2": resolve_student converts the packaged GGUF once (cached)
@@ -42,7 +38,7 @@ def _student(name: str, tmp: Path) -> str:
 def _problems(n: int) -> list[dict]:
     from distill.offline.sets import from_spec
 
-    return from_spec("offline:eval")[:n]  # the offline default's held-out problems, 3 families
+    return from_spec("offline:eval")[:n]  # the offline default's held-out problems, 3 families (as cfg's limit=n)
 
 
 def _random_adapter(base, out: Path) -> Path:
@@ -85,7 +81,7 @@ def _distill(backend, problems: list[dict], out: Path, adapter: str | None) -> t
     cfg = dataclasses.replace(backend.cfg, out=str(out), adapter=adapter)
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the stage's own summary table
-        run(cfg, backend=backend, problems=problems)
+        run(cfg, backend=backend)  # the loaded model is reused; the problems come from cfg, as a user's do
     seconds = time.perf_counter() - started
     rows = {r["id"]: r for r in map(json.loads, (out / "outputs.jsonl").open())}
     ordered = [rows[p["id"]] for p in problems]
@@ -103,8 +99,8 @@ def bench(args: argparse.Namespace, tmp: Path) -> list[tuple]:
 
     spec = _student(args.student, tmp)
     problems = _problems(args.problems)
-    cfg = as_trained(load_config(EvalConfig, None, [f"student={spec}", "problems=bench",
-                                                    f"max_new_tokens={args.max_new_tokens}",
+    cfg = as_trained(load_config(EvalConfig, None, [f"student={spec}", "problems=offline:eval",
+                                                    f"limit={args.problems}", f"max_new_tokens={args.max_new_tokens}",
                                                     f"batch_size={args.batch_size}", "progress=false", "dtype=auto"]))
     base_backend = LocalBackend.load(cfg)
     base = base_backend.base  # float32, as loaded

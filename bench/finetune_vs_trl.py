@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import resource
 import statistics
 import subprocess
@@ -27,15 +28,34 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 LORA = {"r": 16, "alpha": 32, "dropout": 0.0}
 BATCH, LR, SEED, MAX_LENGTH = 4, 2e-4, 0, 512
 
 
+PROMPT = "{question}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+
+
+def write_arithmetic_traces(path: Path, n: int, seed: int, min_terms: int, max_terms: int) -> Path:
+    """Kept traces (as filter writes them) of correct additions whose length varies with the number of terms."""
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(n):
+            terms = [rng.randint(1, 9) for _ in range(rng.randint(min_terms, max_terms))]
+            question = "Compute " + " + ".join(map(str, terms)) + "."
+            sums = [sum(terms[:k + 1]) for k in range(len(terms))]
+            steps = [f"{total - t} + {t} = {total}" for t, total in zip(terms, sums)]
+            out.write(json.dumps({
+                "schema": 1, "id": f"t{i}", "sample": 0, "question": question, "answer": str(sums[-1]), "kind": "math",
+                "prompt_template": PROMPT, "system_prompt": None,
+                "messages": [{"role": "user", "content": PROMPT.format(question=question)}],
+                "reasoning": "Add step by step. " + ". ".join(steps) + ".",
+                "content": f"The answer is \\boxed{{{sums[-1]}}}.", "finish_reason": "stop", "truncated": False,
+                "error": None, "verdict": {"correct": True, "extracted": str(sums[-1]), "reason": "correct"}}) + "\n")
+    return path
+
+
 def _setup(work: Path, model_name: str) -> tuple[Path, Path]:
-    from finetune_fixtures import write_traces
-    from tiny_student import make_tiny_student
+    from tiny_model import make_tiny_student  # bench/tiny_model.py: this script's folder is on sys.path
 
     if model_name == "smollm2":
         from distill.student import resolve_student
@@ -44,7 +64,7 @@ def _setup(work: Path, model_name: str) -> tuple[Path, Path]:
     else:
         model = make_tiny_student(work / "student", hidden_size=256, layers=4)
     # 2-90 terms: ~40 to ~700 tokens, so some examples are cut at 512 on both sides
-    data = write_traces(work / "kept.jsonl", n=256, seed=1, min_terms=2, max_terms=90)
+    data = write_arithmetic_traces(work / "kept.jsonl", n=256, seed=1, min_terms=2, max_terms=90)
     return model, data
 
 

@@ -11,7 +11,8 @@ Usage:
 
 Test support, kept beside the tests: distill's own server (distill.teacher.server) only serves
 well-formed answers. This subclass decides per request whether to fail and how, then uses the
-server's own framing for everything that still looks like an answer.
+server's own framing for everything that still looks like an answer. Unlike distill's server it
+keeps every request body (``srv.stats.bodies``) unless told ``keep_bodies=False``: tests read them.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class FaultyTeacher(TeacherServer):
     """distill's loopback teacher plus queued and random faults, and x-ratelimit headers and quotas."""
 
     def __init__(self, *args: Any, fault_rates: dict[str, float] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **{"keep_bodies": True, **kwargs})
         for kind in fault_rates or {}:
             check_fault(kind)
         self._faults = FaultPlan(kwargs.get("seed", 0), fault_rates)

@@ -1,7 +1,8 @@
 """Trace records and one-call filter runs for the filter tests.
 
 Usage:
-    from filter_helpers import trace, write_traces, run_filter
+    from filter_helpers import trace, run_filter
+    from records_factory import write_traces
     write_traces(tmp_path / "traces.jsonl", [trace("p1", 0), trace("p1", 1, content="\\boxed{7}")])
     stats, kept, rejected = run_filter(tmp_path, ["checks.max_tokens=100"])
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from distill.config import load_config
 from distill.filter import FilterConfig, run
+import records_factory
 
 GOOD = ("Natalia sold 48 clips in April. In May she sold half as many, so 48 / 2 = 24 clips. "
         "Altogether she sold 48 + 24 = 72 clips in April and May, which answers the question.")
@@ -20,35 +22,22 @@ GOOD = ("Natalia sold 48 clips in April. In May she sold half as many, so 48 / 2
 
 def trace(pid: str = "p1", sample: int = 0, reasoning: str | None = GOOD, content: str | None = "So \\boxed{72}",
           answer: str = "72", kind: str = "gsm8k", question: str | None = None, **extra) -> dict:
-    """A trace record in the generate stage's format."""
-    rec = {"schema": 1, "id": pid, "sample": sample,
-           "question": question or f"Natalia sold clips to 48 of her friends ({pid}). How many in total?",
-           "answer": answer, "kind": kind, "messages": [{"role": "user", "content": "q"}],
-           "reasoning": reasoning, "content": content, "finish_reason": "stop", "truncated": False,
-           "model": "teacher", "usage": {"prompt_tokens": 20, "completion_tokens": 80, "reasoning_tokens": 60,
-                                         "cached_tokens": 0},
-           "cost_usd": 0.0, "latency_s": 0.1, "attempts": 1, "error": None, "created_at": "2026-11-21T00:00:00Z"}
-    rec.update(extra)
-    return rec
-
-
-def write_traces(path: Path, records: list[dict], mode: str = "w") -> Path:
-    with path.open(mode, encoding="utf-8") as f:
-        for rec in records:
-            f.write(json.dumps(rec) + "\n")
-    return path
+    """A gsm8k trace (records_factory's record) whose reasoning passes the quality checks."""
+    source = {"id": pid, "question": question or f"Natalia sold clips to 48 of her friends ({pid}). How many in total?",
+              "answer": answer, "kind": kind}
+    return records_factory.trace(source, sample, messages=[{"role": "user", "content": "q"}], reasoning=reasoning,
+                                 content=content, **extra)
 
 
 def read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def run_filter(tmp: Path, overrides: list[str] = (), traces: str = "traces.jsonl", out: str = "out/kept.jsonl",
-               **edges):
+def run_filter(tmp: Path, overrides: list[str] = (), traces: str = "traces.jsonl", out: str = "out/kept.jsonl"):
     """Run the stage on tmp/traces; returns (stats, kept records, rejected records)."""
     cfg = load_config(FilterConfig, None, [f"traces={tmp / traces}", f"out={tmp / out}", "progress=false",
                                            "plot=false", *overrides])
-    kept_path = run(cfg, **edges)
+    kept_path = run(cfg)
     stats = json.loads((kept_path.parent / "stats.json").read_text())
     return stats, read(kept_path), read(kept_path.parent / "rejected.jsonl")
 

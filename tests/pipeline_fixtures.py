@@ -1,8 +1,8 @@
 """Small pipelines for tests: offline-family problem files, a tiny student and a recipe pointing at a test server.
 
 Usage:
-    from pipeline_fixtures import write_problems, write_recipe
-    train, held_out = write_problems(tmp_path, n_train=12, n_eval=6)
+    from pipeline_fixtures import write_offline_problems, write_recipe
+    train, held_out = write_offline_problems(tmp_path, n_train=12, n_eval=6)
     recipe = write_recipe(tmp_path, student, train, held_out, base_url=srv.base_url)
     run_dir = run(load_config(PipelineConfig, recipe))
 
@@ -17,19 +17,16 @@ from pathlib import Path
 
 import yaml
 
+from records_factory import write_records
 
-def write_problems(folder: Path, n_train: int = 12, n_eval: int = 6, seed: int = 0) -> tuple[Path, Path]:
-    """Training and held-out problem files from the offline task families."""
+
+def write_offline_problems(folder: Path, n_train: int = 12, n_eval: int = 6, seed: int = 0) -> tuple[Path, Path]:
+    """Training and held-out problem files from the offline task families (disjoint by construction)."""
     from distill.offline import sets as offline_sets
 
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for split, n in (("train", n_train), ("eval", n_eval)):
-        path = folder / f"problems-{split}.jsonl"
-        rows = offline_sets.make_mixed(n, seed, split=split)
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-        paths.append(path)
-    return paths[0], paths[1]
+    return tuple(write_records(folder / f"problems-{split}.jsonl", offline_sets.make_mixed(n, seed, split=split))
+                 for split, n in (("train", n_train), ("eval", n_eval)))
 
 
 def recipe_tree(student: Path, train: Path, held_out: Path, base_url: str | None = None, **sections) -> dict:

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 import yaml
-from pipeline_fixtures import recipe_tree, write_problems
+from pipeline_fixtures import recipe_tree, write_offline_problems
 from tiny_student import make_tiny_student
 
 from distill.artifacts import AblationReport, AdapterRecord
@@ -24,7 +24,7 @@ N_TRAIN, N_EVAL = 12, 6
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ablate")
-    train, held_out = write_problems(folder, n_train=N_TRAIN, n_eval=N_EVAL)
+    train, held_out = write_offline_problems(folder, n_train=N_TRAIN, n_eval=N_EVAL)
     tree = recipe_tree(make_tiny_student(folder / "student"), train, held_out,
                        ablate=["answers_only", "unfiltered", "filtered"], eval_before=False)
     path = folder / "r.yaml"

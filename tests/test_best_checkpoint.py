@@ -97,13 +97,13 @@ def test_the_held_out_set_cannot_choose_the_step(tmp_path):
 
 def test_the_run_report_says_which_step_was_kept(tmp_path):
     import yaml
-    from pipeline_fixtures import recipe_tree, write_problems
+    from pipeline_fixtures import recipe_tree, write_offline_problems
     from tiny_student import make_tiny_student
 
     from distill.pipeline.config import load_pipeline
     from distill.pipeline.runner import run as run_pipeline
 
-    train, held_out = write_problems(tmp_path, n_train=8, n_eval=4)
+    train, held_out = write_offline_problems(tmp_path, n_train=8, n_eval=4)
     dev = _write(tmp_path / "dev.jsonl", QUESTIONS, "7")
     tree = recipe_tree(make_tiny_student(tmp_path / "student"), train, held_out, eval_before=False,
                        finetune={"eval_problems": str(dev), "eval_steps": 2, "eval_max_new_tokens": 8})

@@ -30,21 +30,22 @@ def test_standalone_eval_prompts_the_adapter_exactly_as_it_was_trained(tmp_path)
     from distill.render import render_prompt
     from distill.teacher.server import TeacherServer
 
+    layout = RunLayout(tmp_path / "run")  # each stage writes where a `distill run` folder has it
     problems = tmp_path / "problems.jsonl"
     problems.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + 7 - {i}?", "answer": "7"})
                                 + "\n" for i in range(6)))
     with TeacherServer(dialect="deepseek", responder=respond) as srv:
         traces = generate(GenerateConfig(problems=str(problems), base_url=srv.base_url, model="t", progress=False,
-                                         prompt_template=TEMPLATE, out=str(tmp_path / "traces.jsonl")))
+                                         prompt_template=TEMPLATE, out=str(layout.traces)))
     student = make_tiny_student(tmp_path / "student")
     adapter = finetune(load_config(FinetuneConfig, None, [
-        f"data={traces}", f"student={student}", f"out={tmp_path / 'adapter'}", "progress=false", "max_steps=1",
+        f"data={traces}", f"student={student}", f"out={layout.adapter.folder}", "progress=false", "max_steps=1",
         "batch_size=2", "lora.r=4", "system_prompt=Be terse."]))
     record = AdapterRecord.read(adapter)
     assert (record.prompt_template, record.system_prompt) == (TEMPLATE, "Be terse.")
 
     out = evaluate(load_config(EvalConfig, None, [  # no student=, no prompt: the adapter's record says
-        f"problems={problems}", f"adapter={adapter}", f"out={tmp_path / 'eval'}",
+        f"problems={problems}", f"adapter={adapter}", f"out={layout.eval_after.folder}",
         "max_new_tokens=4", "progress=false", "limit=2"]))
     outputs = [rec for _, rec in read_latest(out / "outputs.jsonl").items()]
     trained_user = {rec["id"]: rec["messages"][-1]["content"] for rec in read_latest(traces).values()}
@@ -59,6 +60,10 @@ def test_standalone_eval_prompts_the_adapter_exactly_as_it_was_trained(tmp_path)
     rendered = render_prompt(AutoTokenizer.from_pretrained(adapter), outputs[0]["prompt"], report.settings["system_prompt"])
     assert rendered == ("<|im_start|>system\nBe terse.<|im_end|>\n<|im_start|>user\n"
                         f"{TEMPLATE.format(question=outputs[0]['question'])}<|im_end|>\n<|im_start|>assistant\n")
+    # The layout names what the stages wrote (the pipeline, publish and the report find files through it).
+    named = [layout.traces, layout.generate_config, layout.adapter.record, layout.adapter.config,
+             layout.adapter.loss_log, layout.eval_after.outputs, layout.eval_after.report, layout.eval_after.config]
+    assert [p.relative_to(layout.root).as_posix() for p in named if not p.is_file()] == []
 
 
 def test_the_last_record_of_a_pair_wins_everywhere(tmp_path):
@@ -87,15 +92,6 @@ def test_whole_file_records_need_their_version_and_fields(tmp_path):
     (tmp_path / "report.json").write_text(json.dumps({"schema": 1, "metrics": {"pass@1": 0.5}}))
     with pytest.raises(InputError, match="field: eval_key|eval_key"):
         EvalReport.read(tmp_path / "report.json")
-
-
-def test_the_run_layout_names_what_the_stages_write(tmp_path):
-    layout = RunLayout(tmp_path)
-    assert layout.generate_config == tmp_path / "traces.config.yaml"
-    assert layout.filter.rejected == tmp_path / "rejected.jsonl" and layout.filter.stats == tmp_path / "stats.json"
-    assert layout.adapter.record == tmp_path / "adapter" / "distill.json"
-    assert layout.eval_after.report == tmp_path / "eval-after" / "report.json"
-    assert layout.eval_after.base.outputs == tmp_path / "eval-after" / "base" / "outputs.jsonl"
 
 
 def test_jsonl_reading_names_the_line_and_skips_only_a_torn_tail(tmp_path):

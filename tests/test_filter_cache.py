@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from filter_helpers import run_filter, trace, write_traces
+from filter_helpers import run_filter, trace
+from records_factory import write_traces
 
 import distill
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from filter_helpers import reasons, run_filter, trace, write_traces
+from filter_helpers import reasons, run_filter, trace
+from records_factory import write_traces
 
 from distill.filter.judge import judge_messages, parse_judgement
 from faulty_teacher import FaultyTeacher

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from filter_helpers import GOOD, reasons, run_filter, trace, write_traces
+from filter_helpers import GOOD, reasons, run_filter, trace
+from records_factory import write_traces
 
 from distill.filter.quality import estimate_tokens, other_script_share, repetition
 

@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from filter_helpers import GOOD, read, reasons, run_filter, trace, write_traces
+from filter_helpers import GOOD, read, reasons, run_filter, trace
+from records_factory import write_traces
 
 from distill.errors import InputError
 

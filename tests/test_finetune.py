@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from finetune_fixtures import write_traces
+from finetune_fixtures import write_kept_traces
 from safetensors.torch import load_file
 from tiny_student import make_tiny_student
 
@@ -97,7 +97,7 @@ def test_packed_rows_do_not_attend_across_examples(student):
 def test_overfitting_a_few_examples_lowers_the_loss_and_the_adapter_reloads(student, tmp_path):
     from distill.student import load_student
 
-    data = write_traces(tmp_path / "kept.jsonl", n=4, min_terms=2, max_terms=3)
+    data = write_kept_traces(tmp_path / "kept.jsonl", n=4, min_terms=2, max_terms=3)
     # A random tiny model's logits are too small for LoRA alone to move much: train lm_head too
     # (which also exercises modules_to_save).
     out = run(_cfg(data, student, tmp_path / "out", "max_steps=40", "learning_rate=1e-2", "lora.dropout=0",
@@ -141,7 +141,7 @@ def interrupt_before(monkeypatch, step: int) -> None:
 
 
 def test_resume_after_interruption_gives_the_same_adapter(student, tmp_path, monkeypatch):
-    data = write_traces(tmp_path / "kept.jsonl", n=12)
+    data = write_kept_traces(tmp_path / "kept.jsonl", n=12)
     args = ("max_steps=6", "save_steps=2", "learning_rate=1e-2", "grad_accum=2", "batch_size=2")
     full = run(_cfg(data, student, tmp_path / "full", *args))
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
@@ -159,7 +159,7 @@ def test_resume_after_interruption_gives_the_same_adapter(student, tmp_path, mon
 
 
 def test_held_out_eval_loss_is_logged(student, tmp_path):
-    data = write_traces(tmp_path / "kept.jsonl", n=8)
+    data = write_kept_traces(tmp_path / "kept.jsonl", n=8)
     out = run(_cfg(data, student, tmp_path / "out", "max_steps=2", "eval_fraction=0.25", "eval_steps=1"))
     rows = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "eval_loss" in r] == [1, 2]
@@ -170,7 +170,7 @@ def test_held_out_eval_loss_is_logged(student, tmp_path):
 
 def test_lint_catches_a_template_that_drops_the_reasoning(tmp_path):
     path = make_tiny_student(tmp_path / "r1", chat_template=R1_DISTILL)
-    data = write_traces(tmp_path / "kept.jsonl", n=3)
+    data = write_kept_traces(tmp_path / "kept.jsonl", n=3)
     with pytest.raises(InputError, match="reasoning_dropped: 3 of 3"):
         run(_cfg(data, path, tmp_path / "out", "lint_only=true"))
     assert "reasoning_dropped" in (tmp_path / "out" / "lint.txt").read_text()
@@ -186,13 +186,13 @@ def test_lint_catches_a_mismatched_eos(tmp_path):
     tok.eos_token = "<|endoftext|>"  # template still ends turns with <|im_end|>
     tok.save_pretrained(path)
     (path / "generation_config.json").write_text(json.dumps({"eos_token_id": tok.eos_token_id}))
-    data = write_traces(tmp_path / "kept.jsonl", n=3)
+    data = write_kept_traces(tmp_path / "kept.jsonl", n=3)
     with pytest.raises(InputError, match="turn_end_not_eos|eos_mismatch"):
         run(_cfg(data, path, tmp_path / "out", "lint_only=true"))
 
 
 def test_lint_counts_overlong_examples_and_applies_the_policy(student, tmp_path):
-    data = write_traces(tmp_path / "kept.jsonl", n=10, min_terms=2, max_terms=12)
+    data = write_kept_traces(tmp_path / "kept.jsonl", n=10, min_terms=2, max_terms=12)
     report = run(_cfg(data, student, tmp_path / "a", "lint_only=true", "max_length=170")).read_text()
     dropped = int(report.split("too_long=")[1].split()[0].rstrip(","))
     assert 0 < dropped < 10 and f"over max_length=170: {dropped} (drop" in report
@@ -216,7 +216,7 @@ def test_bad_input_gives_a_clear_error(student, tmp_path):
     with pytest.raises(InputError, match="empty"):
         run(_cfg(empty, student, tmp_path / "o1"))
     no_reasoning = tmp_path / "nr.jsonl"
-    rec = json.loads(write_traces(tmp_path / "k.jsonl", n=1).read_text())
+    rec = json.loads(write_kept_traces(tmp_path / "k.jsonl", n=1).read_text())
     rec["reasoning"] = None
     no_reasoning.write_text(json.dumps(rec) + "\n")
     with pytest.raises(InputError, match=r"nr.jsonl:1 \(field 'reasoning'\).*no reasoning"):

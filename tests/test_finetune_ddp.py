@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from finetune_fixtures import write_traces
+from finetune_fixtures import write_kept_traces
 from tiny_student import make_tiny_student
 
 
@@ -20,7 +20,7 @@ def test_two_processes_train_the_same_adapter_as_one(tmp_path):
     from safetensors.torch import load_file
 
     student = make_tiny_student(tmp_path / "s")
-    data = write_traces(tmp_path / "kept.jsonl", n=16)
+    data = write_kept_traces(tmp_path / "kept.jsonl", n=16)
     common = [f"data={data}", f"student={student}", "max_steps=3", "batch_size=2", "lora.dropout=0.0",
               "learning_rate=0.01"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DISTILL_PROGRESS": "0"}

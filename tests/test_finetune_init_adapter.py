@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from finetune_fixtures import write_traces
+from finetune_fixtures import write_kept_traces
 from safetensors.torch import load_file, save_file
 from tiny_student import make_tiny_student
 
@@ -29,7 +29,7 @@ def trained(tmp_path_factory):
     """A tiny student, its data and an adapter fitted to that data (20 steps)."""
     folder = tmp_path_factory.mktemp("init")
     student = make_tiny_student(folder / "student")
-    data = write_traces(folder / "kept.jsonl", n=4, min_terms=2, max_terms=3)
+    data = write_kept_traces(folder / "kept.jsonl", n=4, min_terms=2, max_terms=3)
     adapter = run(_cfg(data, student, folder / "a", "max_steps=20", *FIT))
     return {"student": student, "data": data, "adapter": adapter, "folder": folder}
 

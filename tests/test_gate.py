@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from finetune_fixtures import write_traces
+from finetune_fixtures import write_kept_traces
 from trained_tiny import make_answering_student, train_answer_adapter
 
 from distill.artifacts import AdapterRecord
@@ -36,7 +36,7 @@ def evals(tmp_path_factory):
     student = make_answering_student(root / "student", answer="7", questions=QUESTIONS)
     adapter = train_answer_adapter(student, root / "adapter", answer="8", questions=QUESTIONS)
     record = AdapterRecord.read(adapter)  # the helper's record names no training file; publish's card reads one
-    record.data["path"] = str(write_traces(root / "kept.jsonl", n=2))
+    record.data["path"] = str(write_kept_traces(root / "kept.jsonl", n=2))
     record.write(adapter)
     out = {"adapter": adapter, "root": root}
     for gold, name in (("7", "regressed"), ("8", "improved")):

@@ -14,17 +14,12 @@ from distill.generate.resume import scan_traces
 from distill.generate.stage import TRACE_KEYS, run
 from distill.records import read_jsonl
 from faulty_teacher import FaultyTeacher
+from records_factory import write_problems
 
 
 def respond(messages, request):
     q = messages[-1]["content"].split("\n")[0]
     return f"Thinking about: {q}", "The answer is \\boxed{7}."
-
-
-def write_problems(path, n=3, **extra):
-    rows = [{"id": f"q{i}", "question": f"Question number {i}?", "answer": "7", **extra} for i in range(n)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def gen_cfg(tmp_path, srv, **kw) -> GenerateConfig:
@@ -188,3 +183,17 @@ def test_resuming_with_another_teacher_or_temperature_is_refused(tmp_path, chang
 def good_traces(path):
     """What filter and finetune read: the last record of each pair, when it is not a failure."""
     return [rec for rec in read_latest(path).values() if not rec.get("error")]
+
+
+def test_a_client_the_caller_passes_is_the_teacher_asked_and_priced(tmp_path):
+    from distill.teacher.client import TeacherClient
+    from distill.teacher.pricing import cost_usd
+
+    write_problems(tmp_path / "p.jsonl", 3)
+    prices = {"input": 1.0, "cached_input": 1.0, "output": 2.0}
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
+        cfg = gen_cfg(tmp_path, srv)  # a loopback teacher is free: only the client's own prices cost anything
+        out = run(cfg, client=TeacherClient(cfg, prices=prices))
+        assert srv.stats.requests == 3
+    records = lines(out)
+    assert len(records) == 3 and all(r["cost_usd"] == cost_usd(r["usage"], prices) > 0 for r in records)

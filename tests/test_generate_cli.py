@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -21,11 +20,6 @@ N = 40
 
 def respond(messages, request):
     return "Step one. Step two.", "The answer is \\boxed{7}."
-
-
-def write_problems(path, n=N):
-    path.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Question number {i}?", "answer": "7"}) + "\n"
-                            for i in range(n)))
 
 
 def command(tmp_path, srv, *extra):
@@ -50,7 +44,7 @@ def wait_for_lines(path, n, proc, timeout=20.0):
 
 @pytest.mark.slow  # two CLI start-ups (the openai import alone is 1-3 s): ~8 s idle, more on a busy box
 def test_sigkill_mid_run_then_resume_gives_one_good_record_per_pair(tmp_path):
-    write_problems(tmp_path / "p.jsonl")
+    write_problems(tmp_path / "p.jsonl", N)
     out = tmp_path / "traces.jsonl"
     with TeacherServer(dialect="deepseek", responder=respond, latency=0.1) as srv:
         proc = subprocess.Popen(command(tmp_path, srv), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -74,7 +68,7 @@ def test_sigkill_mid_run_then_resume_gives_one_good_record_per_pair(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_gracefully_and_resumes(tmp_path):
-    write_problems(tmp_path / "p.jsonl")
+    write_problems(tmp_path / "p.jsonl", N)
     out = tmp_path / "traces.jsonl"
     with TeacherServer(dialect="deepseek", responder=respond, latency=0.1) as srv:
         proc = subprocess.Popen(command(tmp_path, srv), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from hostile_helpers import snapshot, trace
+from hostile_helpers import snapshot
+from records_factory import trace
 
 DEAD_TEACHER = ["base_url=http://127.0.0.1:9/v1", "api_key_env=null", "model=m"]  # nothing may be sent anyway
 P_OK = json.dumps({"id": "a", "question": "What is 1 + 1?", "answer": "2"}) + "\n"

@@ -18,7 +18,8 @@ from distill.evaluate.config import EvalConfig
 from distill.generate.config import GenerateConfig
 from distill.generate.resume import scan_traces
 from faulty_teacher import FaultyTeacher
-from hostile_helpers import snapshot, write_problems
+from hostile_helpers import snapshot
+from records_factory import write_problems
 
 N = 3
 

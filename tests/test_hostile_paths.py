@@ -24,7 +24,8 @@ from distill.generate.config import GenerateConfig
 from distill.lock import exclusive_lock
 from distill.publish.config import PublishConfig
 from distill.teacher.server import TeacherServer
-from hostile_helpers import snapshot, write_problems, write_traces
+from hostile_helpers import snapshot
+from records_factory import write_problems, write_traces
 
 
 def _filter(tmp_path, *overrides):

@@ -12,7 +12,7 @@ from distill.config import load_config
 from distill.errors import ConfigError
 from distill.pipeline.config import PipelineConfig
 from distill.teacher.server import TeacherServer
-from pipeline_fixtures import recipe_tree, states, write_problems, write_recipe
+from pipeline_fixtures import recipe_tree, states, write_offline_problems, write_recipe
 from tiny_student import make_tiny_student
 
 N_TRAIN, N_EVAL = 8, 4
@@ -22,7 +22,7 @@ LOOP = {"rounds": 2, "generator": "student", "patience": 2, "max_new_tokens": 24
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     folder = tmp_path_factory.mktemp("assets")
-    train, held_out = write_problems(folder, N_TRAIN, N_EVAL)
+    train, held_out = write_offline_problems(folder, N_TRAIN, N_EVAL)
     return {"student": make_tiny_student(folder / "student"), "train": train, "eval": held_out}
 
 

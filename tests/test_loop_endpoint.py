@@ -20,7 +20,7 @@ from distill.pipeline.lora_endpoint import LoraEndpoint, adapter_name
 from distill.pipeline.state import content_hash
 from distill.pipeline.student_teacher import student_server
 from distill.teacher.server import TeacherServer
-from pipeline_fixtures import states, write_problems, write_recipe
+from pipeline_fixtures import states, write_offline_problems, write_recipe
 from tiny_student import make_tiny_student
 
 KEY = "sk-loopback-" + "k3y" * 8  # key-shaped, so any leak is also caught by shape
@@ -30,7 +30,7 @@ VAR = "DISTILL_TEST_STUDENT_KEY"
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     folder = tmp_path_factory.mktemp("assets")
-    train, held_out = write_problems(folder, 8, 4)
+    train, held_out = write_offline_problems(folder, 8, 4)
     return {"student": make_tiny_student(folder / "student"), "train": train, "eval": held_out}
 
 
@@ -61,13 +61,13 @@ def test_round_two_loads_round_one_adapter_and_generates_with_it(tmp_path, asset
         assert server.adapters == {name: str(adapter)}  # round 1's adapter, under its content-named name
         traces = [json.loads(x) for x in (run_dir / "round-2" / "traces.jsonl").read_text().splitlines()]
         assert traces and {t["model"] for t in traces} == {name}
-        assert server.served == {name: len(traces)}  # every round-2 sample came from the loaded adapter
+        assert server.stats.ok == len(traces)  # every round-2 sample was answered by the server, named as the adapter
         assert (run_dir / "round-2" / "adapter" / "adapter_model.safetensors").is_file()
         assert "loaded into your inference server (loop.generator=endpoint)" in (run_dir / "report.md").read_text()
-        first, served, requests = states(run_dir / "round-2"), dict(server.served), teacher.stats.requests
+        first, served, requests = states(run_dir / "round-2"), server.stats.requests, teacher.stats.requests
 
         assert main(["run", str(recipe), f"run_dir={run_dir}"]) == 0  # the same command: nothing repeated
-        assert dict(server.served) == served and teacher.stats.requests == requests
+        assert server.stats.requests == served and teacher.stats.requests == requests
         assert all(states(run_dir / "round-2")[n]["finished_at"] == first[n]["finished_at"] for n in first)
     out = capsys.readouterr()
     assert KEY not in out.out + out.err and KEY not in _everything_written(run_dir)
@@ -153,7 +153,7 @@ def test_an_adapter_the_server_cannot_see_fails_naming_the_url_and_path(tmp_path
             from distill.pipeline.runner import run
 
             run(load_config(PipelineConfig, recipe, [f"run_dir={tmp_path / 'run'}"]))
-        assert server.served == {} and not (tmp_path / "run" / "round-2" / "traces.jsonl").exists()
+        assert server.stats.requests == 0 and not (tmp_path / "run" / "round-2" / "traces.jsonl").exists()
 
 
 

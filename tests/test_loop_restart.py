@@ -13,7 +13,7 @@ from distill.cli import main
 from distill.finetune.init_adapter import lora_fingerprint
 from distill.records import file_sha256
 from distill.teacher.server import TeacherServer
-from pipeline_fixtures import states, write_problems, write_recipe
+from pipeline_fixtures import states, write_offline_problems, write_recipe
 from tiny_student import make_tiny_student
 
 LOOP = {"rounds": 2, "generator": "student", "patience": 2, "max_new_tokens": 24, "restart": "continue"}
@@ -22,7 +22,7 @@ LOOP = {"rounds": 2, "generator": "student", "patience": 2, "max_new_tokens": 24
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     folder = tmp_path_factory.mktemp("assets")
-    train, held_out = write_problems(folder, 8, 4)
+    train, held_out = write_offline_problems(folder, 8, 4)
     return {"student": make_tiny_student(folder / "student"), "train": train, "eval": held_out}
 
 

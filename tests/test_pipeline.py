@@ -13,7 +13,7 @@ from distill.config import load_config
 from distill.errors import ConfigError
 from distill.pipeline.config import PipelineConfig, load_pipeline
 from distill.teacher.server import TeacherServer
-from pipeline_fixtures import good_traces, recipe_tree, states, write_problems, write_recipe
+from pipeline_fixtures import good_traces, recipe_tree, states, write_offline_problems, write_recipe
 from tiny_student import make_tiny_student
 
 N_TRAIN, N_EVAL = 12, 6
@@ -22,7 +22,7 @@ N_TRAIN, N_EVAL = 12, 6
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     folder = tmp_path_factory.mktemp("assets")
-    train, held_out = write_problems(folder, N_TRAIN, N_EVAL)
+    train, held_out = write_offline_problems(folder, N_TRAIN, N_EVAL)
     return {"student": make_tiny_student(folder / "student"), "train": train, "eval": held_out}
 
 

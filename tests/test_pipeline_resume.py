@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from distill.teacher.server import TeacherServer
-from pipeline_fixtures import good_traces, states, write_problems, write_recipe
+from pipeline_fixtures import good_traces, states, write_offline_problems, write_recipe
 from tiny_student import make_tiny_student
 
 pytestmark = pytest.mark.slow  # each test runs `distill run` twice in subprocesses (~30 s)
@@ -54,7 +54,7 @@ def _finish(recipe: Path, run_dir: Path, *overrides: str) -> None:
 
 @pytest.fixture()
 def setup(tmp_path):
-    train, held_out = write_problems(tmp_path, n_train=16, n_eval=4)
+    train, held_out = write_offline_problems(tmp_path, n_train=16, n_eval=4)
     student = make_tiny_student(tmp_path / "student")
     return tmp_path, student, train, held_out
 

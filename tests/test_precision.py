@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from finetune_fixtures import write_traces
+from finetune_fixtures import write_kept_traces
 from tiny_student import make_tiny_student
 from trained_tiny import make_answering_student, train_answer_adapter
 
@@ -57,7 +57,7 @@ def test_bf16_autocast_runs_the_linear_layers_in_bf16_and_trains(tmp_path):
     from distill.render import DEFAULT_FORMAT
 
     student = make_tiny_student(tmp_path / "s")
-    data = write_traces(tmp_path / "kept.jsonl", n=8, min_terms=2, max_terms=4)
+    data = write_kept_traces(tmp_path / "kept.jsonl", n=8, min_terms=2, max_terms=4)
     cfg = load_config(FinetuneConfig, None, [f"data={data}", f"student={student}", f"out={tmp_path / 'o'}",
                                              "progress=false", "batch_size=4", "lora.r=8", "bf16=true"])
     model = loop._build_model(Path(student), cfg, base_bf16=False, autocast_bf16=True)

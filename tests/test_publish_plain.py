@@ -129,7 +129,8 @@ def test_chat_data_is_published_as_a_dataset_only_when_asked_and_described_as_su
 
 
 def test_the_filter_records_which_kept_file_its_stats_are_of_and_publish_checks_it(tmp_path):
-    from filter_helpers import run_filter, trace, write_traces
+    from filter_helpers import run_filter, trace
+    from records_factory import write_traces
     from distill.records import file_sha256
 
     write_traces(tmp_path / "traces.jsonl", [trace("p1"), trace("p2"), trace("p3", content="So \\boxed{7}")])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from distill.config import load_config, to_dict
+from distill.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".jinja", ".yaml", ".yml", ".gguf")
@@ -40,14 +40,43 @@ def _named_files(tree, base: Path):
         yield tree
 
 
+def _leaves(tree: dict, base: Path, prefix: str = ""):
+    """(dotted key, value) for every value a recipe sets; a section given as a recipe path is read in."""
+    for key, value in tree.items():
+        if isinstance(value, str) and value.endswith((".yaml", ".yml")) and (base / value).is_file():
+            value = yaml.safe_load((base / value).read_text(encoding="utf-8"))  # `generate: generate/x.yaml`
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, base, f"{prefix}{key}.")
+        else:
+            yield prefix + key, value
+
+
+def _loaded(cfg, dotted: str):
+    for part in dotted.split("."):
+        cfg = cfg[part] if isinstance(cfg, dict) else getattr(cfg, part)  # dict: a free-form field (extra_body)
+    return cfg
+
+
+def _same(given, loaded) -> bool:
+    if isinstance(given, list) and isinstance(loaded, (list, tuple)):
+        return len(given) == len(loaded) and all(_same(a, b) for a, b in zip(given, loaded))
+    if isinstance(given, (int, float)) and not isinstance(given, bool) and isinstance(loaded, (int, float)):
+        return float(given) == float(loaded)
+    return given == loaded or str(given) == str(loaded)  # a path given as text, loaded as a string
+
+
 CASES = [(folder, path) for folder in ("generate", "finetune", "recipes") for path in _recipes(folder)]
 
 
 @pytest.mark.parametrize("folder,path", CASES, ids=[f"{f}/{p.name}" for f, p in CASES])
-def test_recipe_loads_and_names_only_present_files(folder, path):
+def test_recipe_loads_with_every_key_taking_effect_and_names_only_present_files(folder, path):
     cfg = load_config(_config_class(folder), path)
-    assert to_dict(cfg)
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    leaves = list(_leaves(raw, path.parent))
+    assert leaves, f"{path.name} sets nothing"
+    for dotted, given in leaves:  # the loader knows the key and the config holds what the recipe says
+        loaded = _loaded(cfg, dotted)
+        assert _same(given, loaded), f"{path.name}: {dotted}: {given!r} loaded as {loaded!r}"
     for name in _named_files(raw, path.parent):
         p = Path(name)
         assert p.is_absolute() is False, f"{path.name}: absolute path {name}"

@@ -189,7 +189,8 @@ def test_a_judge_abort_cannot_be_swallowed_by_the_tests():
 
 
 def test_distill_filter_keeps_the_right_program_and_rejects_the_forged_one(tmp_path):
-    from filter_helpers import reasons, run_filter, trace, write_traces
+    from filter_helpers import reasons, run_filter, trace
+    from records_factory import write_traces
 
     why = "I add the two numbers and return the sum, checking both of the given examples. " * 3
     fence = "```python\n{}```"

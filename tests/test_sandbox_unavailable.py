@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from filter_helpers import trace, write_traces
+from filter_helpers import trace
+from records_factory import write_traces
 
 from distill.verify import check, sandbox
 from distill.verify.code import SandboxUnavailable

@@ -11,7 +11,8 @@ from distill.metrics import chance_rates, family_table, metrics_from_json, summa
 from distill.soundness import FAMILY_CHECKS, false_comparisons, false_steps, is_sound, register
 from distill.offline import families as offline
 from distill.offline.checks import spelled_runs
-from filter_helpers import reasons, run_filter, write_traces
+from filter_helpers import reasons, run_filter
+from records_factory import write_traces
 
 DEC = {"question": "Which is greater, 14.99 or 14.7?", "family": "decimal_compare", "answer": "14.99"}
 LET = {"question": "How many o's are in ebooks?", "family": "letter_count", "answer": "2"}

@@ -50,7 +50,7 @@ def test_smollm2_converts_once_and_trains(tmp_path):
 
     from distill.config import load_config
     from distill.finetune import FinetuneConfig, run
-    from finetune_fixtures import write_traces
+    from finetune_fixtures import write_kept_traces
 
     path = resolve_student("smollm2")
     assert (path / "model.safetensors").is_file() and resolve_student("smollm2") == path  # cached
@@ -59,7 +59,7 @@ def test_smollm2_converts_once_and_trains(tmp_path):
     assert tok.eos_token == "<|im_end|>" and "<|im_start|>assistant" in tok.chat_template
     assert model.generation_config.eos_token_id == tok.eos_token_id
     assert sum(p.numel() for p in model.parameters()) > 130e6 and model.dtype == torch.float32
-    data = write_traces(tmp_path / "kept.jsonl", n=4, min_terms=2, max_terms=3)
+    data = write_kept_traces(tmp_path / "kept.jsonl", n=4, min_terms=2, max_terms=3)
     out = run(load_config(FinetuneConfig, ROOT_RECIPE, [f"data={data}", f"out={tmp_path / 'a'}", "max_steps=1",
                                                        "batch_size=1", "max_length=256", "progress=false"]))
     assert (out / "adapter_model.safetensors").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -119,6 +120,19 @@ def test_concurrency_cap_is_never_exceeded():
         peak = srv.stats.max_in_flight
     assert all(r.ok for r in results)
     assert peak == 5  # reached, never passed (the server's own count)
+
+
+@pytest.mark.parametrize("fault,status", [("429", 429), ("503", 503)])
+def test_the_client_waits_as_long_as_retry_after_says(fault, status):
+    with FaultyTeacher(dialect="deepseek", responder=respond) as srv:
+        srv.add_fault(fault, count=1, retry_after=0.8)
+        client = make_client(srv)  # its own backoff is 0.02-0.2 s: only the header can make it wait 0.8 s
+        started = time.monotonic()
+        result = client.complete_many([MESSAGES])[0]
+        waited = time.monotonic() - started
+        statuses = dict(srv.stats.by_status)
+    assert result.ok and result.attempts == 2 and statuses == {status: 1, 200: 1}
+    assert 0.8 <= waited < 10, waited
 
 
 def test_adaptive_concurrency_backs_off_on_429():

@@ -19,6 +19,7 @@ import pytest
 from openai import AsyncOpenAI, OpenAI
 
 from distill.errors import ConfigError
+from distill.teacher.server import TeacherServer
 from faulty_teacher import FaultyTeacher
 
 QUESTION = "Describe the zebra xyzzy plover in one word"  # unknown to the offline teacher
@@ -184,24 +185,6 @@ def test_fault_raises_the_sdk_exception(srv, kind, stream):
     assert srv.stats.requests == 2 and srv.stats.ok == 1
 
 
-def test_429_sends_retry_after_and_count_applies(srv):
-    srv.add_fault("429", count=2, retry_after=0.2)
-    for _ in range(2):
-        with pytest.raises(openai.RateLimitError) as info:
-            ask(srv)
-        assert info.value.response.headers["retry-after"] == "0.2"
-    ask(srv)
-    assert srv.stats.by_status == {429: 2, 200: 1}
-
-
-def test_sdk_own_retries_honour_retry_after(srv):
-    srv.add_fault("503", count=1, retry_after=0.1)
-    resp = OpenAI(base_url=srv.base_url, api_key="k", max_retries=2).chat.completions.create(
-        model="m", messages=MESSAGES)
-    assert resp.choices[0].message.content
-    assert srv.stats.by_status == {503: 1, 200: 1}
-
-
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 def test_truncate_fault(srv, stream):
     srv.add_fault("truncate")
@@ -296,6 +279,17 @@ def test_counters_prompts_and_bodies(srv):
     assert srv.stats.connections == 1  # HTTP keep-alive: one connection for all three
     srv.stats.reset()
     assert srv.stats.requests == 0 and not srv.stats.bodies and not srv.stats.prompts
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_distills_own_server_keeps_request_bodies_only_when_asked(keep):
+    # The pipeline's offline teacher and `distill teacher serve` answer thousands of requests: counters only.
+    options = {"keep_bodies": True} if keep else {}
+    with TeacherServer(dialect="deepseek", **options) as own:
+        for q in ["q1", "q2"]:
+            client(own).chat.completions.create(model="m", messages=[{"role": "user", "content": q}])
+    assert own.stats.requests == 2 and own.stats.prompts == {"q1": 1, "q2": 1}
+    assert [b["messages"][-1]["content"] for b in own.stats.bodies] == (["q1", "q2"] if keep else [])
 
 
 def test_max_in_flight_and_latency_are_measured_by_the_server(srv):

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 import pytest
-from filter_helpers import GOOD, reasons, run_filter, trace, write_traces
+from filter_helpers import GOOD, reasons, run_filter, trace
+from records_factory import write_traces
 
 from distill.errors import InputError
 

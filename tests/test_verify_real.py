@@ -8,6 +8,7 @@ bench/verify_accuracy.py, which also runs math-verify.
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -18,8 +19,18 @@ import pytest
 from distill.verify import check
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-from verify_accuracy import REAL_DIR, load_real  # noqa: E402
+REAL_DIR = ROOT / "bench" / "data" / "processbench"  # data shared with bench/verify_accuracy.py, never its code
+
+
+def load_real(split: str, reviewed: bool) -> list[dict]:
+    """One split of the labelled set; ``reviewed`` applies relabels.json (its labels and golds; exclusions)."""
+    with gzip.open(REAL_DIR / f"{split}.jsonl.gz", "rt", encoding="utf-8") as handle:
+        cases = [json.loads(line) for line in handle if line.strip()]
+    if not reviewed:
+        return cases
+    fixes = {fix["id"]: fix for fix in json.loads((REAL_DIR / "relabels.json").read_text())["cases"]}
+    return [{**case, **{k: v for k, v in fixes.get(case["id"], {}).items() if k in ("expected", "gold")}}
+            for case in cases if not fixes.get(case["id"], {}).get("exclude")]
 
 
 def errors(cases: list[dict]) -> tuple[list[str], list[str]]:

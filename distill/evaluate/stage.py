@@ -3,7 +3,10 @@
 Usage:
     from distill.evaluate.stage import run
     run(cfg)                       # cfg: EvalConfig; returns the eval folder
-    run(cfg, backend=my_backend)   # tests and the pipeline may pass a loaded backend
+    run(cfg, backend=loaded)       # a model already loaded (LocalBackend.load(cfg)): reused, not reloaded
+
+The model is the stage's edge, as the teacher client is generate's: a caller that scores one loaded
+model several times (bench/eval_throughput.py) passes it instead of paying the load each time.
 
 Outputs are append-only and keyed by (problem id, sample): a re-run skips what is done and
 retries failed samples; the last record of a pair counts. An adapter is prompted exactly as it
@@ -40,14 +43,13 @@ from distill.records import JsonlAppender, file_sha256
 log = logging.getLogger(__name__)
 
 
-def run(cfg: EvalConfig, backend=None, problems: list[dict] | None = None) -> Path:
+def run(cfg: EvalConfig, backend: LocalBackend | VllmBackend | ApiBackend | None = None) -> Path:
     """Score the model ``cfg`` names on its problems; compare when asked; return the eval folder."""
     cfg = as_trained(cfg)
     _validate(cfg)
-    if problems is None:
-        from distill.sources import load_problems
+    from distill.sources import load_problems
 
-        problems = load_problems(cfg)
+    problems = load_problems(cfg)
     if not problems:
         raise InputError("no problems to evaluate", path=cfg.problems, field="problems")
     out = Path(cfg.out)

@@ -18,10 +18,13 @@ import hashlib
 import json
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 from distill.filter.config import JudgeConfig
 from distill.records import code_digest
+
+if TYPE_CHECKING:  # the client (openai, httpx) loads only when the judge is asked
+    from distill.teacher.client import TeacherClient
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +74,8 @@ def parse_judgement(text: str | None) -> bool | None:
     return words[-1] == "CORRECT"
 
 
-def ask_judge(client: Any, traces: list[dict], cfg: JudgeConfig) -> list[dict]:
-    """One judge verdict per trace, in order (client: a TeacherClient or anything with complete_many)."""
+def ask_judge(client: TeacherClient, traces: list[dict], cfg: JudgeConfig) -> list[dict]:
+    """One judge verdict per trace, in order (client: the filter stage's TeacherClient for ``cfg``)."""
     if not traces:
         return []
     batch = [judge_messages(t, cfg.system_prompt) for t in traces]

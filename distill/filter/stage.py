@@ -3,7 +3,6 @@
 Usage:
     from distill.filter.stage import run
     kept = run(cfg)                      # kept.jsonl; rejected.jsonl, stats.json, plot beside it
-    run(cfg, judge_client=client)        # pass any object with complete_many (tests, shared clients)
 
 Re-runs are incremental and give what one full run gives: per-trace results are cached by the
 SHA of the trace line under a key of every per-trace option and a digest of the code that
@@ -46,7 +45,7 @@ from distill.records import JsonlAppender, file_sha256, read_jsonl
 log = logging.getLogger(__name__)
 
 
-def run(cfg: FilterConfig, judge_client: Any = None) -> Path:
+def run(cfg: FilterConfig) -> Path:
     """Filter ``cfg.traces`` into kept/rejected files and a report; returns the kept file."""
     started = time.perf_counter()
     paths = _paths(cfg)
@@ -61,7 +60,7 @@ def run(cfg: FilterConfig, judge_client: Any = None) -> Path:
         with JsonlAppender(cache_file) as out:
             for line_hash, result in fresh.items():
                 out.write({"h": line_hash, "r": result})
-    judged = _run_judge(cfg, paths, lines, results, winners, judge_client)
+    judged = _run_judge(cfg, paths, lines, results, winners)
     decisions = _decide(cfg, lines, results, winners, judged)
     counts = _write_outputs(Path(cfg.traces), paths, lines, winners, decisions)
     elapsed = time.perf_counter() - started
@@ -217,9 +216,10 @@ def _read_trace(path: Path, lines: _Lines, line_no: int) -> dict:
 # ---------------------------------------------------------------- judge
 
 
-def _run_judge(cfg: FilterConfig, paths: FilterFiles, lines: _Lines, results: dict, winners: dict,
-               client: Any) -> dict[int, dict]:
-    """line number -> {"judge": verdict, "audit": bool}; judged once, cached by line hash."""
+def _run_judge(cfg: FilterConfig, paths: FilterFiles, lines: _Lines, results: dict, winners: dict) -> dict[int, dict]:
+    """line number -> {"judge": verdict, "audit": bool}; judged once, cached by line hash.
+
+    The judge is the endpoint ``cfg.judge`` names (tests serve one on 127.0.0.1), never an injected client."""
     if not cfg.judge.enabled:
         return {}
     cache_file = paths.cache / f"judge-{judge_key(cfg.judge)}.jsonl"
@@ -235,10 +235,9 @@ def _run_judge(cfg: FilterConfig, paths: FilterFiles, lines: _Lines, results: di
             todo.append((line_no, audit))
     if not todo:
         return judged
-    if client is None:
-        from distill.teacher.client import TeacherClient
+    from distill.teacher.client import TeacherClient
 
-        client = TeacherClient(cfg.judge)
+    client = TeacherClient(cfg.judge)
     traces_path = Path(cfg.traces)
     with progress_bar(total=len(todo), desc="judge", unit="req", enabled=cfg.progress) as bar:
         for start in range(0, len(todo), cfg.judge.batch):

@@ -4,6 +4,7 @@ Usage:
     from distill.generate.stage import run
     run(load_config(GenerateConfig, None, ["problems=rg:basic_arithmetic", "limit=50",
                                            "base_url=http://127.0.0.1:8765/v1", "model=m"]))
+    run(cfg, client=TeacherClient(cfg, prices={"input": 0.55, "output": 2.19}))   # the caller's client; run closes it
 
 Flow: check the options and that ``out=`` is writable and no input -> take the output's lock
 (a second process fails at once) -> read what the output already holds
@@ -75,7 +76,11 @@ def plan(cfg: GenerateConfig, state: TraceState) -> tuple[int, int, int]:
 
 
 def run(cfg: GenerateConfig, client: TeacherClient | None = None) -> Path:
-    """Generate traces for ``cfg``; returns the traces file (complete, or resumable after a stop)."""
+    """Generate traces for ``cfg``; returns the traces file (complete, or resumable after a stop).
+
+    The teacher is the stage's edge (STYLE.md habit 6): by default a :class:`TeacherClient` for ``cfg``;
+    a caller may pass its own (its prices, as the cost cap and every record's ``cost_usd`` then use).
+    Either way the run closes it when done."""
     _check_config(cfg)
     if cfg.mode == "batch":  # the same requests as files through a batch API: distill.generate.batch
         from distill.generate.batch import run as run_batch

@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,13 +45,11 @@ class StudentServer(TeacherServer):
 
     def __init__(self, backend: Any, model: str = "student", batch_size: int = 8, gather_s: float = 0.05,
                  *, runtime_lora: bool = False, api_key: str | None = None):
-        super().__init__(dialect="deepseek", model=model, keep_bodies=False,
-                         responder=lambda messages, body: (None, ""))
+        super().__init__(dialect="deepseek", model=model, responder=lambda messages, body: (None, ""))
         self.backend, self.batch_size, self.gather_s = backend, batch_size, gather_s
         self.runtime_lora, self.api_key = runtime_lora, api_key
         self._models: dict[str, Any] = {model: backend.model}  # served name -> the weights that generate
         self.adapters: dict[str, str] = {}  # lora_name -> lora_path, as loaded
-        self.served: Counter = Counter()  # answers per model name (read by tests)
         self._waiting: list[tuple[dict, asyncio.Future]] = []
         self._busy: asyncio.Lock | None = None
         self._draws = 0
@@ -127,7 +124,6 @@ class StudentServer(TeacherServer):
                 self._waiting = [item for item in self._waiting if not any(item is b for b in batch)]
                 prompts = [self._render(body) for body, _ in batch]
                 seed, self._draws = self._draws, self._draws + len(batch)
-                self.served[name] += len(batch)
                 try:
                     answers = await asyncio.to_thread(self._generate, name, prompts, seed)
                 except Exception as exc:  # noqa: BLE001

@@ -41,7 +41,11 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class Stats:
-    """What the server saw; read by tests. Updated only on the server's loop thread."""
+    """What the server saw (the usage block's ``srv.stats``). Updated only on the server's loop thread.
+
+    Counters (one per distinct prompt at most), so a long `distill teacher serve` or a pipeline run
+    does not hold every request; the bodies themselves are kept only when asked (``keep_bodies=True``).
+    """
 
     def __init__(self) -> None:
         self.in_flight = 0  # a live gauge, not a counter: reset() leaves it alone
@@ -65,7 +69,7 @@ class TeacherServer:
     def __init__(self, dialect: str = "deepseek", latency: float = 0.0, responder: Responder | None = None,
                  model: str = "test-teacher", *, host: str = "127.0.0.1", port: int = 0,
                  mistake_rate: float = 0.0, seed: int = 0, keepalive: float | None = None,
-                 keep_bodies: bool = True, style: TraceStyle = "plain") -> None:
+                 keep_bodies: bool = False, style: TraceStyle = "plain") -> None:
         if host not in LOOPBACK:
             raise ConfigError(f"host={host!r}: the teacher server binds loopback addresses only")
         wire.check_dialect(dialect)
@@ -73,7 +77,7 @@ class TeacherServer:
         self.responder = responder or DefaultResponder(seed, mistake_rate, style)
         self.host, self.port, self.keepalive = host, port, keepalive
         self.stats = Stats()
-        self.keep_bodies = keep_bodies  # off for long-running `distill teacher serve`: memory stays flat
+        self.keep_bodies = keep_bodies  # every body in stats.bodies: for a caller that inspects what was sent
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -329,8 +333,7 @@ def serve(cfg: ServeConfig) -> None:
     """Run the offline teacher in the foreground; prints ``serving <base_url>`` once listening."""
     server = TeacherServer(
         dialect=cfg.dialect, latency=cfg.latency, model=cfg.model, host=cfg.host, port=cfg.port,
-        mistake_rate=cfg.mistake_rate, seed=cfg.seed, keepalive=cfg.keepalive, keep_bodies=False,
-        style=cfg.style)
+        mistake_rate=cfg.mistake_rate, seed=cfg.seed, keepalive=cfg.keepalive, style=cfg.style)
 
     def announce(url: str) -> None:
         sys.stdout.write(f"serving {url}\n")
