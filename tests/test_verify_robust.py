@@ -131,8 +131,12 @@ def test_checking_answers_does_no_io_only_code_runs_the_sandbox(monkeypatch):
     assert attempts == []
     from distill.verify.code import SandboxUnavailable
 
-    with pytest.raises(SandboxUnavailable):  # refused its files, the sandbox says so (never a guessed verdict)
-        check("```python\ndef f(x):\n    return x\n```", "assert f(2) == 2", "code")
+    try:
+        with pytest.raises(SandboxUnavailable):  # refused its files, the sandbox says so (never a guessed verdict)
+            check("```python\ndef f(x):\n    return x\n```", "assert f(2) == 2", "code")
+    finally:  # the walls measured under the tripwires are cached: later tests must measure them again
+        monkeypatch.undo()
+        _clear_verify_caches()
     assert attempts, "the tripwires did not see the sandbox start its program"
 
 

@@ -89,19 +89,22 @@ _PROBE = ("import os, socket, json, sys\n"
 
 def _probe(layers: dict) -> dict | None:
     """Start a probe with these walls; report what it measured from inside, or None if it failed."""
-    with tempfile.TemporaryDirectory(prefix="distill-probe-") as base:
-        marker = Path(base) / "outside"  # visible inside only when the private root is not in place
+    base = Path(tempfile.mkdtemp(prefix="distill-probe-"))
+    try:  # a probe that cannot even write its marker measured nothing: these walls are unusable
+        marker = base / "outside"  # visible inside only when the private root is not in place
         marker.write_text("x")
-        jail = Jail(Path(base), layers)
+        jail = Jail(base, layers)
         try:
             proc = jail.start("probe", [layers["python"], "-I", "-S", "-c", _PROBE, str(marker)])
             code = jail.wait(proc, time.monotonic() + 10.0)
-        except (OSError, subprocess.SubprocessError) as exc:
-            log.debug("sandbox probe %s failed: %s", layers, exc)
-            return None
         finally:
             jail.close()
         out = jail.output("probe")
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.debug("sandbox probe %s failed: %s", layers, exc)
+        return None
+    finally:  # TemporaryDirectory's cleanup recurses without end when the directory cannot be opened
+        shutil.rmtree(base, ignore_errors=True)
     if code != 0:
         return None
     try:
