@@ -22,7 +22,7 @@ from distill.errors import ConfigError, HubError, InputError, RegressionBlocked
 from distill.evaluate.basemodel import same_model
 from distill.paths import check_outputs
 from distill.progress import human_count, show_table
-from distill.publish.cards import dataset_card, model_card
+from distill.publish.cards import dataset_card, model_card, write_eval_results
 from distill.publish.config import PublishConfig
 from distill.publish.provenance import gather
 from distill.publish.secrets import scan_folder
@@ -122,6 +122,7 @@ def stage_model(cfg: PublishConfig, facts: dict, folder: Path) -> Path:
                     "metadata and adapter_config.json name it", facts["base_model_recorded"])
     card = model_card(facts, cfg.repo_id, cfg.dataset_repo_id, cfg.license, cfg.tags)
     (folder / "README.md").write_text(card, encoding="utf-8")
+    write_eval_results(facts, folder)  # a benchmark eval's results in the Hub's .eval_results format
     return folder
 
 
