@@ -82,7 +82,7 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
              GPQA_PROMPT, "'Answer: LETTER', four options shuffled per question (seeded by its id)",
              "CC-BY-4.0 (gated; do not publish the questions in plain text)", gated=True),
     Protocol("livecodebench", "lighteval/code_generation_lite", "v4_v5", "test", "livecodebench_v4_v5", "code", 16,
-             _BUDGET, LCB_PROMPT, "a ```python block, run on the public and private tests in the sandbox",
+             _BUDGET, LCB_PROMPT, "a fenced python block, run on the public and private tests in the sandbox",
              "CC-BY-4.0 (LiveCodeBench); problems from LeetCode, AtCoder, Codeforces",
              dates=("2024-08-01", "2025-02-01")),
     Protocol("gsm8k", "openai/gsm8k", "main", "test", "gsm8k", "gsm8k", 1, _BUDGET, MATH_PROMPT,

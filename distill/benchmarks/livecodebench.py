@@ -1,8 +1,8 @@
 """LiveCodeBench rows -> a prompt and the tests distill's sandbox runs (stdin/stdout cases or asserts).
 
 Usage:
-    from distill.benchmarks.livecodebench import problem_text, tests_for, in_window
-    tests = tests_for(row)        # JSON stdin/stdout cases, or Python asserts on Solution().<func_name>
+    from distill.benchmarks.livecodebench import problem_text, sandbox_tests, in_window
+    tests = sandbox_tests(row)        # JSON stdin/stdout cases, or Python asserts on Solution().<func_name>
     in_window(row, ("2024-08-01", "2025-02-01"))
 
 ``public_test_cases`` is a JSON list of ``{"input", "output", "testtype"}``; ``private_test_cases``
@@ -23,7 +23,7 @@ import zlib
 
 from distill.errors import InputError
 
-__all__ = ["problem_text", "tests_for", "in_window", "private_cases"]
+__all__ = ["problem_text", "sandbox_tests", "in_window", "private_cases"]
 
 _WITH_STARTER = ("You will use the following starter code to write the solution to the problem and enclose your "
                  "code within delimiters.")
@@ -81,7 +81,7 @@ def _functional(cases: list[dict], func: str, where: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def tests_for(row: dict, where: str = "") -> str:
+def sandbox_tests(row: dict, where: str = "") -> str:
     """The gold "answer" of a code Problem: sandbox tests covering the public and private cases."""
     try:
         public = json.loads(row.get("public_test_cases") or "[]")
