@@ -120,3 +120,12 @@ def test_every_protocol_prompt_formats():
         text = p.prompt_template.format(question="Q?")
         assert "Q?" in text and not re.search(r"\{question\}", text)
     assert protocol_for("aime24").prompt_template.format(question="Q").endswith("within \\boxed{}.")
+
+
+def test_a_huge_code_gold_is_kept_in_outputs_as_its_digest():
+    from distill.evaluate.stage import GOLD_KEPT, _small_gold
+
+    tests = "x" * (GOLD_KEPT + 1)
+    record = _small_gold({"gold": tests, "kind": "code"})
+    assert record["gold"]["chars"] == GOLD_KEPT + 1 and len(record["gold"]["sha256"]) == 64
+    assert _small_gold({"gold": "42"})["gold"] == "42"

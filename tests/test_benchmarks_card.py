@@ -4,6 +4,7 @@ kept), model-index naming the benchmark's dataset, and publish staging the file 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import yaml
@@ -15,7 +16,8 @@ from distill.benchmarks.report import benchmark_settings
 from distill.config import load_config
 from distill.evaluate.config import EvalConfig
 from distill.metrics import summarise
-from distill.publish.cards import eval_results_entries, model_card, write_eval_results
+from distill.errors import InputError
+from distill.publish.cards import check_outputs_publishable, eval_results_entries, model_card, write_eval_results
 
 SOURCE = {"dataset": "HuggingFaceH4/aime_2024", "config": None, "split": "train", "licence": "MIT",
           "revision": "a" * 40, "rows": 3, "problems": 3}
@@ -63,6 +65,13 @@ def test_model_index_names_the_benchmark_dataset():
     assert {r.metric_type for r in results} >= {"pass@1", "pass@2", "pass@4"}
 
 
+def _outputs(folder, n=3):
+    rows = [{"schema": 1, "eval_key": "k", "id": f"aime24-{i}", "sample": 0, "kind": "math", "question": f"Q{i}?",
+             "gold": str(i) if i else {"sha256": "ab" * 32, "chars": 70000}, "content": f"\\boxed{{{i}}}",
+             "correct": True, "error": None} for i in range(n)]
+    (folder / "outputs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
 def test_publish_stages_the_eval_results_beside_the_adapter(tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -77,8 +86,25 @@ def test_publish_stages_the_eval_results_beside_the_adapter(tmp_path):
     model.save_pretrained(tmp_path / "adapter")
     (tmp_path / "eval").mkdir()
     EvalReport(**{k: v for k, v in _facts()["eval"].items() if k != "schema"}).write(tmp_path / "eval" / "report.json")
+    _outputs(tmp_path / "eval")
     out = run(load_config(PublishConfig, None, [f"adapter={tmp_path / 'adapter'}", "repo_id=me/m", "dry_run=true",
                                                 f"eval={tmp_path / 'eval'}", f"out={tmp_path / 'stage'}",
-                                                "base_model=me/base"]))
+                                                "base_model=me/base", "outputs_repo_id=me/m-aime24-outputs"]))
     staged = out / "model" / ".eval_results" / "aime_2024.yaml"
     assert parse_eval_result_entries(yaml.safe_load(staged.read_text()))[0].dataset_id == "HuggingFaceH4/aime_2024"
+    from datasets import load_dataset
+
+    answers = load_dataset("parquet", data_files=str(out / "outputs" / "data" / "*.parquet"), split="train")
+    assert sorted(answers["id"]) == ["aime24-0", "aime24-1", "aime24-2"] and "schema" not in answers.column_names
+    assert json.loads(answers[answers["id"].index("aime24-0")]["gold"])["chars"] == 70000
+    card = (out / "outputs" / "README.md").read_text()
+    assert "3 raw answers of [`me/m`]" in card and "HuggingFaceH4/aime_2024" in card
+    assert "https://huggingface.co/datasets/me/m-aime24-outputs" in (out / "model" / "README.md").read_text()
+
+
+def test_gpqa_outputs_are_not_published(tmp_path):
+    facts = _facts()
+    facts["eval"]["settings"]["benchmark"]["name"] = "gpqa-diamond"
+    with pytest.raises(InputError, match="not publishing gpqa-diamond's outputs"):
+        check_outputs_publishable(facts)
+    check_outputs_publishable(_facts())  # aime24's may go

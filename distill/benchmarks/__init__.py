@@ -57,6 +57,7 @@ class Protocol:
     temperature: float = 0.6
     top_p: float = 0.95
     gated: bool = False
+    questions_public: bool = True  # False: the set's terms ask that its questions not be published in plain text
     dates: tuple[str, str] | None = None  # keep problems dated in [from, to) (LiveCodeBench)
 
     def sampling(self) -> dict:
@@ -80,7 +81,7 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
              "\\boxed{} expression, equal up to equivalence", "MIT (from MATH / PRM800K)"),
     Protocol("gpqa-diamond", "Idavidrein/gpqa", "gpqa_diamond", "train", "gpqa_diamond", "choice", 8, _BUDGET,
              GPQA_PROMPT, "'Answer: LETTER', four options shuffled per question (seeded by its id)",
-             "CC-BY-4.0 (gated; do not publish the questions in plain text)", gated=True),
+             "CC-BY-4.0 (gated; do not publish the questions in plain text)", gated=True, questions_public=False),
     Protocol("livecodebench", "lighteval/code_generation_lite", "v4_v5", "test", "livecodebench_v4_v5", "code", 16,
              _BUDGET, LCB_PROMPT, "a fenced python block, run on the public and private tests in the sandbox",
              "CC-BY-4.0 (LiveCodeBench); problems from LeetCode, AtCoder, Codeforces",

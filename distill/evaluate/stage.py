@@ -205,7 +205,7 @@ def evaluate(cfg: EvalConfig, problems: list[dict], backend, folder: Path, adapt
             progress_bar(len(jobs), f"eval {folder.name}", "answer", cfg.progress) as bar:
         def on_result(job: Job, answer: Answer) -> None:
             nonlocal tokens
-            sink.write(score(job, answer, key, _source(job.problem, cfg)))
+            sink.write(_small_gold(score(job, answer, key, _source(job.problem, cfg))))
             tokens += answer.completion_tokens
             bar.update(1)
 
@@ -227,6 +227,17 @@ def evaluate(cfg: EvalConfig, problems: list[dict], backend, folder: Path, adapt
         report.compare = compare_with(compare_to, records, cfg)
     report.write(files.report)
     return report
+
+
+GOLD_KEPT = 64 << 10  # a code problem's gold is its tests: LiveCodeBench's can be MBs, written once per sample
+
+
+def _small_gold(record: dict) -> dict:
+    """``record`` with a gold over GOLD_KEPT characters replaced by its sha256 and size (nothing reads it back)."""
+    gold = record.get("gold")
+    if isinstance(gold, str) and len(gold) > GOLD_KEPT:
+        record["gold"] = {"sha256": hashlib.sha256(gold.encode()).hexdigest(), "chars": len(gold)}
+    return record
 
 
 def _add_soundness(records: list[dict], problems: dict[str, dict]) -> None:

@@ -112,6 +112,40 @@ def write_eval_results(facts: dict, folder: Path) -> list[Path]:
     return written
 
 
+def check_outputs_publishable(facts: dict) -> None:
+    """Refuse to publish the raw outputs of a benchmark whose terms keep its questions out of plain text (GPQA)."""
+    from distill.benchmarks import protocol_for
+    from distill.errors import InputError
+
+    bench = _benchmark(facts)
+    if bench and not protocol_for(bench["name"]).questions_public:
+        raise InputError(f"{bench['dataset']['dataset']} asks that its questions not be published in plain text, and "
+                         f"the outputs hold them (and answers quoting them): not publishing {bench['name']}'s outputs",
+                         field="outputs_repo_id")
+
+
+def outputs_card(facts: dict, repo_id: str, license: str, rows: int, columns: list[str], tags: list[str],
+                 model_repo_id: str | None) -> str:
+    """README.md for the dataset of an eval's raw answers (one row per problem and sample, with its verdict)."""
+    report, bench, m = facts.get("eval") or {}, _benchmark(facts), _metrics(facts)
+    what = f"benchmark `{bench['name']}` ([`{bench['dataset']['dataset']}`]" \
+           f"(https://huggingface.co/datasets/{bench['dataset']['dataset']}))" if bench else \
+        f"`{public_name((report.get('settings') or {}).get('problems'))}`"
+    model = f"[`{model_repo_id}`](https://huggingface.co/{model_repo_id})" if model_repo_id else "the model"
+    data = DatasetCardData(license=license, task_categories=["text-generation"], size_categories=_size_category(rows),
+                           tags=list(dict.fromkeys(["distill", "evaluation", "reasoning"] + list(tags))),
+                           pretty_name=repo_id.split("/")[-1],
+                           configs=[{"config_name": "default", "data_files": [{"split": "train",
+                                                                               "path": "data/train-*.parquet"}]}])
+    body = [f"# {repo_id.split('/')[-1]}", "", f"{rows} raw answers of {model} on {what}, one row per (problem, "
+            "sample), as `distill eval` wrote them, with the verifier's verdict (`correct`, `extracted`, `reason`).", ""]
+    if bench and m is not None and m.avg_at_n is not None:
+        body += [f"Scored {_protocol_note(bench, m)}: {100 * m.avg_at_n:.1f}.", "",
+                 f"The problems keep their source's licence: {bench['dataset'].get('licence')}.", ""]
+    body += ["## Schema", "", _table([(c, _COLUMN_HELP.get(c, "")) for c in columns], ("column", "meaning")), ""]
+    return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body)
+
+
 def _eval_results(facts: dict, model_name: str) -> list[EvalResult]:
     report = facts.get("eval") or {}
     metrics = _metrics(facts)
@@ -167,7 +201,7 @@ def _eval_section(facts: dict) -> list[str]:
         return ["## Evaluation", "", "No eval report was given (`distill publish eval=DIR`).", ""]
     s = report.get("settings") or {}
     if _benchmark(facts):
-        return _benchmark_section(_benchmark(facts), m)
+        return _benchmark_section({**_benchmark(facts), "outputs_repo_id": facts.get("outputs_repo_id")}, m)
     lines = ["## Evaluation", "", f"`distill eval` on `{public_name(s.get('problems'))}` ({m.problems} problems, "
              f"{s.get('samples', 1)} sample(s) each, max_new_tokens={s.get('max_new_tokens')}, "
              f"temperature={s.get('temperature')}), scored with the same verifier as the filter.", ""]
@@ -196,6 +230,9 @@ def _benchmark_section(bench: dict, m: Metrics) -> list[str]:
              f"[`{source['dataset']}`](https://huggingface.co/datasets/{source['dataset']}) "
              f"({m.problems} problems; licence: {source.get('licence')}): **{100 * m.avg_at_n:.1f}{se}** "
              f"({_protocol_note(bench, m)}; ± one standard error across problems).", ""]
+    outputs = bench.get("outputs_repo_id")
+    if outputs:
+        lines += [f"Every raw answer, with its verdict: [`{outputs}`](https://huggingface.co/datasets/{outputs}).", ""]
     if bench["overrides"]:
         lines += ["Not comparable with published figures: " + ", ".join(
             f"{k}={json.dumps(v['used'])} (protocol {json.dumps(v['protocol'])})" for k, v in bench["overrides"].items())
@@ -326,5 +363,9 @@ _COLUMN_HELP = {
     "content": "the teacher's final answer text", "finish_reason": "why generation stopped",
     "truncated": "cut by the token budget", "model": "model name the endpoint reported",
     "usage": "token counts", "cost_usd": "cost of this response", "verdict": "verifier verdict (correct, extracted, reason)",
-    "source": "problem source",
+    "source": "problem source", "eval_key": "digest of the model, adapter, sampling and prompt that answered",
+    "gold": "reference answer (a code problem's tests; over 64 kB: their sha256 and size)",
+    "prompt": "the user message the model saw", "response": "everything the model produced",
+    "extracted": "the final answer the verifier read", "correct": "verifier verdict", "reason": "why (verifier)",
+    "sound": "correct and every checkable step true", "completion_tokens": "tokens generated",
 }
