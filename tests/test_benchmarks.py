@@ -129,3 +129,15 @@ def test_a_huge_code_gold_is_kept_in_outputs_as_its_digest():
     record = _small_gold({"gold": tests, "kind": "code"})
     assert record["gold"]["chars"] == GOLD_KEPT + 1 and len(record["gold"]["sha256"]) == 64
     assert _small_gold({"gold": "42"})["gold"] == "42"
+
+
+def test_a_pipeline_recipe_can_evaluate_on_a_benchmark(tmp_path):
+    from distill.pipeline.config import PipelineConfig, default_recipe
+    from distill.pipeline.wiring import plan
+
+    cfg = load_config(PipelineConfig, default_recipe(), ["eval.benchmark=math500", "eval.problems=null",
+                                                         "eval.limit=5", "guard_problems=offline:dev?n=3"])
+    evals = {s.name: s.cfg for s in plan(cfg, tmp_path) if s.section == "eval"}
+    for name in ("eval-before", "eval-after"):
+        assert (evals[name].benchmark, evals[name].problems, evals[name].samples) == ("math500", None, 4)
+    assert (evals["guard-before"].benchmark, evals["guard-before"].problems) == (None, "offline:dev?n=3")

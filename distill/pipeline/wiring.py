@@ -164,13 +164,13 @@ def _guard_steps(cfg: PipelineConfig, run: RunLayout, with_adapter: bool) -> lis
     before, after = run.guard_before, run.guard_after
     prompt = cfg.eval.prompt_template or cfg.generate.prompt_template
     system = cfg.eval.system_prompt if cfg.eval.system_prompt is not None else cfg.finetune.system_prompt
-    ev = _wired(cfg.eval, problems=cfg.guard_problems, out=str(before.folder), adapter=None, compare=None,
-                compare_base=False, prompt_template=prompt, system_prompt=system)
+    ev = _wired(cfg.eval, problems=cfg.guard_problems, benchmark=None, out=str(before.folder), adapter=None,
+                compare=None, compare_base=False, prompt_template=prompt, system_prompt=system)
     steps = [Step("guard-before", "eval", ev, before.folder, [before.folder],
                   inputs={"problems": problems, "student": student})]
     if with_adapter:
-        ev = _wired(cfg.eval, problems=cfg.guard_problems, out=str(after.folder), adapter=str(run.adapter.folder),
-                    compare=str(before.folder), compare_base=False)
+        ev = _wired(cfg.eval, problems=cfg.guard_problems, benchmark=None, out=str(after.folder),
+                    adapter=str(run.adapter.folder), compare=str(before.folder), compare_base=False)
         steps.append(Step("guard-after", "eval", ev, after.folder, [after.folder], inputs={
             "problems": problems, "student": student, "adapter": run.adapter.folder, "before": before.report}))
     return steps
