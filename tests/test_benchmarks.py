@@ -141,3 +141,19 @@ def test_a_pipeline_recipe_can_evaluate_on_a_benchmark(tmp_path):
     for name in ("eval-before", "eval-after"):
         assert (evals[name].benchmark, evals[name].problems, evals[name].samples) == ("math500", None, 4)
     assert (evals["guard-before"].benchmark, evals["guard-before"].problems) == (None, "offline:dev?n=3")
+
+
+def test_livecodebench_dates_can_move_and_the_move_is_an_override():
+    from distill.benchmarks.livecodebench import in_window
+
+    p = protocol_for("livecodebench")
+    assert [in_window(r, p.dates) for r in ROWS["livecodebench"]] == [True, True, False]
+    cfg = load_config(EvalConfig, None, ["benchmark=livecodebench", "benchmark_dates=2023-01-01..2024-01-01"])
+    assert overrides(cfg, p) == {"benchmark_dates": {"protocol": "2024-08-01..2025-02-01",
+                                                     "used": "2023-01-01..2024-01-01"}}
+    assert overrides(load_config(EvalConfig, None, ["benchmark=livecodebench",
+                                                    "benchmark_dates=2024-08-01..2025-02-01"]), p) == {}
+    with pytest.raises(ConfigError, match="FROM before TO"):
+        load_config(EvalConfig, None, ["benchmark=livecodebench", "benchmark_dates=2025-01-01..2024-01-01"])
+    with pytest.raises(ConfigError, match="not aime24"):
+        load_config(EvalConfig, None, ["benchmark=aime24", "benchmark_dates=2023-01-01..2024-01-01"])

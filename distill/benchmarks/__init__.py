@@ -22,11 +22,12 @@ window 2024-08-01 to 2025-01-31; 16 samples as lighteval's ``codegen_pass@1:16``
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 from distill.errors import ConfigError
 
-__all__ = ["Protocol", "PROTOCOLS", "protocol_for", "GENERIC_SAMPLING", "SAMPLING_KEYS"]
+__all__ = ["Protocol", "PROTOCOLS", "protocol_for", "parse_dates", "GENERIC_SAMPLING", "SAMPLING_KEYS"]
 
 MATH_PROMPT = "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 GPQA_PROMPT = ("Answer the following multiple choice question. The last line of your response should be of the "
@@ -98,3 +99,11 @@ def protocol_for(name: str) -> Protocol:
     close = difflib.get_close_matches(name, list(PROTOCOLS), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ConfigError(f"unknown benchmark {name!r}{hint}; known: {', '.join(PROTOCOLS)}")
+
+
+def parse_dates(text: str) -> tuple[str, str]:
+    """``"2024-08-01..2025-02-01"`` -> ``("2024-08-01", "2025-02-01")`` (from included, to excluded)."""
+    match = re.fullmatch(r"\s*(\d{4}-\d{2}-\d{2})\s*\.\.\s*(\d{4}-\d{2}-\d{2})\s*", str(text))
+    if not match or match.group(1) >= match.group(2):
+        raise ConfigError(f"benchmark_dates must be FROM..TO as YYYY-MM-DD..YYYY-MM-DD with FROM before TO, got {text!r}")
+    return match.group(1), match.group(2)

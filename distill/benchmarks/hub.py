@@ -4,6 +4,7 @@ Usage:
     from distill.benchmarks import protocol_for
     from distill.benchmarks.hub import load_benchmark
     problems, source = load_benchmark(protocol_for("math500"), limit=20)
+    problems, source = load_benchmark(protocol_for("livecodebench"), dates=("2025-02-01", "2025-05-01"))
     source   # {"dataset", "config", "split", "revision", "licence", "card_licence", "rows", "problems"}
 
 `datasets.load_dataset` keeps its own cache under HF_HOME, so a second run (or HF_HUB_OFFLINE=1
@@ -61,8 +62,11 @@ def _hub_facts(protocol: Protocol) -> dict:
         return {"revision": None, "card_licence": None}
 
 
-def load_benchmark(protocol: Protocol, limit: int | None = None) -> tuple[list[dict], dict]:
-    """The set's Problem records (in the dataset's order, dated ones inside the window) and where they came from."""
+def load_benchmark(protocol: Protocol, limit: int | None = None,
+                   dates: tuple[str, str] | None = None) -> tuple[list[dict], dict]:
+    """The set's Problem records (in the dataset's order; a dated set's inside ``dates``, else the protocol's
+    window) and where they came from."""
+    window = dates or protocol.dates
     import datasets
 
     try:
@@ -76,7 +80,7 @@ def load_benchmark(protocol: Protocol, limit: int | None = None) -> tuple[list[d
         rows += 1
         if limit is not None and len(problems) >= limit:
             continue
-        if not in_window(row, protocol.dates):
+        if not in_window(row, window):
             continue
         problem = to_problem(protocol.name, row, index)
         if problem["id"] in seen:
@@ -85,9 +89,9 @@ def load_benchmark(protocol: Protocol, limit: int | None = None) -> tuple[list[d
         seen.add(problem["id"])
         problems.append(problem)
     if not problems:
-        raise InputError(f"benchmark {protocol.name}: no problems (rows {rows}, date window {protocol.dates})",
+        raise InputError(f"benchmark {protocol.name}: no problems (rows {rows}, date window {window})",
                          path=protocol.dataset, field="benchmark")
     source = {"dataset": protocol.dataset, "config": protocol.config, "split": protocol.split,
               "licence": protocol.licence, **_hub_facts(protocol), "rows": rows, "problems": len(problems),
-              "dates": list(protocol.dates) if protocol.dates else None}
+              "dates": list(window) if window else None}
     return problems, source

@@ -21,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from distill.benchmarks import SAMPLING_KEYS, Protocol, protocol_for
+from distill.benchmarks import SAMPLING_KEYS, Protocol, parse_dates, protocol_for
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ def overrides(cfg: Any, protocol: Protocol) -> dict[str, dict]:
            for key in SAMPLING_KEYS if getattr(cfg, key) != expected[key]}
     if getattr(cfg, "system_prompt", None):
         out["system_prompt"] = {"protocol": None, "used": cfg.system_prompt}
+    dates = getattr(cfg, "benchmark_dates", None)
+    if dates and protocol.dates and parse_dates(dates) != protocol.dates:
+        out["benchmark_dates"] = {"protocol": "..".join(protocol.dates), "used": dates}
     if getattr(cfg, "limit", None) is not None:
         out["limit"] = {"protocol": None, "used": cfg.limit}
     return out

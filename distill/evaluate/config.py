@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from distill.benchmarks import GENERIC_SAMPLING, protocol_for
+from distill.benchmarks import GENERIC_SAMPLING, parse_dates, protocol_for
 from distill.config import check_bounds, option, section
 from distill.errors import ConfigError
 from distill.sources import SourceConfig
@@ -43,6 +43,9 @@ class EvalConfig(SourceConfig):
     benchmark: str | None = option(
         None, "a standard benchmark, loaded from the Hub and scored by the field's protocol: aime24 | aime25 | "
               "math500 | gpqa-diamond | livecodebench | gsm8k (instead of problems=)")
+    benchmark_dates: str | None = option(
+        None, "livecodebench: keep problems dated FROM..TO (YYYY-MM-DD..YYYY-MM-DD, TO excluded; null: the "
+              "protocol's 2024-08-01..2025-02-01); pick a window after the model's training cutoff")
     student: str | None = option(
         None, "student: alias (smollm2), Hub name, local folder or .gguf file (null with adapter=: its own base)")
     adapter: str | None = option(None, "LoRA adapter folder (from distill finetune) applied to the student")
@@ -102,7 +105,12 @@ class EvalConfig(SourceConfig):
         if self.benchmark is not None:
             if self.problems:
                 raise ConfigError("give benchmark= or problems=, not both (a benchmark names its own problems)")
-            defaults = protocol_for(self.benchmark).sampling()
+            protocol = protocol_for(self.benchmark)
+            if self.benchmark_dates is not None:
+                if protocol.dates is None:
+                    raise ConfigError(f"benchmark_dates= applies to a dated benchmark (livecodebench), not {protocol.name}")
+                parse_dates(self.benchmark_dates)
+            defaults = protocol.sampling()
         else:
             defaults = GENERIC_SAMPLING
         for key, value in defaults.items():

@@ -75,10 +75,11 @@ def run(cfg: EvalConfig, backend=None, problems: list[dict] | None = None) -> Pa
 def _load_problems(cfg: EvalConfig) -> tuple[list[dict], dict | None]:
     """The problems ``cfg`` names: a benchmark's from the Hub (with where they came from), else problems=."""
     if cfg.benchmark:
-        from distill.benchmarks import protocol_for
+        from distill.benchmarks import parse_dates, protocol_for
         from distill.benchmarks.hub import load_benchmark
 
-        return load_benchmark(protocol_for(cfg.benchmark), cfg.limit)
+        dates = parse_dates(cfg.benchmark_dates) if cfg.benchmark_dates else None
+        return load_benchmark(protocol_for(cfg.benchmark), cfg.limit, dates)
     from distill.sources import load_problems
 
     return load_problems(cfg), None
