@@ -50,6 +50,12 @@ def test_every_benchmark_runs_end_to_end_from_the_hub(student, tmp_path):
         done = subprocess.run([sys.executable, "-c", DRIVER, str(student), str(tmp_path), ",".join(names)],
                               env=_env(hub, tmp_path / "hf"), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    # The Hub is gone now: the set comes from the datasets cache under HF_HOME.
+    offline = {**_env(hub, tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    again = subprocess.run([sys.executable, "-c", DRIVER, str(student), str(tmp_path / "offline"), "aime24"],
+                           env=offline, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((tmp_path / "offline" / "aime24" / "report.json").read_text())["metrics"]["problems"] == 2
     for name in names:
         folder = tmp_path / name
         report = json.loads((folder / "report.json").read_text())

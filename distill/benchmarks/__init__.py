@@ -16,7 +16,10 @@ temperature 0.6, top_p 0.95, 32,768 tokens, no system prompt, math prompts endin
 step by step, and put your final answer within \\boxed{}.", pass@1 averaged over k samples
 (k = 4 to 64 by set size). GPQA's prompt is simple-evals' (the one open-r1 uses); LiveCodeBench's
 is the LiveCodeBench runner's, on lighteval's parquet copy (config v4_v5) cut to DeepSeek-R1's
-window 2024-08-01 to 2025-01-31; 16 samples as lighteval's ``codegen_pass@1:16``.
+window 2024-08-01 to 2025-01-31 with 16 samples (LiveCodeBench PR #71, which reproduces R1-Distill's
+figures that way; lighteval's ``codegen_pass@1:16``). Answer parsing is distill's verifier
+(distill.verify.check_record), the one the filter uses: its agreement with math-verify on
+published outputs is what bench/reproduce_benchmark.py measures.
 """
 
 from __future__ import annotations
