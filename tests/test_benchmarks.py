@@ -157,3 +157,20 @@ def test_livecodebench_dates_can_move_and_the_move_is_an_override():
         load_config(EvalConfig, None, ["benchmark=livecodebench", "benchmark_dates=2025-01-01..2024-01-01"])
     with pytest.raises(ConfigError, match="not aime24"):
         load_config(EvalConfig, None, ["benchmark=aime24", "benchmark_dates=2023-01-01..2024-01-01"])
+
+
+def test_the_reproduction_bench_scores_published_outputs_both_ways(tmp_path):
+    import subprocess
+    import sys
+
+    root = README.parent
+    rows = [("p1", "\\frac{1}{2}", "<think>half</think> So $\\boxed{\\frac{1}{2}}$."),
+            ("p1", "\\frac{1}{2}", "<think>hm</think> So $\\boxed{0.5}$."),
+            ("p2", "9", "<think>3*3</think> \\boxed{8}"), ("p2", "9", "<think>3*3</think> \\boxed{9}")]
+    path = tmp_path / "outputs.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "answer": g, "response": r}) + "\n" for i, g, r in rows))
+    done = subprocess.run([sys.executable, str(root / "bench" / "reproduce_benchmark.py"), "--benchmark", "math500",
+                           "--outputs", str(path), "--published", "83.9"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "2 problems, 4 samples" in done.stdout and "published    83.9" in done.stdout
+    assert re.search(r"distill\s+avg@n 75.0 ± 25.0", done.stdout) and re.search(r"math-verify\s+avg@n 75.0", done.stdout)
