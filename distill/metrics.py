@@ -31,7 +31,7 @@ from typing import Any
 
 
 __all__ = ["Score", "Group", "Spec", "Metrics", "MetricRow", "summarise", "metrics_from_json", "metric_rows",
-           "family_table", "accuracy_specs", "pass_at_k", "wilson_interval", "chance_rates",
+           "family_table", "accuracy_specs", "pass_at_k", "avg_at_n", "wilson_interval", "chance_rates",
            "compare_outputs"]
 
 
@@ -94,6 +94,11 @@ class Metrics:
     sound: Score | None = _metric("sound", "sound", "accuracy", sample_field="sound",
                                   meaning="correct, no false step")
     pass_at_k: dict[str, float] = _metric("pass@k", "pass@k", "pass@k", dict)
+    # avg@n: correct samples over all samples, averaged per problem first (= pass@1's value); its standard
+    # error is across problems (sample std of the per-problem means / sqrt(problems)), as published tables give it.
+    samples_per_problem: int | None = _metric("n", "samples per problem (n)", "count")
+    avg_at_n: float | None = _metric("avg@n", "avg@n", "share")
+    avg_at_n_stderr: float | None = _metric("avg@n_stderr", "avg@n standard error", "share")
     unsound_correct: int | None = _metric("unsound_correct", "correct but unsound samples", "count")
     answered: float | None = _metric("answered", "with a final answer", "share")
     truncated: float | None = _metric("truncated", "truncated", "share")
@@ -285,10 +290,12 @@ def summarise(records: list[dict], confidence: float = 0.95) -> Metrics:
     for r in done:
         reasons[r.get("reason") or "-"] += 1
     scores = {name: _score(list(groups.values()), spec.sample_field, confidence) for name, spec in measured}
+    avg, stderr = avg_at_n(groups.values())
     return Metrics(
         problems=len(groups), samples=len(done), errors=len(records) - len(done), **scores,
         pass_at_k={f"pass@{k}": _mean(pass_at_k(g["n"], g["hits"]["correct"], k) for g in groups.values())
                    for k in _ks(n_min)} if n_min else {},
+        samples_per_problem=n_min if groups else None, avg_at_n=avg, avg_at_n_stderr=stderr,
         unsound_correct=sum(1 for r in done if r.get("correct") is True and r.get("sound") is False),
         answered=_mean(r.get("extracted") is not None and not r.get("truncated") for r in done),
         truncated=_mean(bool(r.get("truncated")) for r in done),
@@ -298,6 +305,19 @@ def summarise(records: list[dict], confidence: float = 0.95) -> Metrics:
         reasons=dict(sorted(reasons.items())),
         **{f.name: _breakdown(groups, spec, measured, confidence)
            for f, spec in _specs(Metrics) if spec.kind == "breakdown"})
+
+
+def avg_at_n(groups: Iterable[dict], field: str = "correct") -> tuple[float | None, float | None]:
+    """avg@n over per-problem groups (mean of each problem's share of correct samples) and its standard error
+    across problems (None with fewer than two problems)."""
+    shares = [g["hits"][field] / g["n"] for g in groups if g["n"]]
+    if not shares:
+        return None, None
+    mean = sum(shares) / len(shares)
+    if len(shares) < 2:
+        return mean, None
+    variance = sum((x - mean) ** 2 for x in shares) / (len(shares) - 1)
+    return mean, math.sqrt(variance / len(shares))
 
 
 def _problems(records: Iterable[dict], fields: list[str]) -> dict[str, dict]:

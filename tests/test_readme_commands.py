@@ -36,6 +36,7 @@ NOT_RUN = {
     "api.base_url=http://localhost:8000/v1": "scores a student served on port 8000",
     "adapter=runs/y/adapter": "compares with the adapter of another experiment",
     "loop.base_url=http://127.0.0.1:8000/v1": "needs a vLLM server with runtime LoRA loading on port 8000",
+    "benchmark=": "loads the benchmark from the Hub (test_benchmarks_hub runs each against a fake Hub)",
 }
 
 

@@ -47,9 +47,7 @@ def run(cfg: EvalConfig, backend: LocalBackend | VllmBackend | ApiBackend | None
     """Score the model ``cfg`` names on its problems; compare when asked; return the eval folder."""
     cfg = as_trained(cfg)
     _validate(cfg)
-    from distill.sources import load_problems
-
-    problems = load_problems(cfg)
+    problems, source = _load_problems(cfg)
     if not problems:
         raise InputError("no problems to evaluate", path=cfg.problems, field="problems")
     out = Path(cfg.out)
@@ -59,11 +57,13 @@ def run(cfg: EvalConfig, backend: LocalBackend | VllmBackend | ApiBackend | None
     if cfg.compare_base:
         backend = backend or _load_backend(cfg, adapter=None)
         before_dir = EvalFiles(out).base.folder
-        evaluate(cfg, problems, backend, before_dir, adapter=None)
+        base_report = evaluate(cfg, problems, backend, before_dir, adapter=None)
+        _add_benchmark(cfg, base_report, before_dir, source, problems)
         backend.apply_adapter(cfg.adapter)
     else:
         backend = backend or _load_backend(cfg, adapter=cfg.adapter)
     report = evaluate(cfg, problems, backend, out, adapter=cfg.adapter, compare_to=before_dir)
+    _add_benchmark(cfg, report, out, source, problems)
     _show(report)
     failed = report.metrics.errors
     if failed:
@@ -71,6 +71,33 @@ def run(cfg: EvalConfig, backend: LocalBackend | VllmBackend | ApiBackend | None
                             f"({_failure_kinds(EvalFiles(out).outputs, report.eval_key)}); the report leaves them out "
                             "and a re-run retries them")
     return out
+
+
+def _load_problems(cfg: EvalConfig) -> tuple[list[dict], dict | None]:
+    """The problems ``cfg`` names: a benchmark's from the Hub (with where they came from), else problems=."""
+    if cfg.benchmark:
+        from distill.benchmarks import parse_dates, protocol_for
+        from distill.benchmarks.hub import load_benchmark
+
+        dates = parse_dates(cfg.benchmark_dates) if cfg.benchmark_dates else None
+        return load_benchmark(protocol_for(cfg.benchmark), cfg.limit, dates)
+    from distill.sources import load_problems
+
+    return load_problems(cfg), None
+
+
+def _add_benchmark(cfg: EvalConfig, report: EvalReport, folder: Path, source: dict | None,
+                   problems: list[dict]) -> None:
+    """A benchmark eval's report also holds its protocol, overrides and provenance (distill.benchmarks.report)."""
+    if not cfg.benchmark:
+        return
+    from distill.benchmarks.report import attach
+
+    ids = {p["id"] for p in problems}
+    records = [r for r in _answers(EvalFiles(folder).outputs, report.eval_key).values()
+               if r["id"] in ids and r["sample"] < cfg.samples]
+    attach(report.settings, cfg, source, records, folder)
+    report.write(EvalFiles(folder).report)
 
 
 def _failure_kinds(path: Path, key: str) -> str:
@@ -90,8 +117,8 @@ def _eval_files(out: str | Path) -> tuple[str, ...]:
 
 
 def _validate(cfg: EvalConfig) -> None:
-    if not cfg.problems:
-        raise ConfigError("problems= is required (a file, a Hub dataset, or rg:<task>)")
+    if not cfg.problems and not cfg.benchmark:
+        raise ConfigError("problems= is required (a file, a Hub dataset, or rg:<task>), or benchmark=")
     if cfg.compare and not EvalFiles(Path(cfg.compare)).outputs.is_file():
         raise InputError("no outputs.jsonl here: compare= needs a previous eval folder", path=cfg.compare,
                          field="compare")
@@ -180,7 +207,7 @@ def evaluate(cfg: EvalConfig, problems: list[dict], backend, folder: Path, adapt
             progress_bar(len(jobs), f"eval {folder.name}", "answer", cfg.progress) as bar:
         def on_result(job: Job, answer: Answer) -> None:
             nonlocal tokens
-            sink.write(score(job, answer, key, _source(job.problem, cfg)))
+            sink.write(_small_gold(score(job, answer, key, _source(job.problem, cfg))))
             tokens += answer.completion_tokens
             bar.update(1)
 
@@ -202,6 +229,17 @@ def evaluate(cfg: EvalConfig, problems: list[dict], backend, folder: Path, adapt
         report.compare = compare_with(compare_to, records, cfg)
     report.write(files.report)
     return report
+
+
+GOLD_KEPT = 64 << 10  # a code problem's gold is its tests: LiveCodeBench's can be MBs, written once per sample
+
+
+def _small_gold(record: dict) -> dict:
+    """``record`` with a gold over GOLD_KEPT characters replaced by its sha256 and size (nothing reads it back)."""
+    gold = record.get("gold")
+    if isinstance(gold, str) and len(gold) > GOLD_KEPT:
+        record["gold"] = {"sha256": hashlib.sha256(gold.encode()).hexdigest(), "chars": len(gold)}
+    return record
 
 
 def _add_soundness(records: list[dict], problems: dict[str, dict]) -> None:
@@ -253,7 +291,7 @@ def _report(cfg: EvalConfig, adapter: str | None, records: list[dict], key: str,
         model = {"backend": "api", "model": cfg.api.model, "endpoint_host": urlparse(urls[0]).hostname}
     settings = {k: v for k, v in to_dict(cfg).items() if k in (
         "problems", "hf_config", "split", "limit", "samples", "max_new_tokens", "temperature", "top_p",
-        "sampling_seed", "prompt_template", "system_prompt")}
+        "sampling_seed", "prompt_template", "system_prompt", "benchmark")}
     cost = sum(r.get("cost_usd") or 0 for r in records)
     return EvalReport(eval_key=key, model=model, settings=settings, metrics=summarise(records, cfg.confidence),
                       cost_usd=round(cost, 6) if cost else None, run=run_stats,

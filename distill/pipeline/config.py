@@ -145,7 +145,8 @@ class PipelineConfig:
             for part in (self.finetune, self.eval):
                 part.student = self.student
         for stage in ("generate", "eval"):
-            if stage in self.stages and getattr(self, stage).problems is None:
+            section = getattr(self, stage)
+            if stage in self.stages and section.problems is None and not getattr(section, "benchmark", None):
                 raise ConfigError(f"{stage}.problems is not set: name the problems in the recipe, or run "
                                   "`distill run` with no recipe for the embedded offline default")
 

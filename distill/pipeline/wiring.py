@@ -152,28 +152,33 @@ def _eval_steps(cfg: PipelineConfig, here: RunLayout, number: int, with_adapter:
         steps.append(_eval_adapter(cfg.eval, "eval-after", cfg.eval.problems, here.eval_after, here.root,
                                    here.adapter.folder, before, extra))
     if cfg.guard_problems and number == 1:  # always both: forgetting is a drop
-        steps.append(_eval_bare(cfg, "guard-before", cfg.guard_problems, here.guard_before, here.root))
+        steps.append(_eval_bare(cfg, "guard-before", cfg.guard_problems, here.guard_before, here.root, guard=True))
         if with_adapter:
             steps.append(_eval_adapter(cfg.eval, "guard-after", cfg.guard_problems, here.guard_after, here.root,
-                                       here.adapter.folder, here.guard_before, {"before": here.guard_before.report}))
+                                       here.adapter.folder, here.guard_before, {"before": here.guard_before.report},
+                                       guard=True))
     return steps
 
 
-def _eval_bare(cfg: PipelineConfig, name: str, problems: str, files: EvalFiles, root: Path) -> Step:
-    """The bare student prompted the way finetune will train it (generate's user template, finetune's system prompt)."""
+def _eval_bare(cfg: PipelineConfig, name: str, problems: str, files: EvalFiles, root: Path,
+               guard: bool = False) -> Step:
+    """The bare student prompted the way finetune will train it (generate's user template, finetune's system prompt).
+    ``guard``: the guard problems, scored as they are (never the eval section's benchmark)."""
     prompt = cfg.eval.prompt_template or cfg.generate.prompt_template
     system = cfg.eval.system_prompt if cfg.eval.system_prompt is not None else cfg.finetune.system_prompt
     ev = _wired(cfg.eval, problems=problems, out=str(files.folder), adapter=None, compare=None, compare_base=False,
-                prompt_template=prompt, system_prompt=system)
+                prompt_template=prompt, system_prompt=system, **({"benchmark": None} if guard else {}))
     return Step(name, "eval", ev, root, [files.folder],
                 inputs={"problems": _local(problems), "student": _local(cfg.eval.student)})
 
 
 def _eval_adapter(section: Any, name: str, problems: str, files: EvalFiles, root: Path, adapter: Path,
-                  before: EvalFiles | None = None, extra_inputs: dict[str, Path | None] | None = None) -> Step:
+                  before: EvalFiles | None = None, extra_inputs: dict[str, Path | None] | None = None,
+                  guard: bool = False) -> Step:
     """The student with ``adapter``, prompted as the adapter's record says it was trained (eval reads it)."""
     ev = _wired(section, problems=problems, out=str(files.folder), adapter=str(adapter),
-                compare=str(before.folder) if before else None, compare_base=False)
+                compare=str(before.folder) if before else None, compare_base=False,
+                **({"benchmark": None} if guard else {}))
     inputs = {"problems": _local(problems), "student": _local(section.student), "adapter": adapter,
               **(extra_inputs or {})}
     return Step(name, "eval", ev, root, [files.folder], inputs=inputs)

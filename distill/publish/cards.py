@@ -10,19 +10,27 @@ Usage:
 Both start with YAML metadata the Hub reads (base_model, library_name: peft, pipeline_tag, tags,
 datasets, license, model-index with the eval results; for datasets: configs, task_categories,
 size_categories), then say how the artefact was made, with every figure taken from a record.
+A benchmark eval (`distill eval benchmark=NAME`) also gives ``.eval_results/<task>.yaml`` in the
+Hub's format (huggingface_hub's EvalResultEntry), written only when the eval kept the benchmark's
+protocol, since the Hub puts those files on the benchmark's leaderboard:
+    write_eval_results(facts, folder)       # [folder/.eval_results/aime_2024.yaml] or []
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from pathlib import Path
 from typing import Any
 
-from huggingface_hub import DatasetCardData, EvalResult, ModelCardData
+import yaml
+from huggingface_hub import DatasetCardData, EvalResult, EvalResultEntry, ModelCardData, eval_result_entries_to_yaml
 
 from distill.metrics import Metrics, family_table, metric_rows, metrics_from_json
 from distill.publish.provenance import public_name
 
 TAGS = ["distill", "reasoning", "distillation", "lora", "peft"]
+log = logging.getLogger(__name__)
 
 
 def _pct(x: Any) -> str:
@@ -50,11 +58,100 @@ def _metrics(facts: dict) -> Metrics | None:
     return metrics_from_json(data) if data else None
 
 
+def _benchmark(facts: dict) -> dict | None:
+    """The benchmark section of the eval report (distill.benchmarks.report), if the eval was one."""
+    return ((facts.get("eval") or {}).get("settings") or {}).get("benchmark")
+
+
+def _protocol_note(bench: dict, metrics: Metrics) -> str:
+    """'avg@64, temperature 0.6, top_p 0.95, 32768 tokens' and, if any, the keys that differ from the protocol."""
+    used = {**bench["protocol"], **{k: v["used"] for k, v in bench["overrides"].items()}}
+    note = (f"avg@{metrics.samples_per_problem} (pass@1 over {metrics.samples_per_problem} samples), temperature "
+            f"{used['temperature']}, top_p {used['top_p']}, {used['max_new_tokens']} tokens, distill's verifier")
+    if bench["overrides"]:
+        note += "; differs from the protocol in " + ", ".join(sorted(bench["overrides"]))
+    return note
+
+
+def _benchmark_results(bench: dict, metrics: Metrics) -> list[EvalResult]:
+    source = bench["dataset"]
+    common = dict(task_type="text-generation", task_name=bench["name"], dataset_type=source["dataset"],
+                  dataset_name=bench["name"], dataset_config=source.get("config"), dataset_split=source.get("split"),
+                  dataset_revision=source.get("revision"))
+    results = [EvalResult(metric_type="pass@1", metric_name=_protocol_note(bench, metrics),
+                          metric_value=round(100 * metrics.avg_at_n, 2), **common)]
+    results += [EvalResult(metric_type=k, metric_name=k, metric_value=round(100 * v, 2), **common)
+                for k, v in metrics.pass_at_k.items() if k != "pass@1"]
+    return results
+
+
+def eval_results_entries(facts: dict) -> list[EvalResultEntry]:
+    """The Hub's ``.eval_results`` entries of a benchmark eval that kept its protocol (else none)."""
+    bench, metrics = _benchmark(facts), _metrics(facts)
+    if not bench or metrics is None or metrics.avg_at_n is None:
+        return []
+    if bench["overrides"]:
+        log.warning("no .eval_results for %s: the eval differs from the protocol in %s, so it does not belong on the "
+                    "benchmark's leaderboard (the card still shows it)", bench["name"], ", ".join(bench["overrides"]))
+        return []
+    source = bench["dataset"]
+    return [EvalResultEntry(dataset_id=source["dataset"], task_id=bench["task_id"],
+                            value=round(100 * metrics.avg_at_n, 2), dataset_revision=source.get("revision"),
+                            date=(facts.get("eval") or {}).get("created_at"), notes=_protocol_note(bench, metrics))]
+
+
+def write_eval_results(facts: dict, folder: Path) -> list[Path]:
+    """``folder/.eval_results/<task_id>.yaml`` for each entry of :func:`eval_results_entries`."""
+    written = []
+    for entry in eval_results_entries(facts):
+        path = Path(folder) / ".eval_results" / f"{entry.task_id}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(eval_result_entries_to_yaml([entry]), sort_keys=False), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def check_outputs_publishable(facts: dict) -> None:
+    """Refuse to publish the raw outputs of a benchmark whose terms keep its questions out of plain text (GPQA)."""
+    from distill.benchmarks import protocol_for
+    from distill.errors import InputError
+
+    bench = _benchmark(facts)
+    if bench and not protocol_for(bench["name"]).questions_public:
+        raise InputError(f"{bench['dataset']['dataset']} asks that its questions not be published in plain text, and "
+                         f"the outputs hold them (and answers quoting them): not publishing {bench['name']}'s outputs",
+                         field="outputs_repo_id")
+
+
+def outputs_card(facts: dict, repo_id: str, license: str, rows: int, columns: list[str], tags: list[str],
+                 model_repo_id: str | None) -> str:
+    """README.md for the dataset of an eval's raw answers (one row per problem and sample, with its verdict)."""
+    report, bench, m = facts.get("eval") or {}, _benchmark(facts), _metrics(facts)
+    what = f"benchmark `{bench['name']}` ([`{bench['dataset']['dataset']}`]" \
+           f"(https://huggingface.co/datasets/{bench['dataset']['dataset']}))" if bench else \
+        f"`{public_name((report.get('settings') or {}).get('problems'))}`"
+    model = f"[`{model_repo_id}`](https://huggingface.co/{model_repo_id})" if model_repo_id else "the model"
+    data = DatasetCardData(license=license, task_categories=["text-generation"], size_categories=_size_category(rows),
+                           tags=list(dict.fromkeys(["distill", "evaluation", "reasoning"] + list(tags))),
+                           pretty_name=repo_id.split("/")[-1],
+                           configs=[{"config_name": "default", "data_files": [{"split": "train",
+                                                                               "path": "data/train-*.parquet"}]}])
+    body = [f"# {repo_id.split('/')[-1]}", "", f"{rows} raw answers of {model} on {what}, one row per (problem, "
+            "sample), as `distill eval` wrote them, with the verifier's verdict (`correct`, `extracted`, `reason`).", ""]
+    if bench and m is not None and m.avg_at_n is not None:
+        body += [f"Scored {_protocol_note(bench, m)}: {100 * m.avg_at_n:.1f}.", "",
+                 f"The problems keep their source's licence: {bench['dataset'].get('licence')}.", ""]
+    body += ["## Schema", "", _table([(c, _COLUMN_HELP.get(c, "")) for c in columns], ("column", "meaning")), ""]
+    return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body)
+
+
 def _eval_results(facts: dict, model_name: str) -> list[EvalResult]:
     report = facts.get("eval") or {}
     metrics = _metrics(facts)
     if metrics is None:
         return []
+    if _benchmark(facts) and metrics.avg_at_n is not None:
+        return _benchmark_results(_benchmark(facts), metrics)
     source = str(public_name((report.get("settings") or {}).get("problems")) or "eval problems")
     common = dict(task_type="text-generation", task_name="reasoning", dataset_type=source, dataset_name=source,
                   dataset_split=(report.get("settings") or {}).get("split"))
@@ -117,6 +214,8 @@ def _eval_section(facts: dict) -> list[str]:
     if m is None:
         return ["## Evaluation", "", "No eval report was given (`distill publish eval=DIR`).", ""]
     s = report.get("settings") or {}
+    if _benchmark(facts):
+        return _benchmark_section({**_benchmark(facts), "outputs_repo_id": facts.get("outputs_repo_id")}, m)
     lines = ["## Evaluation", "", f"`distill eval` on `{public_name(s.get('problems'))}` ({m.problems} problems, "
              f"{s.get('samples', 1)} sample(s) each, max_new_tokens={s.get('max_new_tokens')}, "
              f"temperature={s.get('temperature')}), scored with the same verifier as the filter.", ""]
@@ -136,6 +235,25 @@ def _eval_section(facts: dict) -> list[str]:
     rows = [(r.label, r.text(interval=False)) for r in metric_rows(m)
             if r.group is None and r.section in ("accuracy", "pass@k", "share", "tokens")]
     return lines + [_table(rows, ("base + adapter", "value")), ""]
+
+
+def _benchmark_section(bench: dict, m: Metrics) -> list[str]:
+    source = bench["dataset"]
+    se = f" ± {100 * m.avg_at_n_stderr:.1f}" if m.avg_at_n_stderr is not None else ""
+    lines = ["## Evaluation", "", f"`distill eval benchmark={bench['name']}` on "
+             f"[`{source['dataset']}`](https://huggingface.co/datasets/{source['dataset']}) "
+             f"({m.problems} problems; licence: {source.get('licence')}): **{100 * m.avg_at_n:.1f}{se}** "
+             f"({_protocol_note(bench, m)}; ± one standard error across problems).", ""]
+    outputs = bench.get("outputs_repo_id")
+    if outputs:
+        lines += [f"Every raw answer, with its verdict: [`{outputs}`](https://huggingface.co/datasets/{outputs}).", ""]
+    if bench["overrides"]:
+        lines += ["Not comparable with published figures: " + ", ".join(
+            f"{k}={json.dumps(v['used'])} (protocol {json.dumps(v['protocol'])})" for k, v in bench["overrides"].items())
+            + ".", ""]
+    rows = [(r.label, r.text(interval=False)) for r in metric_rows(m)
+            if r.group is None and r.section in ("accuracy", "pass@k", "share", "tokens")]
+    return lines + [_table(rows, ("metric", "value")), ""]
 
 
 def _base_weights(facts: dict) -> list[str]:
@@ -279,5 +397,9 @@ _COLUMN_HELP = {
     "content": "the teacher's final answer text", "finish_reason": "why generation stopped",
     "truncated": "cut by the token budget", "model": "model name the endpoint reported",
     "usage": "token counts", "cost_usd": "cost of this response", "verdict": "verifier verdict (correct, extracted, reason)",
-    "source": "problem source",
+    "source": "problem source", "eval_key": "digest of the model, adapter, sampling and prompt that answered",
+    "gold": "reference answer (a code problem's tests; over 64 kB: their sha256 and size)",
+    "prompt": "the user message the model saw", "response": "everything the model produced",
+    "extracted": "the final answer the verifier read", "correct": "verifier verdict", "reason": "why (verifier)",
+    "sound": "correct and every checkable step true", "completion_tokens": "tokens generated",
 }

@@ -28,6 +28,8 @@ class PublishConfig:
         "(published as given; without dataset= no dataset is published)")
     dataset_repo_id: str | None = option(None, "dataset repo for the traces, as NAMESPACE/NAME")
     eval: str | None = option(None, "eval folder (report.json) whose results go into the model card")
+    outputs_repo_id: str | None = option(
+        None, "also publish eval='s raw answers (outputs.jsonl, with verdicts) to this dataset repo, as NAMESPACE/NAME")
     stats: str | None = option(
         None, "filter stats.json of the data (default: the one beside it, when it is the filter's record of that file)")
     traces: str | None = option(None, "generate's traces.jsonl, for tokens and cost (default: found beside dataset=)")
@@ -48,8 +50,10 @@ class PublishConfig:
     guard_max_drop: float = option(0.05, "guard accuracy may fall at most this much (absolute) before it is forgetting")
 
     def __post_init__(self) -> None:
-        if not self.adapter and not self.dataset:
+        if not self.adapter and not self.dataset and not self.outputs_repo_id:
             raise ConfigError("give adapter= (and repo_id=) and/or dataset= (and dataset_repo_id=)")
+        if self.outputs_repo_id and not self.eval:
+            raise ConfigError("outputs_repo_id= needs eval= (the eval folder whose outputs.jsonl is published)")
         if self.adapter and not self.repo_id:
             raise ConfigError("adapter= needs repo_id=NAMESPACE/NAME")
         if self.dataset and not self.dataset_repo_id:
@@ -58,7 +62,7 @@ class PublishConfig:
             raise ConfigError("merged_repo_id= needs adapter= (the merged model is adapter/merged)")
         if not 0 <= self.guard_max_drop <= 1:
             raise ConfigError(f"guard_max_drop must be in [0, 1], got {self.guard_max_drop}")
-        for key in ("repo_id", "merged_repo_id", "dataset_repo_id"):
+        for key in ("repo_id", "merged_repo_id", "dataset_repo_id", "outputs_repo_id"):
             value = getattr(self, key)
             if value and not _REPO_ID.match(value):
                 raise ConfigError(f"{key}={value!r}: expected NAMESPACE/NAME (letters, digits, '-', '_', '.')")

@@ -22,7 +22,8 @@ from distill.errors import ConfigError, HubError, InputError, RegressionBlocked
 from distill.adapters import AdapterBase, read_base
 from distill.paths import check_outputs
 from distill.progress import human_count, show_table
-from distill.publish.cards import dataset_card, model_card
+from distill.publish.cards import (check_outputs_publishable, dataset_card, model_card, outputs_card,
+                                   write_eval_results)
 from distill.publish.config import PublishConfig
 from distill.publish.provenance import gather
 from distill.publish.secrets import scan_folder
@@ -38,6 +39,7 @@ def run(cfg: PublishConfig, api=None) -> Path | str:
     """Build, scan and (unless dry_run) upload; ``api`` is an HfApi (tests may pass one)."""
     _check_inputs(cfg)
     facts = gather(cfg)
+    facts["outputs_repo_id"] = cfg.outputs_repo_id  # the model card links the raw outputs
     if cfg.adapter:
         facts["gate"] = _gate(cfg)
     out = Path(cfg.out)
@@ -48,6 +50,8 @@ def run(cfg: PublishConfig, api=None) -> Path | str:
         staged.append(("model", cfg.merged_repo_id, stage_merged(cfg, facts, out / "merged")))
     if cfg.dataset:
         staged.append(("dataset", cfg.dataset_repo_id, stage_dataset(cfg, facts, out / "dataset")))
+    if cfg.outputs_repo_id:
+        staged.append(("dataset", cfg.outputs_repo_id, stage_outputs(cfg, facts, out / "outputs")))
     for _, _, folder in staged:
         scan_folder(folder)
     _show(staged, cfg)
@@ -122,6 +126,7 @@ def stage_model(cfg: PublishConfig, facts: dict, folder: Path) -> Path:
                     "metadata and adapter_config.json name it", facts["base_model_recorded"])
     card = model_card(facts, cfg.repo_id, cfg.dataset_repo_id, cfg.license, cfg.tags)
     (folder / "README.md").write_text(card, encoding="utf-8")
+    write_eval_results(facts, folder)  # a benchmark eval's results in the Hub's .eval_results format
     return folder
 
 
@@ -160,6 +165,31 @@ def stage_dataset(cfg: PublishConfig, facts: dict, folder: Path) -> Path:
     license = cfg.dataset_license or cfg.license
     (folder / "README.md").write_text(dataset_card(facts, cfg.dataset_repo_id, license, len(rows), columns, cfg.tags),
                                       encoding="utf-8")
+    return folder
+
+
+def stage_outputs(cfg: PublishConfig, facts: dict, folder: Path) -> Path:
+    """The eval's raw answers (the record that counts per (id, sample)) as a Parquet dataset + README.md."""
+    from datasets import Dataset
+
+    from distill.artifacts import read_latest
+    from distill.layout import EvalFiles
+
+    check_outputs_publishable(facts)
+    path = EvalFiles(Path(cfg.eval)).outputs
+    rows = [r for r in read_latest(path).values() if not r.get("error")] if path.is_file() else []
+    if not rows:
+        raise InputError("no answers to publish in outputs.jsonl", path=path, field="eval")
+    columns = [c for c in dict.fromkeys(k for row in rows for k in row) if c not in ("schema", "error")]
+    # One type per column: a gold kept as its digest (distill.evaluate.stage) becomes JSON text like the rest.
+    table = [{c: json.dumps(row.get(c)) if c == "gold" and not isinstance(row.get(c), str) else row.get(c)
+              for c in columns} for row in rows]
+    _fresh(folder)
+    (folder / "data").mkdir()
+    Dataset.from_list(table).to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
+    license = cfg.dataset_license or cfg.license
+    (folder / "README.md").write_text(outputs_card(facts, cfg.outputs_repo_id, license, len(rows), columns, cfg.tags,
+                                                   cfg.repo_id), encoding="utf-8")
     return folder
 
 
