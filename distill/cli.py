@@ -45,6 +45,8 @@ VERBS: dict[str, Verb] = {
     "run": Verb("distill.pipeline.config:PipelineConfig", "distill.pipeline:run",
                 "the whole pipeline from one recipe (no recipe: the offline default)",
                 default_recipe="distill.pipeline.config:default_recipe"),
+    "rank-teachers": Verb("distill.learnability.config:RankTeachersConfig", "distill.learnability.rank:run",
+                          "rank teachers' traces by how learnable they are for a student, before training"),
     "teacher serve": Verb("distill.teacher.server_config:ServeConfig", "distill.teacher.server:serve",
                           "serve the built-in offline teacher on 127.0.0.1 (OpenAI-compatible)"),
 }
