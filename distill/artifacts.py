@@ -269,6 +269,7 @@ class FilterStats:
     throughput: dict = field(default_factory=dict)
     written: dict = field(default_factory=dict)
     cache: dict = field(default_factory=dict)
+    learnability: dict = field(default_factory=dict)  # the student scores were computed for, what selection dropped
     plot: str | None = None  # the funnel plot's file name, beside stats.json
     schema: int = STATS_SCHEMA
 
