@@ -196,3 +196,28 @@ def test_rank_teachers_runs_end_to_end(students, tmp_path):
     cmd[5] = f"traces={a},{tmp_path / 'b2.jsonl'}"
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 2 and "b2.jsonl:1" in out.stderr and "scored for student 'someone-else'" in out.stderr
+
+
+def test_dataset_card_names_the_student_the_scores_are_for():
+    from distill.publish.cards import dataset_card
+
+    rows = [{"id": "p", "sample": 0, "learnability": {"for": "k" * 16, "student": "smollm2",
+                                                      "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "rsr": 2.0}}]
+    facts = {"teacher": {}, "usage": {"requests": 0}, "stats": {}}
+    card = dataset_card({**facts, "kept": rows}, "me/traces", "mit", 1, ["id", "sample", "learnability"], [])
+    assert "computed for the student HuggingFaceTB/SmolLM2-135M-Instruct (scoring key kkkk" in card
+    assert "## Learnability scores" not in dataset_card({**facts, "kept": [{"id": "p"}]}, "me/t", "mit", 1, ["id"], [])
+
+
+def test_a_run_scores_for_its_own_student_rendered_as_finetune_trains(tmp_path):
+    from distill.pipeline.config import load_pipeline
+    from distill.pipeline.wiring import plan
+
+    cfg = load_pipeline(None, ["student=tests-student", "filter.learnability.enabled=true", "filter.per_problem.max=2",
+                               "filter.per_problem.policy=learnable", "filter.learnability.long_share=0.2",
+                               "finetune.system_prompt=Be brief.", "finetune.max_length=300"])
+    learn = next(s for s in plan(cfg, tmp_path) if s.name == "filter").cfg.learnability
+    assert (learn.student, learn.system_prompt, learn.max_length, learn.long_share) == (
+        "tests-student", "Be brief.", 300, 0.2)
+    off = next(s for s in plan(load_pipeline(None, []), tmp_path) if s.name == "filter")
+    assert not off.cfg.learnability.enabled and "student" not in off.inputs  # runs without it keep their keys

@@ -2,7 +2,7 @@
 
 Usage:
     distill filter traces=t.jsonl learnability.enabled=true learnability.student=smollm2 per_problem.max=2 \\
-        per_problem.policy=learnable learnability.top_share=0.8 learnability.mix=1:4
+        per_problem.policy=learnable learnability.top_share=0.8 learnability.long_share=0.2
     distill rank-teachers student=smollm2 traces=a.jsonl,b.jsonl
 
 Modules: ``config`` (options, no torch), ``scores`` (the definitions), ``scorer`` (the student's

@@ -1,7 +1,7 @@
 """Options of learnability scoring: which student, rendered how, and what selection keeps (no torch).
 
 Usage:
-    cfg = LearnabilityConfig(enabled=True, student="smollm2", top_share=0.8, mix="1:4")   # filter's section
+    cfg = LearnabilityConfig(enabled=True, student="smollm2", top_share=0.8, long_share=0.2)   # filter's section
     cfg = load_config(RankTeachersConfig, None, ["student=smollm2", "traces=a.jsonl,b.jsonl"])
     distill filter traces=t.jsonl learnability.enabled=true learnability.student=smollm2 per_problem.policy=learnable
 
@@ -51,17 +51,17 @@ class LearnabilityConfig(ScoringConfig):
     by: Score = option("rsr", "the score selection ranks by: rsr (low is better) | local_naturalness (high) |"
                               " mean_surprisal (low)")
     top_share: float = option(1.0, "keep this share of the surviving traces, the most learnable first (1: all)")
-    mix: str | None = option(None, "long:short ratio kept, e.g. 1:4 (LS-Mixture, Li et al.); null: off")
+    long_share: float | None = option(
+        None, "long:short mix: the share of long traces kept, e.g. 0.2 for long:short = 1:4 (LS-Mixture, Li et al.);"
+              " null: off")
     long_tokens: int | None = option(
-        None, "mix: a trace with more trained tokens than this is long; null: the median of the survivors")
+        None, "long_share: a trace with more trained tokens than this is long; null: the median of the survivors")
 
     def __post_init__(self) -> None:
         self.check_scoring()
-        check_bounds(self, {"top_share": "(0, 1]", "long_tokens": ">= 1"})
-        if self.mix is not None:
-            long_share(self.mix)
-        if not self.enabled and (self.top_share < 1 or self.mix is not None):
-            raise ConfigError("learnability.top_share and learnability.mix need learnability.enabled=true")
+        check_bounds(self, {"top_share": "(0, 1]", "long_share": "[0, 1]", "long_tokens": ">= 1"})
+        if not self.enabled and (self.top_share < 1 or self.long_share is not None):
+            raise ConfigError("top_share and long_share need enabled=true (a student to score for)")
 
 
 @dataclass
@@ -86,14 +86,3 @@ class RankTeachersConfig(ScoringConfig):
         if not self.student:
             raise ConfigError("student= is required: the student the traces are scored for")
 
-
-def long_share(mix: str) -> float:
-    """``"1:4"`` -> 0.2, the share of long traces among those kept."""
-    parts = str(mix).split(":")
-    try:
-        long, short = (float(p) for p in parts)
-    except ValueError:
-        raise ConfigError(f"learnability.mix must read LONG:SHORT like 1:4, got {mix!r}") from None
-    if long < 0 or short < 0 or long + short == 0:
-        raise ConfigError(f"learnability.mix must have non-negative parts, not both zero, got {mix!r}")
-    return long / (long + short)

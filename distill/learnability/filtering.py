@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import ConfigError, InputError
-from distill.learnability.config import long_share
 from distill.learnability.selection import Scored, select
 from distill.learnability.store import FIELD, reusable, scored, value
 from distill.records import JsonlAppender, read_jsonl
@@ -65,7 +64,7 @@ def score_and_select(cfg: Any, traces: Path, cache_dir: Path, hashes: dict[int, 
                     value(fields[line], learn.by)) for line in sorted(alive)]
     pp = cfg.per_problem
     dropped = select(cands, pp.max if pp.policy == "learnable" else None, learn.top_share,
-                     long_share(learn.mix) if learn.mix else None, learn.long_tokens)
+                     learn.long_share, learn.long_tokens)
     for line in alive:
         decisions[line][FIELD] = fields[line]
         if line in dropped:

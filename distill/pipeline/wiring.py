@@ -74,9 +74,11 @@ def plan(cfg: PipelineConfig, run_dir: Path) -> list[Step]:
         # Held-out problems never reach training, whatever the recipe forgot to say.
         decontam = cfg.filter.decontam.problems or ([str(eval_problems)] if eval_problems else [])
         flt = _wired(cfg.filter, traces=str(run.traces), out=str(run.kept), rejected=None, stats=None,
-                     decontam=dataclasses.replace(cfg.filter.decontam, problems=decontam))
+                     decontam=dataclasses.replace(cfg.filter.decontam, problems=decontam),
+                     learnability=_learnability(cfg))
         steps.append(Step("filter", "filter", flt, run.kept, [run.kept, run.filter.rejected, run.filter.stats],
-                          inputs={"traces": run.traces}))
+                          inputs={"traces": run.traces, **({"student": _local(flt.learnability.student)}
+                                                           if flt.learnability.enabled else {})}))
     if "finetune" in wanted:
         ft = _wired(cfg.finetune, data=str(run.kept), out=str(run.adapter.folder), resume=True)
         steps.append(Step("finetune", "finetune", ft, run.adapter.folder, [run.adapter.folder],
@@ -98,6 +100,16 @@ def plan(cfg: PipelineConfig, run_dir: Path) -> list[Step]:
         steps.append(Step("publish", "publish", pub, run.publish, [run.publish],
                           inputs={"adapter": run.adapter.folder, "kept": run.kept, "eval": run.eval_after.report}))
     return steps
+
+
+def _learnability(cfg: PipelineConfig) -> Any:
+    """Filter's learnability section scoring for the run's student, rendered as finetune will train it."""
+    learn, ft = cfg.filter.learnability, cfg.finetune
+    if not learn.enabled:
+        return copy.deepcopy(learn)
+    return dataclasses.replace(learn, student=learn.student or ft.student, chat_template=ft.chat_template,
+                               system_prompt=ft.system_prompt, reasoning_format=ft.reasoning_format,
+                               max_length=ft.max_length, overlong=ft.overlong)
 
 
 def materialize_sources(cfg: PipelineConfig, run_dir: Path) -> PipelineConfig:

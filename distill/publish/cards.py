@@ -21,6 +21,7 @@ from huggingface_hub import DatasetCardData, EvalResult, ModelCardData
 
 from distill.evaluate.metrics import FAMILY_HEADER, family_rows
 from distill.generate.config import DEFAULT_PROMPT
+from distill.learnability.store import card_lines
 from distill.publish.provenance import public_name
 
 TAGS = ["distill", "reasoning", "distillation", "lora", "peft"]
@@ -221,8 +222,9 @@ def dataset_card(facts: dict, repo_id: str, license: str, rows: int, columns: li
     if facts.get("dataset_sha256"):
         body += [f"Source file sha256: `{facts['dataset_sha256']}`.", ""]
     body += ["## Schema", "", "One row per kept trace (problem id, sample index):", "",
-             _table([(c, _COLUMN_HELP.get(c, "")) for c in columns], ("column", "meaning")), "",
-             "## Load", "", "```python", "from datasets import load_dataset", "",
+             _table([(c, _COLUMN_HELP.get(c, "")) for c in columns], ("column", "meaning")), ""]
+    body += card_lines(facts.get("kept") or [])
+    body += ["## Load", "", "```python", "from datasets import load_dataset", "",
              f"ds = load_dataset({repo_id!r}, split=\"train\")",
              "print(ds[0][\"question\"], ds[0][\"reasoning\"], ds[0][\"content\"])", "```", "",
              "## Licence and limitations", "",
@@ -241,4 +243,5 @@ _COLUMN_HELP = {
     "truncated": "cut by the token budget", "model": "model name the endpoint reported",
     "usage": "token counts", "cost_usd": "cost of this response", "verdict": "verifier verdict (correct, extracted, reason)",
     "source": "problem source",
+    "learnability": "student-side scores (RSR, local naturalness, mean surprisal) and the student they are for",
 }
