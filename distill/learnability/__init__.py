@@ -1,8 +1,8 @@
 """Learnability: score traces by the student that will learn from them, and select traces and teachers by it.
 
 Usage:
-    distill filter traces=t.jsonl learnability.enabled=true learnability.student=smollm2 per_problem.max=2 \\
-        per_problem.policy=learnable learnability.top_share=0.8 learnability.long_share=0.2
+    distill filter traces=t.jsonl learnability.enabled=true learnability.student=smollm2 learnability.top_share=0.8
+    distill filter traces=t.jsonl learnability.enabled=true learnability.student=smollm2 per_problem.max=2 per_problem.policy=learnable
     distill rank-teachers student=smollm2 traces=a.jsonl,b.jsonl
 
 Modules: ``config`` (options, no torch), ``scores`` (the definitions), ``scorer`` (the student's
