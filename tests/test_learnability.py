@@ -221,3 +221,14 @@ def test_a_run_scores_for_its_own_student_rendered_as_finetune_trains(tmp_path):
         "tests-student", "Be brief.", 300, 0.2)
     off = next(s for s in plan(load_pipeline(None, []), tmp_path) if s.name == "filter")
     assert not off.cfg.learnability.enabled and "student" not in off.inputs  # runs without it keep their keys
+
+
+def test_local_naturalness_can_be_left_out_and_changes_the_key(students):
+    from distill.learnability.scorer import Scorer
+
+    rec = {"messages": [{"role": "user", "content": "2+3?"}], "reasoning": REASONING, "content": "\\boxed{5}"}
+    full = _scorer(students[0])
+    lean = Scorer.load(ScoringConfig(student=str(students[0]), window=1, bf16="false", local_naturalness=False))
+    a = full.score(full.encode([sample_of(rec, 1, "t")[0]]).examples)[0]
+    b = lean.score(lean.encode([sample_of(rec, 1, "t")[0]]).examples)[0]
+    assert b["local_naturalness"] is None and b["rsr"] == pytest.approx(a["rsr"]) and lean.key != full.key

@@ -34,6 +34,8 @@ class ScoringConfig:
     max_length: int = option(4096, "as finetune: longest example in tokens")
     overlong: Literal["drop", "truncate"] = option("drop", "as finetune: examples over max_length dropped or cut")
     rank_clip: int = option(100, "RSR: token ranks are clipped at this value (the reference code's r=100)")
+    local_naturalness: bool = option(
+        True, "also compute local naturalness (re-reads each later step after a short window: ~3-4x the RSR pass)")
     window: int = option(2, "local naturalness: each step is read after the prompt and this many previous steps")
     batch_tokens: int = option(4096, "tokens per forward pass (packed rows; more: faster, more memory)")
     bf16: Literal["auto", "true", "false"] = option("auto", "bfloat16 autocast; auto: where the hardware has it")
@@ -41,6 +43,8 @@ class ScoringConfig:
     def check_scoring(self) -> None:
         """Ranges of the scoring keys (the loader prefixes the section)."""
         check_bounds(self, {"max_length": ">= 8", "rank_clip": ">= 1", "window": ">= 0", "batch_tokens": ">= 64"})
+        if getattr(self, "by", None) == "local_naturalness" and not self.local_naturalness:
+            raise ConfigError("by=local_naturalness needs local_naturalness=true")
 
 
 @dataclass

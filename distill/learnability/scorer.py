@@ -80,7 +80,8 @@ class Scorer:
     def score(self, examples: list[Rendered]) -> list[dict]:
         """The scores of each example, in order."""
         full = self.token_values(examples, desc="score")
-        spans = [step_spans(ex.completion_ids, self.tokenizer) for ex in examples]
+        spans = [step_spans(ex.completion_ids, self.tokenizer) if self.cfg.local_naturalness else []
+                 for ex in examples]
         later = self._windowed(examples, spans)
         out = []
         for i, (nll, rank) in enumerate(full):
@@ -156,8 +157,8 @@ def scoring_identity(cfg: ScoringConfig, path: Path, tokenizer: Any) -> dict:
         "vocab": hashlib.sha256(vocab).hexdigest()[:16],
         "chat_template": hashlib.sha256((tokenizer.chat_template or "").encode()).hexdigest()[:16],
         "eos": tokenizer.eos_token, "reasoning_format": cfg.reasoning_format, "system_prompt": cfg.system_prompt,
-        "max_length": cfg.max_length, "overlong": cfg.overlong, "rank_clip": cfg.rank_clip, "window": cfg.window,
-        "steps": STEPS,
+        "max_length": cfg.max_length, "overlong": cfg.overlong, "rank_clip": cfg.rank_clip,
+        "local_naturalness": cfg.local_naturalness, "window": cfg.window, "steps": STEPS,
     }
 
 
