@@ -232,3 +232,23 @@ def test_local_naturalness_can_be_left_out_and_changes_the_key(students):
     a = full.score(full.encode([sample_of(rec, 1, "t")[0]]).examples)[0]
     b = lean.score(lean.encode([sample_of(rec, 1, "t")[0]]).examples)[0]
     assert b["local_naturalness"] is None and b["rsr"] == pytest.approx(a["rsr"]) and lean.key != full.key
+
+
+def test_a_run_recipe_scores_and_selects_in_its_filter_stage(students, tmp_path):
+    import yaml
+
+    from distill.cli import main
+    from pipeline_fixtures import recipe_tree, write_problems
+
+    train, held_out = write_problems(tmp_path, 6, 3)
+    tree = recipe_tree(students[0], train, held_out, stages=["generate", "filter"])
+    tree["generate"]["samples"] = 2
+    tree["filter"].update(per_problem={"max": 1, "policy": "learnable"}, dedup={"near": False},
+                          learnability={"enabled": True, "bf16": "false"})
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(tree))
+    assert main(["run", str(tmp_path / "r.yaml"), f"run_dir={tmp_path / 'run'}"]) == 0
+    kept = read(tmp_path / "run" / "kept.jsonl")
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    assert kept and len({r["id"] for r in kept}) == len(kept)  # one per problem
+    assert {r["learnability"]["student"] for r in kept} == {str(students[0])}
+    assert stats["learnability"]["for"]["max_length"] == tree["finetune"]["max_length"]
