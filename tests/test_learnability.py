@@ -153,6 +153,8 @@ def test_filter_keeps_the_most_learnable_per_problem_and_writes_the_scores(stude
         assert rec["learnability"]["rsr"] < min(r["learnability"]["rsr"] for r in others)
         assert rec["learnability"]["for"] == stats["learnability"]["key"]
     assert "learnability" in card_lines(kept)[2] and str(students[0]) in card_lines(kept)[2]
+    again, kept_again, _ = run_filter(tmp_path, opts)  # the per-line cache: nothing is scored twice
+    assert (again["learnability"]["scored"], again["learnability"]["reused"]) == (0, 9) and kept_again == kept
 
     # Re-filtering the kept file for the same student reuses its scores; for another student it is refused.
     write_traces(tmp_path / "again.jsonl", kept)

@@ -44,10 +44,29 @@ def score_and_select(cfg: Any, traces: Path, cache_dir: Path, hashes: dict[int, 
     if not alive:
         return {"scored": 0, "reused": 0, "dropped": {}}
     scorer = Scorer.load(learn, progress=cfg.progress)
-    cache_file = cache_dir / f"learnability-{scorer.key}.jsonl"
+    fields, fresh = _fields(cfg, scorer, traces, cache_dir / f"learnability-{scorer.key}.jsonl", hashes,
+                            sorted(alive), read)
+    cands = [Scored(line, str(alive[line][0]), int(alive[line][1]), int(fields[line].get("tokens") or 0),
+                    value(fields[line], learn.by)) for line in sorted(alive)]
+    pp = cfg.per_problem
+    dropped = select(cands, pp.max if pp.policy == "learnable" else None, learn.top_share,
+                     learn.long_share, learn.long_tokens)
+    for line in alive:
+        decisions[line][FIELD] = fields[line]
+        if line in dropped:
+            decisions[line]["drop"] = dropped[line]
+    log.info("learnability: %d traces scored for %s (%d reused), %d dropped by selection", fresh,
+             learn.student, len(alive) - fresh, len(dropped))
+    return {"key": scorer.key, "for": scorer.identity, "by": learn.by, "scored": fresh,
+            "reused": len(alive) - fresh, "dropped": dict(Counter(dropped.values()))}
+
+
+def _fields(cfg: Any, scorer: Any, traces: Path, cache_file: Path, hashes: dict[int, str], lines: list[int],
+            read: Callable[[int], dict]) -> tuple[dict[int, dict], int]:
+    """Each line's field: from the record (same key), the cache, or scored now (then cached); and how many new."""
     cached = _load(cache_file) if cfg.cache else {}
     fields, todo = {}, []
-    for line in sorted(alive):
+    for line in lines:
         rec = read(line)
         field = reusable(rec, scorer.key, traces, line) or cached.get(hashes[line])
         if field is not None:
@@ -59,20 +78,7 @@ def score_and_select(cfg: Any, traces: Path, cache_dir: Path, hashes: dict[int, 
         with JsonlAppender(cache_file) as out:
             for line, field in fresh.items():
                 out.write({"h": hashes[line], "r": field})
-    fields.update(fresh)
-    cands = [Scored(line, str(alive[line][0]), int(alive[line][1]), int(fields[line].get("tokens") or 0),
-                    value(fields[line], learn.by)) for line in sorted(alive)]
-    pp = cfg.per_problem
-    dropped = select(cands, pp.max if pp.policy == "learnable" else None, learn.top_share,
-                     learn.long_share, learn.long_tokens)
-    for line in alive:
-        decisions[line][FIELD] = fields[line]
-        if line in dropped:
-            decisions[line]["drop"] = dropped[line]
-    log.info("learnability: %d traces scored for %s (%d reused), %d dropped by selection", len(fresh),
-             learn.student, len(alive) - len(fresh), len(dropped))
-    return {"key": scorer.key, "for": scorer.identity, "by": learn.by, "scored": len(fresh),
-            "reused": len(alive) - len(fresh), "dropped": dict(Counter(dropped.values()))}
+    return {**fields, **fresh}, len(fresh)
 
 
 def _score(scorer: Any, todo: list[tuple[int, dict]], traces: Path) -> dict[int, dict]:
