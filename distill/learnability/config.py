@@ -51,7 +51,8 @@ class ScoringConfig:
 class LearnabilityConfig(ScoringConfig):
     """Score every trace that passed the checks by the student that will train on it, then select."""
 
-    enabled: bool = option(False, "score surviving traces with the student (loads torch); needed by the keys below")
+    enabled: bool = option(False, "score surviving traces with the student (loads torch; in distill run, student"
+                                  " and rendering default to finetune's); needed by policy=learnable and the keys below")
     by: Score = option("rsr", "the score selection ranks by: rsr (low is better) | local_naturalness (high) |"
                               " mean_surprisal (low)")
     top_share: float = option(1.0, "keep this share of the surviving traces, the most learnable first (1: all)")
