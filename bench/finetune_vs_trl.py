@@ -91,7 +91,7 @@ def _padding(out: Path, data: Path, model: Path) -> float:
     """Padding fraction of length-grouped padded batches (packing=false), recomputed from the plan."""
     from transformers import AutoTokenizer
 
-    from distill.finetune.data import encode_samples, plan_batches, read_samples
+    from distill.examples import encode_samples, plan_batches, read_samples
     from distill.render import DEFAULT_FORMAT
     from distill.student import prepare_tokenizer
 

@@ -307,6 +307,7 @@ class FilterStats:
     written: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)  # {"kept": path, "sha256": of that file}: which data these stats are of
     cache: dict = field(default_factory=dict)
+    learnability: dict = field(default_factory=dict)  # the student scores were computed for, what selection dropped
     plot: str | None = None  # the funnel plot's file name, beside stats.json
     schema: int = STATS_SCHEMA
 

@@ -27,6 +27,8 @@ from distill.evaluate.config import EvalConfig
 from distill.filter.config import FilterConfig
 from distill.finetune.config import FinetuneConfig
 from distill.generate.config import GenerateConfig
+from distill.learnability.config import RankTeachersConfig
+from distill.learnability.rank import run as rank_teachers
 from distill.pipeline.config import PipelineConfig, default_recipe
 from distill.publish.config import PublishConfig
 from distill.redact import install as install_redaction
@@ -56,6 +58,8 @@ VERBS: dict[str, Verb] = {
                     "upload the adapter and trace dataset to the Hugging Face Hub, with cards"),
     "run": Verb(PipelineConfig, pipeline.run,
                 "the whole pipeline from one recipe (no recipe: the offline default)", default_recipe=default_recipe),
+    "rank-teachers": Verb(RankTeachersConfig, rank_teachers,
+                          "rank teachers' traces by how learnable they are for a student, before training"),
     "teacher serve": Verb(ServeConfig, teacher_server.serve,
                           "serve the built-in offline teacher on 127.0.0.1 (OpenAI-compatible)"),
 }

@@ -78,8 +78,8 @@ def test_no_template_gets_chatml_with_matching_eos(tmp_path):
 def test_packed_rows_do_not_attend_across_examples(student):
     from transformers import AutoModelForCausalLM
 
-    from distill.finetune.data import collate
-    from distill.finetune.packing import use_packed_attention
+    from distill.examples import collate
+    from distill.packing import use_packed_attention
 
     tok = _tokenizer(student)
     exs = [render_example(tok, build_messages(q), r, "ok") for q, r in [("1+1?", "two"), ("Compute 7 * 8.", "56")]]

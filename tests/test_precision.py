@@ -53,7 +53,7 @@ def test_bf16_autocast_runs_the_linear_layers_in_bf16_and_trains(tmp_path):
     """bf16=true: the matmuls run in bf16 (seen by a hook), the adapter stays float32, loss falls."""
     from distill.finetune import FinetuneConfig, run
     from distill.finetune import train as loop
-    from distill.finetune.data import collate, encode_samples, read_samples
+    from distill.examples import collate, encode_samples, read_samples
     from distill.render import DEFAULT_FORMAT
 
     student = make_tiny_student(tmp_path / "s")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from distill.finetune.data import encode_samples, read_samples
+from distill.examples import encode_samples, read_samples
 from distill.generate.config import GenerateConfig
 from distill.generate.stage import run as generate
 from distill.render import DEFAULT_FORMAT

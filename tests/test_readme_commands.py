@@ -22,6 +22,8 @@ from tiny_student import make_tiny_student
 # Appended to a command of this verb (later keys win), so it finishes in seconds.
 REDUCED = {
     "generate": ["limit=12"],
+    "filter": ["learnability.student={student}"],  # when a command turns learnability on
+    "rank-teachers": ["student={student}"],
     "finetune": ["max_steps=2", "batch_size=4", "save_steps=0", "student={student}"],
     "eval": ["limit=3", "max_new_tokens=12", "batch_size=3", "student={student}"],
     "run": ["generate.problems=offline:train?n=16", "eval.problems=offline:eval?n=3", "finetune.max_steps=2",
@@ -74,6 +76,9 @@ def test_the_readme_commands_run(tmp_path):
             if "traces=traces.jsonl" in command:  # the README's generic example: the walk-through's traces
                 (tmp_path / "traces.jsonl").write_bytes((tmp_path / "runs" / "traces.jsonl").read_bytes())
                 (tmp_path / "eval.jsonl").write_bytes((tmp_path / "test.jsonl").read_bytes())
+            if argv[0] == "rank-teachers":  # the README's three teachers: the walk-through's traces under their names
+                for name in ("deepseek", "qwen", "offline"):
+                    (tmp_path / f"{name}.jsonl").write_bytes((tmp_path / "runs" / "traces.jsonl").read_bytes())
             done = subprocess.run([sys.executable, "-m", "distill", *argv, *extra], cwd=tmp_path,
                                   env=_env(tmp_path), capture_output=True, text=True, timeout=900)
             assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"

@@ -1,4 +1,4 @@
-"""Options of `distill filter`: which checks drop a trace, dedup, decontamination, per-problem cap, judge.
+"""Options of `distill filter`: which checks drop a trace, dedup, decontamination, per-problem cap, judge, learnability.
 
 Usage:
     cfg = load_config(FilterConfig, "filter.yaml", ["traces=traces.jsonl", "per_problem.max=4"])
@@ -12,6 +12,7 @@ from typing import Literal
 
 from distill.config import check_bounds, option, section
 from distill.errors import ConfigError
+from distill.learnability.config import LearnabilityConfig
 from distill.teacher.config import TeacherConfig
 
 
@@ -76,8 +77,9 @@ class PerProblemConfig:
     """How many traces of one problem survive, and which."""
 
     max: int | None = option(None, "max_per_problem: keep at most this many traces per problem (null: all)")
-    policy: Literal["all", "first", "shortest", "random"] = option(
-        "all", "which to keep when over max: all | first (lowest sample) | shortest (tokens) | random")
+    policy: Literal["all", "first", "shortest", "random", "learnable"] = option(
+        "all", "which to keep when over max: all | first (lowest sample) | shortest (tokens) | random |"
+               " learnable (best learnability.by score for learnability.student; needs learnability.enabled)")
     seed: int = option(0, "seed for policy=random (deterministic per problem)")
 
 
@@ -113,12 +115,16 @@ class FilterConfig:
     decontam: DecontamConfig = section(DecontamConfig, "decontamination against evaluation problems")
     per_problem: PerProblemConfig = section(PerProblemConfig, "at most K traces per problem")
     judge: JudgeConfig = section(JudgeConfig, "optional LLM judge for undecidable answers")
+    learnability: LearnabilityConfig = section(
+        LearnabilityConfig, "score surviving traces by the student (RSR, local naturalness) and select by it")
 
     def __post_init__(self) -> None:
         if self.workers < 0 or self.chunksize < 1:
             raise ConfigError("workers must be >= 0 and chunksize >= 1")
         if self.per_problem.policy != "all" and not self.per_problem.max:
             raise ConfigError(f"per_problem.policy={self.per_problem.policy} needs per_problem.max")
+        if self.per_problem.policy == "learnable" and not self.learnability.enabled:
+            raise ConfigError("per_problem.policy=learnable needs learnability.enabled=true (and learnability.student)")
         if not 0.0 <= self.judge.audit_share <= 1.0:
             raise ConfigError("judge.audit_share must be between 0 and 1")
         if not 0.0 < self.dedup.threshold <= 1.0:

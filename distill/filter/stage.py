@@ -49,6 +49,10 @@ def run(cfg: FilterConfig) -> Path:
     """Filter ``cfg.traces`` into kept/rejected files and a report; returns the kept file."""
     started = time.perf_counter()
     paths = _paths(cfg)
+    if cfg.learnability.enabled:
+        from distill.learnability.filtering import check_ready
+
+        check_ready(cfg)
     index = build_index(cfg.decontam.problems, cfg.decontam.ngram, cfg.decontam.question_field) \
         if cfg.decontam.problems else None
     key = measure_key(cfg, index)
@@ -62,6 +66,7 @@ def run(cfg: FilterConfig) -> Path:
                 out.write({"h": line_hash, "r": result})
     judged = _run_judge(cfg, paths, lines, results, winners)
     decisions = _decide(cfg, lines, results, winners, judged)
+    learnability = _select_learnable(cfg, paths, lines, winners, decisions) if cfg.learnability.enabled else None
     counts = _write_outputs(Path(cfg.traces), paths, lines, winners, decisions)
     elapsed = time.perf_counter() - started
     from distill.filter import report
@@ -70,6 +75,8 @@ def run(cfg: FilterConfig) -> Path:
                                measured=len(fresh), elapsed=elapsed)
     stats.update(written=counts, inputs={"traces": str(cfg.traces)}, cache={"measure_key": key},
                  outputs={"kept": str(paths.kept), "sha256": file_sha256(paths.kept)})
+    if learnability is not None:
+        stats["learnability"] = learnability
     report.write(stats, paths.stats, paths.plot if cfg.plot else None, show=cfg.progress)
     save_resolved(cfg, paths.config)
     log.info("filter: kept %d of %d traces (%.1fs, %d measured now)", counts["kept"], len(winners), elapsed,
@@ -297,11 +304,21 @@ def _decide(cfg: FilterConfig, lines: _Lines, results: dict, winners: dict, judg
             by_problem.setdefault(pid, []).append(
                 Candidate(line_no, sample, r["length"], r.get("digest"), r.get("sig")))
     pp, dd = cfg.per_problem, cfg.dedup
+    policy = "all" if pp.policy == "learnable" else pp.policy  # the learnability step caps by score
     for pid, cands in by_problem.items():
-        for line_no, reason in select(pid, cands, dd.exact, dd.near, dd.threshold, pp.max, pp.policy,
+        for line_no, reason in select(pid, cands, dd.exact, dd.near, dd.threshold, pp.max, policy,
                                       pp.seed).items():
             decisions[line_no]["drop"] = reason
     return decisions
+
+
+def _select_learnable(cfg: FilterConfig, paths: FilterFiles, lines: _Lines, winners: dict, decisions: dict) -> dict:
+    """Score the survivors by the student and apply the learnability selection (loads torch)."""
+    from distill.learnability.filtering import score_and_select
+
+    traces = Path(cfg.traces)
+    return score_and_select(cfg, traces, paths.cache, dict(zip(lines.number, lines.hash)), winners, decisions,
+                            lambda line_no: _read_trace(traces, lines, line_no))
 
 
 def _final_verdict(r: dict, judged: dict | None) -> dict:
@@ -357,21 +374,24 @@ def _write_outputs(traces: Path, paths: FilterFiles, lines: _Lines, winners: dic
                 continue
             verdict = dict(decisions[line_no])
             drop = verdict.pop("drop")
+            scores = verdict.pop("learnability", None)
             if drop is not None:
                 verdict["reason"] = drop
-            (rejected if drop else kept).write(_with_verdict(raw, verdict))
+            (rejected if drop else kept).write(_with_verdict(raw, verdict, scores))
             counts["rejected" if drop else "kept"] += 1
     keep_tmp.replace(paths.kept)
     rej_tmp.replace(paths.rejected)
     return counts
 
 
-def _with_verdict(raw: bytes, verdict: dict) -> bytes:
-    """The trace line with ``verdict`` added, the trace's own bytes untouched (fast, exact)."""
+def _with_verdict(raw: bytes, verdict: dict, scores: dict | None = None) -> bytes:
+    """The trace line with ``verdict`` (and learnability ``scores``) added, the trace's own bytes untouched."""
     body = raw.rstrip()
     tail = json.dumps(verdict, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    if b'"verdict"' in body:  # re-filtering a filtered file: replace the old verdict properly
+    if b'"verdict"' in body or scores is not None:  # re-filtering a filtered file: replace the old verdict properly
         record = json.loads(body)
         record["verdict"] = verdict
+        if scores is not None:
+            record["learnability"] = scores
         return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
     return body[:-1] + b',"verdict":' + tail + b"}\n"

@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from distill.finetune.data import Encoded
+from distill.examples import Encoded
 from distill.progress import show_table
 
 # problem word -> (is it an error, what it means for the user)

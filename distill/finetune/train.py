@@ -34,7 +34,7 @@ from distill.finetune.checkpoint import (
     save_checkpoint,
 )
 from distill.finetune.config import FinetuneConfig
-from distill.finetune.data import (
+from distill.examples import (
     Encoded,
     collate,
     encode_samples,
@@ -177,7 +177,7 @@ def _build_model(student_path: Path, cfg: FinetuneConfig, base_bf16: bool, autoc
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from distill.finetune.packing import use_packed_attention
+    from distill.packing import use_packed_attention
 
     dtype = torch.bfloat16 if base_bf16 else torch.float32
     model = AutoModelForCausalLM.from_pretrained(student_path, dtype=dtype)

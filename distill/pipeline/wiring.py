@@ -114,9 +114,10 @@ def _filter(cfg: PipelineConfig, here: RunLayout) -> Step:
     eval_problems = _local(cfg.eval.problems)
     decontam = cfg.filter.decontam.problems or ([str(eval_problems)] if eval_problems else [])
     flt = _wired(cfg.filter, traces=str(here.traces), out=str(here.kept), rejected=None, stats=None,
-                 decontam=dataclasses.replace(cfg.filter.decontam, problems=decontam))
+                 decontam=dataclasses.replace(cfg.filter.decontam, problems=decontam), learnability=_learnability(cfg))
+    student = {"student": _local(flt.learnability.student)} if flt.learnability.enabled else {}
     return Step("filter", "filter", flt, here.root, [here.kept, here.filter.rejected, here.filter.stats],
-                inputs={"traces": here.traces})
+                inputs={"traces": here.traces, **student})
 
 
 def _round_finetune(cfg: PipelineConfig, run: RunLayout, number: int) -> Step:
@@ -208,6 +209,16 @@ def write_union(run: RunLayout, number: int) -> Path:
         if kept.exists():
             lines += [json.dumps({**rec, "round": r}, ensure_ascii=False) + "\n" for _, rec in read_jsonl(kept)]
     return _write_if_changed(run.round(number).train_union, "".join(lines))
+
+
+def _learnability(cfg: PipelineConfig) -> Any:
+    """Filter's learnability section scoring for the run's student, rendered as finetune will train it."""
+    learn, ft = cfg.filter.learnability, cfg.finetune
+    if not learn.enabled:
+        return copy.deepcopy(learn)
+    return dataclasses.replace(learn, student=learn.student or ft.student, chat_template=ft.chat_template,
+                               system_prompt=ft.system_prompt, reasoning_format=ft.reasoning_format,
+                               max_length=ft.max_length, overlong=ft.overlong)
 
 
 def materialize_sources(cfg: PipelineConfig, run_dir: Path) -> PipelineConfig:

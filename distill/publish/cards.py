@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 from huggingface_hub import DatasetCardData, EvalResult, EvalResultEntry, ModelCardData, eval_result_entries_to_yaml
 
+from distill.learnability.store import card_lines
 from distill.metrics import Metrics, family_table, metric_rows, metrics_from_json
 from distill.publish.provenance import public_name
 
@@ -380,8 +381,9 @@ def dataset_card(facts: dict, repo_id: str, license: str, rows: int, columns: li
              "Respect the terms of whatever wrote the records; whether their answers are right is not recorded.")
     body += ["## Schema", "", "One row per kept trace (problem id, sample index):" if is_traces else
              "One row per record, as in the source file:", "",
-             _table([(c, _COLUMN_HELP.get(c, "")) for c in columns], ("column", "meaning")), "",
-             "## Load", "", "```python", "from datasets import load_dataset", "",
+             _table([(c, _COLUMN_HELP.get(c, "")) for c in columns], ("column", "meaning")), ""]
+    body += card_lines(facts.get("kept") or []) if is_traces else []
+    body += ["## Load", "", "```python", "from datasets import load_dataset", "",
              f"ds = load_dataset({repo_id!r}, split=\"train\")",
              "print(ds[0][\"question\"], ds[0][\"reasoning\"], ds[0][\"content\"])" if is_traces else
              "print(ds[0][\"messages\"])", "```", "",
@@ -402,4 +404,5 @@ _COLUMN_HELP = {
     "prompt": "the user message the model saw", "response": "everything the model produced",
     "extracted": "the final answer the verifier read", "correct": "verifier verdict", "reason": "why (verifier)",
     "sound": "correct and every checkable step true", "completion_tokens": "tokens generated",
+    "learnability": "student-side scores (RSR, local naturalness, mean surprisal) and the student they are for",
 }

@@ -1,4 +1,4 @@
-"""Training data for finetune: read kept traces or chat-messages records, render, batch.
+"""Training examples: kept traces or chat records read, rendered as the student is trained, and batched.
 
 Usage:
     samples, dropped = read_samples("kept.jsonl")
@@ -56,9 +56,7 @@ def read_samples(path: str | Path, system_prompt: str | None = None,
     total = 0
     for line, rec in read_jsonl(path):
         total += 1
-        sample, reason = _to_sample(rec, line, path, system_prompt)
-        if sample is not None and require_reasoning and not sample.reasoning and "</think>" not in sample.content:
-            sample, reason = None, "no_reasoning"
+        sample, reason = sample_of(rec, line, path, system_prompt, require_reasoning)
         if sample is None:
             dropped[reason] += 1
             first_bad.setdefault(reason, line)
@@ -72,6 +70,15 @@ def read_samples(path: str | Path, system_prompt: str | None = None,
         raise InputError(f"no usable record; {dict(dropped)} ({hint.get(reason, reason)})",
                          path=path, line=line, field="reasoning" if reason == "no_reasoning" else None)
     return samples, dropped
+
+
+def sample_of(rec: dict, line: int, path: str | Path, system_prompt: str | None = None,
+              require_reasoning: bool = True) -> tuple[Sample | None, str]:
+    """One record as :func:`read_samples` reads it: the sample, or None and why it is dropped."""
+    sample, reason = _to_sample(rec, line, path, system_prompt)
+    if sample is not None and require_reasoning and not sample.reasoning and "</think>" not in sample.content:
+        return None, "no_reasoning"
+    return sample, reason
 
 
 def _to_sample(rec: dict, line: int, path: str | Path, system_prompt: str | None) -> tuple[Sample | None, str]:

@@ -1,7 +1,7 @@
 """Padding-free packed attention on any device: causal attention per packed example, no mask.
 
 Usage:
-    from distill.finetune.packing import PACKED, use_packed_attention
+    from distill.packing import PACKED, use_packed_attention
     use_packed_attention(model)                     # registers and switches the attention function
     model(input_ids=row, position_ids=pos, cu_seq_lens_q=cu, use_cache=False)
 
