@@ -206,7 +206,7 @@ def test_dataset_card_names_the_student_the_scores_are_for():
 
     rows = [{"id": "p", "sample": 0, "learnability": {"for": "k" * 16, "student": "smollm2",
                                                       "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "rsr": 2.0}}]
-    facts = {"teacher": {}, "usage": {}, "stats": {}}
+    facts = {"teacher": {}, "usage": {}, "stats": {}, "data": {"kind": "traces"}}
     card = dataset_card({**facts, "kept": rows}, "me/traces", "mit", 1, ["id", "sample", "learnability"], [])
     assert "computed for the student HuggingFaceTB/SmolLM2-135M-Instruct (scoring key kkkk" in card
     assert "## Learnability scores" not in dataset_card({**facts, "kept": [{"id": "p"}]}, "me/t", "mit", 1, ["id"], [])
