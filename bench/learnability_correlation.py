@@ -28,8 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 SYSTEM = "Reason step by step, then give the answer in \\boxed{}."
 FILLER = "Let me make sure I am following the question carefully before I go on."
 MIX = "mix=arithmetic:3,decimal_compare:2,letter_count:1"
@@ -43,7 +41,7 @@ TEACHERS = {
 
 def _student(name: str, tmp: Path) -> str:
     if name == "tiny":
-        from tiny_student import make_tiny_student
+        from tiny_model import make_tiny_student  # bench/tiny_model.py: this script's folder is on sys.path
 
         return str(make_tiny_student(tmp / "tiny", hidden_size=64, layers=2))
     return name
