@@ -47,6 +47,8 @@ VERBS: dict[str, Verb] = {
                 default_recipe="distill.pipeline.config:default_recipe"),
     "teacher serve": Verb("distill.teacher.server_config:ServeConfig", "distill.teacher.server:serve",
                           "serve the built-in offline teacher on 127.0.0.1 (OpenAI-compatible)"),
+    "teacher score": Verb("distill.teacher.score:ScoreConfig", "distill.teacher.score:run",
+                          "check a teacher scores the student's tokens (vLLM/SGLang logprobs, same tokenizer)"),
 }
 
 
