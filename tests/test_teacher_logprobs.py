@@ -171,10 +171,10 @@ def test_cli_teacher_serve_a_model_then_score_it(student):
         assert line.startswith("serving http://127.0.0.1:"), proc.stderr.read() if not line else line
         url = line.split()[1]
         ok = cli("teacher", "score", f"base_url={url}", f"student={student[0]}", "top_k=8")
-        refused = cli("teacher", "score", f"base_url={url}", f"student={student[0]}", "top_k=9")
+        with LogprobTeacher(url, top_k=9) as teacher, pytest.raises(TeacherLogprobError, match="--max-logprobs 9"):
+            teacher.score([[5, 6, 7]], [1])
     finally:
         proc.terminate()
         proc.wait(30)
     assert ok.returncode == 0, ok.stderr
     assert "teacher ok: same tokenizer" in ok.stdout and "0 placeholders masked, top-k 8..8 of 8" in ok.stdout
-    assert refused.returncode == 3 and "--max-logprobs 9" in refused.stderr
