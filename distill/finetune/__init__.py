@@ -30,6 +30,10 @@ def run(cfg: FinetuneConfig, **edges) -> Path:
     if Path(cfg.out).expanduser().resolve().is_relative_to(cache):  # where aliases and .gguf students are kept
         raise InputError(f"is inside distill's student cache ({cache}); the adapter would write over a student",
                          path=cfg.out, field="out")
+    if cfg.method == "on_policy":  # the student samples, a teacher scores (distill.onpolicy)
+        from distill.onpolicy.train import run as _run_on_policy
+
+        return _run_on_policy(cfg)
     from distill.finetune.train import run as _run
 
     return _run(cfg, **edges)

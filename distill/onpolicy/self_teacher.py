@@ -4,6 +4,7 @@ Usage:
     from distill.onpolicy.self_teacher import self_teacher_scores, privileged_message
     scores = self_teacher_scores(model, tokenizer, problems, solutions, attempts)
     scores.teacher_logp, scores.student_logp, scores.mask        # [B, T], aligned token by token
+    scores = score_attempts(model, plain_ids, privileged_ids, attempts, pad_id)   # prompts already encoded
     out = sampled_reverse_kl(scores.student_logp, scores.teacher_logp, scores.mask)
 
 On-policy self-distillation (SDFT, OPSD): the same weights read the problem twice, once plain
@@ -46,16 +47,27 @@ def self_teacher_scores(model: Any, tokenizer: Any, problems: list[str], solutio
                         attempts: list[list[int]], system_prompt: str | None = None,
                         template: str = PRIVILEGED) -> SelfScores:
     """Score each attempt (token ids of the student's answer) under the privileged and the plain prompt."""
-    import torch
-
     if not len(problems) == len(solutions) == len(attempts):
         raise ValueError("one solution and one attempt per problem")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     plain = [encode_prompt(tokenizer, p, system_prompt) for p in problems]
     rich = [encode_prompt(tokenizer, privileged_message(p, s, template), system_prompt)
             for p, s in zip(problems, solutions)]
-    with torch.no_grad():
-        teacher_logits, ids, mask = completion_logits(model, rich, attempts, pad)
-    student_logits, _, _ = completion_logits(model, plain, attempts, pad)
+    return score_attempts(model, plain, rich, attempts, pad)
+
+
+def score_attempts(model: Any, plain: list[list[int]], rich: list[list[int]], attempts: list[list[int]],
+                   pad_id: int) -> SelfScores:
+    """The attempts scored after the privileged prompts (no gradient, no dropout) and after the plain ones."""
+    import torch
+
+    training = model.training
+    model.eval()  # the teacher is the policy itself, not a dropout-perturbed copy
+    try:
+        with torch.no_grad():
+            teacher_logits, ids, mask = completion_logits(model, rich, attempts, pad_id)
+    finally:
+        model.train(training)
+    student_logits, _, _ = completion_logits(model, plain, attempts, pad_id)
     return SelfScores(token_logprobs(teacher_logits, ids), token_logprobs(student_logits, ids), mask,
                       teacher_logits, student_logits, ids)
