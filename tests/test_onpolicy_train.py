@@ -106,3 +106,39 @@ def test_on_policy_options_it_cannot_honour_are_refused(tiny, tmp_path):
         config(tiny, tmp_path / "a", "onpolicy.teacher=endpoint")
     with pytest.raises(ConfigError, match="resume is not supported with method=on_policy"):
         config(tiny, tmp_path / "a", "resume=true")
+
+
+def probe_kl(model, teacher, tokenizer) -> float:
+    """Full-vocabulary reverse KL on fixed text the run never trains on."""
+    from distill.onpolicy.forward import completion_logits
+
+    prompts = [tokenizer("Compute 1 + 2.")["input_ids"], tokenizer("Compute 3 + 4 + 5.")["input_ids"]]
+    texts = [tokenizer(" The answer is 3 step by step")["input_ids"], tokenizer(" First 3 + 4 = 7 then 12")["input_ids"]]
+    with torch.no_grad():
+        s, _, mask = completion_logits(model, prompts, texts, 0)
+        t, _, _ = completion_logits(teacher, prompts, texts, 0)
+    s, t = torch.log_softmax(s, -1), torch.log_softmax(t, -1)
+    return float((s.exp() * (s - t)).sum(-1)[mask].mean())
+
+
+@pytest.mark.parametrize("loss", ["sampled", "topk"])
+def test_on_policy_distillation_pulls_the_student_toward_the_teacher(tiny, tmp_path, loss):
+    """The teacher is the student plus a rank-1 change per MLP that LoRA can learn: the KL must fall."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from distill.student import load_student
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny["student"])
+    teacher = AutoModelForCausalLM.from_pretrained(tiny["student"]).eval()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for layer in teacher.model.layers:
+            w = layer.mlp.down_proj.weight
+            w.add_(torch.randn(w.shape[0], 1, generator=gen) @ torch.randn(1, w.shape[1], generator=gen) * 3.0)
+    before = probe_kl(AutoModelForCausalLM.from_pretrained(tiny["student"]).eval(), teacher, tokenizer)
+    with ModelTeacherServer(ModelScorer(teacher, tokenizer, max_logprobs=-1)) as srv:
+        out = run(config(tiny, tmp_path / "adapter", "onpolicy.teacher=endpoint", f"onpolicy.base_url={srv.base_url}",
+                         f"onpolicy.loss={loss}", "onpolicy.top_k=64", "max_steps=16", "batch_size=4",
+                         "onpolicy.max_new_tokens=16", "warmup_ratio=0"))
+    after = probe_kl(load_student(tiny["student"], adapter=out)[0], teacher, tokenizer)
+    assert after < 0.6 * before, (before, after)
