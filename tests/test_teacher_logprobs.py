@@ -74,6 +74,7 @@ def test_vllm_capped_k_is_refused_in_one_line_naming_max_logprobs(student, lm):
             assert len(teacher.score([sequence(8, 300)], [1])[0].top[0]) == 20
     message = str(err.value)
     assert "\n" not in message and "top_k=32" in message and "--max-logprobs 32" in message
+    assert "allows at most 20 logprobs" in message
 
 
 def test_prefix_cached_positions_are_refused_not_zeroed(student, lm):

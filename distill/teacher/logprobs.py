@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -170,9 +171,10 @@ class LogprobTeacher:
 
     def _refusal(self, status: int, message: str) -> str:
         if self.server == "vllm" and "max allowed" in message and "logprobs" in message:
-            return (f"{self._where()} refused top_k={self.top_k}: vLLM caps logprobs at "
-                    f"{VLLM_DEFAULT_MAX_LOGPROBS} unless started with --max-logprobs {self.top_k} (or -1); "
-                    f"lower top_k or restart the server (it said: {message})")
+            allowed = re.search(r"max allowed:\s*(-?\d+)", message)
+            cap = allowed.group(1) if allowed else f"{VLLM_DEFAULT_MAX_LOGPROBS} (vLLM's default)"
+            return (f"{self._where()} refused top_k={self.top_k}: it allows at most {cap} logprobs; lower top_k "
+                    f"or restart vLLM with --max-logprobs {self.top_k} (or -1) (it said: {message})")
         return f"{self._where()} refused the scoring request (HTTP {status}): {message}"
 
     def _model_name(self) -> str:
