@@ -10,7 +10,8 @@ Usage:
 A stand-in language model whose answers a test can compute by hand (a bigram table), served in
 vLLM's ``/v1/completions`` + ``prompt_logprobs`` shape or SGLang's ``/generate`` shape: capped k
 (vLLM's 400 above ``max_logprobs``), prefix-cached positions with no logprobs (``cached``),
-placeholder values at chosen positions, a server failing every request, another tokenizer.
+placeholder values at chosen positions, a server failing every request, another tokenizer, a
+vLLM too old to return ``prompt_token_ids`` (``token_ids=False``).
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ class ScoringServer:
 
     def __init__(self, dialect: str, lm: BigramLM, tokenizer: Any, max_logprobs: int = 20, cached: int = 0,
                  placeholders: dict[int, float] | None = None, fail: bool = False,
-                 tokenize: Callable[[str], list[int]] | None = None) -> None:
+                 tokenize: Callable[[str], list[int]] | None = None, token_ids: bool = True) -> None:
         self.dialect, self.lm, self.max_logprobs, self.cached = dialect, lm, max_logprobs, cached
-        self.placeholders, self.fail = placeholders or {}, fail
+        self.placeholders, self.fail, self.token_ids = placeholders or {}, fail, token_ids
         self.tokenize = tokenize or (lambda text: list(tokenizer(text)["input_ids"]))
         self.requests = 0
         self.bodies: list[dict] = []
@@ -102,7 +103,7 @@ class ScoringServer:
                                          "decoded_token": "x"})
             rows.append(row)
         choice = {"index": 0, "text": "!", "logprobs": None, "finish_reason": "length", "prompt_logprobs": rows}
-        if body.get("return_token_ids"):
+        if body.get("return_token_ids") and self.token_ids:  # token_ids=False: a vLLM older than the field
             choice["prompt_token_ids"] = ids
         return 200, {"id": "cmpl-1", "object": "text_completion", "model": "bigram", "choices": [choice]}
 

@@ -114,6 +114,18 @@ def test_a_teacher_with_another_tokenizer_is_refused_before_any_step(dialect, st
     assert "\n" not in message and "tokenizer differs" in message and "first difference at token 0" in message
 
 
+def test_an_older_vllm_without_prompt_token_ids_is_still_checked(student, lm):
+    tokenizer = student[2]
+    with ScoringServer("vllm", lm, tokenizer, token_ids=False) as srv, teacher_for(srv) as teacher:
+        ids = teacher.tokenize("Compute 12 + 7 * 3.")
+        check_same_tokenizer(teacher, tokenizer)
+    assert ids[0] == -1 and ids[1:] == tokenizer("Compute 12 + 7 * 3.")["input_ids"][1:]
+    shifted = lambda text: [(t + 1) % len(tokenizer) for t in tokenizer(text)["input_ids"]]  # noqa: E731: other ids
+    with ScoringServer("vllm", lm, tokenizer, token_ids=False, tokenize=shifted) as srv, teacher_for(srv) as teacher:
+        with pytest.raises(TeacherLogprobError, match="first difference at token 1"):
+            check_same_tokenizer(teacher, tokenizer)
+
+
 def test_a_teacher_failing_every_request_gives_up_after_max_attempts(student, lm):
     with ScoringServer("sglang", lm, student[2], fail=True) as srv, teacher_for(srv, max_attempts=3) as teacher:
         with pytest.raises(TeacherLogprobError) as err:

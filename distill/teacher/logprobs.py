@@ -118,13 +118,14 @@ class LogprobTeacher:
     def tokenize(self, text: str) -> list[int]:
         """The token ids the teacher turns ``text`` into (read back from a scoring request)."""
         if self.server == "vllm":
-            body = {"prompt": text, "max_tokens": 1, "prompt_logprobs": 0, "return_token_ids": True}
+            body = {"prompt": text, "max_tokens": 1, "prompt_logprobs": 1, "return_token_ids": True}
             choice = self._choice(self._post("/completions", body))
             if isinstance(choice.get("prompt_token_ids"), list):
                 return [int(t) for t in choice["prompt_token_ids"]]
-            # Older vLLM: with k=0 each position lists only its own token; the first has none.
+            # Older vLLM has no return_token_ids: each position lists the top-1 and its own token,
+            # which is the one ranked lowest; the first position has none (-1: not compared).
             rows = choice.get("prompt_logprobs") or []
-            return [-1] + [int(next(iter(row))) if isinstance(row, dict) and row else -1 for row in rows[1:]]
+            return [-1] + [_own_token(row) for row in rows[1:]]
         body = {"text": text, "return_logprob": True, "logprob_start_len": 0, "top_logprobs_num": 0,
                 "sampling_params": {"max_new_tokens": 0, "temperature": 0}}
         meta = _meta(self._post("/generate", body))
@@ -134,7 +135,8 @@ class LogprobTeacher:
 
     def _score_one(self, ids: list[int], start: int) -> TeacherScores:
         if self.server == "vllm":
-            body = {"prompt": list(ids), "max_tokens": 1, "temperature": 0, "prompt_logprobs": self.top_k}
+            # k >= 1: some vLLM versions test prompt_logprobs for truth and return nothing for 0
+            body = {"prompt": list(ids), "max_tokens": 1, "temperature": 0, "prompt_logprobs": max(1, self.top_k)}
             return parse_vllm(self._choice(self._post("/completions", body)), ids, start, self.top_k)
         body = {"input_ids": list(ids), "return_logprob": True, "logprob_start_len": start - 1,
                 "top_logprobs_num": self.top_k, "sampling_params": {"max_new_tokens": 0, "temperature": 0}}
@@ -254,6 +256,16 @@ def _collect(positions: list, ids: list[int], start: int, k: int, missing_hint: 
         tops.append(dict(sorted(real.items(), key=lambda kv: -kv[1])[:k]) if k > 0 else {})
         valid.append(ok)
     return TeacherScores(logprobs, tops, valid)
+
+
+def _own_token(row: Any) -> int:
+    if not isinstance(row, dict) or not row:
+        return -1
+    ranked = [(v.get("rank") if isinstance(v, dict) else None, int(t)) for t, v in row.items()]
+    if len(ranked) == 1:
+        return ranked[0][1]
+    known = [(r, t) for r, t in ranked if isinstance(r, int)]
+    return max(known)[1] if len(known) == len(ranked) else -1
 
 
 def _meta(payload: Any) -> dict:
