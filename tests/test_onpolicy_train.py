@@ -106,6 +106,8 @@ def test_on_policy_options_it_cannot_honour_are_refused(tiny, tmp_path):
         config(tiny, tmp_path / "a", "onpolicy.teacher=endpoint")
     with pytest.raises(ConfigError, match="resume is not supported with method=on_policy"):
         config(tiny, tmp_path / "a", "resume=true")
+    with pytest.raises(ConfigError, match="eval_problems is not supported with method=on_policy"):
+        config(tiny, tmp_path / "a", "eval_problems=offline:dev?n=4")
 
 
 def probe_kl(model, teacher, tokenizer) -> float:

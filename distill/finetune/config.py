@@ -127,7 +127,7 @@ class FinetuneConfig:
         if self.onpolicy.teacher == "endpoint" and not self.onpolicy.base_url:
             raise ConfigError("onpolicy.base_url is required with onpolicy.teacher=endpoint (a vLLM or SGLang server)")
         unsupported = {"resume": self.resume, "save_steps": self.save_steps, "eval_fraction": self.eval_fraction,
-                       "merge": self.merge, "init_adapter": self.init_adapter}
+                       "merge": self.merge, "init_adapter": self.init_adapter, "eval_problems": self.eval_problems}
         for key, value in unsupported.items():
             if value:
                 raise ConfigError(f"{key} is not supported with method=on_policy yet (leave it at its default)")
