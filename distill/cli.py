@@ -34,6 +34,8 @@ from distill.publish.config import PublishConfig
 from distill.redact import install as install_redaction
 from distill.redact import redact
 from distill.teacher import server as teacher_server
+from distill.teacher.score import ScoreConfig
+from distill.teacher.score import run as teacher_score
 from distill.teacher.server_config import ServeConfig
 
 
@@ -62,6 +64,8 @@ VERBS: dict[str, Verb] = {
                           "rank teachers' traces by how learnable they are for a student, before training"),
     "teacher serve": Verb(ServeConfig, teacher_server.serve,
                           "serve the built-in offline teacher on 127.0.0.1 (OpenAI-compatible)"),
+    "teacher score": Verb(ScoreConfig, teacher_score,
+                          "check a teacher scores the student's tokens (vLLM/SGLang logprobs, same tokenizer)"),
 }
 
 

@@ -34,6 +34,10 @@ def run(cfg: FinetuneConfig) -> Path:
         from distill.finetune.init_adapter import check_init_adapter
 
         check_init_adapter(cfg)
+    if cfg.method == "on_policy":  # the student samples, a teacher scores (distill.finetune.onpolicy)
+        from distill.finetune.onpolicy import run as _run_on_policy
+
+        return _run_on_policy(cfg)
     from distill.finetune.train import run as _run
 
     return _run(cfg)

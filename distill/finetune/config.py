@@ -28,10 +28,36 @@ class LoraConfig:
 
 
 @dataclass
+class OnPolicyConfig:
+    """On-policy distillation (method=on_policy): the student samples answers, a teacher scores its tokens."""
+
+    teacher: Literal["self", "endpoint"] = option(
+        "self", "self: the student, shown the verified trace, scores its own attempt (no server); endpoint: a"
+                " vLLM/SGLang teacher sharing the student's tokenizer")
+    base_url: str | None = option(None, "endpoint teacher: vLLM's /v1 URL or SGLang's root")
+    server: Literal["vllm", "sglang"] = option("vllm", "endpoint teacher: vllm (prompt_logprobs) | sglang (/generate)")
+    model: str | None = option(None, "endpoint teacher: model name the server knows (null: the first it lists)")
+    api_key_env: str | None = option(None, "endpoint teacher: NAME of the variable holding its API key, if any")
+    loss: Literal["sampled", "topk"] = option(
+        "sampled", "sampled: advantage = teacher - student logprob of each sampled token (Tinker recipe);"
+                   " topk: exact KL on the teacher's top-k, renormalised")
+    top_k: int = option(20, "teacher top-k per position for loss=topk (vLLM allows 20 unless --max-logprobs)")
+    privileged: Literal["trace", "answer"] = option(
+        "trace", "self teacher: what it is shown, the verified reasoning and answer or the answer alone")
+    max_new_tokens: int = option(256, "longest student attempt in tokens")
+    temperature: float = option(1.0, "sampling temperature of the attempts (1: they are the policy's own samples)")
+    timeout: float = option(300.0, "endpoint teacher: seconds to wait for one scoring answer")
+
+
+@dataclass
 class FinetuneConfig:
     """LoRA-fine-tune a small student to reason (in its chat template) before it answers."""
 
     data: str | None = option(None, "kept traces (JSONL from distill filter) or a chat-messages JSONL")
+    method: Literal["sft", "on_policy"] = option(
+        "sft", "sft: learn the kept traces; on_policy: sample answers to their problems and move toward a teacher's"
+               " logprobs of them (onpolicy.*)")
+    onpolicy: OnPolicyConfig = section(OnPolicyConfig, "on-policy distillation settings (method=on_policy)")
     student: str = option("smollm2", "Hub model id, local folder, .gguf file, or the alias smollm2")
     out: str = option("adapter", "output folder: adapter, tokenizer, config, distill.json, loss log")
     system_prompt: str | None = option(None, "system message put before every user turn (eval uses it too)")
@@ -84,7 +110,10 @@ class FinetuneConfig:
             "epochs": "> 0", "max_steps": ">= 1", "batch_size": ">= 1", "grad_accum": ">= 1", "max_length": ">= 8",
             "save_steps": ">= 0", "save_total_limit": ">= 1", "eval_fraction": "[0, 1)", "eval_steps": ">= 0",
             "eval_limit": ">= 1", "eval_max_new_tokens": ">= 1", "eval_batch_size": ">= 1",
-            "log_steps": ">= 1"})
+            "log_steps": ">= 1", "onpolicy.top_k": ">= 1", "onpolicy.max_new_tokens": ">= 1",
+            "onpolicy.temperature": "> 0", "onpolicy.timeout": "> 0"})
+        if self.method == "on_policy":
+            self._validate_on_policy()
         if not self.lora.target_modules:
             raise ConfigError("lora.target_modules must name at least one module (or all-linear)")
         try:
@@ -93,3 +122,12 @@ class FinetuneConfig:
             raise ConfigError(f"reasoning_format: only {{reasoning}} and {{content}} may be used ({exc!r})") from None
         if "{content}" not in self.reasoning_format:
             raise ConfigError("reasoning_format must contain {content} (the answer the student learns to give)")
+
+    def _validate_on_policy(self) -> None:
+        if self.onpolicy.teacher == "endpoint" and not self.onpolicy.base_url:
+            raise ConfigError("onpolicy.base_url is required with onpolicy.teacher=endpoint (a vLLM or SGLang server)")
+        unsupported = {"resume": self.resume, "save_steps": self.save_steps, "eval_fraction": self.eval_fraction,
+                       "merge": self.merge, "init_adapter": self.init_adapter, "eval_problems": self.eval_problems}
+        for key, value in unsupported.items():
+            if value:
+                raise ConfigError(f"{key} is not supported with method=on_policy yet (leave it at its default)")

@@ -331,6 +331,10 @@ class TeacherServer:
 
 def serve(cfg: ServeConfig) -> None:
     """Run the offline teacher in the foreground; prints ``serving <base_url>`` once listening."""
+    if cfg.teacher_model:  # a real model scoring text (distill.teacher.model_server)
+        from distill.teacher.model_server import serve_model
+
+        return serve_model(cfg)
     server = TeacherServer(
         dialect=cfg.dialect, latency=cfg.latency, model=cfg.model, host=cfg.host, port=cfg.port,
         mistake_rate=cfg.mistake_rate, seed=cfg.seed, keepalive=cfg.keepalive, style=cfg.style)

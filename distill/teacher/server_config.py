@@ -3,6 +3,7 @@
 Usage:
     distill teacher serve port=8765 dialect=deepseek mistake_rate=0.15
     distill teacher serve port=0 latency=1.0 keepalive=0.5
+    distill teacher serve teacher_model=smollm2 adapter=runs/x/adapter max_logprobs=64
 """
 
 from __future__ import annotations
@@ -34,5 +35,13 @@ class ServeConfig:
         None, "while a response waits, send keep-alives every N seconds (SSE comments; blank lines"
               " before a non-streamed body, as DeepSeek does)")
 
+    teacher_model: str | None = option(
+        None, "serve this local model instead (folder, alias smollm2, Hub id) to score text for on-policy"
+              " distillation: vLLM's /v1/completions with prompt_logprobs")
+    adapter: str | None = option(None, "with teacher_model: a LoRA adapter folder applied on top")
+    max_logprobs: int = option(20, "with teacher_model: largest prompt_logprobs k accepted, as vLLM's"
+                                   " --max-logprobs (-1: the whole vocabulary)")
+
     def __post_init__(self) -> None:
-        check_bounds(self, {"port": "[0, 65535]", "mistake_rate": "[0, 1]", "latency": ">= 0", "keepalive": "> 0"})
+        check_bounds(self, {"port": "[0, 65535]", "mistake_rate": "[0, 1]", "latency": ">= 0", "keepalive": "> 0",
+                            "max_logprobs": ">= -1"})

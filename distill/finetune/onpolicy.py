@@ -1,0 +1,194 @@
+"""`distill finetune method=on_policy`: the student answers the problems, a teacher scores every token.
+
+Usage:
+    from distill.finetune.onpolicy import run
+    adapter_dir = run(load_config(FinetuneConfig, None, ["data=kept.jsonl", "method=on_policy"]))
+    distill finetune data=kept.jsonl method=on_policy onpolicy.teacher=endpoint onpolicy.base_url=http://127.0.0.1:8000/v1
+
+Each step: ``batch_size x grad_accum`` problems from the kept traces are answered by the current
+student (sampled, batched decoding of ``distill.decode.regroup``); the teacher scores the
+answer's tokens, either a vLLM/SGLang endpoint sharing the student's tokenizer (checked on a
+probe before the first step) or the student itself shown the verified trace (the self teacher);
+the student steps on the per-token reverse KL of ``distill.onpolicy.loss``. Placeholder
+positions are masked and counted in loss.jsonl. One process; no resume yet. The adapter folder is
+written as ``distill finetune`` writes it, so eval and publish read it unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from distill.errors import ConfigError
+from distill.finetune.config import FinetuneConfig
+from distill.examples import Sample, read_samples
+from distill.finetune.train import _adamw, _build_model, _cosine, _load_tokenizer, _write_outputs
+from distill.layout import AdapterFiles
+from distill.onpolicy.forward import completion_logits, token_logprobs
+from distill.onpolicy.loss import LossOutput, sampled_reverse_kl, topk_reverse_kl
+from distill.onpolicy.self_teacher import privileged_message, score_attempts
+from distill.progress import progress_bar
+from distill.records import JsonlAppender
+from distill.render import stop_token_ids
+from distill.student import resolve_student
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: FinetuneConfig) -> Path:
+    """Sample, score, step for every step; write the adapter folder and return it."""
+    from distill.decode.regroup import generate_regrouped
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("method=on_policy runs in one process (no accelerate launch / torchrun yet)")
+    started, out = time.time(), Path(cfg.out)
+    torch.manual_seed(cfg.seed)
+    student_path = resolve_student(cfg.student)
+    tokenizer, gen_cfg = _load_tokenizer(student_path, cfg)
+    samples, dropped = read_samples(cfg.data, cfg.system_prompt, require_reasoning=cfg.onpolicy.privileged == "trace")
+    teacher = _open_teacher(cfg, tokenizer)  # an endpoint with another vocabulary is refused here, before step 1
+    model = _build_model(student_path, dataclasses.replace(cfg, packing=False), base_bf16=False)
+    optimizer = _adamw(model, cfg)
+    per_step = cfg.batch_size * cfg.grad_accum
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * len(samples) / per_step))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(total, cfg))
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = AdapterFiles(out).loss_log
+    log_path.unlink(missing_ok=True)
+    eos, pad = sorted(stop_token_ids(tokenizer, gen_cfg)), tokenizer.pad_token_id
+    sums = {"placeholders": 0, "tokens": 0}
+    bar = progress_bar(total, "on-policy", "step", cfg.progress)
+    try:
+        with JsonlAppender(log_path) as appender:
+            for step in range(total):
+                row = {"step": step + 1}
+                model.zero_grad(set_to_none=True)
+                for k, batch in enumerate(_micro_batches(samples, step, cfg)):
+                    prompts = [_encode(tokenizer, s.prompt_messages) for s in batch]
+                    model.eval()
+                    with torch.no_grad():
+                        attempts = generate_regrouped(model, prompts, eos, pad, cfg.onpolicy.max_new_tokens,
+                                                      temperature=cfg.onpolicy.temperature,
+                                                      seed=cfg.seed * 100003 + step * 101 + k)
+                    model.train()
+                    out_k, placeholders = _loss(model, tokenizer, teacher, batch, prompts, attempts, cfg, pad)
+                    (out_k.loss / cfg.grad_accum).backward()
+                    _add(row, out_k, placeholders, attempts, cfg.grad_accum)
+                if cfg.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                row["lr"] = scheduler.get_last_lr()[0]
+                sums["placeholders"] += row["placeholders"]
+                sums["tokens"] += row["tokens"]
+                appender.write(row)
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.4f}", kl=f"{row['reverse_kl']:.4f}")
+    finally:
+        bar.close()
+        if hasattr(teacher, "close"):
+            teacher.close()
+    model.eval()
+    counts = {"records": len(samples) + sum(dropped.values()), "examples": len(samples), "dropped": dict(dropped)}
+    metrics = {"method": "on_policy", "steps": total, "final_loss": row["loss"], "final_reverse_kl": row["reverse_kl"],
+               "scored_tokens": sums["tokens"], "placeholders_masked": sums["placeholders"],
+               "wall_time_s": round(time.time() - started, 2)}
+    _write_outputs(model, tokenizer, gen_cfg, cfg, out, student_path, counts, metrics)
+    return out
+
+
+def _micro_batches(samples: list[Sample], step: int, cfg: FinetuneConfig) -> list[list[Sample]]:
+    """This step's problems: a seeded order per epoch, so a run repeats exactly."""
+    per_step = cfg.batch_size * cfg.grad_accum
+    picked = []
+    for n in range(step * per_step, (step + 1) * per_step):
+        epoch, i = divmod(n, len(samples))
+        order = list(range(len(samples)))
+        random.Random(cfg.seed * 7919 + epoch).shuffle(order)
+        picked.append(samples[order[i]])
+    return [picked[i:i + cfg.batch_size] for i in range(0, per_step, cfg.batch_size)]
+
+
+def _encode(tokenizer: Any, messages: list[dict]) -> list[int]:
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _open_teacher(cfg: FinetuneConfig, tokenizer: Any) -> Any:
+    if cfg.onpolicy.teacher == "self":
+        return None
+    from distill.teacher.logprobs import LogprobTeacher, check_same_tokenizer
+
+    o = cfg.onpolicy
+    key = os.environ.get(o.api_key_env) if o.api_key_env else None
+    teacher = LogprobTeacher(o.base_url, o.server, o.model, o.top_k if o.loss == "topk" else 0, api_key=key,
+                             timeout=o.timeout)
+    try:
+        check_same_tokenizer(teacher, tokenizer)
+    except BaseException:
+        teacher.close()
+        raise
+    return teacher
+
+
+def _loss(model: Any, tokenizer: Any, teacher: Any, batch: list[Sample], prompts: list[list[int]],
+          attempts: list[list[int]], cfg: FinetuneConfig, pad: int) -> tuple[LossOutput, int]:
+    """The micro-batch's loss and how many placeholder positions were masked out of it."""
+    o = cfg.onpolicy
+    if teacher is None:
+        rich = [_encode(tokenizer, _privileged(s, o.privileged)) for s in batch]
+        scores = score_attempts(model, prompts, rich, attempts, pad)
+        if o.loss == "sampled":
+            return sampled_reverse_kl(scores.student_logp, scores.teacher_logp, scores.mask), 0
+        top_logp, top_ids = torch.log_softmax(scores.teacher_logits.float(), -1).topk(o.top_k, dim=-1)
+        return topk_reverse_kl(scores.student_logits, top_ids, top_logp, scores.mask), 0
+    scored = teacher.score([p + a for p, a in zip(prompts, attempts)], [len(p) for p in prompts])
+    logits, ids, mask = completion_logits(model, prompts, attempts, pad)
+    valid = torch.zeros_like(mask)
+    teacher_logp = torch.zeros(mask.shape)
+    for b, s in enumerate(scored):
+        valid[b, :len(s.valid)] = torch.tensor(s.valid)
+        teacher_logp[b, :len(s.logprobs)] = torch.tensor(s.logprobs)
+    placeholders = sum(s.placeholders for s in scored)
+    if o.loss == "sampled":
+        return sampled_reverse_kl(token_logprobs(logits, ids), teacher_logp, mask & valid), placeholders
+    top_ids, top_logp, slots = _pad_top(scored, mask.shape, o.top_k)
+    return topk_reverse_kl(logits, top_ids, top_logp, mask & valid, slots), placeholders
+
+
+def _privileged(sample: Sample, what: str) -> list[dict]:
+    """The sample's prompt with the verified solution appended to its last user turn."""
+    solution = sample.content if what == "answer" or not sample.reasoning else f"{sample.reasoning}\n\n{sample.content}"
+    messages = [dict(m) for m in sample.prompt_messages]
+    last = max(i for i, m in enumerate(messages) if m.get("role") == "user")
+    messages[last]["content"] = privileged_message(str(messages[last]["content"]), solution)
+    return messages
+
+
+def _pad_top(scored: list, shape: tuple, k: int) -> tuple[Any, Any, Any]:
+    ids = torch.zeros(*shape, k, dtype=torch.long)
+    logp = torch.zeros(*shape, k)
+    slots = torch.zeros(*shape, k, dtype=torch.bool)
+    for b, s in enumerate(scored):
+        for t, top in enumerate(s.top):
+            n = min(k, len(top))
+            ids[b, t, :n] = torch.tensor(list(top)[:n])
+            logp[b, t, :n] = torch.tensor(list(top.values())[:n])
+            slots[b, t, :n] = True
+    return ids, logp, slots
+
+
+def _add(row: dict, out: LossOutput, placeholders: int, attempts: list[list[int]], parts: int) -> None:
+    row["loss"] = row.get("loss", 0.0) + out.loss.item() / parts
+    row["reverse_kl"] = row.get("reverse_kl", 0.0) + out.reverse_kl.item() / parts
+    row["tokens"] = row.get("tokens", 0) + int(out.tokens.item())
+    row["placeholders"] = row.get("placeholders", 0) + placeholders
+    row["attempt_tokens"] = row.get("attempt_tokens", 0) + sum(len(a) for a in attempts)
