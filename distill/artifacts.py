@@ -15,7 +15,7 @@ Usage:
     arms = AblationReport.read(layout.ablation.report).arms       # an ablation's arms
 
 Two kinds of record cross a stage boundary. Lines of JSONL files, one per (problem, sample),
-are typed as ``TypedDict`` (Problem, Trace, Verdict): they stay plain dicts on the hot paths
+are typed as ``TypedDict`` (Problem, Trace, KeptVerdict): they stay plain dicts on the hot paths
 (the filter rewrites millions of them byte for byte). Whole-file JSON records (AdapterRecord,
 FilterStats, EvalReport, LoopSummary, AblationReport) are dataclasses read and written only here. Every record carries
 ``schema``; a file of another version is refused with an error naming it and what to do.
@@ -62,8 +62,8 @@ class Problem(TypedDict, total=False):
     options: list[str]
 
 
-class Verdict(TypedDict, total=False):
-    """The verifier's (and optionally the judge's) decision on one trace, added by filter."""
+class KeptVerdict(TypedDict, total=False):
+    """The ``verdict`` field filter adds to a trace: distill.verify's Verdict, plus who decided (rule or judge)."""
 
     correct: bool | None
     extracted: str | None
@@ -97,7 +97,7 @@ class Trace(Problem, total=False):
     created_at: str
     rationalized: bool  # asked with the answer as a hint; ``messages`` stay the unhinted prompt
     hint: str  # the hint text that was added (hint_template without the question)
-    verdict: Verdict  # written by filter into kept.jsonl / rejected.jsonl
+    verdict: KeptVerdict  # written by filter into kept.jsonl / rejected.jsonl
 
 
 def check_schema(record: dict, path: str | Path, line: int | None = None, expected: int = SCHEMA,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from distill.artifacts import SCHEMA
+from distill.artifacts import SCHEMA, Problem
 from distill.decode.backends import Answer, Job
 from distill.soundness import false_steps
 from distill.verify import check_record
@@ -40,7 +40,7 @@ def score(job: Job, answer: Answer, key: str, source: str) -> dict:
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
-def soundness(correct: bool | None, reasoning: str | None, content: str | None, problem: dict) -> dict:
+def soundness(correct: bool | None, reasoning: str | None, content: str | None, problem: Problem) -> dict:
     """``sound`` (correct and no false step in the model's own reasoning) and the false steps found."""
     text = "\n".join(t for t in (reasoning, content) if t)
     steps = false_steps(text, problem) if correct is not None else []

@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable
 from fractions import Fraction
 
+from distill.artifacts import Problem
 from distill.arithmetic import evaluate, false_claims
 
 __all__ = ["FAMILY_CHECKS", "register", "false_comparisons", "false_steps", "is_sound"]
@@ -62,7 +63,7 @@ def false_comparisons(text: str | None) -> list[str]:
     return found
 
 
-def false_steps(text: str | None, problem: dict | None = None, arithmetic: bool = True) -> list[str]:
+def false_steps(text: str | None, problem: Problem | None = None, arithmetic: bool = True) -> list[str]:
     """Every false step found in ``text``: arithmetic (unless ``arithmetic=False``: the filter's
     ``bad_step`` check has it), comparisons, then the family's own check."""
     text = text or ""
@@ -74,7 +75,7 @@ def false_steps(text: str | None, problem: dict | None = None, arithmetic: bool 
     return found
 
 
-def is_sound(correct: bool | None, text: str | None, problem: dict | None = None) -> bool | None:
+def is_sound(correct: bool | None, text: str | None, problem: Problem | None = None) -> bool | None:
     """Correct and no false step: True/False; None while correctness is undecided."""
     if correct is None:
         return None

@@ -25,7 +25,7 @@ from typing import Any
 
 from distill.config import check_bounds, option
 from distill.errors import ConfigError, InputError
-from distill.artifacts import KINDS
+from distill.artifacts import KINDS, Problem
 from distill.records import read_jsonl, stable_id
 
 FILE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
@@ -54,12 +54,12 @@ class SourceConfig:
             raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
 
 
-def load_problems(cfg: Any) -> list[dict]:
+def load_problems(cfg: Any) -> list[Problem]:
     """All problems of ``cfg.problems`` as validated Problem records."""
     return list(iter_problems(cfg))
 
 
-def iter_problems(cfg: Any) -> Iterator[dict]:
+def iter_problems(cfg: Any) -> Iterator[Problem]:
     """Validated Problem records one at a time (only the ids seen so far are held in memory)."""
     seen: dict[str, str] = {}
     limit = cfg.limit

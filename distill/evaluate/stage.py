@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-from distill.artifacts import AdapterRecord, EvalReport, PairKey, read_latest
+from distill.artifacts import AdapterRecord, EvalReport, PairKey, Problem, read_latest
 from distill.layout import EvalFiles
 from distill.config import save_resolved, to_dict
 from distill.errors import ConfigError, InputError, SamplesFailed
@@ -189,7 +189,7 @@ def eval_key(cfg: EvalConfig, adapter: str | None) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def evaluate(cfg: EvalConfig, problems: list[dict], backend, folder: Path, adapter: str | None,
+def evaluate(cfg: EvalConfig, problems: list[Problem], backend, folder: Path, adapter: str | None,
              compare_to: Path | None = None) -> EvalReport:
     """Generate what is missing in ``folder``, score it, write report.json; return the report."""
     folder.mkdir(parents=True, exist_ok=True)

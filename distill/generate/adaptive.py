@@ -24,7 +24,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from distill.artifacts import latest_per_pair, read_records
+from distill.artifacts import Trace, latest_per_pair, read_records
 from distill.errors import InputError
 from distill.layout import generate_summary_path
 from distill.generate.config import GenerateConfig
@@ -51,7 +51,7 @@ def policy_of(cfg: GenerateConfig) -> UntilCorrect:
                         rationalize=cfg.rationalize, rationalize_samples=cfg.rationalize_samples)
 
 
-def is_correct(trace: dict) -> bool | None:
+def is_correct(trace: Trace) -> bool | None:
     """The verdict's ``correct`` on a trace (:func:`distill.verify.check_record`, as the filter and eval)."""
     from distill.verify import check_record
 

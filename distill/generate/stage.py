@@ -37,7 +37,7 @@ from distill.generate.resume import TraceState, is_complete, scan_traces
 from distill.lock import exclusive_lock
 from distill.paths import check_outputs
 from distill.progress import progress_bar
-from distill.artifacts import SCHEMA
+from distill.artifacts import SCHEMA, Problem, Trace
 from distill.layout import generate_config_path
 from distill.records import JsonlAppender
 from distill.sources import iter_problems
@@ -52,7 +52,7 @@ TRACE_KEYS = ("schema", "id", "sample", "question", "answer", "kind", "prompt_te
               "cost_usd", "latency_s", "attempts", "error", "created_at")
 
 
-def build_messages(cfg: GenerateConfig, problem: dict) -> list[dict]:
+def build_messages(cfg: GenerateConfig, problem: Problem) -> list[dict]:
     """Exactly what is sent: optional system prompt, then the templated question."""
     messages = [{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []
     messages.append({"role": "user", "content": cfg.prompt_template.format(question=problem["question"])})
@@ -264,7 +264,7 @@ async def _worker(cfg: GenerateConfig, client: TeacherClient, queue: asyncio.Que
         stats.refresh_bar(bar)
 
 
-def worst_cost(cfg: GenerateConfig, prices: dict | None, problem: dict, seen: float = 0.0,
+def worst_cost(cfg: GenerateConfig, prices: dict | None, problem: Problem, seen: float = 0.0,
                messages: list[dict] | None = None) -> float:
     """The most one sample can cost: its prompt (estimated generously) plus every output token it may
     be sent, over each truncation retry; never below the dearest sample seen. What the cap counts."""
@@ -278,7 +278,7 @@ def worst_cost(cfg: GenerateConfig, prices: dict | None, problem: dict, seen: fl
     return max(seen, cost_usd({"prompt_tokens": prompt * sends, "completion_tokens": completion}, prices))
 
 
-def hint_messages(cfg: GenerateConfig, problem: dict) -> list[dict]:
+def hint_messages(cfg: GenerateConfig, problem: Problem) -> list[dict]:
     """What a rationalization request sends: the system prompt, then the question with the answer as a hint."""
     messages = [{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []
     messages.append({"role": "user", "content": cfg.hint_template.format(question=problem["question"],
@@ -286,7 +286,7 @@ def hint_messages(cfg: GenerateConfig, problem: dict) -> list[dict]:
     return messages
 
 
-def hint_text(cfg: GenerateConfig, problem: dict) -> str:
+def hint_text(cfg: GenerateConfig, problem: Problem) -> str:
     """The words a rationalization adds to the question (what the filter's hint_leak check looks for)."""
     return cfg.hint_template.format(question="", answer=problem["answer"]).strip()
 
@@ -312,8 +312,8 @@ async def _one_sample(cfg: GenerateConfig, client: TeacherClient, problem: dict,
     return sample_record(cfg, problem, sample, result, max_tokens, is_hinted)
 
 
-def sample_record(cfg: GenerateConfig, problem: dict, sample: int, result: Completion, max_tokens: int,
-                  is_hinted: bool = False) -> dict:
+def sample_record(cfg: GenerateConfig, problem: Problem, sample: int, result: Completion, max_tokens: int,
+                  is_hinted: bool = False) -> Trace:
     """The record of a sample's final answer (online, or one line of a batch's results): a truncated
     answer dropped under ``on_truncated=drop``, a rationalization marked with its hint."""
     if result.ok and result.truncated and cfg.on_truncated == "drop":
@@ -324,8 +324,8 @@ def sample_record(cfg: GenerateConfig, problem: dict, sample: int, result: Compl
     return record
 
 
-def trace_record(cfg: GenerateConfig, problem: dict, sample: int, messages: list[dict], c: Completion,
-                 max_tokens: int) -> dict:
+def trace_record(cfg: GenerateConfig, problem: Problem, sample: int, messages: list[dict], c: Completion,
+                 max_tokens: int) -> Trace:
     """A :class:`distill.artifacts.Trace`: the problem, what was sent (and the template it was built
     from, so finetune can record how its student is prompted), what came back, and what it cost."""
     record = {

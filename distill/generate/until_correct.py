@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from distill.artifacts import Trace
 from distill.minhash import jaccard, sketch
 
 __all__ = ["UntilCorrect", "CorrectTally", "ProblemTally"]
@@ -65,7 +66,7 @@ class CorrectTally:
     def _get(self, problem_id: str) -> ProblemTally:
         return self.problems.setdefault(problem_id, ProblemTally())
 
-    def seen(self, trace: dict, *, was_in_flight: bool = False) -> bool | None:
+    def seen(self, trace: Trace, *, was_in_flight: bool = False) -> bool | None:
         """Count a finished trace (resumed or new); return whether it counted as a new distinct correct one."""
         tally = self._get(str(trace["id"]))
         if was_in_flight:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from distill.artifacts import Problem
 from distill.arithmetic import evaluate
 from distill.offline.families import ARITH_Q, DECIMAL_Q, LETTER_Q
 
@@ -51,7 +52,7 @@ def spelled_runs(text: str) -> list[list[tuple[str, int | None]]]:
     return runs
 
 
-def check_letters(text: str, problem: dict) -> list[str]:
+def check_letters(text: str, problem: Problem) -> list[str]:
     """The spelling is the word's letters in order; marks number exactly the asked letter; totals match."""
     m = LETTER_Q.search(str(problem.get("question") or ""))
     if not m:
@@ -94,7 +95,7 @@ _VERDICT = re.compile(rf"(?<![\d.])({_NUM}) is (?:the )?(greater|larger|bigger|s
 _VERBAL = re.compile(rf"(?<![\d.])({_NUM}) is (?:greater|larger|bigger|more|smaller|less) than ({_NUM})", re.I)
 
 
-def check_decimals(text: str, problem: dict) -> list[str]:
+def check_decimals(text: str, problem: Problem) -> list[str]:
     """Padded numbers equal the originals; compared numbers are the question's; each place
     comparison reads the right digits and is true; the stated greater (smaller) one is."""
     m = DECIMAL_Q.search(str(problem.get("question") or ""))

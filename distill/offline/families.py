@@ -35,6 +35,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Literal, get_args
 
+from distill.artifacts import Problem
 from distill.records import stable_id
 
 FAMILIES = ("letter_count", "decimal_compare", "arithmetic")
@@ -307,7 +308,7 @@ _SOLVERS: tuple[tuple[re.Pattern, Callable], ...] = (
     (LETTER_Q, _solve_letters), (DECIMAL_Q, _solve_decimals), (ARITH_Q, _solve_arith))
 
 
-def make_problems(family: str, n: int, seed: int, split: str = "train") -> list[dict]:
+def make_problems(family: str, n: int, seed: int, split: str = "train") -> list[Problem]:
     """``n`` distinct Problem records of one family, reproducible by ``seed``, all from ``split``."""
     if family not in _MAKERS:
         raise ValueError(f"unknown family {family!r} (expected one of {', '.join(FAMILIES)})")

@@ -13,6 +13,7 @@ set, a larger set and a differently weighted mix share the problems they have in
 
 from __future__ import annotations
 
+from distill.artifacts import Problem
 from distill.offline.families import FAMILIES, SPLITS, make_problems
 
 DEFAULT_TRAIN = 300  # the bundled training set (datasets/offline-train.jsonl), 100 per family
@@ -41,23 +42,23 @@ def _apportion(n: int, weights: tuple[int, ...]) -> list[int]:
     return per
 
 
-def default_train_problems(n: int = DEFAULT_TRAIN, seed: int = 0) -> list[dict]:
+def default_train_problems(n: int = DEFAULT_TRAIN, seed: int = 0) -> list[Problem]:
     """The bundled training set (datasets/offline-train.jsonl): the first 100 problems of each
     family, which the offline default's weighted 1,200 contain; eval's chance rates are taken on it."""
     return make_mixed(n, seed, "train")
 
 
-def default_eval_problems(n: int = DEFAULT_EVAL, seed: int = 0) -> list[dict]:
+def default_eval_problems(n: int = DEFAULT_EVAL, seed: int = 0) -> list[Problem]:
     """The offline default's fixed held-out set (the same as datasets/offline-eval.jsonl)."""
     return make_mixed(n, seed, "eval")
 
 
-def default_dev_problems(n: int = DEFAULT_DEV, seed: int = 0) -> list[dict]:
+def default_dev_problems(n: int = DEFAULT_DEV, seed: int = 0) -> list[Problem]:
     """The dev set every setting is chosen on (the same as datasets/offline-dev.jsonl)."""
     return make_mixed(n, seed, "dev")
 
 
-def from_spec(spec: str) -> list[dict] | None:
+def from_spec(spec: str) -> list[Problem] | None:
     """Problems for ``offline:<split>[:<family>][?n=N&seed=S]``; None when ``spec`` is not ``offline:``.
 
     ``offline:train``, ``offline:dev`` and ``offline:eval`` are the offline default's sets (the same
