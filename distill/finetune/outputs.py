@@ -78,7 +78,15 @@ def adapter_record(cfg: Any, student_path: Path, chat_template: str | None, coun
         prompt_template=trained_prompt_template(cfg.data), system_prompt=cfg.system_prompt,
         reasoning_format=cfg.reasoning_format, chat_template=chat_template,
         data={"path": str(cfg.data), "sha256": file_sha256(cfg.data), **counts},
-        hyperparameters=to_dict(cfg), versions=library_versions(), metrics=metrics)
+        hyperparameters=_used_settings(cfg), versions=library_versions(), metrics=metrics)
+
+
+def _used_settings(cfg: Any) -> dict:
+    """The config as trained with; the on-policy section only when that method ran (cards list every setting)."""
+    settings = to_dict(cfg)
+    if settings.get("method", "sft") != "on_policy":
+        settings.pop("onpolicy", None)
+    return settings
 
 
 def plot_loss(log: Path, png: Path) -> Path | None:

@@ -27,7 +27,7 @@ import yaml
 from huggingface_hub import DatasetCardData, EvalResult, EvalResultEntry, ModelCardData, eval_result_entries_to_yaml
 
 from distill.learnability.store import card_lines
-from distill.metrics import Metrics, family_table, metric_rows, metrics_from_json
+from distill.metrics import Metrics, accuracy_specs, family_table, metric_rows, metrics_from_json
 from distill.publish.provenance import public_name
 
 TAGS = ["distill", "reasoning", "distillation", "lora", "peft"]
@@ -160,9 +160,10 @@ def _eval_results(facts: dict, model_name: str) -> list[EvalResult]:
                           metric_value=round(100 * r.after.value, 2), **common)
                for r in metric_rows(metrics, sections=("accuracy",))]
     compare = report.get("compare") or {}
-    if compare.get("before") is not None:
-        results.append(EvalResult(metric_type="pass@1", metric_name="pass@1 (base model, same problems)",
-                                  metric_value=round(100 * compare["before"], 2), **common))
+    for key, side in [("pass@1", compare)] + [(spec.key, compare.get(spec.key) or {}) for _, spec in accuracy_specs()[1:]]:
+        if side.get("before") is not None:
+            results.append(EvalResult(metric_type=key, metric_name=f"{key} (base model, same problems)",
+                                      metric_value=round(100 * side["before"], 2), **common))
     return results
 
 
@@ -223,10 +224,13 @@ def _eval_section(facts: dict) -> list[str]:
     c = report.get("compare")
     if c and c.get("difference") is not None:
         ci = c["interval"]
-        lines += [_table([("pass@1", _pct(c["before"]), _pct(c["after"]),
-                           f"{100 * c['difference']:+.1f} pts [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}]")],
+        compared = [("pass@1", c)] + [(spec.key, c[spec.key]) for _, spec in accuracy_specs()[1:]
+                                      if isinstance(c.get(spec.key), dict) and c[spec.key].get("difference") is not None]
+        lines += [_table([(key, _pct(d["before"]), _pct(d["after"]),
+                           f"{100 * d['difference']:+.1f} pts [{100 * d['interval']['low']:+.1f}, "
+                           f"{100 * d['interval']['high']:+.1f}]") for key, d in compared],
                          ("metric", "base", "base + adapter",
-                          f"difference ({int(100 * ci['confidence'])}% {ci['method']} CI)")), ""]
+                          f"paired difference ({int(100 * ci['confidence'])}% {ci['method']} CI)")), ""]
     before = (c or {}).get("by_family_before")
     header, families = family_table(m, metrics_from_json({"by_family": before}) if before else None)
     if families:
