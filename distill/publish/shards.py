@@ -130,7 +130,8 @@ def _schema(src: Path, superseded: dict[int, int]):
     rows = 0
     for block in _blocks(src, superseded):
         rows += len(block)
-        trimmed = [{k: v for k, v in rec.items() if k not in DROPPED} for rec in block]
-        found = pa.Table.from_pylist(trimmed).schema
+        # Every key of every row (Table.from_pylist would read the first row's keys only).
+        columns = [c for c in dict.fromkeys(k for rec in block for k in rec) if c not in DROPPED]
+        found = pa.Table.from_pydict({c: [rec.get(c) for rec in block] for c in columns}).schema
         schema = found if schema is None else pa.unify_schemas([schema, found], promote_options="permissive")
     return schema, rows

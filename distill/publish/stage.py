@@ -29,7 +29,8 @@ from distill.publish.cards import dataset_card, model_card
 from distill.publish.config import PublishConfig
 from distill.publish.provenance import gather
 from distill.publish.secrets import scan_folder
-from distill.publish.shards import MAX_SHARD_BYTES, write_shards
+from distill.publish import shards
+from distill.publish.shards import write_shards
 from distill.redact import redact
 
 
@@ -143,11 +144,11 @@ def stage_merged(cfg: PublishConfig, facts: dict, folder: Path) -> Path:
     return folder
 
 
-def stage_dataset(cfg: PublishConfig, facts: dict, folder: Path, max_shard_bytes: int = MAX_SHARD_BYTES) -> Path:
+def stage_dataset(cfg: PublishConfig, facts: dict, folder: Path, max_shard_bytes: int | None = None) -> Path:
     """data/train-0000i-of-0000N.parquet (streamed from the file by distill.publish.shards) + README.md."""
     _fresh(folder)
     try:
-        summary = write_shards(Path(cfg.dataset), folder / "data", max_shard_bytes)
+        summary = write_shards(Path(cfg.dataset), folder / "data", max_shard_bytes or shards.MAX_SHARD_BYTES)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # nothing half-built is left to upload
         raise
