@@ -23,27 +23,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
-import os
 import shutil
 import time
-from collections import deque
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from distill import __version__
-from distill.artifacts import pair_key
 from distill.layout import FilterFiles
 from distill.config import save_resolved, to_dict
-from distill.errors import InputError
 from distill.filter import measure as measure_mod
 from distill.code_key import closure_digest
 from distill.filter.config import FilterConfig
 from distill.filter.decontam import EvalIndex, build_index
 from distill.filter.dedup import Candidate, select
 from distill.filter.judge import ask_judge, is_audited, judge_key
-from distill.filter.measure import init_worker, measure_chunk
+from distill.filter.scan import measure_all
 from distill.filter.store import ResultCache, RunStore
 from distill.paths import check_outputs
 from distill.progress import progress_bar
@@ -62,7 +56,7 @@ def run(cfg: FilterConfig, judge_client: Any = None) -> Path:
     cache = ResultCache(paths.cache / f"{key}.sqlite" if cfg.cache else None)
     try:
         with RunStore.create(paths.cache) as store:
-            _measure_all(cfg, index, cache, store)
+            measure_all(cfg, index, cache, store)
             unique, superseded = store.mark_winners()
             counts = store.counts()
             judged = _run_judge(cfg, paths, store, judge_client)
@@ -120,101 +114,6 @@ def measure_key(cfg: FilterConfig, index: EvalIndex | None) -> str:
             "eval": index.digest if index else None, "code": closure_digest(measure_mod.__name__),
             "distill": __version__}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
-# ---------------------------------------------------------------- measuring
-
-
-class _Scan:
-    """Reads the traces file in blocks: records every line in the store, passes on the cached
-    results, and yields the rest in chunks for the workers (one block in memory at a time)."""
-
-    BLOCK = 2000  # lines per cache look-up
-
-    def __init__(self, path: Path, store: RunStore, cache: ResultCache, chunksize: int) -> None:
-        self.path, self.store, self.cache, self.chunksize = path, store, cache, chunksize
-        self.torn_line: int | None = None
-        self.hash_of: dict[int, str] = {}  # lines sent to the workers and not yet back
-
-    def chunks(self) -> Iterator[list[tuple[int, bytes]]]:
-        try:
-            handle = self.path.open("rb")
-        except OSError as exc:
-            raise InputError(f"cannot read traces ({exc.strerror})", path=self.path) from None
-        block: list[tuple[int, int, str, bytes]] = []
-        with handle:
-            offset, line_no = 0, 0
-            for raw in handle:
-                line_no += 1
-                start, offset = offset, offset + len(raw)
-                if not raw.strip():
-                    continue
-                if not raw.endswith(b"\n"):
-                    self.torn_line = line_no
-                block.append((line_no, start, hashlib.blake2b(raw.rstrip(b"\r\n"), digest_size=12).hexdigest(), raw))
-                if len(block) >= self.BLOCK:
-                    yield from self._block(block)
-                    block = []
-        yield from self._block(block)
-
-    def _block(self, block: list[tuple[int, int, str, bytes]]) -> Iterator[list[tuple[int, bytes]]]:
-        self.store.add_lines([(n, off, h) for n, off, h, _ in block])
-        cached = self.cache.get_many(list({h for _, _, h, _ in block}))
-        self.store.add_results(((n, h, cached[h]) for n, _, h, _ in block if h in cached), fresh=False)
-        todo = [(n, raw) for n, _, h, raw in block if h not in cached]
-        self.hash_of.update((n, h) for n, _, h, _ in block if h not in cached)
-        for start in range(0, len(todo), self.chunksize):
-            yield todo[start:start + self.chunksize]
-
-
-def _measure_all(cfg: FilterConfig, index: EvalIndex | None, cache: ResultCache, store: RunStore) -> None:
-    """Every line's result into the store (cached or computed on all cores); raises on the first bad line."""
-    path = Path(cfg.traces)
-    if not path.is_file():
-        raise InputError("traces file not found", path=path)
-    scan = _Scan(path, store, cache, cfg.chunksize)
-    first_bad: tuple | None = None
-    bad = 0
-    workers = cfg.workers or os.cpu_count() or 1
-    with progress_bar(total=None, desc="filter", unit="trace", enabled=cfg.progress) as bar:
-        for batch in _map(scan.chunks(), cfg, index, workers, max(1, path.stat().st_size)):
-            done = []
-            for item in batch:
-                if item[0] == "ok":
-                    pair_key(item[2], None, item[1])  # a negative sample stops here, naming its line
-                    done.append(item)
-                elif item[1] != scan.torn_line:  # a torn last line is a writer still writing
-                    bad += 1
-                    first_bad = item if first_bad is None or item[1] < first_bad[1] else first_bad
-            hashes = {item[1]: scan.hash_of.pop(item[1]) for item in batch}
-            store.add_results(((n, hashes[n], r) for _, n, r in done), fresh=True)
-            cache.put_many((hashes[n], r) for _, n, r in done)
-            bar.update(len(batch))
-    if first_bad:
-        _, line_no, message, field = first_bad
-        more = f" (and {bad - 1} more bad lines)" if bad > 1 else ""
-        raise InputError(message + more, path=path, line=line_no, field=field)
-
-
-def _map(chunks: Iterator, cfg: FilterConfig, index: EvalIndex | None, workers: int, size: int) -> Iterator:
-    # Small inputs are not worth starting processes for (~50 ms each with fork).
-    if workers <= 1 or size < 256 * 1024:
-        init_worker(cfg, index)
-        yield from map(measure_chunk, chunks)
-        return
-    measure_mod.import_verifier()  # forked workers inherit the imported verifier and sympy
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(method)
-    with ctx.Pool(workers, initializer=init_worker, initargs=(cfg, index)) as pool:
-        # Pool.imap would read the whole file into its task queue ahead of the workers; a bounded
-        # window of chunks in flight keeps memory flat and the output in file order.
-        pending: deque = deque()
-        for chunk in chunks:
-            pending.append(pool.apply_async(measure_chunk, (chunk,)))
-            if len(pending) >= workers * 4:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
 
 
 def _read_trace(path: Path, store: RunStore, line_no: int) -> dict:
