@@ -121,3 +121,16 @@ def test_an_interrupted_upload_resumes_without_resending_shards(tmp_path):
         third = _publish(hub, tmp_path, src)  # nothing changed: no bytes, no new commit
         assert third.returncode == 0, third.stderr
         assert not [p for m, p in hub.requests if m == "PUT" or p.endswith("/commit/main")]
+
+
+def test_a_secret_deep_in_a_shard_is_found_a_batch_at_a_time(tmp_path):
+    from distill.publish.secrets import scan_folder
+
+    records = _records(3000)
+    records[2500]["reasoning"] = "then api_key = 'sk-" + "a1B2" * 10 + "' works"
+    src = _write(tmp_path / "kept.jsonl", records)
+    summary = write_shards(src, tmp_path / "stage" / "data")
+    expected = 1 + next(i for i, row in enumerate(_one_file_rows(src)) if "sk-a1B2" in row["reasoning"])
+    with pytest.raises(InputError, match=f"parquet row {expected}\\)") as err:
+        scan_folder(tmp_path / "stage")
+    assert "sk-a1B2" not in str(err.value) and len(summary.files) == 1
