@@ -4,6 +4,7 @@ as the traces file grows."""
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -74,3 +75,17 @@ def test_filter_memory_does_not_grow_with_the_file(tmp_path):
     small, large = _peak_kb(tmp_path / "small", 5000), _peak_kb(tmp_path / "large", 20000)
     # The in-memory filter grew ~5 KB a trace: 75 MB more here. Streaming holds a block and a problem.
     assert large - small < 15 * 1024, (small, large)
+
+
+def test_a_killed_run_leaves_no_scratch_file_behind_for_long(tmp_path):
+    write_traces(tmp_path / "traces.jsonl", [trace("p1", 0)])
+    cache = tmp_path / "out" / "filter-cache"
+    cache.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = cache / f".run-{dead.stdout.strip()}-abc.sqlite"
+    stale.write_bytes(b"x" * 1000)
+    mine = cache / f".run-{os.getpid()}-abc.sqlite"  # a live run's file is left alone
+    mine.write_bytes(b"x")
+    run_filter(tmp_path)
+    assert not stale.exists() and mine.exists()
+    assert sorted(p.name for p in cache.iterdir() if p.name.startswith(".run-")) == [mine.name]

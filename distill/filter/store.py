@@ -65,8 +65,13 @@ class RunStore:
 
     @classmethod
     def create(cls, folder: Path) -> RunStore:
+        """A new store in ``folder``, after removing those a killed run left behind (its pid is gone)."""
         folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".run-", suffix=".sqlite", dir=folder)
+        for old in folder.glob(".run-*.sqlite"):
+            pid = old.name.split("-")[1]
+            if pid.isdigit() and not _alive(int(pid)):
+                old.unlink(missing_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".run-{os.getpid()}-", suffix=".sqlite", dir=folder)
         os.close(fd)
         return cls(Path(name))
 
@@ -127,6 +132,16 @@ class RunStore:
     def decisions(self) -> Iterator[tuple[int, dict]]:
         for line, text in self.db.execute("SELECT line, v FROM dec ORDER BY line"):
             yield line, json.loads(text)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 class ResultCache:
