@@ -140,12 +140,12 @@ def summarize(folder: Path) -> dict:
     return {"files": digest, "stats": stats}
 
 
-def run_case(tmp: Path, case: str, out: str | None = None) -> dict:
+def run_case(tmp: Path, case: str, out: str | None = None, workers: int = 1) -> dict:
     from filter_helpers import run_filter
 
     out = out or f"{case}/kept.jsonl"
     edges = {"judge_client": FakeJudge()} if case == "judge" else {}
-    run_filter(tmp, [*overrides(case, tmp), "workers=1"], out=out, **edges)
+    run_filter(tmp, [*overrides(case, tmp), f"workers={workers}", "chunksize=50"], out=out, **edges)
     return summarize((tmp / out).parent)
 
 

@@ -31,6 +31,12 @@ def test_outputs_match_the_in_memory_filter(inputs, case):
         assert run_case(inputs, case) == expected
 
 
+def test_two_workers_match_the_pinned_outputs(inputs):
+    assert (inputs / "traces.jsonl").stat().st_size > 256 * 1024  # large enough for a process pool
+    expected = json.loads(FIXTURE.read_text())["shortest"]
+    assert run_case(inputs, "shortest", out="two/kept.jsonl", workers=2) == expected
+
+
 def test_a_damaged_cache_only_costs_time(tmp_path):
     write_traces(tmp_path / "traces.jsonl", [trace("p1", 0), trace("p2", 0)])
     run_filter(tmp_path)

@@ -68,6 +68,8 @@ def run(cfg: FilterConfig, judge_client: Any = None) -> Path:
             shutil.rmtree(new_folder, ignore_errors=True)
         raise
     cache.close()
+    if not cfg.cache and not any(paths.cache.iterdir()):
+        paths.cache.rmdir()  # cache=false leaves no cache folder
     elapsed = time.perf_counter() - started
     from distill.filter import report
 
