@@ -134,3 +134,12 @@ def test_a_secret_deep_in_a_shard_is_found_a_batch_at_a_time(tmp_path):
     with pytest.raises(InputError, match=f"parquet row {expected}\\)") as err:
         scan_folder(tmp_path / "stage")
     assert "sk-a1B2" not in str(err.value) and len(summary.files) == 1
+
+
+def test_no_shard_is_empty(tmp_path):
+    src = _write(tmp_path / "kept.jsonl", _records(9, seed=1)[:9])
+    summary = write_shards(src, tmp_path / "data", max_shard_bytes=src.stat().st_size // 4 + 1)
+    import pyarrow.parquet as pq
+
+    sizes = [pq.ParquetFile(p).metadata.num_rows for p in summary.files]
+    assert sum(sizes) == summary.rows and min(sizes) > 0, sizes

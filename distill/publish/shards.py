@@ -54,6 +54,7 @@ def write_shards(src: Path, folder: Path, max_shard_bytes: int = MAX_SHARD_BYTES
     columns = list(features)
     shards = max(1, math.ceil(src.stat().st_size / max_shard_bytes))  # the JSON's size: an upper bound
     per_shard = math.ceil(rows / shards)
+    shards = math.ceil(rows / per_shard)  # no empty last shard (9 rows over 4 shards: 3, 3, 3)
     folder.mkdir(parents=True, exist_ok=True)
     summary = ShardSummary(rows=rows, columns=columns)
     blocks = _blocks(src, superseded)
