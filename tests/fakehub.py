@@ -9,6 +9,7 @@ Usage:
         hub.requests             # [(method, path)] seen, in order
         hub.files("model", "me/adapter")   # {path: bytes} on main
         hub.fail = (401, "bad credentials: {authorization}")   # every request answers this
+        hub.fail_commits = 1                                  # the next commit answers 500
 
 Unknown routes answer 404 with a message naming the route, so drift in the client shows loudly.
 Run clients with HF_HUB_DISABLE_XET=1: binary files go through the legacy LFS batch + PUT.
@@ -50,6 +51,7 @@ class FakeHub:
         # (status, message) answered to every request; "{authorization}" echoes the request's header,
         # as a misbehaving proxy or Hub error page may (what publish must never print).
         self.fail: tuple[int, str] | None = None
+        self.fail_commits = 0  # this many commits answer 500 (an upload cut off before its commit)
         self.lock = threading.Lock()
         hub = self
 
@@ -197,8 +199,9 @@ class _Handler(BaseHTTPRequestHandler):
         for f in files:
             mode = "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular"
             entry = {"path": f["path"], "uploadMode": mode, "shouldIgnore": False}
-            if f["path"] in branch["files"]:
-                entry["oid"] = git_sha1(branch["files"][f["path"]])
+            if f["path"] in branch["files"]:  # the real Hub names an LFS file by the sha256 of its content
+                data = branch["files"][f["path"]]
+                entry["oid"] = hashlib.sha256(data).hexdigest() if f["path"] in branch["lfs"] else git_sha1(data)
             out.append(entry)
         self._json(200, {"files": out})
 
@@ -226,6 +229,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         repo = self._repo(t, repo_id)
         lines = [json.loads(x) for x in self._body().decode().splitlines() if x.strip()]
+        if self.fake.fail_commits > 0:
+            self.fake.fail_commits -= 1
+            return self._error(500, "Fault", "fake hub: the commit was cut off")
         with self.fake.lock:
             for line in lines:
                 key, value = line["key"], line["value"]

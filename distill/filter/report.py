@@ -1,7 +1,8 @@
 """The filter's report: stats.json (funnel, pass@k, per source, tokens, judge), tables and the funnel plot (distill.plots).
 
 Usage:
-    stats = build_stats(cfg, results, winners, decisions, judged, lines, superseded, measured, elapsed)
+    tally = Tally(); tally.add(line, result, decision); tally.end_problem()    # per trace, per problem
+    stats = build_stats(cfg, tally, judged, lines, superseded, measured, from_cache, elapsed)
     write(stats, Path("stats.json"), Path("filter_funnel.png"), show=True)
 
 The funnel lists each drop reason once, in check order, with how many traces it removed and
@@ -10,7 +11,7 @@ how many were left: a trace is counted under the first check it failed.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from distill.filter.measure import FLAG_ORDER
 from distill.progress import human_count, show_table
 from distill.records import write_json_atomic
 
-__all__ = ["build_stats", "write", "funnel_order"]
+__all__ = ["Tally", "build_stats", "write", "funnel_order"]
 
 _ANSWER_ORDER = ("no_answer", "empty", "truncated", "hedged", "negated", "wrong_answer", "unparseable_gold",
                  "undecided", "verifier_error")
@@ -36,80 +37,128 @@ def funnel_order(reasons: list[str]) -> list[str]:
     return [r for r in order if r in reasons]
 
 
-def build_stats(cfg: Any, results: dict, winners: dict, decisions: dict, judged: dict, lines: Any,
-                superseded: int, measured: int, elapsed: float) -> dict:
+class Tally:
+    """The report's counts, added one trace at a time and closed one problem at a time.
+
+    Holds no per-trace state, so a million traces cost what a thousand do: counters, one
+    problem's counts, sums for the pass@k means, and the ten earliest step examples.
+    """
+
+    def __init__(self) -> None:
+        self.unique = self.kept = self.tokens_kept = self.tokens_dropped = 0
+        self.dropped: Counter = Counter()
+        self.drop_tokens: Counter = Counter()
+        self.verifier: dict[str, list[int]] = {}   # reason -> [first line, count]
+        self.sources: dict[str, list[int]] = {}    # source -> [first line, traces, kept, correct]
+        self.examples: dict[str, list[tuple[int, list]]] = {"bad_step": [], "unsound_step": []}
+        self.problem = [0, 0, 0]                   # this problem's samples, correct, kept
+        self.problems = self.with_kept = self.all_wrong = self.max_n = 0
+        self.rates: list[float] = [0.0, 0]          # sum, count
+        self.dist: Counter = Counter()
+        self.pass_k = {k: [0.0, 0] for k in _KS}
+
+    def add(self, line: int, r: dict, v: dict) -> None:
+        """One winning trace: its measured result and its decision (``drop`` None when kept)."""
+        self.unique += 1
+        drop, correct = v["drop"], v["correct"]
+        if drop is None:
+            self.kept += 1
+            self.tokens_kept += r["tokens"]
+        else:
+            self.dropped[drop] += 1
+            self.drop_tokens[drop] += r["tokens"]
+            self.tokens_dropped += r["tokens"]
+        _first_count(self.verifier, r["verdict"]["reason"], line)
+        s = self.sources.setdefault(r["source"], [line, 0, 0, 0])
+        s[0], s[1], s[2], s[3] = min(s[0], line), s[1] + 1, s[2] + (drop is None), s[3] + (correct is True)
+        key = {"bad_step": "bad_steps", "unsound_step": "unsound_steps"}.get(drop)
+        if key:  # every such row holds a step: the first ten steps come from the ten earliest rows
+            rows = self.examples[drop]
+            rows.append((line, r.get(key) or []))
+            rows.sort(key=lambda row: row[0])
+            del rows[10:]
+        p = self.problem
+        if not (v["reason"] == "error" and bool(r["flags"])):
+            p[0] += 1
+            p[1] += correct is True
+        p[2] += drop is None
+
+    def end_problem(self) -> None:
+        n, c, k = self.problem
+        self.problem = [0, 0, 0]
+        self.problems += 1
+        self.with_kept += bool(k)
+        if not n:
+            return
+        self.max_n = max(self.max_n, n)
+        self.dist[f"{c}/{n}"] += 1
+        self.all_wrong += not c
+        self.rates[0] += c / n
+        self.rates[1] += 1
+        for key, acc in self.pass_k.items():
+            if n >= key:
+                acc[0] += pass_at_k(n, c, key)
+                acc[1] += 1
+
+
+_KS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def _first_count(table: dict[str, list[int]], key: str, line: int) -> None:
+    entry = table.setdefault(key, [line, 0])
+    entry[0], entry[1] = min(entry[0], line), entry[1] + 1
+
+
+def _in_first_order(table: dict[str, list]) -> list[tuple[str, list]]:
+    """Keys in the order their first trace appears in the file (the order stats.json always had)."""
+    return sorted(table.items(), key=lambda kv: kv[1][0])
+
+
+def build_stats(cfg: Any, tally: Tally, judged: dict, lines: int, superseded: int, measured: int,
+                from_cache: int, elapsed: float) -> dict:
     """Everything stats.json holds (plain data)."""
-    rows = []
-    for (pid, _sample), line_no in winners.items():
-        r, v = results[line_no], decisions[line_no]
-        rows.append({"id": pid, "source": r["source"], "drop": v["drop"], "correct": v["correct"],
-                     "tokens": r["tokens"], "error": v["reason"] == "error" and bool(r["flags"]),
-                     "bad_steps": r.get("bad_steps") or [], "unsound_steps": r.get("unsound_steps") or []})
-    kept = [row for row in rows if row["drop"] is None]
-    stats = {
-        "traces": {"lines": len(lines.number), "unique": len(rows), "superseded": superseded,
-                   "measured_now": measured, "from_cache": len(results) - measured},
-        "kept": len(kept), "rejected": len(rows) - len(kept),
-        "kept_share": round(len(kept) / len(rows), 4) if rows else 0.0,
-        "funnel": _funnel(rows),
-        "tokens": _tokens(rows),
-        "verifier": dict(Counter(results[n]["verdict"]["reason"] for n in winners.values())),
-        "problems": _problems(rows),
-        "per_source": _per_source(rows),
-        "judge": _judge(cfg, judged, results),
-        "bad_step": {"flagged": sum(1 for row in rows if row["drop"] == "bad_step"),
-                     "examples": [s for row in rows if row["drop"] == "bad_step" for s in row["bad_steps"]][:10]},
-        "unsound_step": {"flagged": sum(1 for row in rows if row["drop"] == "unsound_step"),
-                         "examples": [s for row in rows if row["drop"] == "unsound_step"
-                                      for s in row["unsound_steps"]][:10]},
-        "throughput": {"seconds": round(elapsed, 3), "traces_per_s": round(len(rows) / elapsed, 1) if elapsed else None,
+    t = tally
+    return {
+        "traces": {"lines": lines, "unique": t.unique, "superseded": superseded,
+                   "measured_now": measured, "from_cache": from_cache},
+        "kept": t.kept, "rejected": t.unique - t.kept,
+        "kept_share": round(t.kept / t.unique, 4) if t.unique else 0.0,
+        "funnel": _funnel(t),
+        "tokens": _tokens(t),
+        "verifier": {reason: count for reason, (_, count) in _in_first_order(t.verifier)},
+        "problems": _problems(t),
+        "per_source": _per_source(t),
+        "judge": _judge(cfg, judged),
+        **{drop: {"flagged": t.dropped[drop], "examples": [s for _, steps in t.examples[drop] for s in steps][:10]}
+           for drop in ("bad_step", "unsound_step")},
+        "throughput": {"seconds": round(elapsed, 3), "traces_per_s": round(t.unique / elapsed, 1) if elapsed else None,
                        "workers": cfg.workers or None},
     }
-    return stats
 
 
-def _funnel(rows: list[dict]) -> list[dict]:
-    dropped = Counter(row["drop"] for row in rows if row["drop"])
-    tokens = Counter()
-    for row in rows:
-        if row["drop"]:
-            tokens[row["drop"]] += row["tokens"]
-    left = len(rows)
+def _funnel(t: Tally) -> list[dict]:
+    left = t.unique
     steps = [{"step": "input", "dropped": 0, "left": left, "tokens_dropped": 0}]
-    for reason in funnel_order(list(dropped)):
-        left -= dropped[reason]
-        steps.append({"step": reason, "dropped": dropped[reason], "left": left, "tokens_dropped": tokens[reason]})
+    for reason in funnel_order(list(t.dropped)):
+        left -= t.dropped[reason]
+        steps.append({"step": reason, "dropped": t.dropped[reason], "left": left,
+                      "tokens_dropped": t.drop_tokens[reason]})
     return steps
 
 
-def _tokens(rows: list[dict]) -> dict:
-    kept = sum(row["tokens"] for row in rows if row["drop"] is None)
-    dropped = sum(row["tokens"] for row in rows if row["drop"] is not None)
-    share = round(kept / (kept + dropped), 4) if kept + dropped else 0.0
-    return {"kept": kept, "dropped": dropped, "kept_share": share}
+def _tokens(t: Tally) -> dict:
+    total = t.tokens_kept + t.tokens_dropped
+    return {"kept": t.tokens_kept, "dropped": t.tokens_dropped,
+            "kept_share": round(t.tokens_kept / total, 4) if total else 0.0}
 
 
-def _problems(rows: list[dict]) -> dict:
-    per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # samples, correct, kept
-    for row in rows:
-        p = per[row["id"]]
-        if not row["error"]:
-            p[0] += 1
-            p[1] += row["correct"] is True
-        p[2] += row["drop"] is None
-    dist = Counter(f"{c}/{n}" for n, c, _ in per.values() if n)
-    max_n = max((n for n, _, _ in per.values()), default=0)
-    ks = [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= max_n]
-    pass_k = {}
-    for k in ks:
-        scores = [pass_at_k(n, c, k) for n, c, _ in per.values() if n >= k]
-        pass_k[str(k)] = round(sum(scores) / len(scores), 4) if scores else None
-    rates = [c / n for n, c, _ in per.values() if n]
-    return {"count": len(per), "with_kept": sum(1 for *_, k in per.values() if k),
-            "without_kept": sum(1 for *_, k in per.values() if not k),
-            "pass_rate_mean": round(sum(rates) / len(rates), 4) if rates else None,
-            "all_wrong": sum(1 for n, c, _ in per.values() if n and not c),
-            "correct_per_problem": dict(sorted(dist.items(), key=lambda kv: _frac_key(kv[0]))),
+def _problems(t: Tally) -> dict:
+    ks = [k for k in _KS if k <= t.max_n]
+    pass_k = {str(k): round(t.pass_k[k][0] / t.pass_k[k][1], 4) if t.pass_k[k][1] else None for k in ks}
+    return {"count": t.problems, "with_kept": t.with_kept, "without_kept": t.problems - t.with_kept,
+            "pass_rate_mean": round(t.rates[0] / t.rates[1], 4) if t.rates[1] else None,
+            "all_wrong": t.all_wrong,
+            "correct_per_problem": dict(sorted(t.dist.items(), key=lambda kv: _frac_key(kv[0]))),
             "pass_at_k": pass_k}
 
 
@@ -118,24 +167,19 @@ def _frac_key(text: str) -> tuple[int, int]:
     return int(n), int(c)
 
 
-def _per_source(rows: list[dict]) -> dict:
-    out: dict[str, dict] = {}
-    for row in rows:
-        s = out.setdefault(row["source"], {"traces": 0, "kept": 0, "correct": 0})
-        s["traces"] += 1
-        s["kept"] += row["drop"] is None
-        s["correct"] += row["correct"] is True
-    for s in out.values():
-        s["kept_share"] = round(s["kept"] / s["traces"], 4)
-        s["correct_share"] = round(s["correct"] / s["traces"], 4)
+def _per_source(t: Tally) -> dict:
+    out = {}
+    for name, (_, traces, kept, correct) in _in_first_order(t.sources):
+        out[name] = {"traces": traces, "kept": kept, "correct": correct,
+                     "kept_share": round(kept / traces, 4), "correct_share": round(correct / traces, 4)}
     return out
 
 
-def _judge(cfg: Any, judged: dict, results: dict) -> dict:
+def _judge(cfg: Any, judged: dict) -> dict:
     if not cfg.judge.enabled:
         return {"enabled": False}
     undecided = [j for j in judged.values() if not j["audit"]]
-    audits = [(results[n]["verdict"]["correct"], j["judge"]["correct"]) for n, j in judged.items() if j["audit"]]
+    audits = [(j["rule"], j["judge"]["correct"]) for j in judged.values() if j["audit"]]
     both = [(rule, judge) for rule, judge in audits if judge is not None]
     agree = sum(1 for rule, judge in both if rule == judge)
     return {"enabled": True, "model": cfg.judge.model, "asked": len(judged),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from distill.errors import InputError
@@ -65,27 +66,41 @@ def scan_text(text: str) -> list[tuple[int, str]]:
     return hits
 
 
-def _file_text(path: Path) -> str:
+def _file_texts(path: Path) -> Iterator[tuple[int, str]]:
+    """(lines before it, text) of each part of the file: a Parquet shard is read a batch of rows at a time."""
     if path.suffix == _SAFETENSORS:  # only the JSON header can carry text (metadata)
         with path.open("rb") as handle:
             size = int.from_bytes(handle.read(8), "little")
-            return handle.read(min(size, 100 << 20)).decode("utf-8", "replace")
+            yield 0, handle.read(min(size, 100 << 20)).decode("utf-8", "replace")
+        return
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
-        return "\n".join(json.dumps(row, ensure_ascii=False, default=str) for row in table.to_pylist())
+        done = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1000):
+            rows = batch.to_pylist()
+            yield done, "\n".join(json.dumps(row, ensure_ascii=False, default=str) for row in rows)
+            done += len(rows)
+        return
     data = path.read_bytes()[:MAX_TEXT_BYTES]
-    return data.decode("utf-8", "replace")
+    yield 0, data.decode("utf-8", "replace")
+
+
+def _first_hit(path: Path) -> tuple[int, str] | None:
+    for before, text in _file_texts(path):
+        hits = scan_text(text)
+        if hits:
+            return before + hits[0][0], hits[0][1]
+    return None
 
 
 def scan_folder(folder: Path) -> int:
     """Scan every file under ``folder``; raise :class:`InputError` at the first secret. Returns files scanned."""
     count = 0
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
-        hits = scan_text(_file_text(path))
-        if hits:
-            line, kind = hits[0]
+        hit = _first_hit(path)
+        if hit:
+            line, kind = hit
             where = f" (parquet row {line})" if path.suffix == ".parquet" else ""
             raise InputError(f"refusing to upload: looks like a {kind}{where}; remove it and publish again",
                              path=path, line=None if where else line)

@@ -6,9 +6,12 @@ Usage:
 
 The upload is built in ``out/model`` and ``out/dataset`` first, so a dry run shows exactly the
 files that would go, and the secret scan reads exactly those bytes. Each repo gets one commit
-(``upload_folder``); the dataset is Parquet written by ``datasets`` in the layout ``push_to_hub``
-uses (``data/train-*.parquet`` + a README whose ``configs`` point at it), so ``load_dataset``
-reads it back. The token is whatever huggingface_hub finds (HF_TOKEN or ``hf auth login``).
+(``upload_folder``); the dataset is Parquet shards written by ``datasets``' writer in the layout
+``push_to_hub`` uses (``data/train-*.parquet`` + a README whose ``configs`` point at it), streamed
+from the file a block at a time, so ``load_dataset`` reads it back. A publish interrupted
+mid-upload is run again as it was: the shards come out byte for byte the same, the Hub already
+holds the LFS objects (and, with hf_xet, the chunks) that were sent, and ``upload_folder`` skips
+files whose hash it already has, so only what is missing is sent. The token is whatever huggingface_hub finds (HF_TOKEN or ``hf auth login``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from distill.publish.cards import (check_outputs_publishable, dataset_card, mode
 from distill.publish.config import PublishConfig
 from distill.publish.provenance import gather
 from distill.publish.secrets import scan_folder
+from distill.publish import shards
+from distill.publish.shards import write_shards
 from distill.redact import redact
 
 
@@ -144,27 +149,22 @@ def stage_merged(cfg: PublishConfig, facts: dict, folder: Path) -> Path:
     return folder
 
 
-def stage_dataset(cfg: PublishConfig, facts: dict, folder: Path) -> Path:
-    """data/train-00000-of-00001.parquet (written by ``datasets``) + README.md.
+def stage_dataset(cfg: PublishConfig, facts: dict, folder: Path, max_shard_bytes: int | None = None) -> Path:
+    """data/train-0000i-of-0000N.parquet (streamed from the file by distill.publish.shards) + README.md.
 
     Only when ``dataset=`` names the data: kept traces, or the plain chat records an adapter was
     trained on (published as given, and the card says that is all it knows of them).
     """
-    from datasets import Dataset
-
-    rows = facts["kept"]
-    if not rows:
-        raise InputError("no records to publish", path=cfg.dataset, field="dataset")
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    columns = [c for c in columns if c not in ("schema", "error")]
-    # One schema for every row: a field missing from some records becomes null, not a type clash.
-    table = [{c: row.get(c) for c in columns} for row in rows]
     _fresh(folder)
-    (folder / "data").mkdir()
-    Dataset.from_list(table).to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
+    try:
+        summary = write_shards(Path(cfg.dataset), folder / "data", max_shard_bytes or shards.MAX_SHARD_BYTES,
+                               is_traces=(facts.get("data") or {}).get("kind") != "chat")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing half-built is left to upload
+        raise
     license = cfg.dataset_license or cfg.license
-    (folder / "README.md").write_text(dataset_card(facts, cfg.dataset_repo_id, license, len(rows), columns, cfg.tags),
-                                      encoding="utf-8")
+    card = dataset_card(facts, cfg.dataset_repo_id, license, summary.rows, summary.columns, cfg.tags)
+    (folder / "README.md").write_text(card, encoding="utf-8")
     return folder
 
 
