@@ -141,3 +141,40 @@ def _path_back(graph: dict[str, set[str]], start: str) -> list[str] | None:
                 seen.add(nxt)
                 stack.append((nxt, [*chain, nxt]))
     return None
+
+
+def test_a_benchmark_eval_is_the_held_out_set_the_filter_decontaminates_against(tmp_path, monkeypatch):
+    """eval.benchmark with no problems file: its questions are written to the run folder and decontaminated."""
+    from distill.benchmarks import hub
+
+    problems = [{"id": "m1", "question": "What is the sum of the first ten primes?", "answer": "129", "kind": "math"}]
+    monkeypatch.setattr(hub, "load_benchmark", lambda protocol, limit=None, dates=None: (problems, {}))
+    run_dir = tmp_path / "run"
+    cfg = materialize_sources(load_pipeline(None, [*SMALL, "eval.benchmark=math500", "eval.problems=null"]), run_dir)
+    [held_out] = [Path(p) for p in cfg.filter.decontam.problems]
+    assert held_out.parent == RunLayout(run_dir).problems_dir
+    assert json.loads(held_out.read_text())["question"] == problems[0]["question"]
+    flt = {s.name: s for s in plan(cfg, run_dir)}["filter"]
+    assert flt.cfg.decontam.problems == [str(held_out)] and flt.inputs["decontam_0"] == held_out.resolve()
+
+
+def test_the_filter_runs_again_when_the_held_out_set_it_decontaminates_against_grows(tmp_path):
+    held_out = tmp_path / "eval.jsonl"
+    row = {"id": "e1", "question": "What is 6 * 7?", "answer": "42", "kind": "math"}
+    held_out.write_text(json.dumps(row) + "\n")
+    run_dir = tmp_path / "run"
+    before = step_key(_plan(run_dir, f"eval.problems={held_out}")["filter"])
+    held_out.write_text(held_out.read_text() + json.dumps({**row, "id": "e2", "question": "What is 5 * 9?"}) + "\n")
+    assert step_key(_plan(run_dir, f"eval.problems={held_out}")["filter"]) != before
+
+
+def test_publish_runs_again_when_the_guard_result_it_gates_on_changes(tmp_path):
+    run_dir = tmp_path / "run"
+    guard = RunLayout(run_dir).guard_after.report
+    guard.parent.mkdir(parents=True)
+    guard.write_text('{"schema": 1}')
+    options = ("guard_problems=offline:dev?n=3", "publish.repo_id=me/adapter",
+               "stages=[generate,filter,finetune,eval,publish]")
+    before = step_key(_plan(run_dir, *options)["publish"])
+    guard.write_text('{"schema": 1, "changed": true}')
+    assert step_key(_plan(run_dir, *options)["publish"]) != before

@@ -160,3 +160,14 @@ def test_choice_options_of_the_wrong_type_are_refused_naming_the_field():
     with pytest.raises(InputError) as bad:
         check_record(trace(kind="choice", answer="B", options="AB", content="B"))
     assert bad.value.field == "options"
+
+
+def test_a_truncated_flag_that_is_not_a_boolean_is_refused_not_read_as_true():
+    """``"truncated": "false"`` is truthy: read as a flag it would grade every answer of a hand-edited file wrong."""
+    from distill.errors import InputError
+    from distill.verify import check_record
+
+    record = {"answer": "72", "kind": "gsm8k", "content": "So \\boxed{72}"}
+    assert check_record({**record, "truncated": False}).correct is True
+    with pytest.raises(InputError, match="truncated"):
+        check_record({**record, "truncated": "false"})

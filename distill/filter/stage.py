@@ -126,8 +126,22 @@ def measure_key(cfg: FilterConfig, index: EvalIndex | None) -> str:
     data = {"checks": to_dict(cfg.checks), "dedup": to_dict(cfg.dedup), "ngram": cfg.decontam.ngram,
             "min_overlap": cfg.decontam.min_overlap, "question_field": cfg.decontam.question_field,
             "eval": index.digest if index else None, "code": closure_digest(measure_mod.__name__),
-            "distill": __version__}
+            "distill": __version__, "libraries": _verdict_libraries(cfg)}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _verdict_libraries(cfg: FilterConfig) -> dict[str, str | None]:
+    """Versions of the third-party code that decides verdicts: sympy judges equivalence, the tokenizer counts."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["sympy"] + (["transformers", "tokenizers"] if cfg.checks.tokenizer else [])
+    found: dict[str, str | None] = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
 
 
 def _read_trace(path: Path, store: RunStore, line_no: int) -> dict:

@@ -116,8 +116,10 @@ def _filter(cfg: PipelineConfig, here: RunLayout) -> Step:
     flt = _wired(cfg.filter, traces=str(here.traces), out=str(here.kept), rejected=None, stats=None,
                  decontam=dataclasses.replace(cfg.filter.decontam, problems=decontam), learnability=_learnability(cfg))
     student = {"student": _local(flt.learnability.student)} if flt.learnability.enabled else {}
+    # The held-out files' bytes, not their paths: a grown eval set must decontaminate the traces again.
+    held_out = {f"decontam_{i}": _local(p) for i, p in enumerate(decontam)}
     return Step("filter", "filter", flt, here.root, [here.kept, here.filter.rejected, here.filter.stats],
-                inputs={"traces": here.traces, **student})
+                inputs={"traces": here.traces, **student, **held_out})
 
 
 def _round_finetune(cfg: PipelineConfig, run: RunLayout, number: int) -> Step:
@@ -196,8 +198,10 @@ def _publish(cfg: PipelineConfig, run: RunLayout) -> Step:
         pub = PublishConfig(**{**_fields(cfg.publish), **paths})  # publish's own checks run here
     except ConfigError as exc:
         raise ConfigError(f"publish: {exc} (the pipeline sets adapter= and dataset= itself)") from None
-    return Step("publish", "publish", pub, run.root, [run.publish],
-                inputs={"adapter": run.adapter.folder, "kept": run.kept, "eval": run.eval_after.report})
+    # Everything the cards state and the gate decides on: a changed guard or funnel publishes again.
+    inputs = {"adapter": run.adapter.folder, "kept": run.kept, "eval": run.eval_after.report,
+              "stats": run.filter.stats, "guard": run.guard_after.report if cfg.guard_problems else None}
+    return Step("publish", "publish", pub, run.root, [run.publish], inputs=inputs)
 
 
 def write_union(run: RunLayout, number: int) -> Path:
@@ -233,7 +237,23 @@ def materialize_sources(cfg: PipelineConfig, run_dir: Path) -> PipelineConfig:
             part.problems = str(_write_offline(part.problems, Path(run_dir)))
     cfg.filter.decontam.problems = [str(_write_offline(s, Path(run_dir))) if s.startswith("offline:") else s
                                     for s in cfg.filter.decontam.problems]
+    if cfg.eval.benchmark and not cfg.eval.problems and "filter" in cfg.stages:
+        # The benchmark is the held-out set: its questions never reach training (there is no file to name).
+        held_out = str(_write_benchmark_questions(cfg.eval, Path(run_dir)))
+        cfg.filter.decontam.problems = [*cfg.filter.decontam.problems, held_out]
     return cfg
+
+
+def _write_benchmark_questions(section: Any, run_dir: Path) -> Path:
+    """The eval benchmark's problems (its date window as eval reads it) as a file decontamination reads."""
+    from distill.benchmarks import parse_dates, protocol_for
+    from distill.benchmarks.hub import load_benchmark
+
+    dates = parse_dates(section.benchmark_dates) if section.benchmark_dates else None
+    problems, _ = load_benchmark(protocol_for(section.benchmark), dates=dates)
+    text = "".join(json.dumps({"id": p["id"], "question": p["question"]}, ensure_ascii=False) + "\n"
+                   for p in problems)
+    return _write_if_changed(RunLayout(Path(run_dir)).problems_dir / f"benchmark-{section.benchmark}.jsonl", text)
 
 
 def _write_offline(spec: str, run_dir: Path) -> Path:

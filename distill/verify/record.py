@@ -7,13 +7,15 @@ Usage:
 
 The filter (distill.filter.measure), sample-until-correct (distill.generate.adaptive) and eval
 (distill.evaluate.stage) all judge a response with this function, so the trace the filter keeps,
-the sample the sampler counts and the answer eval scores get the same verdict. It reads
+the sample the sampler counts and the answer eval scores get the same verdict (the filter's
+optional LLM judge may then overrule an undecided or audited rule verdict: that is the judge's
+job, and the kept record says ``by: judge``). It reads
 ``answer`` (the gold), ``kind``, ``options``, ``content`` (the final answer text; reasoning is
 never graded), ``truncated``, ``finish_reason`` and ``error``. The rules, in the order they apply:
 
 1. A failed request (``error`` set) has no response: ``Verdict(None, None, "error")``.
-2. A missing or unknown ``kind`` (not in distill.artifacts.KINDS), or ``content`` (or a choice
-   record's ``options``) of the wrong type, is bad input: :class:`InputError` naming the field
+2. A missing or unknown ``kind`` (not in distill.artifacts.KINDS), or ``content``, ``truncated`` (or
+   a choice record's ``options``) of the wrong type, is bad input: :class:`InputError` naming the field
    (callers that read a file add its path and line). A kind is never guessed: grading a code
    problem as math gives confident wrong verdicts.
 3. The checker runs on ``content`` (:func:`distill.verify.checker.check`). A ``choice`` record's
@@ -54,6 +56,9 @@ def record_problem(record: Mapping) -> tuple[str, str] | None:
     content = record.get("content")
     if content is not None and not isinstance(content, str):
         return "must be a string or null", "content"
+    truncated = record.get("truncated")
+    if truncated is not None and not isinstance(truncated, bool):  # "false" would be true: every answer wrong
+        return "truncated must be true, false or null", "truncated"
     options = record.get("options")  # read for choice only: another kind's extra field is not ours to refuse
     if kind == "choice" and options is not None and not isinstance(options, (list, dict)):
         return "options must be a list of option texts or a {letter: text} object", "options"
