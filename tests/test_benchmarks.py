@@ -174,3 +174,12 @@ def test_the_reproduction_bench_scores_published_outputs_both_ways(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "2 problems, 4 samples" in done.stdout and "published    83.9" in done.stdout
     assert re.search(r"distill\s+avg@n 75.0 ± 25.0", done.stdout) and re.search(r"math-verify\s+avg@n 75.0", done.stdout)
+
+
+@pytest.mark.parametrize("func", ["__class__ or _solution.f", "__init__", "class", "add(1) or add", "a.b", 7])
+def test_a_func_name_that_is_not_a_plain_name_is_refused(func):
+    # pasted into the asserts: '__class__ or _solution.f' made every test pass for any `class Solution`
+    row = {**ROWS["livecodebench"][1], "metadata": json.dumps({"func_name": func})}
+    with pytest.raises(InputError, match=r"livecodebench row 1 \(9001\): metadata.func_name") as caught:
+        to_problem("livecodebench", row, 1)
+    assert caught.value.field == "metadata"

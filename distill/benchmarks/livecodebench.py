@@ -11,6 +11,8 @@ That pickle is read by an unpickler that refuses every global, so only plain str
 dataset file can never run code here. ``testtype`` ``stdin`` cases go to the sandbox as they are;
 ``functional`` ones (LeetCode) become asserts calling ``Solution().<metadata.func_name>`` with the
 JSON arguments one per input line, compared with the JSON output, as LiveCodeBench's runner does.
+``func_name`` is pasted into those asserts, so it must be a plain Python name (not a keyword, not a
+dunder): ``'__class__ or _solution.f'`` would make every test pass for any ``class Solution``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import keyword
 import pickle
 import zlib
 
@@ -81,6 +84,20 @@ def _functional(cases: list[dict], func: str, where: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _func_name(row: dict, where: str) -> str:
+    """metadata.func_name, checked to be a plain name: it becomes code in the asserts."""
+    try:
+        meta = json.loads(row.get("metadata") or "{}")
+    except json.JSONDecodeError:
+        meta = None
+    func = meta.get("func_name") if isinstance(meta, dict) else None
+    if not func:
+        raise InputError(f"{where}: functional tests but no metadata.func_name", field="metadata")
+    if not (isinstance(func, str) and func.isidentifier()) or keyword.iskeyword(func) or func.startswith("__"):
+        raise InputError(f"{where}: metadata.func_name {func!r} is not a plain Python name"[:200], field="metadata")
+    return func
+
+
 def sandbox_tests(row: dict, where: str = "") -> str:
     """The gold "answer" of a code Problem: sandbox tests covering the public and private cases."""
     try:
@@ -91,13 +108,7 @@ def sandbox_tests(row: dict, where: str = "") -> str:
     if not cases:
         raise InputError(f"{where}: no test cases", field="public_test_cases")
     if any(c.get("testtype") == "functional" for c in cases):
-        try:
-            func = json.loads(row.get("metadata") or "{}").get("func_name")
-        except json.JSONDecodeError:
-            func = None
-        if not func:
-            raise InputError(f"{where}: functional tests but no metadata.func_name", field="metadata")
-        return _functional(cases, func, where)
+        return _functional(cases, _func_name(row, where), where)
     return json.dumps([{"input": c["input"], "output": c["output"]} for c in cases])
 
 
