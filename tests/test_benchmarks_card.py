@@ -15,7 +15,7 @@ from distill.benchmarks import protocol_for
 from distill.benchmarks.report import benchmark_settings
 from distill.config import load_config
 from distill.evaluate.config import EvalConfig
-from distill.metrics import summarise
+from distill.estimates import summarise
 from distill.errors import InputError
 from distill.publish.cards import check_outputs_publishable, eval_results_entries, model_card, write_eval_results
 
