@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from distill.benchmarks import protocol_for  # noqa: E402
-from distill.metrics import avg_at_n  # noqa: E402
+from distill.estimates import avg_at_n  # noqa: E402
 from distill.teacher.capture import split_think  # noqa: E402
 from distill.verify import check_record  # noqa: E402
 

@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=3, help="spelt training words shown first")
     parser.add_argument("--batch", type=int, default=20)
     args = parser.parse_args()
-    from distill.metrics import wilson_interval
+    from distill.estimates import wilson_interval
     from distill.student import load_student
     from distill.offline import families as offline
 

@@ -8,7 +8,7 @@ Usage:
 
 Pure apart from reading report.json: the comparisons are the paired ones ``distill eval`` wrote
 (after minus before on the same problems, paired bootstrap interval; :func:`distill.
-metrics.compare_outputs`). Held-out accuracy regressed when that interval lies entirely below
+estimates.compare_outputs`). Held-out accuracy regressed when that interval lies entirely below
 zero, in pass@1 or in any other accuracy eval compared (sound): a drop the resampling cannot
 explain away, not any dip. Guard problems (general skills
 outside the target task) are forgetting when their accuracy fell by more than ``guard_max_drop``

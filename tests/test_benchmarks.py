@@ -174,3 +174,27 @@ def test_the_reproduction_bench_scores_published_outputs_both_ways(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "2 problems, 4 samples" in done.stdout and "published    83.9" in done.stdout
     assert re.search(r"distill\s+avg@n 75.0 ± 25.0", done.stdout) and re.search(r"math-verify\s+avg@n 75.0", done.stdout)
+
+
+@pytest.mark.parametrize("func", ["__class__ or _solution.f", "__init__", "class", "add(1) or add", "a.b", 7])
+def test_a_func_name_that_is_not_a_plain_name_is_refused(func):
+    # pasted into the asserts: '__class__ or _solution.f' made every test pass for any `class Solution`
+    row = {**ROWS["livecodebench"][1], "metadata": json.dumps({"func_name": func})}
+    with pytest.raises(InputError, match=r"livecodebench row 1 \(9001\): metadata.func_name") as caught:
+        to_problem("livecodebench", row, 1)
+    assert caught.value.field == "metadata"
+
+
+@pytest.mark.parametrize("field, value, why", [
+    ("private_test_cases", "5", " must be a JSON list of test cases, got int"),
+    ("private_test_cases", '{"a": 1}', " must be a JSON list of test cases, got dict"),
+    ("private_test_cases", '["x"]', r"\[0\] must be an object with string input and output"),
+    ("public_test_cases", '{"a": 1}', " must be a JSON list of test cases, got dict"),
+    ("public_test_cases", '[{"output": "6\\n", "testtype": "stdin"}]', r"\[0\] must be an object with string input"),
+    ("public_test_cases", '[{"input": "3\\n", "output": 6, "testtype": "stdin"}]', r"\[0\] must be an object"),
+])
+def test_malformed_test_cases_are_one_line(field, value, why):
+    row = {**ROWS["livecodebench"][0], field: value}
+    with pytest.raises(InputError, match=rf"livecodebench row 0 \(abc900_a\): {field}{why}") as caught:
+        to_problem("livecodebench", row, 0)
+    assert caught.value.field == field

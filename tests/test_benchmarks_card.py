@@ -15,7 +15,7 @@ from distill.benchmarks import protocol_for
 from distill.benchmarks.report import benchmark_settings
 from distill.config import load_config
 from distill.evaluate.config import EvalConfig
-from distill.metrics import summarise
+from distill.estimates import summarise
 from distill.errors import InputError
 from distill.publish.cards import check_outputs_publishable, eval_results_entries, model_card, write_eval_results
 
@@ -108,3 +108,28 @@ def test_gpqa_outputs_are_not_published(tmp_path):
     with pytest.raises(InputError, match="not publishing gpqa-diamond's outputs"):
         check_outputs_publishable(facts)
     check_outputs_publishable(_facts())  # aime24's may go
+
+
+def test_failed_samples_make_a_benchmark_eval_not_comparable(tmp_path):
+    # AIME: problem a answered right 64 times, every sample of problem b timed out. avg@n stays over answered
+    # samples (100%), so the report must say it is not comparable and publish must keep it off the leaderboard.
+    from distill.benchmarks.report import attach
+
+    cfg = load_config(EvalConfig, None, ["benchmark=aime24", "student=s"])
+    records = [{"id": "a", "sample": s, "correct": True, "kind": "math"} for s in range(64)]
+    records += [{"id": "b", "sample": s, "kind": "math", "error": {"type": "timeout"}} for s in range(64)]
+    metrics = summarise(records)
+    assert (metrics.avg_at_n, metrics.errors) == (1.0, 64)
+    settings: dict = {}
+    section = attach(settings, cfg, SOURCE, records, tmp_path)
+    assert section["comparable"] is False and section["failed_samples"] == 64
+    assert section["not_comparable_because"] == ["64 of 128 samples failed (avg@n is over the 64 answered)"]
+    older = {"benchmark": benchmark_settings(cfg, protocol_for("aime24"), SOURCE)}  # a report from before the rule
+    for kept in (settings, older):
+        report = EvalReport(eval_key="k", model={}, settings=kept, metrics=metrics, run={},
+                            created_at="2026-12-06T20:00:00+00:00")
+        facts = {"eval": report.to_dict(), "teacher": {}, "usage": {}, "stats": {}, "base_model": "b"}
+        assert eval_results_entries(facts) == [] and write_eval_results(facts, tmp_path) == []
+        card = model_card(facts, "me/m", None, "apache-2.0", [])
+        assert "Not comparable with published figures: 64 of 128 samples failed (avg@n is over the 64 answered)" in card
+    assert not (tmp_path / ".eval_results").exists()

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from distill.metrics import compare_outputs, pass_at_k, summarise, wilson_interval
+from distill.estimates import compare_outputs, pass_at_k, summarise, wilson_interval
 
 
 def _rec(pid, sample, correct, **kw):

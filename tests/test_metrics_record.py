@@ -9,10 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
+import distill.estimates
 import distill.metrics
 from distill.artifacts import EvalReport
 from distill.errors import InputError
-from distill.metrics import Metrics, Score, _metric, metric_rows, summarise
+from distill.estimates import summarise
+from distill.metrics import Metrics, Score, _metric, metric_rows
 
 RECORDS = [  # outputs.jsonl rows: two problems, two samples each, one failed request
     {"id": "a", "sample": 0, "correct": True, "sound": True, "family": "decimal_compare", "source": "offline",
@@ -108,7 +110,8 @@ def test_one_new_metric_field_reaches_every_table_and_chart(tmp_path, monkeypatc
     from distill.pipeline.summary import collect, summary_rows
     from distill.publish.cards import _eval_section
 
-    monkeypatch.setattr(distill.metrics, "Metrics", WithKindness)  # as if the field were written in the record
+    for module in (distill.metrics, distill.estimates):  # as if the field were written in the record
+        monkeypatch.setattr(module, "Metrics", WithKindness)
     before, after = _outputs([i < 4 for i in range(20)]), _outputs([i < 15 for i in range(20)])
     reports = {}
     for name, records in (("eval-before", before), ("eval-after", after)):

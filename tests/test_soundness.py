@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from distill.metrics import chance_rates, family_table, metrics_from_json, summarise
+from distill.estimates import chance_rates, summarise
+from distill.metrics import family_table, metrics_from_json
 from distill.soundness import FAMILY_CHECKS, false_comparisons, false_steps, is_sound, register
 from distill.offline import families as offline
 from distill.offline.checks import spelled_runs

@@ -2,15 +2,17 @@
 provenance and licence, and per-problem results (samples, correct, truncated).
 
 Usage:
-    from distill.benchmarks.report import attach, overrides, benchmark_settings, per_problem
-    overrides(cfg, protocol)                  # {"samples": {"protocol": 64, "used": 4}} ({} when comparable)
-    settings = benchmark_settings(cfg, protocol, source)   # report.json's settings["benchmark"]
+    from distill.benchmarks.report import attach, overrides, benchmark_settings, per_problem, failed_note
+    overrides(cfg, protocol)                  # {"samples": {"protocol": 64, "used": 4}} ({} when kept)
+    settings = benchmark_settings(cfg, protocol, source, failed=0, answered=256)  # report.json's settings["benchmark"]
     rows = per_problem(records)               # one row per problem id, for per_problem.jsonl
     attach(report.settings, cfg, source, records, folder)  # both, plus folder/per_problem.jsonl
 
 ``cfg`` is anything with EvalConfig's sampling attributes, ``records`` are outputs.jsonl rows; only
 :func:`attach` writes (per_problem.jsonl, replaced whole) and warns. A report whose ``overrides``
-is not empty is not comparable with published figures, and says so.
+is not empty, or with failed samples (avg@n is over the answered ones, so a problem whose every
+sample failed drops out of it), is not comparable with published figures: ``comparable: false``
+and ``not_comparable_because`` says why.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from distill.benchmarks import SAMPLING_KEYS, Protocol, parse_dates, protocol_fo
 
 log = logging.getLogger(__name__)
 
-__all__ = ["attach", "overrides", "benchmark_settings", "per_problem"]
+__all__ = ["attach", "overrides", "benchmark_settings", "failed_note", "per_problem"]
 
 
 def overrides(cfg: Any, protocol: Protocol) -> dict[str, dict]:
@@ -43,13 +45,21 @@ def overrides(cfg: Any, protocol: Protocol) -> dict[str, dict]:
     return out
 
 
-def benchmark_settings(cfg: Any, protocol: Protocol, source: dict) -> dict:
-    """report.json's ``settings["benchmark"]``: name, protocol, overrides, where the set came from."""
+def benchmark_settings(cfg: Any, protocol: Protocol, source: dict, failed: int = 0, answered: int = 0) -> dict:
+    """report.json's ``settings["benchmark"]``: name, protocol, overrides, failed samples, where the set came from."""
     changed = overrides(cfg, protocol)
+    why = [f"differs from the protocol in {', '.join(changed)}"] if changed else []
+    if failed:
+        why.append(failed_note(failed, answered))
     return {"name": protocol.name, "task_id": protocol.task_id, "dataset": source, "kind": protocol.kind,
             "answer_format": protocol.answer_format,
             "protocol": {**protocol.sampling(), "dates": list(protocol.dates) if protocol.dates else None},
-            "overrides": changed, "comparable": not changed}
+            "overrides": changed, "failed_samples": failed, "comparable": not why, "not_comparable_because": why}
+
+
+def failed_note(failed: int, answered: int) -> str:
+    """'64 of 128 samples failed (avg@n is over the 64 answered)': the report's and the card's words."""
+    return f"{failed} of {failed + answered} samples failed (avg@n is over the {answered} answered)"
 
 
 def per_problem(records: list[dict]) -> list[dict]:
@@ -69,11 +79,15 @@ def per_problem(records: list[dict]) -> list[dict]:
 def attach(settings: dict, cfg: Any, source: dict | None, records: list[dict], folder: Path) -> dict:
     """Put ``settings["benchmark"]`` in place, write ``folder/per_problem.jsonl``, warn about each override."""
     protocol = protocol_for(cfg.benchmark)
-    section = benchmark_settings(cfg, protocol, source or {"dataset": protocol.dataset})
+    failed = sum(1 for r in records if r.get("error"))
+    section = benchmark_settings(cfg, protocol, source or {"dataset": protocol.dataset}, failed, len(records) - failed)
     settings["benchmark"] = section
     for key, change in section["overrides"].items():
         log.warning("benchmark %s: %s=%r differs from the protocol's %r: not comparable with published figures",
                     protocol.name, key, change["used"], change["protocol"])
+    if failed:
+        log.warning("benchmark %s: %s: not comparable with published figures until a re-run retries them",
+                    protocol.name, failed_note(failed, len(records) - failed))
     tmp = Path(folder) / "per_problem.jsonl.tmp"
     tmp.write_text("".join(json.dumps(row) + "\n" for row in per_problem(records)), encoding="utf-8")
     tmp.replace(Path(folder) / "per_problem.jsonl")

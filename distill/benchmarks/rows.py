@@ -91,7 +91,7 @@ def _livecodebench(row: dict, bench: str, index: int) -> dict:
     from distill.benchmarks.livecodebench import problem_text, sandbox_tests
 
     ident = _field(row, ("question_id",), bench, index)
-    tests = sandbox_tests(row, where=f"{bench} row {index}")
+    tests = sandbox_tests(row, where=f"{bench} row {index} ({ident})")
     extra = {k: row[k] for k in ("platform", "difficulty", "contest_date", "question_title") if row.get(k)}
     return {"id": f"{bench}-{ident}", "question": problem_text(row), "answer": tests, "kind": "code", **extra}
 

@@ -32,8 +32,8 @@ from distill.errors import ConfigError, InputError, SamplesFailed
 from distill.adapters import check_adapter_base
 from distill.decode.backends import Answer, ApiBackend, Job, LocalBackend, VllmBackend
 from distill.evaluate.config import EvalConfig
-from distill.metrics import (Metrics, accuracy_specs, chance_rates, compare_outputs, metric_rows, summarise,
-                             wilson_interval)
+from distill.estimates import chance_rates, compare_outputs, summarise, wilson_interval
+from distill.metrics import Metrics, accuracy_specs, metric_rows
 from distill.render import DEFAULT_PROMPT
 from distill.scoring import score, soundness
 from distill.paths import check_outputs

@@ -17,7 +17,7 @@ from typing import Any
 
 from distill import plots
 from distill.artifacts import FilterStats
-from distill.metrics import pass_at_k
+from distill.estimates import pass_at_k
 from distill.filter.measure import FLAG_ORDER
 from distill.progress import human_count, show_table
 from distill.records import write_json_atomic

@@ -73,7 +73,8 @@ class DevScorer:
     def score(self, model: Any, step: int) -> dict[str, float]:
         """Save the adapter as it is at ``step``, answer and verify the dev set; keep it when best."""
         from distill.decode.backends import Job
-        from distill.metrics import metric_rows, summarise
+        from distill.estimates import summarise
+        from distill.metrics import metric_rows
         from distill.scoring import score
 
         current = AdapterFiles(self.out).checkpoints / f".dev-step-{step}"

@@ -13,7 +13,7 @@ learning rate) and scored on the recipe's held-out eval problems with its eval s
   adapter and eval-after, trained and scored with the same settings.
 
 Each arm is compared with ``filtered`` on the same problems: the arm's pass@1 minus filtered's,
-with a paired bootstrap interval (:func:`distill.metrics.compare_outputs`), and so is every other
+with a paired bootstrap interval (:func:`distill.estimates.compare_outputs`), and so is every other
 accuracy of the metrics record (sound...). An arm is a finetune and an eval step
 (:func:`distill.pipeline.wiring.plan_arm`) run through the same ledger as the run's own steps: one
 whose key (settings and data bytes) is unchanged is reused. Whatever the table says is reported,
@@ -123,7 +123,8 @@ def _versus_key(metric: str) -> str:
 
 def _versus_reference(reference: list[dict], records: list[dict], metrics: dict, ev) -> dict:
     """Each accuracy of the record the arm measured, compared with filtered on the same problems."""
-    from distill.metrics import accuracy_specs, compare_outputs
+    from distill.estimates import compare_outputs
+    from distill.metrics import accuracy_specs
 
     return {_versus_key(spec.key): compare_outputs(reference, records, ev.confidence, ev.bootstrap,
                                                    field=spec.sample_field)

@@ -12,7 +12,7 @@ datasets, license, model-index with the eval results; for datasets: configs, tas
 size_categories), then say how the artefact was made, with every figure taken from a record.
 A benchmark eval (`distill eval benchmark=NAME`) also gives ``.eval_results/<task>.yaml`` in the
 Hub's format (huggingface_hub's EvalResultEntry), written only when the eval kept the benchmark's
-protocol, since the Hub puts those files on the benchmark's leaderboard:
+protocol and no sample failed, since the Hub puts those files on the benchmark's leaderboard:
     write_eval_results(facts, folder)       # [folder/.eval_results/aime_2024.yaml] or []
 """
 
@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 from huggingface_hub import DatasetCardData, EvalResult, EvalResultEntry, ModelCardData, eval_result_entries_to_yaml
 
+from distill.benchmarks.report import failed_note
 from distill.learnability.store import card_lines
 from distill.metrics import Metrics, accuracy_specs, family_table, metric_rows, metrics_from_json
 from distill.publish.provenance import public_name
@@ -71,7 +72,17 @@ def _protocol_note(bench: dict, metrics: Metrics) -> str:
             f"{used['temperature']}, top_p {used['top_p']}, {used['max_new_tokens']} tokens, distill's verifier")
     if bench["overrides"]:
         note += "; differs from the protocol in " + ", ".join(sorted(bench["overrides"]))
+    if metrics.errors:
+        note += "; " + failed_note(metrics.errors, metrics.samples or 0)
     return note
+
+
+def _not_comparable(bench: dict, metrics: Metrics) -> list[str]:
+    """Why the score does not belong beside published figures: each override, and failed samples (avg@n leaves
+    them out, so a problem whose every sample failed would not count). Read from the metrics, not the report's
+    ``comparable``, so that a report written before failed samples counted is judged the same way."""
+    why = [f"{k}={json.dumps(v['used'])} (protocol {json.dumps(v['protocol'])})" for k, v in bench["overrides"].items()]
+    return why + ([failed_note(metrics.errors, metrics.samples or 0)] if metrics.errors else [])
 
 
 def _benchmark_results(bench: dict, metrics: Metrics) -> list[EvalResult]:
@@ -87,13 +98,15 @@ def _benchmark_results(bench: dict, metrics: Metrics) -> list[EvalResult]:
 
 
 def eval_results_entries(facts: dict) -> list[EvalResultEntry]:
-    """The Hub's ``.eval_results`` entries of a benchmark eval that kept its protocol (else none)."""
+    """The Hub's ``.eval_results`` entries of a benchmark eval that kept its protocol with no failed sample
+    (else none)."""
     bench, metrics = _benchmark(facts), _metrics(facts)
     if not bench or metrics is None or metrics.avg_at_n is None:
         return []
-    if bench["overrides"]:
-        log.warning("no .eval_results for %s: the eval differs from the protocol in %s, so it does not belong on the "
-                    "benchmark's leaderboard (the card still shows it)", bench["name"], ", ".join(bench["overrides"]))
+    why = _not_comparable(bench, metrics)
+    if why:
+        log.warning("no .eval_results for %s: not comparable with published figures (%s), so it does not belong on "
+                    "the benchmark's leaderboard (the card still shows it)", bench["name"], "; ".join(why))
         return []
     source = bench["dataset"]
     return [EvalResultEntry(dataset_id=source["dataset"], task_id=bench["task_id"],
@@ -252,10 +265,9 @@ def _benchmark_section(bench: dict, m: Metrics) -> list[str]:
     outputs = bench.get("outputs_repo_id")
     if outputs:
         lines += [f"Every raw answer, with its verdict: [`{outputs}`](https://huggingface.co/datasets/{outputs}).", ""]
-    if bench["overrides"]:
-        lines += ["Not comparable with published figures: " + ", ".join(
-            f"{k}={json.dumps(v['used'])} (protocol {json.dumps(v['protocol'])})" for k, v in bench["overrides"].items())
-            + ".", ""]
+    why = _not_comparable(bench, m)
+    if why:
+        lines += ["Not comparable with published figures: " + ", ".join(why) + ".", ""]
     rows = [(r.label, r.text(interval=False)) for r in metric_rows(m)
             if r.group is None and r.section in ("accuracy", "pass@k", "share", "tokens")]
     return lines + [_table(rows, ("metric", "value")), ""]
