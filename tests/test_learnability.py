@@ -287,3 +287,16 @@ def test_a_selection_that_drops_every_trace_stops_the_filter(students, tmp_path,
     with pytest.raises(DistillError, match="dropped all 2 traces") as err:
         run_filter(tmp_path, opts)
     assert "\n" not in str(err.value) and not (tmp_path / "out" / "kept.jsonl").exists()
+
+
+def test_the_key_covers_the_scoring_code_and_the_precision(students, monkeypatch):
+    import distill.code_key as code_key
+
+    fp32 = _scorer(students[0]).key
+    from distill.learnability.scorer import Scorer
+
+    bf16 = Scorer.load(ScoringConfig(student=str(students[0]), window=1, bf16="true"))
+    assert bf16.key != fp32 and bf16.identity["precision"] == "bf16"
+    read = code_key.read_file  # scores.py computes RSR and naturalness: another version, another key
+    monkeypatch.setattr(code_key, "read_file", lambda p: read(p) + (b"#" if p.name == "scores.py" else b""))
+    assert _scorer(students[0]).key != fp32

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from distill.code_key import closure_digest
 from distill.errors import ConfigError
 from distill.examples import Encoded, Sample, collate, encode_samples
 from distill.hardware import use_bf16
@@ -70,7 +71,7 @@ class Scorer:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 and cuda else torch.float32)
         use_packed_attention(model)
         model.eval().to("cuda" if cuda else "cpu")
-        return cls(cfg, model, tokenizer, gen_cfg, scoring_identity(cfg, path, tokenizer), bf16, progress)
+        return cls(cfg, model, tokenizer, gen_cfg, scoring_identity(cfg, path, tokenizer, bf16), bf16, progress)
 
     def encode(self, samples: list[Sample]) -> Encoded:
         """finetune's rendering of ``samples``; examples over max_length are dropped or cut as there."""
@@ -149,8 +150,9 @@ def load_tokenizer(path: Path, chat_template: str | None) -> tuple[Any, Any]:
     return tokenizer, gen_cfg
 
 
-def scoring_identity(cfg: ScoringConfig, path: Path, tokenizer: Any) -> dict:
-    """Everything a score depends on: the weights' bytes, the vocabulary, the template and the settings."""
+def scoring_identity(cfg: ScoringConfig, path: Path, tokenizer: Any, bf16: bool) -> dict:
+    """Everything a score depends on: the weights' bytes, the vocabulary, the template, the settings, the
+    precision and the scoring code (every distill module this one can import: distill.code_key)."""
     vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode()
     return {
         "student": str(cfg.student), "hub_id": hub_id(cfg.student), "weights": weights_digest(path),
@@ -159,6 +161,7 @@ def scoring_identity(cfg: ScoringConfig, path: Path, tokenizer: Any) -> dict:
         "eos": tokenizer.eos_token, "reasoning_format": cfg.reasoning_format, "system_prompt": cfg.system_prompt,
         "max_length": cfg.max_length, "overlong": cfg.overlong, "rank_clip": cfg.rank_clip,
         "local_naturalness": cfg.local_naturalness, "window": cfg.window, "steps": STEPS,
+        "precision": "bf16" if bf16 else "fp32", "code": closure_digest(__name__)[:16],
     }
 
 
