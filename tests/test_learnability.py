@@ -300,3 +300,19 @@ def test_the_key_covers_the_scoring_code_and_the_precision(students, monkeypatch
     read = code_key.read_file  # scores.py computes RSR and naturalness: another version, another key
     monkeypatch.setattr(code_key, "read_file", lambda p: read(p) + (b"#" if p.name == "scores.py" else b""))
     assert _scorer(students[0]).key != fp32
+
+
+def test_a_bad_student_stops_the_filter_before_anything_is_measured(students, tmp_path, monkeypatch):
+    import shutil
+
+    import distill.filter.stage as stage
+    from distill.errors import ConfigError
+
+    write_traces(tmp_path / "traces.jsonl", [trace("p1", 0)])
+    monkeypatch.setattr(stage, "measure_all", lambda *a: pytest.fail("measured (and judged) before the student"))
+    with pytest.raises(InputError, match="no such student folder"):
+        run_filter(tmp_path, ["learnability.enabled=true", f"learnability.student={tmp_path / 'typo'}"])
+    empty = tmp_path / "no-weights"  # a folder that looks like a model but has no weights to key by
+    shutil.copytree(students[0], empty, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    with pytest.raises(ConfigError, match="no weight files"):
+        run_filter(tmp_path, ["learnability.enabled=true", f"learnability.student={empty}"])

@@ -28,10 +28,16 @@ log = logging.getLogger(__name__)
 
 
 def check_ready(cfg: Any) -> None:
-    """Refuse a learnability section that cannot run, before anything is measured or judged."""
+    """Refuse a learnability section that cannot run, before anything is measured or judged: the student
+    is resolved and everything its key needs is read (tokenizer, weight files), its weights not loaded."""
     learn = cfg.learnability
-    if learn.enabled and not learn.student:
+    if not learn.enabled:
+        return
+    if not learn.student:
         raise ConfigError("learnability.student is not set: name the student the traces are scored for")
+    from distill.learnability.scorer import identify
+
+    identify(learn)
 
 
 def score_and_select(cfg: Any, traces: Path, cache_dir: Path, hashes: dict[int, str], winners: dict[tuple, int],
