@@ -255,3 +255,64 @@ def test_a_run_recipe_scores_and_selects_in_its_filter_stage(students, tmp_path)
     assert kept and len({r["id"] for r in kept}) == len(kept)  # one per problem
     assert {r["learnability"]["student"] for r in kept} == {str(students[0])}
     assert stats["learnability"]["for"]["max_length"] == tree["finetune"]["max_length"]
+
+
+def test_a_mix_with_one_kind_missing_is_not_applied():
+    same = [Scored(i, f"p{i}", 0, 100, -float(i)) for i in range(5)]  # no trace is long (the median bound)
+    notes: list[str] = []
+    assert select(same, long_share=0.2, notes=notes) == {} and "no trace is long" in notes[0]
+    assert select(same, long_share=0.2, long_tokens=500) == {}  # a bound above every trace
+    assert select(same, long_share=0.0, long_tokens=50) == {}  # only long traces, none short to keep
+    assert select(same, long_share=0.0, long_tokens=500) == {}  # all short: the mix keeps them all, no note
+    notes.clear()
+    select(same, long_share=1.0, long_tokens=500, notes=notes)
+    assert "no trace is long" in notes[0]
+
+
+def test_filter_with_equal_length_traces_keeps_them_and_notes_the_skipped_mix(students, tmp_path):
+    write_traces(tmp_path / "traces.jsonl", [trace(f"p{i}", 0) for i in range(4)])
+    opts = ["learnability.enabled=true", f"learnability.student={students[0]}", "learnability.bf16=false",
+            "learnability.long_share=0.2"]
+    stats, kept, _ = run_filter(tmp_path, opts)
+    assert len(kept) == 4 and "no trace is long" in stats["learnability"]["mix_skipped"]
+
+
+def test_a_selection_that_drops_every_trace_stops_the_filter(students, tmp_path, monkeypatch):
+    import distill.learnability.filtering as filtering
+    from distill.errors import DistillError
+
+    write_traces(tmp_path / "traces.jsonl", [trace(f"p{i}", 0) for i in range(2)])
+    monkeypatch.setattr(filtering, "select", lambda cands, *a, **k: {c.index: "below_top_share" for c in cands})
+    opts = ["learnability.enabled=true", f"learnability.student={students[0]}", "learnability.bf16=false"]
+    with pytest.raises(DistillError, match="dropped all 2 traces") as err:
+        run_filter(tmp_path, opts)
+    assert "\n" not in str(err.value) and not (tmp_path / "out" / "kept.jsonl").exists()
+
+
+def test_the_key_covers_the_scoring_code_and_the_precision(students, monkeypatch):
+    import distill.code_key as code_key
+
+    fp32 = _scorer(students[0]).key
+    from distill.learnability.scorer import Scorer
+
+    bf16 = Scorer.load(ScoringConfig(student=str(students[0]), window=1, bf16="true"))
+    assert bf16.key != fp32 and bf16.identity["precision"] == "bf16"
+    read = code_key.read_file  # scores.py computes RSR and naturalness: another version, another key
+    monkeypatch.setattr(code_key, "read_file", lambda p: read(p) + (b"#" if p.name == "scores.py" else b""))
+    assert _scorer(students[0]).key != fp32
+
+
+def test_a_bad_student_stops_the_filter_before_anything_is_measured(students, tmp_path, monkeypatch):
+    import shutil
+
+    import distill.filter.stage as stage
+    from distill.errors import ConfigError
+
+    write_traces(tmp_path / "traces.jsonl", [trace("p1", 0)])
+    monkeypatch.setattr(stage, "measure_all", lambda *a: pytest.fail("measured (and judged) before the student"))
+    with pytest.raises(InputError, match="no such student folder"):
+        run_filter(tmp_path, ["learnability.enabled=true", f"learnability.student={tmp_path / 'typo'}"])
+    empty = tmp_path / "no-weights"  # a folder that looks like a model but has no weights to key by
+    shutil.copytree(students[0], empty, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    with pytest.raises(ConfigError, match="no weight files"):
+        run_filter(tmp_path, ["learnability.enabled=true", f"learnability.student={empty}"])

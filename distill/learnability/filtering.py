@@ -28,10 +28,16 @@ log = logging.getLogger(__name__)
 
 
 def check_ready(cfg: Any) -> None:
-    """Refuse a learnability section that cannot run, before anything is measured or judged."""
+    """Refuse a learnability section that cannot run, before anything is measured or judged: the student
+    is resolved and everything its key needs is read (tokenizer, weight files), its weights not loaded."""
     learn = cfg.learnability
-    if learn.enabled and not learn.student:
+    if not learn.enabled:
+        return
+    if not learn.student:
         raise ConfigError("learnability.student is not set: name the student the traces are scored for")
+    from distill.learnability.scorer import identify
+
+    identify(learn)
 
 
 def score_and_select(cfg: Any, traces: Path, cache_dir: Path, hashes: dict[int, str], winners: dict[tuple, int],
@@ -49,8 +55,15 @@ def score_and_select(cfg: Any, traces: Path, cache_dir: Path, hashes: dict[int, 
     cands = [Scored(line, str(alive[line][0]), int(alive[line][1]), int(fields[line].get("tokens") or 0),
                     value(fields[line], learn.by)) for line in sorted(alive)]
     pp = cfg.per_problem
+    notes: list[str] = []
     dropped = select(cands, pp.max if pp.policy == "learnable" else None, learn.top_share,
-                     learn.long_share, learn.long_tokens)
+                     learn.long_share, learn.long_tokens, notes)
+    for note in notes:
+        log.warning("learnability: %s", note)
+    if len(dropped) == len(alive):  # an empty kept file is never what was asked for: stop before writing it
+        raise ConfigError(f"learnability: the selection dropped all {len(alive)} traces that passed the checks"
+                          f" ({dict(Counter(dropped.values()))}): loosen per_problem.max, learnability.top_share"
+                          " or learnability.long_share")
     for line in alive:
         decisions[line][FIELD] = fields[line]
         if line in dropped:
@@ -58,7 +71,8 @@ def score_and_select(cfg: Any, traces: Path, cache_dir: Path, hashes: dict[int, 
     log.info("learnability: %d traces scored for %s (%d reused), %d dropped by selection", fresh,
              learn.student, len(alive) - fresh, len(dropped))
     return {"key": scorer.key, "for": scorer.identity, "by": learn.by, "scored": fresh,
-            "reused": len(alive) - fresh, "dropped": dict(Counter(dropped.values()))}
+            "reused": len(alive) - fresh, "dropped": dict(Counter(dropped.values())),
+            **({"mix_skipped": notes[0]} if notes else {})}
 
 
 def _fields(cfg: Any, scorer: Any, traces: Path, cache_file: Path, hashes: dict[int, str], lines: list[int],

@@ -1,6 +1,7 @@
 """Score traces with the student: render them as finetune does, one packed forward pass per batch (torch).
 
 Usage:
+    identify(cfg)                                    # resolve the student and its key only (no weights loaded)
     scorer = Scorer.load(cfg)                        # cfg: a ScoringConfig (student, rendering, settings)
     encoded = scorer.encode(samples)                 # finetune's own render + length rule
     scores = scorer.score(encoded.examples)          # one dict per example (see scores.trace_scores)
@@ -26,6 +27,7 @@ from typing import Any
 
 import torch
 
+from distill.code_key import closure_digest
 from distill.errors import ConfigError
 from distill.examples import Encoded, Sample, collate, encode_samples
 from distill.hardware import use_bf16
@@ -60,17 +62,13 @@ class Scorer:
 
         from distill.packing import use_packed_attention
 
-        if not cfg.student:
-            raise ConfigError("no student to score for: set learnability.student (or student=)")
-        path = resolve_student(cfg.student)
-        tokenizer, gen_cfg = load_tokenizer(path, cfg.chat_template)
-        bf16 = use_bf16(cfg.bf16)
+        path, tokenizer, gen_cfg, identity, bf16 = identify(cfg)
         cuda = torch.cuda.is_available()
         # As finetune: bf16 weights on a bf16 GPU, else float32 weights under bf16 autocast.
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 and cuda else torch.float32)
         use_packed_attention(model)
         model.eval().to("cuda" if cuda else "cpu")
-        return cls(cfg, model, tokenizer, gen_cfg, scoring_identity(cfg, path, tokenizer), bf16, progress)
+        return cls(cfg, model, tokenizer, gen_cfg, identity, bf16, progress)
 
     def encode(self, samples: list[Sample]) -> Encoded:
         """finetune's rendering of ``samples``; examples over max_length are dropped or cut as there."""
@@ -134,6 +132,18 @@ class Scorer:
         return contextlib.nullcontext()
 
 
+def identify(cfg: ScoringConfig) -> tuple[Path, Any, Any, dict, bool]:
+    """Resolve the student and compute what its key needs, weights read but not loaded (cheap: a
+    bad student fails here, before a caller pays for anything): (folder, tokenizer, generation
+    config, identity, bf16)."""
+    if not cfg.student:
+        raise ConfigError("no student to score for: set learnability.student (or student=)")
+    path = resolve_student(cfg.student)
+    tokenizer, gen_cfg = load_tokenizer(path, cfg.chat_template)
+    bf16 = use_bf16(cfg.bf16)
+    return path, tokenizer, gen_cfg, scoring_identity(cfg, path, tokenizer, bf16), bf16
+
+
 def load_tokenizer(path: Path, chat_template: str | None) -> tuple[Any, Any]:
     """The tokenizer and generation config exactly as finetune loads them (template override, ChatML fallback)."""
     from transformers import AutoTokenizer, GenerationConfig
@@ -149,8 +159,9 @@ def load_tokenizer(path: Path, chat_template: str | None) -> tuple[Any, Any]:
     return tokenizer, gen_cfg
 
 
-def scoring_identity(cfg: ScoringConfig, path: Path, tokenizer: Any) -> dict:
-    """Everything a score depends on: the weights' bytes, the vocabulary, the template and the settings."""
+def scoring_identity(cfg: ScoringConfig, path: Path, tokenizer: Any, bf16: bool) -> dict:
+    """Everything a score depends on: the weights' bytes, the vocabulary, the template, the settings, the
+    precision and the scoring code (every distill module this one can import: distill.code_key)."""
     vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode()
     return {
         "student": str(cfg.student), "hub_id": hub_id(cfg.student), "weights": weights_digest(path),
@@ -159,6 +170,7 @@ def scoring_identity(cfg: ScoringConfig, path: Path, tokenizer: Any) -> dict:
         "eos": tokenizer.eos_token, "reasoning_format": cfg.reasoning_format, "system_prompt": cfg.system_prompt,
         "max_length": cfg.max_length, "overlong": cfg.overlong, "rank_clip": cfg.rank_clip,
         "local_naturalness": cfg.local_naturalness, "window": cfg.window, "steps": STEPS,
+        "precision": "bf16" if bf16 else "fp32", "code": closure_digest(__name__)[:16],
     }
 
 

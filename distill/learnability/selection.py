@@ -2,12 +2,14 @@
 
 Usage:
     cands = [Scored(line, "p1", 0, tokens=120, value=-3.2), ...]       # value: higher is more learnable
-    dropped = select(cands, per_problem=2, top_share=0.8, long_share=0.2, long_tokens=None)
-    # {line: "less_learnable" | "below_top_share" | "mix_ratio"}
+    notes = []
+    dropped = select(cands, per_problem=2, top_share=0.8, long_share=0.2, long_tokens=None, notes=notes)
+    # {line: "less_learnable" | "below_top_share" | "mix_ratio"}; notes: why a rule was not applied
 
 Every decision sorts by (value descending, problem, sample), so the result depends only on the
 candidates, never on file order or a clock. A candidate without a value (not trainable, e.g. too
-long for finetune's max_length) sorts after every scored one.
+long for finetune's max_length) sorts after every scored one. A mix that needs a kind (long or
+short) no candidate is of is not applied (it would keep nothing): a note says so.
 """
 
 from __future__ import annotations
@@ -35,8 +37,11 @@ def order(cands: Iterable[Scored]) -> list[Scored]:
 
 
 def select(cands: list[Scored], per_problem: int | None = None, top_share: float = 1.0,
-           long_share: float | None = None, long_tokens: int | None = None) -> dict[int, str]:
-    """Which candidates to drop and why, each rule applied to what the previous one kept."""
+           long_share: float | None = None, long_tokens: int | None = None,
+           notes: list[str] | None = None) -> dict[int, str]:
+    """Which candidates to drop and why, each rule applied to what the previous one kept.
+
+    ``notes`` receives a sentence for each rule left unapplied (the mix, when a kind it needs is missing)."""
     dropped: dict[int, str] = {}
     alive = list(cands)
     if per_problem is not None:
@@ -45,7 +50,12 @@ def select(cands: list[Scored], per_problem: int | None = None, top_share: float
         keep = max(1, math.ceil(top_share * len(alive)))
         alive = _apply(alive, {c.index for c in order(alive)[:keep]}, "below_top_share", dropped)
     if long_share is not None and alive:
-        alive = _apply(alive, mixed(alive, long_share, long_tokens), "mix_ratio", dropped)
+        keep = mixed(alive, long_share, long_tokens)
+        if isinstance(keep, str):
+            if notes is not None:
+                notes.append(keep)
+        else:
+            alive = _apply(alive, keep, "mix_ratio", dropped)
     return dropped
 
 
@@ -57,15 +67,20 @@ def best_per_problem(cands: list[Scored], k: int) -> set[int]:
     return {c.index for group in by_problem.values() for c in order(group)[:k]}
 
 
-def mixed(cands: list[Scored], long_share: float, long_tokens: int | None) -> set[int]:
+def mixed(cands: list[Scored], long_share: float, long_tokens: int | None) -> set[int] | str:
     """The largest set with ``long_share`` long traces that keeps the best of the scarcer kind whole.
 
     Long means more trained tokens than ``long_tokens`` (default: the median of ``cands``). The
     surplus kind loses its least learnable traces until long:short matches the ratio (rounded down).
+    When the ratio needs a kind no candidate is of, it cannot be met by dropping: returns why instead.
     """
     bound = long_tokens if long_tokens is not None else statistics.median(c.tokens for c in cands)
     long = order(c for c in cands if c.tokens > bound)
     short = order(c for c in cands if c.tokens <= bound)
+    for kind, group, needed in (("long", long, long_share > 0.0), ("short", short, long_share < 1.0)):
+        if needed and not group:
+            return (f"long_share={long_share} not applied: no trace is {kind} (long: more than {bound:g} trained"
+                    f" tokens, of {len(cands)} traces)")
     if long_share <= 0.0:
         return {c.index for c in short}
     if long_share >= 1.0:

@@ -7,9 +7,10 @@ Usage:
     card_lines(rows)                            # the dataset card's sentence naming the student
 
 Each scored trace carries ``{"for": KEY, "student": ..., "rsr": ..., ...}``: KEY digests the
-student's weights, vocabulary, chat template and every rendering/scoring setting
-(:func:`distill.learnability.scorer.scoring_identity`), so scores made for another student or
-other settings are never taken for this one's: they are refused with the file and line.
+student's weights, vocabulary, chat template, every rendering/scoring setting, the precision and
+the scoring code (:func:`distill.learnability.scorer.scoring_identity`), so scores made for another
+student, other settings or by other code are never taken for this one's: they are refused with the
+file and line.
 """
 
 from __future__ import annotations
