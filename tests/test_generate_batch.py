@@ -296,3 +296,18 @@ def test_until_correct_resumes_after_a_kill_without_asking_twice(tmp_path):
     assert summary["reached_k"] == N // 2 and summary["rationalized"] == N // 2
     assert [b["request_counts"]["total"] for b in srv.batches.values()] == [N, N // 2, N // 2, N // 2]
     assert sum(srv.answered.values()) == N + 3 * (N // 2)  # nothing asked twice
+
+
+def test_a_problem_dropped_before_its_batch_is_merged_keeps_its_paid_answer_aside(tmp_path, caplog):
+    with BatchServer(respond) as srv:
+        cfg = config(tmp_path, srv)
+        with pytest.raises(Killed):
+            run_batch(cfg, backend=KillingBackend(srv, "before_download"))
+        problems = Path(cfg.problems)
+        problems.write_text("".join(x + "\n" for x in problems.read_text().splitlines() if '"q3"' not in x))
+        run(cfg)  # was: KeyError 'q3', the merge left half done, and the same on every re-run
+    assert sorted(k[0] for k in good(Path(cfg.out))) == sorted(f"q{i}" for i in range(N) if i != 3)
+    assert len(srv.batches) == 1 and answered_once(srv)  # nothing paid twice
+    kept = [line for _, line in read_jsonl(tmp_path / "traces.batches" / "p0001.orphaned.jsonl")]
+    assert [line["custom_id"] for line in kept] == ["0:32768:s:q3"] and kept[0]["response"]["status_code"] == 200
+    assert "q3" in caplog.text and "p.jsonl" in caplog.text

@@ -12,6 +12,7 @@ at each request's worst case at batch prices. Results are written with the onlin
 builder (:func:`distill.generate.stage.sample_record`). What comes back retryable (429/5xx, an
 expired, failed or cancelled batch, an empty body) or truncated under ``on_truncated=retry`` goes
 into the next wave, up to ``max_attempts`` sends per sample; other errors are written as failed.
+A result whose problem id left the source between runs is kept in ``pNNNN.orphaned.jsonl``, with a warning.
 """
 
 from __future__ import annotations
@@ -251,15 +252,19 @@ class Waves:
                     {r.problem_id for r in requests.values()}}
         missing = f"batch_{info.status}" if info.status != "completed" else "batch_incomplete"
         written = 0
-        with JsonlAppender(self.out, fsync=self.cfg.fsync) as writer:
+        with JsonlAppender(self.out, fsync=self.cfg.fsync) as writer, _Orphans(self.ledger, part) as orphans:
             for custom_id, line in self._results(part, info):
                 req = requests.pop(custom_id, None)
-                if req is not None:
+                if req is not None and req.problem_id not in problems:
+                    orphans.keep(req, line)
+                elif req is not None:
                     written += self._settle(writer, problems[req.problem_id], req, line, missing, previous,
                                             written_before)
             for req in requests.values():  # no result came back: the batch expired, failed or was cancelled
-                written += self._settle(writer, problems[req.problem_id], req, None, missing, previous,
-                                        written_before, "; ".join(info.errors))
+                if req.problem_id in problems:
+                    written += self._settle(writer, problems[req.problem_id], req, None, missing, previous,
+                                            written_before, "; ".join(info.errors))
+        orphans.warn(self.cfg.problems)
         self.ledger.record(part, "merged", status=info.status, written=written)
         for kind in ("out", "err"):  # their records are in the traces file now: do not keep every answer twice
             self.ledger.result_path(part, kind).unlink(missing_ok=True)
@@ -305,6 +310,37 @@ class Waves:
         # killed run's part was not handed out by this run's tally (it asks that index again on its own).
         if self.sampler is not None and not previous:
             self.resend.append(req)
+
+
+class _Orphans:
+    """Result lines of a part whose problem id is no longer in the source (the file changed between runs):
+    paid for but not writable as traces (no question or answer), so kept whole in ``pNNNN.orphaned.jsonl``."""
+
+    def __init__(self, ledger: Ledger, part: Part):
+        self.path = ledger.result_path(part, "orphaned")
+        self.ids: list[str] = []
+        self._writer: JsonlAppender | None = None
+
+    def __enter__(self) -> _Orphans:
+        self.path.unlink(missing_ok=True)  # a merge killed half way is done again whole
+        return self
+
+    def keep(self, req: BatchRequest, line: dict) -> None:
+        if self._writer is None:
+            self._writer = JsonlAppender(self.path, fsync=True)
+        self._writer.write(line)
+        if req.problem_id not in self.ids:
+            self.ids.append(req.problem_id)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def warn(self, problems: str) -> None:
+        if self.ids:
+            shown = ", ".join(self.ids[:10]) + (f" and {len(self.ids) - 10} more" if len(self.ids) > 10 else "")
+            log.warning("problem id(s) %s are no longer in %s: their answers (paid for) are kept in %s, not in the "
+                        "traces file", shown, problems, self.path)
 
 
 def _escalations(out: Path, cfg: GenerateConfig) -> dict[tuple[str, int], int]:
