@@ -136,6 +136,11 @@ class KillingBackend(ApiBatches):
         super().__init__(srv.base_url, "EMPTY")
         self.step = step
 
+    def upload(self, path):
+        if self.step == "before_upload":
+            raise Killed
+        return super().upload(path)
+
     def create(self, file_id, window, metadata):
         if self.step == "before_create":
             raise Killed
@@ -311,3 +316,33 @@ def test_a_problem_dropped_before_its_batch_is_merged_keeps_its_paid_answer_asid
     kept = [line for _, line in read_jsonl(tmp_path / "traces.batches" / "p0001.orphaned.jsonl")]
     assert [line["custom_id"] for line in kept] == ["0:32768:s:q3"] and kept[0]["response"]["status_code"] == 200
     assert "q3" in caplog.text and "p.jsonl" in caplog.text
+
+
+def test_an_oversized_request_is_refused_before_any_file_is_prepared(tmp_path):
+    with BatchServer(respond) as srv:
+        cfg = config(tmp_path, srv, "batch.max_requests=2", "batch.max_bytes=2000")
+        rows = Path(cfg.problems).read_text().splitlines()
+        rows[7] = json.dumps({"id": "q7", "question": "x" * 5000, "answer": "7"})
+        Path(cfg.problems).write_text("\n".join(rows) + "\n")
+        with pytest.raises(ConfigError, match="'0:32768:s:q7' alone"):
+            run(cfg)
+        assert srv.uploads == 0
+    assert not (tmp_path / "traces.batches.jsonl").exists() and not (tmp_path / "traces.batches").exists()
+
+
+def test_an_online_run_drops_files_that_were_only_prepared(tmp_path):
+    with BatchServer(respond) as srv:
+        cfg = config(tmp_path, srv, "batch.max_requests=4")
+        with pytest.raises(Killed):
+            run_batch(cfg, backend=KillingBackend(srv, "before_upload"))
+        assert [e["event"] for e in ledger(tmp_path)] == ["prepared"] * 3  # nothing uploaded, nothing paid
+    with TeacherServer(dialect="deepseek", responder=lambda m, r: respond(None)) as online:
+        cfg.mode, cfg.base_url = "online", online.base_url
+        run(cfg)  # was: "has 3 batch file(s) still open ... re-run with mode=batch"
+    assert len(good(Path(cfg.out))) == N
+    assert [e["event"] for e in ledger(tmp_path)] == ["prepared"] * 3 + ["dropped"] * 3
+    assert not list((tmp_path / "traces.batches").glob("*.in.jsonl"))
+    with BatchServer(respond) as srv:  # a later batch run does not send the dropped files
+        cfg.mode, cfg.base_url = "batch", srv.base_url
+        run(cfg)
+        assert srv.uploads == 0

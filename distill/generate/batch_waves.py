@@ -27,8 +27,8 @@ from typing import Any
 
 from distill.artifacts import is_failed, latest_per_pair, pair_key, read_records
 from distill.errors import DistillError, TeacherFatalError
-from distill.generate.batch_files import BatchRequest, completion_of, is_retryable, request_line, split_parts, \
-    worst_request_cost
+from distill.generate.batch_files import BatchRequest, completion_of, encode_line, is_retryable, request_line, \
+    split_parts, worst_request_cost
 from distill.generate.batch_ledger import Ledger, Part
 from distill.generate.config import GenerateConfig
 from distill.generate.progress import RunStats
@@ -66,6 +66,7 @@ class Waves:
     # ------------------------------------------------------------ waves
 
     def run(self) -> None:
+        self.check_sizes()
         self.drain(previous=True)
         while self.stats.stop_reason is None:
             self.deferred = 0
@@ -74,6 +75,17 @@ class Waves:
                     self.stats.stop_reason = "budget"
                 return
             self.drain(previous=False)
+
+    def check_sizes(self) -> None:
+        """ConfigError before any file is prepared when a request this run may send could not fit in a file
+        (found mid-wave instead, the files cut before it would be left prepared and the run stopped half way)."""
+        cfg = self.cfg
+        last = max(cfg.samples, cfg.max_samples or 0) + (cfg.rationalize_samples if cfg.rationalize else 0) - 1
+        tokens = max(cfg.max_tokens, cfg.max_tokens_ceiling if cfg.on_truncated == "retry" else 0)
+        for problem in iter_problems(cfg):
+            for hinted in (False, True) if cfg.rationalize else (False,):
+                encode_line(self.line(problem, BatchRequest(str(problem["id"]), last, tokens, hinted)),
+                            cfg.batch.max_bytes)
 
     def next_wave(self) -> Iterator[tuple[dict, BatchRequest]]:
         """Requests the file still needs, in source order (streamed: one pass over the problems)."""

@@ -87,10 +87,6 @@ def run(cfg: GenerateConfig, client: TeacherClient | None = None) -> Path:
 
         return run_batch(cfg)
     out = Path(cfg.out)
-    if not cfg.dry_run:
-        from distill.generate.batch_ledger import refuse_open_batches
-
-        refuse_open_batches(out)
     check_outputs("generate", inputs={"problems": cfg.problems}, outputs={"out": out, "config": generate_config_path(out)},
                   probe=not cfg.dry_run)
     if client is None and not cfg.dry_run:  # a dry run needs no key
@@ -100,6 +96,10 @@ def run(cfg: GenerateConfig, client: TeacherClient | None = None) -> Path:
         raise ConfigError(f"max_cost_usd: no price known for model {cfg.model!r}; set prices={{input: .., output: ..}}")
     # One writer per output: a second run on the same file would send (and pay for) every request again.
     with contextlib.nullcontext() if cfg.dry_run else exclusive_lock(out):
+        if not cfg.dry_run:  # under the lock: it may drop a batch run's request files
+            from distill.generate.batch_ledger import refuse_open_batches
+
+            refuse_open_batches(out)
         return _run_locked(cfg, client, prices, out)
 
 
