@@ -346,3 +346,26 @@ def test_an_online_run_drops_files_that_were_only_prepared(tmp_path):
         cfg.mode, cfg.base_url = "batch", srv.base_url
         run(cfg)
         assert srv.uploads == 0
+
+
+def test_a_callers_client_gives_the_batch_its_endpoint_and_prices(tmp_path):
+    from distill.teacher.client import TeacherClient
+
+    with BatchServer(respond) as srv:
+        cfg = config(tmp_path, srv)
+        client = TeacherClient(cfg, prices={"input": 10.0, "cached_input": 10.0, "output": 20.0})
+        cfg.base_url = "http://127.0.0.1:9/v1"  # only the client knows the server
+        out = run(cfg, client=client)  # was: the client ignored, cfg's prices and endpoint used
+    first = next(r for _, r in read_jsonl(out))
+    body = first["messages"][-1]["content"]
+    assert first["cost_usd"] == pytest.approx((len(body) // 4 * 10.0 + COMPLETION_TOKENS * 20.0) / 1e6 * 0.5)
+    assert len(good(out)) == N and answered_once(srv)
+
+
+def test_a_client_with_the_local_backend_is_refused(tmp_path):
+    from distill.teacher.client import TeacherClient
+
+    with BatchServer(respond) as srv:
+        cfg = config(tmp_path, srv, "batch.backend=local")
+        with pytest.raises(ConfigError, match="batch.backend=local"):
+            run(cfg, client=TeacherClient(cfg))

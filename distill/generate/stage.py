@@ -80,12 +80,13 @@ def run(cfg: GenerateConfig, client: TeacherClient | None = None) -> Path:
 
     The teacher is the stage's edge (STYLE.md habit 6): by default a :class:`TeacherClient` for ``cfg``;
     a caller may pass its own (its prices, as the cost cap and every record's ``cost_usd`` then use).
-    Either way the run closes it when done."""
+    Either way the run closes it when done. With ``mode=batch`` the batch API of the client's first endpoint
+    is used, with its key and prices (a client with ``batch.backend=local`` is refused)."""
     _check_config(cfg)
     if cfg.mode == "batch":  # the same requests as files through a batch API: distill.generate.batch
         from distill.generate.batch import run as run_batch
 
-        return run_batch(cfg)
+        return run_batch(cfg, client=client)
     out = Path(cfg.out)
     check_outputs("generate", inputs={"problems": cfg.problems}, outputs={"out": out, "config": generate_config_path(out)},
                   probe=not cfg.dry_run)
