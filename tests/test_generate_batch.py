@@ -369,3 +369,17 @@ def test_a_client_with_the_local_backend_is_refused(tmp_path):
         cfg = config(tmp_path, srv, "batch.backend=local")
         with pytest.raises(ConfigError, match="batch.backend=local"):
             run(cfg, client=TeacherClient(cfg))
+
+
+def test_a_lost_create_that_cannot_be_looked_up_stops_instead_of_creating_again(tmp_path):
+    with BatchServer(respond) as srv:
+        srv.lose_creates, srv.no_list = 1, True  # the provider made it, but has no list to find it by
+        cfg = config(tmp_path, srv)
+        with pytest.raises(DistillError, match="file-1") as err:
+            run(cfg)  # was: merged as batch_failed, and the next wave made (and paid for) a second batch
+        assert len(srv.batches) == 1 and "\n" not in str(err.value)
+        hint = json.loads(str(err.value).split("add the line ")[1].split(" to ")[0].replace("<its id>", "batch_2"))
+        with (tmp_path / "traces.batches.jsonl").open("a") as led:  # what the error tells the user to do
+            led.write(json.dumps(hint) + "\n")
+        run(cfg)
+    assert len(srv.batches) == 1 and answered_once(srv) and len(good(Path(cfg.out))) == N

@@ -43,6 +43,7 @@ from distill.teacher.batch_client import BatchBackend, BatchInfo
 from distill.teacher.dialects import build_params, clean_messages
 
 log = logging.getLogger(__name__)
+_UNKNOWN = object()  # a lookup the provider could not answer (not the same as "no such batch")
 
 __all__ = ["Waves"]
 
@@ -62,6 +63,7 @@ class Waves:
         self.given_up: set[tuple[str, int]] = set()
         self.resend: list[BatchRequest] = []  # under until_correct: in flight in the tally, sent again
         self.deferred = 0  # requests of this wave left for the next one by the cost cap
+        self.last_failure: str | None = None  # how the last failed backend call failed: "fail" or "retry"
 
     # ------------------------------------------------------------ waves
 
@@ -199,12 +201,7 @@ class Waves:
         # A kill between create and its ledger line left a batch we would pay for twice: adopt it.
         info = self._call(self.backend.find, part.file_id) if was_uploaded else None
         if info is None:
-            # A create whose answer was lost may have made the batch: look before trying again.
-            info = self._call(self.backend.create, part.file_id, self.cfg.batch.completion_window,
-                              {"distill_part": part.name, "distill_out": self.out.name},
-                              recheck=lambda: self.backend.find(part.file_id))
-            if info is None:  # a last look: the final attempt may have made it after all
-                info = self._call(self.backend.find, part.file_id)
+            info = self._create(part)
             if info is None:
                 self.merge(part, BatchInfo("", "failed", errors=["create refused"]), previous=False)
                 return False
@@ -213,14 +210,39 @@ class Waves:
         self.ledger.record(part, "created", batch_id=info.id)
         return True
 
-    def _call(self, fn: Callable, *args: Any, recheck: Callable[[], Any] | None = None) -> Any:
-        """A backend call with the online client's retry policy; None when the provider refused it for good.
+    def _create(self, part: Part) -> BatchInfo | None:
+        """Make the part's batch, or find the one a create whose answer was lost made; None when refused for
+        good. A create that went unanswered is looked up before any retry (and once more after the last one);
+        :meth:`_lookup` stops the run when the provider cannot say, rather than pay for a second batch."""
+        info = self._call(self.backend.create, part.file_id, self.cfg.batch.completion_window,
+                          {"distill_part": part.name, "distill_out": self.out.name}, recheck=lambda: self._lookup(part))
+        if info is None and self.last_failure != "fail":  # the final attempt went unanswered: it may have made it
+            info = self._lookup(part)
+        return info
+
+    def _lookup(self, part: Part) -> BatchInfo | None:
+        """The batch made from the part's file, None when there is none; DistillError when the provider cannot
+        be asked (no batch list, or it keeps failing) after a create that may have made one."""
+        info = self._call(self.backend.find, part.file_id, failed=_UNKNOWN)
+        if info is _UNKNOWN:
+            created = json.dumps({"event": "created", "part": part.name, "batch_id": "<its id>"})
+            raise DistillError(f"batch {part.name}: a create for input file {part.file_id} got no answer and the "
+                               "provider's batch list cannot be read to see whether it made one, so creating again "
+                               f"could pay twice. Check the provider's batches for input file {part.file_id}: if "
+                               f"one was made, add the line {created} to {self.ledger.path} and re-run to collect "
+                               "it; if none was, re-run to create it")
+        return info
+
+    def _call(self, fn: Callable, *args: Any, recheck: Callable[[], Any] | None = None, failed: Any = None) -> Any:
+        """A backend call with the online client's retry policy; ``failed`` (None) when the provider refused it
+        for good or every attempt failed (``last_failure`` says which: "fail" or "retry").
         ``recheck`` runs before each retry and, when it finds the call's effect, its result is returned."""
+        self.last_failure = None
         for attempt in range(1, self.cfg.max_attempts + 1):
             try:
                 found = recheck() if recheck is not None and attempt > 1 else None
                 return found if found is not None else fn(*args)
-            except (KeyboardInterrupt, TeacherFatalError):
+            except (KeyboardInterrupt, DistillError):  # a 401/402 (TeacherFatalError), or a recheck that stopped
                 raise
             except Exception as exc:  # noqa: BLE001 - classified like an online request's failure
                 decision = retry_policy.classify(exc)
@@ -230,10 +252,11 @@ class Waves:
                                             "Everything received is kept.") from None
                 if decision.action == "fail" or attempt == self.cfg.max_attempts:
                     log.warning("%s failed: %s", getattr(fn, "__name__", "batch call"), message)
-                    return None
+                    self.last_failure = decision.action
+                    return failed
                 time.sleep(retry_policy.backoff_delay(attempt, self.cfg.backoff_base, self.cfg.backoff_max,
                                                       decision.retry_after))
-        return None
+        return failed
 
     # ------------------------------------------------------------ merge
 
