@@ -9,6 +9,7 @@ Usage:
         srv.lose_creates = 1                               # the next create makes the batch, then drops the answer
         srv.hide_files = 1                                 # the next file download gets a 404
         srv.hide_batches = 1                               # the next status check gets a 404
+        srv.no_list = True                                 # GET /v1/batches (list) is a 404, as on some providers
         srv.needs_tokens = 300                             # answers asked with less max_tokens stop at "length"
         srv.errors["number 3?"] = [500, 500]               # that prompt gets a 500 twice, then an answer
         ... distill generate mode=batch base_url=srv.base_url ...
@@ -49,6 +50,7 @@ class BatchServer:
         self.lose_creates = 0
         self.hide_files = 0
         self.hide_batches = 0
+        self.no_list = False
         self.needs_tokens = 0
         self.status_checks = 0
         self._ids = itertools.count(1)
@@ -215,6 +217,8 @@ class BatchServer:
                     return self._send(server.refuse, {"error": {"message": "Incorrect API key provided"}})
                 with server._lock:
                     path = self.path.split("?")[0]
+                    if path == "/v1/batches" and server.no_list:
+                        return self._send(404, {"error": {"message": "no such route"}})
                     if path == "/v1/batches":
                         data = [server.public(b) for b in reversed(server.batches.values())]
                         return self._send(200, {"object": "list", "data": data, "has_more": False,

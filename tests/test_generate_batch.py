@@ -136,6 +136,11 @@ class KillingBackend(ApiBatches):
         super().__init__(srv.base_url, "EMPTY")
         self.step = step
 
+    def upload(self, path):
+        if self.step == "before_upload":
+            raise Killed
+        return super().upload(path)
+
     def create(self, file_id, window, metadata):
         if self.step == "before_create":
             raise Killed
@@ -296,3 +301,85 @@ def test_until_correct_resumes_after_a_kill_without_asking_twice(tmp_path):
     assert summary["reached_k"] == N // 2 and summary["rationalized"] == N // 2
     assert [b["request_counts"]["total"] for b in srv.batches.values()] == [N, N // 2, N // 2, N // 2]
     assert sum(srv.answered.values()) == N + 3 * (N // 2)  # nothing asked twice
+
+
+def test_a_problem_dropped_before_its_batch_is_merged_keeps_its_paid_answer_aside(tmp_path, caplog):
+    with BatchServer(respond) as srv:
+        cfg = config(tmp_path, srv)
+        with pytest.raises(Killed):
+            run_batch(cfg, backend=KillingBackend(srv, "before_download"))
+        problems = Path(cfg.problems)
+        problems.write_text("".join(x + "\n" for x in problems.read_text().splitlines() if '"q3"' not in x))
+        run(cfg)  # was: KeyError 'q3', the merge left half done, and the same on every re-run
+    assert sorted(k[0] for k in good(Path(cfg.out))) == sorted(f"q{i}" for i in range(N) if i != 3)
+    assert len(srv.batches) == 1 and answered_once(srv)  # nothing paid twice
+    kept = [line for _, line in read_jsonl(tmp_path / "traces.batches" / "p0001.orphaned.jsonl")]
+    assert [line["custom_id"] for line in kept] == ["0:32768:s:q3"] and kept[0]["response"]["status_code"] == 200
+    assert "q3" in caplog.text and "p.jsonl" in caplog.text
+
+
+def test_an_oversized_request_is_refused_before_any_file_is_prepared(tmp_path):
+    with BatchServer(respond) as srv:
+        cfg = config(tmp_path, srv, "batch.max_requests=2", "batch.max_bytes=2000")
+        rows = Path(cfg.problems).read_text().splitlines()
+        rows[7] = json.dumps({"id": "q7", "question": "x" * 5000, "answer": "7"})
+        Path(cfg.problems).write_text("\n".join(rows) + "\n")
+        with pytest.raises(ConfigError, match="'0:32768:s:q7' alone"):
+            run(cfg)
+        assert srv.uploads == 0
+    assert not (tmp_path / "traces.batches.jsonl").exists() and not (tmp_path / "traces.batches").exists()
+
+
+def test_an_online_run_drops_files_that_were_only_prepared(tmp_path):
+    with BatchServer(respond) as srv:
+        cfg = config(tmp_path, srv, "batch.max_requests=4")
+        with pytest.raises(Killed):
+            run_batch(cfg, backend=KillingBackend(srv, "before_upload"))
+        assert [e["event"] for e in ledger(tmp_path)] == ["prepared"] * 3  # nothing uploaded, nothing paid
+    with TeacherServer(dialect="deepseek", responder=lambda m, r: respond(None)) as online:
+        cfg.mode, cfg.base_url = "online", online.base_url
+        run(cfg)  # was: "has 3 batch file(s) still open ... re-run with mode=batch"
+    assert len(good(Path(cfg.out))) == N
+    assert [e["event"] for e in ledger(tmp_path)] == ["prepared"] * 3 + ["dropped"] * 3
+    assert not list((tmp_path / "traces.batches").glob("*.in.jsonl"))
+    with BatchServer(respond) as srv:  # a later batch run does not send the dropped files
+        cfg.mode, cfg.base_url = "batch", srv.base_url
+        run(cfg)
+        assert srv.uploads == 0
+
+
+def test_a_callers_client_gives_the_batch_its_endpoint_and_prices(tmp_path):
+    from distill.teacher.client import TeacherClient
+
+    with BatchServer(respond) as srv:
+        cfg = config(tmp_path, srv)
+        client = TeacherClient(cfg, prices={"input": 10.0, "cached_input": 10.0, "output": 20.0})
+        cfg.base_url = "http://127.0.0.1:9/v1"  # only the client knows the server
+        out = run(cfg, client=client)  # was: the client ignored, cfg's prices and endpoint used
+    first = next(r for _, r in read_jsonl(out))
+    body = first["messages"][-1]["content"]
+    assert first["cost_usd"] == pytest.approx((len(body) // 4 * 10.0 + COMPLETION_TOKENS * 20.0) / 1e6 * 0.5)
+    assert len(good(out)) == N and answered_once(srv)
+
+
+def test_a_client_with_the_local_backend_is_refused(tmp_path):
+    from distill.teacher.client import TeacherClient
+
+    with BatchServer(respond) as srv:
+        cfg = config(tmp_path, srv, "batch.backend=local")
+        with pytest.raises(ConfigError, match="batch.backend=local"):
+            run(cfg, client=TeacherClient(cfg))
+
+
+def test_a_lost_create_that_cannot_be_looked_up_stops_instead_of_creating_again(tmp_path):
+    with BatchServer(respond) as srv:
+        srv.lose_creates, srv.no_list = 1, True  # the provider made it, but has no list to find it by
+        cfg = config(tmp_path, srv)
+        with pytest.raises(DistillError, match="file-1") as err:
+            run(cfg)  # was: merged as batch_failed, and the next wave made (and paid for) a second batch
+        assert len(srv.batches) == 1 and "\n" not in str(err.value)
+        hint = json.loads(str(err.value).split("add the line ")[1].split(" to ")[0].replace("<its id>", "batch_2"))
+        with (tmp_path / "traces.batches.jsonl").open("a") as led:  # what the error tells the user to do
+            led.write(json.dumps(hint) + "\n")
+        run(cfg)
+    assert len(srv.batches) == 1 and answered_once(srv) and len(good(Path(cfg.out))) == N

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -73,12 +74,14 @@ def test_sigkill_while_polling_then_resume_pays_each_request_once(tmp_path):
 
 FAKE_VLLM = textwrap.dedent('''
     """Stands in for `vllm run-batch -i IN -o OUT --model M`: same files, vLLM's output lines."""
-    import json, sys, pathlib
+    import json, sys, pathlib, time
     args = sys.argv[1:]
     src, dst, model = args[args.index("-i") + 1], args[args.index("-o") + 1], args[args.index("--model") + 1]
     home = pathlib.Path(dst).parent.parent
     with open(home / "runs.txt", "a") as runs:  # the files run side by side: append, never rewrite
         runs.write("x")
+    while (home / "hold").exists():  # a slow run: busy until the test lets it go
+        time.sleep(0.05)
     if "FAIL_FIRST" in model:
         try:
             open(home / "failed-once", "x").close()  # exactly one run (whichever is first) fails
@@ -123,6 +126,33 @@ def test_local_backend_runs_the_command_per_file(tmp_path, model):
     assert runs == (4 if "FAIL" in model else 3)  # three files; a failed run is run again
     assert not list((tmp_path / "traces.batches").glob("*.out.jsonl"))  # merged, then removed (no answer kept twice)
     assert len(list((tmp_path / "traces.batches").glob("*.in.jsonl"))) == (4 if "FAIL" in model else 3)
+
+
+def test_a_local_run_left_by_a_killed_distill_is_adopted_not_started_again(tmp_path):
+    write_problems(tmp_path / "p.jsonl")
+    script, hold, runs = tmp_path / "fake_vllm.py", tmp_path / "hold", tmp_path / "runs.txt"
+    script.write_text(FAKE_VLLM)
+    hold.touch()
+    command = json.dumps([sys.executable, str(script), "-i", "{input}", "-o", "{output}", "--model", "{model}"])
+    args = [f"problems={tmp_path / 'p.jsonl'}", "model=local-model", f"out={tmp_path / 'traces.jsonl'}", "mode=batch",
+            "batch.backend=local", f"batch.command={command}", "batch.poll_interval=0.02", "batch.poll_max=0.05",
+            "progress=false"]
+    proc = subprocess.Popen([sys.executable, "-m", "distill", "generate", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(os.environ, DISTILL_PROGRESS="0"))
+    wait_for(runs.exists, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert hold.exists()  # so the run distill started is still busy: the re-run finds it alive
+    releaser = threading.Timer(1.0, hold.unlink)  # finishes while the re-run waits for it
+    releaser.start()
+    try:
+        with pytest.raises(SamplesFailed, match="1 of"):  # the fake fails "number 2?"
+            run(load_config(GenerateConfig, None, args))
+    finally:
+        releaser.cancel()
+        hold.unlink(missing_ok=True)  # never leave the fake run spinning
+    assert runs.read_text() == "x"  # was "xx": the killed run's file was started a second time
+    assert len([r for r in read_latest(tmp_path / "traces.jsonl").values() if not r["error"]]) == N - 1
 
 
 def test_custom_id_names_the_pair_and_survives_colons():

@@ -4,6 +4,7 @@ Usage:
     from distill.generate.batch import run
     run(load_config(GenerateConfig, "generate/openai-o4-mini.yaml", ["mode=batch", "problems=p.jsonl"]))
     run(cfg, backend=my_backend)       # any object with BatchBackend's five calls (tests, other providers)
+    run(cfg, client=TeacherClient(cfg, prices={...}))  # the batch API of the client's endpoint, its key and prices
 
     distill generate mode=batch batch.backend=local model=Qwen/Qwen3-8B problems=p.jsonl   # vllm run-batch
 
@@ -36,6 +37,7 @@ from distill.lock import exclusive_lock
 from distill.paths import check_outputs
 from distill.progress import human_count, show_table
 from distill.teacher.batch_client import ApiBatches, BatchBackend, LocalBatches
+from distill.teacher.client import TeacherClient
 from distill.teacher.pricing import FREE, batch_prices, estimate_cost, resolve_prices
 
 log = logging.getLogger(__name__)
@@ -43,32 +45,35 @@ log = logging.getLogger(__name__)
 __all__ = ["run"]
 
 
-def run(cfg: GenerateConfig, backend: BatchBackend | None = None) -> Path:
-    """Generate traces for ``cfg`` through batches; returns the traces file (complete, or resumable)."""
+def run(cfg: GenerateConfig, backend: BatchBackend | None = None, client: TeacherClient | None = None) -> Path:
+    """Generate traces for ``cfg`` through batches; returns the traces file (complete, or resumable).
+    ``client``: the caller's teacher client (``generate.run(cfg, client=...)``), whose first endpoint, key
+    and prices the batch API uses; refused with ``batch.backend=local``, which runs on this machine."""
     cfg.validate()
     out = Path(cfg.out)
     check_outputs("generate", inputs={"problems": cfg.problems},
                   outputs={"out": out, "config": generate_config_path(out), "ledger": generate_batches_path(out)},
                   probe=not cfg.dry_run)
-    provider, prices, scrub, make_backend = _teacher(cfg)
+    provider, prices, scrub, make_backend = _teacher(cfg, client)
     if cfg.max_cost_usd is not None and prices is None:
         raise ConfigError(f"max_cost_usd: no price known for model {cfg.model!r}; set prices={{input: .., output: ..}}")
     with contextlib.nullcontext() if cfg.dry_run else exclusive_lock(out):
         return _run_locked(cfg, out, backend, make_backend, provider, prices, scrub)
 
 
-def _teacher(cfg: GenerateConfig):
+def _teacher(cfg: GenerateConfig, client: TeacherClient | None = None):
     """(dialect, batch prices, key scrubber, backend factory): the online client's key, dialect and prices."""
     if cfg.batch.backend == "local":
+        if client is not None:
+            raise ConfigError("client: batch.backend=local runs batch.command on this machine and sends nothing to "
+                              "a teacher client; pass no client, or use batch.backend=api")
         online = resolve_prices(cfg.model, cfg.prices) or dict(FREE)  # own GPUs: free unless priced
         provider = cfg.provider if cfg.provider != "auto" else "vllm"
         return provider, batch_prices(online, 1.0), str, lambda: LocalBatches(cfg.batch.command, cfg.model)
-    from distill.teacher.client import TeacherClient
-
-    if cfg.dry_run:  # a dry run needs no key
+    if cfg.dry_run and client is None:  # a dry run needs no key
         online = resolve_prices(cfg.model, cfg.prices, cfg.base_url)
         return _provider(cfg), batch_prices(online, cfg.batch.discount), str, None
-    client = TeacherClient(cfg)  # resolves the key (never printed) and the price table, sends nothing
+    client = client or TeacherClient(cfg)  # resolves the key (never printed) and the price table, sends nothing
     if len(client.urls) > 1:
         log.warning("mode=batch sends every file to the first base_url (%s); the others are not used", client.urls[0])
     return (client.provider, batch_prices(client.prices, cfg.batch.discount), client.scrub,

@@ -5,6 +5,7 @@ Usage:
     req = BatchRequest("p-1", sample=0, max_tokens=4096)
     line = request_line(req, {"model": "m", "messages": [...], "max_tokens": 4096})
     parts = list(split_parts([line], max_requests=50000, max_bytes=200_000_000))   # lists of encoded lines
+    encode_line(line, max_bytes=200_000_000)           # its bytes; ConfigError when it alone is too big
     c = completion_of({"custom_id": req.custom_id, "response": {"status_code": 200, "body": {...}}},
                       prices, messages)
 
@@ -33,7 +34,7 @@ URL = "/v1/chat/completions"
 # Per-request results worth sending again in the next wave (the rest are written as failed at once).
 RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504, 529}
 
-__all__ = ["BatchRequest", "request_line", "split_parts", "completion_of", "is_retryable", "worst_request_cost"]
+__all__ = ["BatchRequest", "request_line", "split_parts", "encode_line", "completion_of", "is_retryable", "worst_request_cost"]
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,7 @@ def split_parts(lines: Iterable[dict], max_requests: int, max_bytes: int) -> Ite
     part: list[bytes] = []
     size = 0
     for line in lines:
-        data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
-        if len(data) > max_bytes:
-            raise ConfigError(f"batch.max_bytes={max_bytes}: the request {line['custom_id']!r} alone is {len(data)} "
-                              "bytes; raise the limit (the provider's is 200 MB) or shorten the problem")
+        data = encode_line(line, max_bytes)
         if part and (len(part) >= max_requests or size + len(data) > max_bytes):
             yield part
             part, size = [], 0
@@ -84,6 +82,15 @@ def split_parts(lines: Iterable[dict], max_requests: int, max_bytes: int) -> Ite
         size += len(data)
     if part:
         yield part
+
+
+def encode_line(line: dict, max_bytes: int) -> bytes:
+    """One request as its file's bytes; ConfigError when it alone is more than ``max_bytes``."""
+    data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
+    if len(data) > max_bytes:
+        raise ConfigError(f"batch.max_bytes={max_bytes}: the request {line['custom_id']!r} alone is {len(data)} "
+                          "bytes; raise the limit (the provider's is 200 MB) or shorten the problem")
+    return data
 
 
 def worst_request_cost(prices: dict[str, float] | None, messages: list[dict], max_tokens: int) -> float:

@@ -9,12 +9,13 @@ Usage:
     ledger.record(part, "merging", records_before=120)     # the traces file's record count before the merge
     ledger.record(part, "merged", status="completed", written=100)
     ledger.open_parts()                                   # parts not merged yet: what a resumed run finishes
-    refuse_open_batches("traces.jsonl")                   # an online run would pay for those pairs again
+    refuse_open_batches("traces.jsonl")       # an online run would pay for those pairs again (under the lock)
 
 One JSON line per step, appended and fsynced before the next step starts, so after a kill the
 ledger says exactly how far each part got: prepared (upload it), uploaded (look for a batch made
 from that file, else create one), created (poll it), merging (merge again, skipping the pairs the
-traces file already got after ``records_before``), merged (done).
+traces file already got after ``records_before``), merged (done), or dropped (an online run took
+over a file that was only prepared: never uploaded, so never paid for).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 from distill.errors import ConfigError, InputError
 from distill.records import JsonlAppender, read_jsonl
 
-STEPS = ("prepared", "uploaded", "created", "merging", "merged")
+STEPS = ("prepared", "uploaded", "created", "merging", "merged", "dropped")
 
 __all__ = ["Ledger", "Part", "STEPS", "refuse_open_batches"]
 
@@ -73,7 +74,7 @@ class Ledger:
         part.status = event.get("status", part.status)
         if step == "merging":
             part.records_before = int(event["records_before"])
-        part.is_merged = part.is_merged or step == "merged"
+        part.is_merged = part.is_merged or step in ("merged", "dropped")  # closed: nothing left to collect
 
     def input_path(self, part: Part) -> Path:
         return self.folder / f"{part.name}.in.jsonl"
@@ -110,11 +111,20 @@ class Ledger:
 
 
 def refuse_open_batches(traces: str | Path) -> None:
-    """ConfigError when ``traces`` has batches not yet merged: an online run would request (and pay for) them again."""
+    """ConfigError when ``traces`` has batches not yet merged: an online run would request (and pay for) them again.
+    Files only prepared (never uploaded: nothing can be running or paid) are dropped instead, so a later batch
+    run does not send pairs the online run wrote. Call it holding the traces file's lock."""
     from distill.layout import generate_batches_path
 
     path = generate_batches_path(traces)
-    open_parts = Ledger(path).open_parts() if path.exists() else []
+    if not path.exists():
+        return
+    ledger = Ledger(path)
+    for part in ledger.open_parts():
+        if part.file_id is None:
+            ledger.record(part, "dropped")
+            ledger.input_path(part).unlink(missing_ok=True)
+    open_parts = ledger.open_parts()
     if open_parts:
         raise ConfigError(f"{traces} has {len(open_parts)} batch file(s) still open ({path}); re-run with mode=batch "
                           "to collect them (an online run would pay for those requests again)")

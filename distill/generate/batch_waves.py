@@ -12,6 +12,7 @@ at each request's worst case at batch prices. Results are written with the onlin
 builder (:func:`distill.generate.stage.sample_record`). What comes back retryable (429/5xx, an
 expired, failed or cancelled batch, an empty body) or truncated under ``on_truncated=retry`` goes
 into the next wave, up to ``max_attempts`` sends per sample; other errors are written as failed.
+A result whose problem id left the source between runs is kept in ``pNNNN.orphaned.jsonl``, with a warning.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from typing import Any
 
 from distill.artifacts import is_failed, latest_per_pair, pair_key, read_records
 from distill.errors import DistillError, TeacherFatalError
-from distill.generate.batch_files import BatchRequest, completion_of, is_retryable, request_line, split_parts, \
-    worst_request_cost
+from distill.generate.batch_files import BatchRequest, completion_of, encode_line, is_retryable, request_line, \
+    split_parts, worst_request_cost
 from distill.generate.batch_ledger import Ledger, Part
 from distill.generate.config import GenerateConfig
 from distill.generate.progress import RunStats
@@ -42,6 +43,7 @@ from distill.teacher.batch_client import BatchBackend, BatchInfo
 from distill.teacher.dialects import build_params, clean_messages
 
 log = logging.getLogger(__name__)
+_UNKNOWN = object()  # a lookup the provider could not answer (not the same as "no such batch")
 
 __all__ = ["Waves"]
 
@@ -61,10 +63,12 @@ class Waves:
         self.given_up: set[tuple[str, int]] = set()
         self.resend: list[BatchRequest] = []  # under until_correct: in flight in the tally, sent again
         self.deferred = 0  # requests of this wave left for the next one by the cost cap
+        self.last_failure: str | None = None  # how the last failed backend call failed: "fail" or "retry"
 
     # ------------------------------------------------------------ waves
 
     def run(self) -> None:
+        self.check_sizes()
         self.drain(previous=True)
         while self.stats.stop_reason is None:
             self.deferred = 0
@@ -73,6 +77,17 @@ class Waves:
                     self.stats.stop_reason = "budget"
                 return
             self.drain(previous=False)
+
+    def check_sizes(self) -> None:
+        """ConfigError before any file is prepared when a request this run may send could not fit in a file
+        (found mid-wave instead, the files cut before it would be left prepared and the run stopped half way)."""
+        cfg = self.cfg
+        last = max(cfg.samples, cfg.max_samples or 0) + (cfg.rationalize_samples if cfg.rationalize else 0) - 1
+        tokens = max(cfg.max_tokens, cfg.max_tokens_ceiling if cfg.on_truncated == "retry" else 0)
+        for problem in iter_problems(cfg):
+            for hinted in (False, True) if cfg.rationalize else (False,):
+                encode_line(self.line(problem, BatchRequest(str(problem["id"]), last, tokens, hinted)),
+                            cfg.batch.max_bytes)
 
     def next_wave(self) -> Iterator[tuple[dict, BatchRequest]]:
         """Requests the file still needs, in source order (streamed: one pass over the problems)."""
@@ -186,12 +201,7 @@ class Waves:
         # A kill between create and its ledger line left a batch we would pay for twice: adopt it.
         info = self._call(self.backend.find, part.file_id) if was_uploaded else None
         if info is None:
-            # A create whose answer was lost may have made the batch: look before trying again.
-            info = self._call(self.backend.create, part.file_id, self.cfg.batch.completion_window,
-                              {"distill_part": part.name, "distill_out": self.out.name},
-                              recheck=lambda: self.backend.find(part.file_id))
-            if info is None:  # a last look: the final attempt may have made it after all
-                info = self._call(self.backend.find, part.file_id)
+            info = self._create(part)
             if info is None:
                 self.merge(part, BatchInfo("", "failed", errors=["create refused"]), previous=False)
                 return False
@@ -200,14 +210,39 @@ class Waves:
         self.ledger.record(part, "created", batch_id=info.id)
         return True
 
-    def _call(self, fn: Callable, *args: Any, recheck: Callable[[], Any] | None = None) -> Any:
-        """A backend call with the online client's retry policy; None when the provider refused it for good.
+    def _create(self, part: Part) -> BatchInfo | None:
+        """Make the part's batch, or find the one a create whose answer was lost made; None when refused for
+        good. A create that went unanswered is looked up before any retry (and once more after the last one);
+        :meth:`_lookup` stops the run when the provider cannot say, rather than pay for a second batch."""
+        info = self._call(self.backend.create, part.file_id, self.cfg.batch.completion_window,
+                          {"distill_part": part.name, "distill_out": self.out.name}, recheck=lambda: self._lookup(part))
+        if info is None and self.last_failure != "fail":  # the final attempt went unanswered: it may have made it
+            info = self._lookup(part)
+        return info
+
+    def _lookup(self, part: Part) -> BatchInfo | None:
+        """The batch made from the part's file, None when there is none; DistillError when the provider cannot
+        be asked (no batch list, or it keeps failing) after a create that may have made one."""
+        info = self._call(self.backend.find, part.file_id, failed=_UNKNOWN)
+        if info is _UNKNOWN:
+            created = json.dumps({"event": "created", "part": part.name, "batch_id": "<its id>"})
+            raise DistillError(f"batch {part.name}: a create for input file {part.file_id} got no answer and the "
+                               "provider's batch list cannot be read to see whether it made one, so creating again "
+                               f"could pay twice. Check the provider's batches for input file {part.file_id}: if "
+                               f"one was made, add the line {created} to {self.ledger.path} and re-run to collect "
+                               "it; if none was, re-run to create it")
+        return info
+
+    def _call(self, fn: Callable, *args: Any, recheck: Callable[[], Any] | None = None, failed: Any = None) -> Any:
+        """A backend call with the online client's retry policy; ``failed`` (None) when the provider refused it
+        for good or every attempt failed (``last_failure`` says which: "fail" or "retry").
         ``recheck`` runs before each retry and, when it finds the call's effect, its result is returned."""
+        self.last_failure = None
         for attempt in range(1, self.cfg.max_attempts + 1):
             try:
                 found = recheck() if recheck is not None and attempt > 1 else None
                 return found if found is not None else fn(*args)
-            except (KeyboardInterrupt, TeacherFatalError):
+            except (KeyboardInterrupt, DistillError):  # a 401/402 (TeacherFatalError), or a recheck that stopped
                 raise
             except Exception as exc:  # noqa: BLE001 - classified like an online request's failure
                 decision = retry_policy.classify(exc)
@@ -217,10 +252,11 @@ class Waves:
                                             "Everything received is kept.") from None
                 if decision.action == "fail" or attempt == self.cfg.max_attempts:
                     log.warning("%s failed: %s", getattr(fn, "__name__", "batch call"), message)
-                    return None
+                    self.last_failure = decision.action
+                    return failed
                 time.sleep(retry_policy.backoff_delay(attempt, self.cfg.backoff_base, self.cfg.backoff_max,
                                                       decision.retry_after))
-        return None
+        return failed
 
     # ------------------------------------------------------------ merge
 
@@ -251,15 +287,19 @@ class Waves:
                     {r.problem_id for r in requests.values()}}
         missing = f"batch_{info.status}" if info.status != "completed" else "batch_incomplete"
         written = 0
-        with JsonlAppender(self.out, fsync=self.cfg.fsync) as writer:
+        with JsonlAppender(self.out, fsync=self.cfg.fsync) as writer, _Orphans(self.ledger, part) as orphans:
             for custom_id, line in self._results(part, info):
                 req = requests.pop(custom_id, None)
-                if req is not None:
+                if req is not None and req.problem_id not in problems:
+                    orphans.keep(req, line)
+                elif req is not None:
                     written += self._settle(writer, problems[req.problem_id], req, line, missing, previous,
                                             written_before)
             for req in requests.values():  # no result came back: the batch expired, failed or was cancelled
-                written += self._settle(writer, problems[req.problem_id], req, None, missing, previous,
-                                        written_before, "; ".join(info.errors))
+                if req.problem_id in problems:
+                    written += self._settle(writer, problems[req.problem_id], req, None, missing, previous,
+                                            written_before, "; ".join(info.errors))
+        orphans.warn(self.cfg.problems)
         self.ledger.record(part, "merged", status=info.status, written=written)
         for kind in ("out", "err"):  # their records are in the traces file now: do not keep every answer twice
             self.ledger.result_path(part, kind).unlink(missing_ok=True)
@@ -305,6 +345,37 @@ class Waves:
         # killed run's part was not handed out by this run's tally (it asks that index again on its own).
         if self.sampler is not None and not previous:
             self.resend.append(req)
+
+
+class _Orphans:
+    """Result lines of a part whose problem id is no longer in the source (the file changed between runs):
+    paid for but not writable as traces (no question or answer), so kept whole in ``pNNNN.orphaned.jsonl``."""
+
+    def __init__(self, ledger: Ledger, part: Part):
+        self.path = ledger.result_path(part, "orphaned")
+        self.ids: list[str] = []
+        self._writer: JsonlAppender | None = None
+
+    def __enter__(self) -> _Orphans:
+        self.path.unlink(missing_ok=True)  # a merge killed half way is done again whole
+        return self
+
+    def keep(self, req: BatchRequest, line: dict) -> None:
+        if self._writer is None:
+            self._writer = JsonlAppender(self.path, fsync=True)
+        self._writer.write(line)
+        if req.problem_id not in self.ids:
+            self.ids.append(req.problem_id)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def warn(self, problems: str) -> None:
+        if self.ids:
+            shown = ", ".join(self.ids[:10]) + (f" and {len(self.ids) - 10} more" if len(self.ids) > 10 else "")
+            log.warning("problem id(s) %s are no longer in %s: their answers (paid for) are kept in %s, not in the "
+                        "traces file", shown, problems, self.path)
 
 
 def _escalations(out: Path, cfg: GenerateConfig) -> dict[tuple[str, int], int]:

@@ -80,17 +80,14 @@ def run(cfg: GenerateConfig, client: TeacherClient | None = None) -> Path:
 
     The teacher is the stage's edge (STYLE.md habit 6): by default a :class:`TeacherClient` for ``cfg``;
     a caller may pass its own (its prices, as the cost cap and every record's ``cost_usd`` then use).
-    Either way the run closes it when done."""
+    Either way the run closes it when done. With ``mode=batch`` the batch API of the client's first endpoint
+    is used, with its key and prices (a client with ``batch.backend=local`` is refused)."""
     _check_config(cfg)
     if cfg.mode == "batch":  # the same requests as files through a batch API: distill.generate.batch
         from distill.generate.batch import run as run_batch
 
-        return run_batch(cfg)
+        return run_batch(cfg, client=client)
     out = Path(cfg.out)
-    if not cfg.dry_run:
-        from distill.generate.batch_ledger import refuse_open_batches
-
-        refuse_open_batches(out)
     check_outputs("generate", inputs={"problems": cfg.problems}, outputs={"out": out, "config": generate_config_path(out)},
                   probe=not cfg.dry_run)
     if client is None and not cfg.dry_run:  # a dry run needs no key
@@ -100,6 +97,10 @@ def run(cfg: GenerateConfig, client: TeacherClient | None = None) -> Path:
         raise ConfigError(f"max_cost_usd: no price known for model {cfg.model!r}; set prices={{input: .., output: ..}}")
     # One writer per output: a second run on the same file would send (and pay for) every request again.
     with contextlib.nullcontext() if cfg.dry_run else exclusive_lock(out):
+        if not cfg.dry_run:  # under the lock: it may drop a batch run's request files
+            from distill.generate.batch_ledger import refuse_open_batches
+
+            refuse_open_batches(out)
         return _run_locked(cfg, client, prices, out)
 
 

@@ -12,13 +12,20 @@ Usage:
 Both speak the same five calls, so :mod:`distill.generate.batch` drives either. ``find`` is what
 makes a kill during ``create`` safe: the batch made for an uploaded file is looked up by its input
 file id before a second one is made (and paid for). The local backend runs the command as a
-subprocess per request file (no server, no upload); its "batch id" is the output path, and a
-retrieve of a run this process did not start (a kill) starts it again: local tokens are free.
+subprocess per request file (no server, no upload) in its own session, so it outlives a kill or
+Ctrl-C of distill; its "batch id" is the output path. Beside it, ``pNNNN.pid`` names the process
+(pid and start time) and ``pNNNN.exit`` receives its exit code, so a retrieve of a run this process
+did not start (a kill) waits for it while it lives, reads how it ended, and starts it again only
+when neither tells (local tokens are free, but a second run would fight the first over its output).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -135,21 +142,44 @@ class LocalBatches:
         if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
             raise FileNotFoundError(f"batch.command: {argv[0]!r} not found (install vLLM, or set batch.command)")
         log.info("running %s", " ".join(argv))
-        out.unlink(missing_ok=True)
-        logfile = out.with_name(out.name.replace(".out.jsonl", "") + ".log")
+        pidfile, exitfile, logfile = (_beside(out, suffix) for suffix in (".pid", ".exit", ".log"))
+        for stale in (out, exitfile, pidfile):
+            stale.unlink(missing_ok=True)
+        # sh writes the exit code to a file: a re-run after a kill is not the parent and cannot wait() for it.
+        tmp = shlex.quote(f"{exitfile}.tmp")
+        script = f'"$@"; code=$?; echo $code > {tmp} && mv {tmp} {shlex.quote(str(exitfile))}; exit $code'
         with logfile.open("wb") as log_handle:  # a file, not a pipe: vLLM logs enough to fill a pipe and stall
-            proc = subprocess.Popen(argv, stdout=log_handle, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(["sh", "-c", script, "sh", *argv], stdout=log_handle, stderr=subprocess.STDOUT,
+                                    start_new_session=True)  # its own session: a Ctrl-C or kill of distill spares it
+        pidfile.write_text(json.dumps({"pid": proc.pid, "started": _start_time(proc.pid)}))
         self._runs[str(out)] = (proc, logfile)
         return BatchInfo(id=str(out), status="in_progress", input_file_id=str(src))
 
+    def _adopt(self, out: Path) -> BatchInfo | None:
+        """A run a killed distill started: in progress while its process lives, else ended as its exit file says;
+        None when there is neither (never started, or killed itself): then it is started again."""
+        pidfile, exitfile = _beside(out, ".pid"), _beside(out, ".exit")
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            run = json.loads(pidfile.read_text())
+            if _is_alive(int(run["pid"]), run["started"]):  # looked at first: it writes the exit file, then ends
+                return BatchInfo(id=str(out), status="in_progress")
+        with contextlib.suppress(OSError, ValueError):
+            return self._ended(str(out), int(exitfile.read_text()), _beside(out, ".log"))
+        return None
+
     def retrieve(self, batch_id: str) -> BatchInfo:
-        if batch_id not in self._runs:  # started by a run that was killed: start it again
-            src = Path(batch_id.replace(".out.jsonl", ".in.jsonl"))
-            return self._start(src, Path(batch_id))
+        if batch_id not in self._runs:  # started by a run that was killed: adopt it, else start it again
+            adopted = self._adopt(Path(batch_id))
+            if adopted is not None:
+                return adopted
+            return self._start(Path(batch_id.replace(".out.jsonl", ".in.jsonl")), Path(batch_id))
         proc, logfile = self._runs[batch_id]
         code = proc.poll()
         if code is None:
             return BatchInfo(id=batch_id, status="in_progress")
+        return self._ended(batch_id, code, logfile)
+
+    def _ended(self, batch_id: str, code: int, logfile: Path) -> BatchInfo:
         if code != 0 or not Path(batch_id).exists():
             tail = logfile.read_text(errors="replace")[-400:].strip() if logfile.exists() else ""
             return BatchInfo(id=batch_id, status="failed", errors=[f"exit {code}: {tail or 'no output file'}"])
@@ -158,3 +188,33 @@ class LocalBatches:
     def download(self, file_id: str, dest: Path) -> None:
         if Path(file_id).resolve() != dest.resolve():
             shutil.copyfile(file_id, dest)
+
+
+def _beside(out: Path, suffix: str) -> Path:
+    """``pNNNN.pid`` / ``.exit`` / ``.log`` beside ``pNNNN.out.jsonl``."""
+    return out.with_name(out.name.replace(".out.jsonl", "") + suffix)
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start (clock ticks since boot, from /proc): with the pid, it tells a reused pid apart."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None  # no /proc (macOS): the pid alone
+
+
+def _is_alive(pid: int, started: int | None) -> bool:
+    """Whether ``pid`` still runs and is the process that started at ``started`` (a zombie is not running)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        if Path("/proc/self/stat").exists():
+            return False  # /proc exists and has no such process
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # alive, another user's
+        return True
+    return fields[0] not in ("Z", "X") and (started is None or int(fields[19]) == started)
