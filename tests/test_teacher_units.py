@@ -172,3 +172,11 @@ def test_provider_quirks():
     assert params["temperature"] == 0.6 and params["extra_body"] == {"chat_template_kwargs": {"enable_thinking": True}}
     assert detect_provider("auto", "https://openrouter.ai/api/v1", "x") == "openrouter"
     assert detect_provider("auto", "http://localhost:11434/v1", "qwen3") == "ollama"
+
+
+def test_a_price_table_without_a_cached_price_charges_cached_tokens_as_input():
+    """TeacherClient(cfg, prices={"input": .., "output": ..}), as generate's usage block shows, must not crash."""
+    from distill.teacher.pricing import cost_usd
+
+    usage = {"prompt_tokens": 1000, "cached_tokens": 400, "completion_tokens": 500}
+    assert cost_usd(usage, {"input": 2.0, "output": 8.0}) == (1000 * 2.0 + 500 * 8.0) / 1e6

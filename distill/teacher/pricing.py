@@ -76,7 +76,8 @@ def cost_usd(usage: dict[str, Any], prices: dict[str, float] | None) -> float:
     prompt = int(usage.get("prompt_tokens") or 0)
     cached = min(int(usage.get("cached_tokens") or 0), prompt)
     completion = int(usage.get("completion_tokens") or 0)
-    total = (prompt - cached) * prices["input"] + cached * prices["cached_input"] + completion * prices["output"]
+    cached_price = prices.get("cached_input", prices["input"])  # a caller's own table may leave it out
+    total = (prompt - cached) * prices["input"] + cached * cached_price + completion * prices["output"]
     return total / 1e6
 
 
