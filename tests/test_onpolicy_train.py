@@ -104,10 +104,8 @@ def test_a_teacher_with_another_tokenizer_is_refused_before_any_step(tiny, tmp_p
 def test_on_policy_options_it_cannot_honour_are_refused(tiny, tmp_path):
     with pytest.raises(ConfigError, match="onpolicy.base_url is required"):
         config(tiny, tmp_path / "a", "onpolicy.teacher=endpoint")
-    with pytest.raises(ConfigError, match="resume is not supported with method=on_policy"):
-        config(tiny, tmp_path / "a", "resume=true")
-    with pytest.raises(ConfigError, match="eval_problems is not supported with method=on_policy"):
-        config(tiny, tmp_path / "a", "eval_problems=offline:dev?n=4")
+    with pytest.raises(ConfigError, match="eval_fraction is not supported with method=on_policy"):
+        config(tiny, tmp_path / "a", "eval_fraction=0.25")
 
 
 def probe_kl(model, teacher, tokenizer) -> float:
