@@ -142,3 +142,22 @@ def test_on_policy_distillation_pulls_the_student_toward_the_teacher(tiny, tmp_p
                          "onpolicy.max_new_tokens=16", "warmup_ratio=0"))
     after = probe_kl(load_student(tiny["student"], adapter=out)[0], teacher, tokenizer)
     assert after < 0.6 * before, (before, after)
+
+
+def test_a_model_teacher_is_served_on_loopback_for_the_run(tiny, tmp_path, monkeypatch):
+    import urllib.request
+
+    from distill.teacher import model_server
+
+    servers: list = []
+    make = model_server.model_server
+    monkeypatch.setattr(model_server, "model_server", lambda *a, **k: servers.append(make(*a, **k)) or servers[-1])
+    out = run(config(tiny, tmp_path / "adapter", "onpolicy.teacher=model", f"onpolicy.teacher_model={tiny['teacher']}",
+                     "onpolicy.loss=topk", "onpolicy.top_k=8"))
+    assert len(servers) == 1 and servers[0].base_url.startswith("http://127.0.0.1:")
+    assert servers[0].stats.requests == 1 + 2 * 2  # the tokenizer probe, then one request per attempt
+    assert all(r["tokens"] > 0 for r in rows(out)) and lora_b_norm(out) > 0
+    with pytest.raises(OSError):  # the server lived for the training only
+        urllib.request.urlopen(servers[0].base_url + "/models", timeout=2)
+    with pytest.raises(ConfigError, match="onpolicy.teacher_model is required"):
+        config(tiny, tmp_path / "b", "onpolicy.teacher=model")

@@ -31,9 +31,12 @@ class LoraConfig:
 class OnPolicyConfig:
     """On-policy distillation (method=on_policy): the student samples answers, a teacher scores its tokens."""
 
-    teacher: Literal["self", "endpoint"] = option(
+    teacher: Literal["self", "endpoint", "model"] = option(
         "self", "self: the student, shown the verified trace, scores its own attempt (no server); endpoint: a"
-                " vLLM/SGLang teacher sharing the student's tokenizer")
+                " vLLM/SGLang teacher sharing the student's tokenizer; model: teacher_model served on 127.0.0.1"
+                " for the run, as `distill teacher serve teacher_model=...` serves it")
+    teacher_model: str | None = option(
+        None, "teacher=model: a model folder, Hub id or alias sharing the student's tokenizer (a bigger sibling)")
     base_url: str | None = option(None, "endpoint teacher: vLLM's /v1 URL or SGLang's root")
     server: Literal["vllm", "sglang"] = option("vllm", "endpoint teacher: vllm (prompt_logprobs) | sglang (/generate)")
     model: str | None = option(None, "endpoint teacher: model name the server knows (null: the first it lists)")
@@ -47,6 +50,14 @@ class OnPolicyConfig:
     max_new_tokens: int = option(256, "longest student attempt in tokens")
     temperature: float = option(1.0, "sampling temperature of the attempts (1: they are the policy's own samples)")
     timeout: float = option(300.0, "endpoint teacher: seconds to wait for one scoring answer")
+
+    def check(self, prefix: str = "onpolicy.") -> None:
+        """The teacher named is reachable as configured (a URL for endpoint, a model for model)."""
+        if self.teacher == "endpoint" and not self.base_url:
+            raise ConfigError(f"{prefix}base_url is required with {prefix}teacher=endpoint (a vLLM or SGLang server)")
+        if self.teacher == "model" and not self.teacher_model:
+            raise ConfigError(f"{prefix}teacher_model is required with {prefix}teacher=model (a model folder or"
+                              " Hub id sharing the student's tokenizer)")
 
 
 @dataclass
@@ -124,8 +135,7 @@ class FinetuneConfig:
             raise ConfigError("reasoning_format must contain {content} (the answer the student learns to give)")
 
     def _validate_on_policy(self) -> None:
-        if self.onpolicy.teacher == "endpoint" and not self.onpolicy.base_url:
-            raise ConfigError("onpolicy.base_url is required with onpolicy.teacher=endpoint (a vLLM or SGLang server)")
+        self.onpolicy.check()
         if self.eval_fraction:  # a held-out loss is SFT's measure; on-policy has no fixed targets to score
             raise ConfigError("eval_fraction is not supported with method=on_policy (score dev problems instead:"
                               " eval_problems=...)")

@@ -20,6 +20,7 @@ step), so a resumed run replays the steps an uninterrupted one would have. One p
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -80,8 +81,8 @@ def run(cfg: FinetuneConfig) -> Path:
     student_path = resolve_student(cfg.student)
     tokenizer, gen_cfg = load_tokenizer(student_path, cfg.chat_template)
     samples, dropped = read_samples(cfg.data, cfg.system_prompt, require_reasoning=cfg.onpolicy.privileged == "trace")
-    teacher = _open_teacher(cfg, tokenizer)  # an endpoint with another vocabulary is refused here, before step 1
-    try:
+    with contextlib.ExitStack() as running:  # the teacher (and a model teacher's server) for the training only
+        teacher = _open_teacher(cfg, tokenizer, running)  # another vocabulary is refused here, before step 1
         model = build_model(student_path, dataclasses.replace(cfg, packing=False), base_bf16=False)
         started_from = load_init_adapter(model, cfg) if cfg.init_adapter else None
         optimizer = adamw(model, cfg)
@@ -97,9 +98,6 @@ def run(cfg: FinetuneConfig) -> Path:
 
             training.scorer = DevScorer.load(cfg, student_path, tokenizer, out)
         metrics = _train(training, out)
-    finally:
-        if hasattr(teacher, "close"):
-            teacher.close()
     model.eval()
     if training.scorer is not None:
         metrics["checkpoint"] = training.scorer.keep(model, total, cfg.keep_best)
@@ -187,20 +185,22 @@ def _encode(tokenizer: Any, messages: list[dict]) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def _open_teacher(cfg: FinetuneConfig, tokenizer: Any) -> Any:
-    if cfg.onpolicy.teacher == "self":
+def _open_teacher(cfg: FinetuneConfig, tokenizer: Any, running: contextlib.ExitStack) -> Any:
+    """None for the self teacher; else a client of the endpoint, or of teacher_model served here on 127.0.0.1."""
+    o = cfg.onpolicy
+    if o.teacher == "self":
         return None
     from distill.teacher.logprobs import LogprobTeacher, check_same_tokenizer
 
-    o = cfg.onpolicy
+    url, server = o.base_url, o.server
+    if o.teacher == "model":
+        from distill.teacher.model_server import served_model
+
+        url, server = running.enter_context(served_model(str(o.teacher_model), max_logprobs=max(20, o.top_k))), "vllm"
     key = os.environ.get(o.api_key_env) if o.api_key_env else None
-    teacher = LogprobTeacher(o.base_url, o.server, o.model, o.top_k if o.loss == "topk" else 0, api_key=key,
-                             timeout=o.timeout)
-    try:
-        check_same_tokenizer(teacher, tokenizer)
-    except BaseException:
-        teacher.close()
-        raise
+    teacher = LogprobTeacher(url, server, o.model, o.top_k if o.loss == "topk" else 0, api_key=key, timeout=o.timeout)
+    running.callback(teacher.close)
+    check_same_tokenizer(teacher, tokenizer)
     return teacher
 
 
