@@ -23,7 +23,7 @@ from distill.config import check_bounds, load_config, option, section
 from distill.errors import ConfigError
 from distill.evaluate.config import EvalConfig
 from distill.filter.config import FilterConfig
-from distill.finetune.config import FinetuneConfig
+from distill.finetune.config import FinetuneConfig, OnPolicyConfig
 from distill.generate.config import GenerateConfig
 from distill.publish.config import PublishConfig
 from distill.offline.families import TraceStyle
@@ -58,6 +58,28 @@ class OfflineTeacherConfig:
 
     def __post_init__(self) -> None:
         check_bounds(self, {"mistake_rate": "[0, 1]", "latency": ">= 0"})
+
+
+@dataclass
+class OnPolicyStageConfig(OnPolicyConfig):
+    """On-policy distillation after SFT: a second finetune step, method=on_policy, started from the SFT adapter.
+
+    Its teacher and loss are the keys of ``distill finetune``'s ``onpolicy.*`` (teacher: self | endpoint |
+    model); every other training setting is the finetune section's (student, LoRA, dev problems and
+    keep-best, save_steps), except the few below. eval-after (and publish) then use its adapter.
+    """
+
+    enabled: bool = option(False, "plan finetune-onpolicy after finetune; eval-after scores its adapter")
+    max_steps: int = option(20, "on-policy optimizer steps")
+    learning_rate: float = option(1e-4, "peak AdamW learning rate of the on-policy steps (LoRA)")
+    batch_size: int | None = option(None, "problems answered per micro-batch (null: finetune.batch_size)")
+    warmup_ratio: float = option(0.0, "fraction of the on-policy steps spent warming up (the start is trained)")
+
+    def __post_init__(self) -> None:
+        # (the inherited onpolicy.* keys are checked by FinetuneConfig when the step is planned)
+        check_bounds(self, {"max_steps": ">= 1", "learning_rate": "> 0", "batch_size": ">= 1", "warmup_ratio": "[0, 1]"})
+        if self.enabled:
+            self.check(prefix="")  # the loader prefixes "onpolicy."
 
 
 @dataclass
@@ -133,6 +155,8 @@ class PipelineConfig:
     finetune: FinetuneConfig = section(FinetuneConfig, "the finetune stage (keys of distill finetune, or a recipe path)")
     eval: EvalConfig = section(EvalConfig, "the eval stage, run before and after finetuning (keys of distill eval)")
     publish: PublishSection = section(PublishSection, "the publish stage, when stages lists it (keys of distill publish)")
+    onpolicy: OnPolicyStageConfig = section(
+        OnPolicyStageConfig, "on-policy distillation after SFT (finetune-onpolicy from the SFT adapter), when enabled")
     loop: LoopConfig = section(LoopConfig, "STaR rounds (rounds=1: one pass); see docs in distill.pipeline.loop")
 
     def __post_init__(self) -> None:
@@ -151,6 +175,8 @@ class PipelineConfig:
                                   "`distill run` with no recipe for the embedded offline default")
 
         self._check_loop()
+        if self.onpolicy.enabled and "finetune" not in self.stages:
+            raise ConfigError("onpolicy.enabled: needs the finetune stage in stages= (it starts from SFT's adapter)")
 
     def _check_ablate(self) -> None:
         """Refuse unknown arms, and an ablation whose arms would not get the same budget."""
@@ -162,10 +188,16 @@ class PipelineConfig:
                               "(epochs would give the unfiltered arm more steps)")
         if self.ablate and not {"filter", "finetune", "eval"} <= set(self.stages):
             raise ConfigError("ablate: needs the filter, finetune and eval stages in stages=")
+        if self.ablate and self.onpolicy.enabled:  # the filtered arm would be on-policy, the others SFT only
+            raise ConfigError("ablate: not with onpolicy.enabled (the arms are SFT arms; compare on-policy with"
+                              " recipes/on-policy-offline.yaml)")
 
     def _check_loop(self) -> None:
         if self.loop.rounds == 1:
             return
+        if self.onpolicy.enabled:
+            raise ConfigError("onpolicy.enabled with loop.rounds > 1: use loop.method=on_policy (rounds >= 2 train"
+                              " on-policy with the self teacher)")
         missing = [s for s in ("generate", "filter", "finetune", "eval") if s not in self.stages]
         if missing:
             raise ConfigError(f"loop.rounds={self.loop.rounds}: stages must include {', '.join(missing)}"

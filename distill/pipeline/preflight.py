@@ -69,6 +69,9 @@ def preflight(cfg: Any) -> None:
             from distill.finetune.init_adapter import check_init_adapter
 
             check_init_adapter(cfg.finetune, key="finetune.init_adapter")
+        onpolicy = getattr(cfg, "onpolicy", None)
+        if onpolicy is not None and onpolicy.enabled and onpolicy.teacher == "model":
+            _check_source(onpolicy.teacher_model, "onpolicy.teacher_model")
     if "eval" in stages:
         _check_eval_problems(cfg.eval)
         if getattr(cfg, "guard_problems", None):

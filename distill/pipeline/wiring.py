@@ -24,6 +24,7 @@ from typing import Any
 
 from distill.config import to_dict
 from distill.errors import ConfigError
+from distill.finetune.config import OnPolicyConfig
 from distill.layout import EvalFiles, RunLayout
 from distill.pipeline.config import PipelineConfig
 from distill.pipeline.lora_endpoint import adapter_name, loaded_by
@@ -51,6 +52,8 @@ def plan(cfg: PipelineConfig, run_dir: Path, number: int = 1) -> list[Step]:
         steps.append(_filter(cfg, here))
     if "finetune" in wanted:
         steps.append(_round_finetune(cfg, run, number))
+        if cfg.onpolicy.enabled and number == 1:
+            steps.append(_onpolicy_finetune(cfg, here))
     if "eval" in wanted:
         steps.extend(_eval_steps(cfg, here, number, with_adapter="finetune" in wanted or here.adapter.folder.exists()))
     if "publish" in wanted and number == 1:  # a loop publishes its best round by hand (its config refuses this)
@@ -131,14 +134,31 @@ def _round_finetune(cfg: PipelineConfig, run: RunLayout, number: int) -> Step:
                      prepare=functools.partial(write_union, run, number))
 
 
-def _finetune(section: Any, root: Path, data: Path, out: Path, start: str | None,
-              reasoning_format: str | None = None, prepare: Any = None) -> Step:
-    ft = _wired(section, data=str(data), out=str(out), resume=True, init_adapter=start,
-                **({"reasoning_format": reasoning_format} if reasoning_format is not None else {}))
-    inputs = {"data": data, "student": _local(ft.student), "dev": _local(ft.eval_problems),
-              # the start's bytes, not its path: a retrained start re-runs finetune
-              **({"init_adapter": _local(start)} if start else {})}
-    return Step("finetune", "finetune", ft, root, [out], inputs=inputs, prepare=prepare)
+def _onpolicy_finetune(cfg: PipelineConfig, here: RunLayout) -> Step:
+    """After SFT: the finetune section's settings with method=on_policy, from SFT's adapter, on the same problems."""
+    op = cfg.onpolicy
+    settings = OnPolicyConfig(**{f.name: copy.deepcopy(getattr(op, f.name)) for f in dataclasses.fields(OnPolicyConfig)})
+    # SFT's adapter does not exist yet when this is planned: named directly, its bytes are keyed when the step runs
+    keyed = {"init_adapter": here.adapter.folder,
+             **({"teacher_model": _local(op.teacher_model)} if op.teacher == "model" else {})}
+    return _finetune(cfg.finetune, here.root, here.kept, here.onpolicy_adapter.folder, str(here.adapter.folder),
+                     name="finetune-onpolicy", inputs=keyed, method="on_policy", onpolicy=settings,
+                     max_steps=op.max_steps, learning_rate=op.learning_rate, warmup_ratio=op.warmup_ratio,
+                     batch_size=op.batch_size or cfg.finetune.batch_size, eval_fraction=0.0)
+
+
+def trained_adapter(cfg: PipelineConfig, here: RunLayout, number: int = 1) -> Path:
+    """The adapter a round ends with: finetune-onpolicy's when the run adds it, else finetune's."""
+    return (here.onpolicy_adapter if cfg.onpolicy.enabled and number == 1 else here.adapter).folder
+
+
+def _finetune(section: Any, root: Path, data: Path, out: Path, start: str | None, name: str = "finetune",
+              inputs: dict[str, Path | None] | None = None, prepare: Any = None, **settings: Any) -> Step:
+    ft = _wired(section, data=str(data), out=str(out), resume=True, init_adapter=start, **settings)
+    keyed = {"data": data, "student": _local(ft.student), "dev": _local(ft.eval_problems),
+             # the start's bytes, not its path: a retrained start re-runs finetune
+             **({"init_adapter": _local(start)} if start else {}), **(inputs or {})}
+    return Step(name, "finetune", ft, root, [out], inputs=keyed, prepare=prepare)
 
 
 def _eval_steps(cfg: PipelineConfig, here: RunLayout, number: int, with_adapter: bool) -> list[Step]:
@@ -151,12 +171,12 @@ def _eval_steps(cfg: PipelineConfig, here: RunLayout, number: int, with_adapter:
         # Round 1's key always names its before report (None without one); a round's has none.
         extra = {"before": before.report if before else None} if number == 1 else {}
         steps.append(_eval_adapter(cfg.eval, "eval-after", cfg.eval.problems, here.eval_after, here.root,
-                                   here.adapter.folder, before, extra))
+                                   trained_adapter(cfg, here, number), before, extra))
     if cfg.guard_problems and number == 1:  # always both: forgetting is a drop
         steps.append(_eval_bare(cfg, "guard-before", cfg.guard_problems, here.guard_before, here.root, guard=True))
         if with_adapter:
             steps.append(_eval_adapter(cfg.eval, "guard-after", cfg.guard_problems, here.guard_after, here.root,
-                                       here.adapter.folder, here.guard_before, {"before": here.guard_before.report},
+                                       trained_adapter(cfg, here), here.guard_before, {"before": here.guard_before.report},
                                        guard=True))
     return steps
 
@@ -189,7 +209,7 @@ def _publish(cfg: PipelineConfig, run: RunLayout) -> Step:
     wanted = set(cfg.stages)
     paths = dict(out=str(run.publish), stats=str(run.filter.stats), traces=str(run.traces),
                  eval=str(run.eval_after.folder) if "eval" in wanted else None,
-                 adapter=str(run.adapter.folder) if cfg.publish.repo_id else None,
+                 adapter=str(trained_adapter(cfg, run)) if cfg.publish.repo_id else None,
                  dataset=str(run.kept) if cfg.publish.dataset_repo_id else None,
                  guard_eval=str(run.guard_after.folder) if cfg.guard_problems and "eval" in wanted else None)
     try:
@@ -197,7 +217,7 @@ def _publish(cfg: PipelineConfig, run: RunLayout) -> Step:
     except ConfigError as exc:
         raise ConfigError(f"publish: {exc} (the pipeline sets adapter= and dataset= itself)") from None
     return Step("publish", "publish", pub, run.root, [run.publish],
-                inputs={"adapter": run.adapter.folder, "kept": run.kept, "eval": run.eval_after.report})
+                inputs={"adapter": trained_adapter(cfg, run), "kept": run.kept, "eval": run.eval_after.report})
 
 
 def write_union(run: RunLayout, number: int) -> Path:
