@@ -10,14 +10,13 @@ import json
 
 import pytest
 
-from distill.cli import main
 from distill.config import load_config
 from distill.errors import ConfigError
 from distill.pipeline.config import PipelineConfig
 from distill.pipeline.wiring import plan
 from distill.records import file_sha256
 from distill.teacher.server import TeacherServer
-from pipeline_fixtures import recipe_tree, states, write_offline_problems, write_recipe
+from pipeline_fixtures import recipe_tree, run_recipe, states, write_offline_problems, write_recipe
 from tiny_student import make_tiny_student
 
 ONPOLICY = {"enabled": True, "max_steps": 2, "batch_size": 2, "max_new_tokens": 8, "learning_rate": 0.01}
@@ -31,22 +30,16 @@ def assets(tmp_path_factory):
             "train": train, "eval": held_out}
 
 
-@pytest.fixture()
-def teacher():
-    with TeacherServer(dialect="deepseek", model="test-teacher", mistake_rate=0.0, seed=1) as srv:
-        yield srv
-
-
-def _run(recipe, run_dir, *overrides) -> int:
-    return main(["run", str(recipe), f"run_dir={run_dir}", *overrides])
-
-
 @pytest.mark.slow  # ~40 s on 2 busy cores: three `distill run`s, three trainings, four evals
-def test_onpolicy_section_adds_a_step_after_sft_and_a_rerun_reuses_everything(tmp_path, assets, teacher):
-    recipe = write_recipe(tmp_path, assets["student"], assets["train"], assets["eval"], base_url=teacher.base_url,
-                          onpolicy=ONPOLICY)
-    run_dir = tmp_path / "run"
-    assert _run(recipe, run_dir) == 0
+def test_onpolicy_section_adds_a_step_after_sft_and_a_rerun_reuses_everything(tmp_path, assets):
+    with TeacherServer(dialect="deepseek", model="test-teacher", mistake_rate=0.0, seed=1) as teacher:
+        recipe = write_recipe(tmp_path, assets["student"], assets["train"], assets["eval"], base_url=teacher.base_url,
+                              onpolicy=ONPOLICY)
+        _check_runs(recipe, tmp_path / "run", assets["teacher"])
+
+
+def _check_runs(recipe, run_dir, teacher_model) -> None:
+    assert run_recipe(recipe, run_dir) == 0
     first = states(run_dir)
     assert set(first) == {"generate", "filter", "finetune", "finetune-onpolicy", "eval-before", "eval-after"}
     record = json.loads((run_dir / "adapter-onpolicy" / "distill.json").read_text())
@@ -56,12 +49,12 @@ def test_onpolicy_section_adds_a_step_after_sft_and_a_rerun_reuses_everything(tm
     assert scored == str((run_dir / "adapter-onpolicy").resolve())
     assert "made by finetune-onpolicy" in (run_dir / "report.md").read_text()
 
-    assert _run(recipe, run_dir) == 0  # nothing changed: every step reused
+    assert run_recipe(recipe, run_dir) == 0  # nothing changed: every step reused
     second = states(run_dir)
     assert all(s["finished_at"] == first[n]["finished_at"] and s.get("reused_at") for n, s in second.items())
 
     # The teacher becomes a model served on loopback: on-policy and eval-after re-run, SFT is kept.
-    assert _run(recipe, run_dir, "onpolicy.teacher=model", f"onpolicy.teacher_model={assets['teacher']}") == 0
+    assert run_recipe(recipe, run_dir, "onpolicy.teacher=model", f"onpolicy.teacher_model={teacher_model}") == 0
     third = states(run_dir)
     rerun = {n for n in third if third[n]["finished_at"] != second[n]["finished_at"]}
     assert rerun == {"finetune-onpolicy", "eval-after"}
