@@ -103,6 +103,10 @@ class LoopConfig:
         "base", "base: each round trains a fresh LoRA from the base model (or from finetune.init_adapter) on the"
                 " union of kept traces so far (STaR's restart, no drift from earlier rounds' mistakes); continue:"
                 " round r starts from round r-1's adapter (trainable, same lora.*) and trains on the same union")
+    method: Literal["sft", "on_policy"] = option(
+        "sft", "how rounds >= 2 train. sft: on the union of kept traces (restart decides the start); on_policy:"
+               " on-policy distillation (the onpolicy section's settings, teacher self by default: the student shown"
+               " a verified trace) from round r-1's adapter, on the problems of the union so far")
     patience: int = option(1, "stop when held-out accuracy has not risen for this many rounds")
     temperature: float = option(0.8, "the student's sampling temperature from round 2 (> 0: samples differ)")
     top_p: float = option(0.95, "the student's nucleus sampling from round 2")
@@ -198,6 +202,8 @@ class PipelineConfig:
         if self.onpolicy.enabled:
             raise ConfigError("onpolicy.enabled with loop.rounds > 1: use loop.method=on_policy (rounds >= 2 train"
                               " on-policy with the self teacher)")
+        if self.loop.method == "on_policy":
+            self.onpolicy.check(prefix="onpolicy.")  # its teacher: self needs nothing, the others a URL or model
         missing = [s for s in ("generate", "filter", "finetune", "eval") if s not in self.stages]
         if missing:
             raise ConfigError(f"loop.rounds={self.loop.rounds}: stages must include {', '.join(missing)}"

@@ -53,7 +53,7 @@ def plan(cfg: PipelineConfig, run_dir: Path, number: int = 1) -> list[Step]:
     if "finetune" in wanted:
         steps.append(_round_finetune(cfg, run, number))
         if cfg.onpolicy.enabled and number == 1:
-            steps.append(_onpolicy_finetune(cfg, here))
+            steps.append(_onpolicy_finetune(cfg, here, here.kept, here.adapter.folder, here.onpolicy_adapter.folder))
     if "eval" in wanted:
         steps.extend(_eval_steps(cfg, here, number, with_adapter="finetune" in wanted or here.adapter.folder.exists()))
     if "publish" in wanted and number == 1:  # a loop publishes its best round by hand (its config refuses this)
@@ -129,22 +129,28 @@ def _round_finetune(cfg: PipelineConfig, run: RunLayout, number: int) -> Step:
     here = run.round(number)
     if number == 1:
         return _finetune(cfg.finetune, here.root, here.kept, here.adapter.folder, cfg.finetune.init_adapter)
+    if cfg.loop.method == "on_policy":  # the previous student answers the problems, the self teacher scores
+        return _onpolicy_finetune(cfg, here, here.train_union, run.round(number - 1).adapter.folder,
+                                  here.adapter.folder, "finetune", prepare=functools.partial(write_union, run, number))
     start = str(run.round(number - 1).adapter.folder) if cfg.loop.restart == "continue" else cfg.finetune.init_adapter
     return _finetune(cfg.finetune, here.root, here.train_union, here.adapter.folder, start,
                      prepare=functools.partial(write_union, run, number))
 
 
-def _onpolicy_finetune(cfg: PipelineConfig, here: RunLayout) -> Step:
-    """After SFT: the finetune section's settings with method=on_policy, from SFT's adapter, on the same problems."""
+def _onpolicy_finetune(cfg: PipelineConfig, here: RunLayout, data: Path, start: Path, out: Path,
+                       name: str = "finetune-onpolicy", prepare: Any = None) -> Step:
+    """The finetune section's settings with method=on_policy (cfg.onpolicy's), from ``start``, on ``data``'s problems.
+
+    After SFT (``start`` is SFT's adapter) or in a STaR round (round r-1's adapter, loop.method=on_policy).
+    """
     op = cfg.onpolicy
     settings = OnPolicyConfig(**{f.name: copy.deepcopy(getattr(op, f.name)) for f in dataclasses.fields(OnPolicyConfig)})
-    # SFT's adapter does not exist yet when this is planned: named directly, its bytes are keyed when the step runs
-    keyed = {"init_adapter": here.adapter.folder,
-             **({"teacher_model": _local(op.teacher_model)} if op.teacher == "model" else {})}
-    return _finetune(cfg.finetune, here.root, here.kept, here.onpolicy_adapter.folder, str(here.adapter.folder),
-                     name="finetune-onpolicy", inputs=keyed, method="on_policy", onpolicy=settings,
-                     max_steps=op.max_steps, learning_rate=op.learning_rate, warmup_ratio=op.warmup_ratio,
-                     batch_size=op.batch_size or cfg.finetune.batch_size, eval_fraction=0.0)
+    # The start may not exist yet when this is planned: named directly, its bytes are keyed when the step runs
+    keyed = {"init_adapter": start, **({"teacher_model": _local(op.teacher_model)} if op.teacher == "model" else {})}
+    return _finetune(cfg.finetune, here.root, data, out, str(start), name=name, inputs=keyed, prepare=prepare,
+                     method="on_policy", onpolicy=settings, max_steps=op.max_steps, learning_rate=op.learning_rate,
+                     warmup_ratio=op.warmup_ratio, batch_size=op.batch_size or cfg.finetune.batch_size,
+                     eval_fraction=0.0)
 
 
 def trained_adapter(cfg: PipelineConfig, here: RunLayout, number: int = 1) -> Path:
