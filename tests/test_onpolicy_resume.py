@@ -123,3 +123,12 @@ def test_eval_fraction_is_refused_with_on_policy(tiny, tmp_path):
     with pytest.raises(ConfigError, match="eval_fraction is not supported with method=on_policy"):
         config(tiny, tmp_path / "a", "eval_fraction=0.2")
     config(tiny, tmp_path / "a", "resume=true", "save_steps=1", "merge=true")  # accepted now
+
+
+@pytest.mark.parametrize("method", ["on_policy", "sft"])
+def test_max_train_seconds_stops_both_loops_after_the_step_that_crosses_it(tiny, tmp_path, method):
+    out = run(config(tiny, tmp_path / "out", f"method={method}", "max_steps=4", "max_train_seconds=0.001",
+                     f"eval_problems={tiny['dev']}", "eval_max_new_tokens=8"))
+    assert [r["step"] for r in rows(out)] == [1] and "dev_pass@1" in rows(out)[0]  # the last step is dev-scored
+    metrics = json.loads((out / "distill.json").read_text())["metrics"]
+    assert metrics["steps"] == 1 and metrics["planned_steps"] == 4 and metrics["checkpoint"]["kept_step"] == 1

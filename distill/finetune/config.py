@@ -37,6 +37,7 @@ class OnPolicyConfig:
                 " for the run, as `distill teacher serve teacher_model=...` serves it")
     teacher_model: str | None = option(
         None, "teacher=model: a model folder, Hub id or alias sharing the student's tokenizer (a bigger sibling)")
+    teacher_adapter: str | None = option(None, "teacher=model: a LoRA adapter folder applied on top of teacher_model")
     base_url: str | None = option(None, "endpoint teacher: vLLM's /v1 URL or SGLang's root")
     server: Literal["vllm", "sglang"] = option("vllm", "endpoint teacher: vllm (prompt_logprobs) | sglang (/generate)")
     model: str | None = option(None, "endpoint teacher: model name the server knows (null: the first it lists)")
@@ -89,6 +90,9 @@ class FinetuneConfig:
     max_grad_norm: float = option(1.0, "gradient clipping norm (0 = off)")
     epochs: float = option(1.0, "passes over the data (ignored when max_steps is set)")
     max_steps: int | None = option(None, "optimizer steps to run (overrides epochs)")
+    max_train_seconds: float | None = option(
+        None, "also stop once this process has trained this long (dev scoring not counted): runs compared at equal"
+              " CPU time; the schedule is still planned for max_steps")
     batch_size: int = option(8, "examples per micro-batch per device")
     grad_accum: int = option(1, "micro-batches per optimizer step")
     packing: bool = option(True, "padding-free batches: examples packed in one row, no attention across them")
@@ -122,7 +126,7 @@ class FinetuneConfig:
             "save_steps": ">= 0", "save_total_limit": ">= 1", "eval_fraction": "[0, 1)", "eval_steps": ">= 0",
             "eval_limit": ">= 1", "eval_max_new_tokens": ">= 1", "eval_batch_size": ">= 1",
             "log_steps": ">= 1", "onpolicy.top_k": ">= 1", "onpolicy.max_new_tokens": ">= 1",
-            "onpolicy.temperature": "> 0", "onpolicy.timeout": "> 0"})
+            "onpolicy.temperature": "> 0", "onpolicy.timeout": "> 0", "max_train_seconds": "> 0"})
         if self.method == "on_policy":
             self._validate_on_policy()
         if not self.lora.target_modules:

@@ -100,7 +100,7 @@ def run(cfg: FinetuneConfig) -> Path:
         metrics = _train(training, out)
     model.eval()
     if training.scorer is not None:
-        metrics["checkpoint"] = training.scorer.keep(model, total, cfg.keep_best)
+        metrics["checkpoint"] = training.scorer.keep(model, metrics["steps"], cfg.keep_best)
     metrics.update(wall_time_s=round(time.time() - started, 2), **peak_memory())
     counts = {"records": len(samples) + sum(dropped.values()), "examples": len(samples), "dropped": dict(dropped)}
     write_outputs(model, tokenizer, gen_cfg, cfg, out, student_path, counts, metrics, started_from)
@@ -125,17 +125,24 @@ def _train(t: _Run, out: Path) -> dict:
                 sums[k] += row[k]
             done = step + 1
             row.update(tokens_total=sums["tokens"], tokens_per_s=round(trained / max(busy, 1e-9), 1))
-            is_scored = t.scorer is not None and ((cfg.eval_steps and done % cfg.eval_steps == 0) or done == t.total)
+            is_out_of_time = bool(cfg.max_train_seconds) and busy >= cfg.max_train_seconds
+            is_last = done == t.total or is_out_of_time
+            is_scored = t.scorer is not None and ((cfg.eval_steps and done % cfg.eval_steps == 0) or is_last)
             if is_scored:
                 row.update(t.scorer.score(t.model, done))
             appender.write(row)
-            if cfg.save_steps and done < t.total and (done % cfg.save_steps == 0 or is_scored):
+            if cfg.save_steps and not is_last and (done % cfg.save_steps == 0 or is_scored):
                 save_checkpoint(files.checkpoints, done, t.model, t.optimizer, t.scheduler, t.acc,
                                 cfg.save_total_limit, {"loss": row["loss"], "init_adapter": t.start_sha})
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}", kl=f"{row['reverse_kl']:.4f}")
+            if is_out_of_time:
+                log.info("on-policy: max_train_seconds=%s reached after step %d of %d", cfg.max_train_seconds, done,
+                         t.total)
+                break
     bar.close()
-    return {"method": "on_policy", "steps": t.total, "resumed_from_step": t.start,
+    return {"method": "on_policy", "steps": row.get("step", t.start), "planned_steps": t.total,
+            "resumed_from_step": t.start,
             "final_loss": row.get("loss"), "final_reverse_kl": row.get("reverse_kl"),
             "scored_tokens": sums["tokens"], "attempt_tokens": sums["attempt_tokens"],
             "placeholders_masked": sums["placeholders"], "trained_tokens_this_run": trained,
@@ -196,7 +203,8 @@ def _open_teacher(cfg: FinetuneConfig, tokenizer: Any, running: contextlib.ExitS
     if o.teacher == "model":
         from distill.teacher.model_server import served_model
 
-        url, server = running.enter_context(served_model(str(o.teacher_model), max_logprobs=max(20, o.top_k))), "vllm"
+        served = served_model(str(o.teacher_model), o.teacher_adapter, max_logprobs=max(20, o.top_k))
+        url, server = running.enter_context(served), "vllm"
     key = os.environ.get(o.api_key_env) if o.api_key_env else None
     teacher = LogprobTeacher(url, server, o.model, o.top_k if o.loss == "topk" else 0, api_key=key, timeout=o.timeout)
     running.callback(teacher.close)

@@ -83,7 +83,7 @@ def run(cfg: FinetuneConfig) -> Path:
     metrics = _train_loop(training)
     metrics.update(wall_time_s=round(time.time() - started, 2), bf16=use_bf16, **peak_memory())
     if training.scorer is not None:
-        metrics["checkpoint"] = training.scorer.keep(acc.unwrap_model(model), plan.total_steps, cfg.keep_best)
+        metrics["checkpoint"] = training.scorer.keep(acc.unwrap_model(model), metrics["steps"], cfg.keep_best)
     if acc.is_main_process:
         write_outputs(acc.unwrap_model(model), tokenizer, gen_cfg, cfg, out, student_path, counts, metrics,
                        started_from)
@@ -178,7 +178,7 @@ def _train_loop(training: _Training) -> dict:
     if acc.is_main_process:
         trim_log(files.loss_log, training.start)
     appender = JsonlAppender(files.loss_log) if acc.is_main_process else None
-    best, last, eval_loss, trained = math.inf, math.nan, None, 0
+    best, last, eval_loss, trained, done = math.inf, math.nan, None, 0, training.start
     clock = time.perf_counter()
     model.train()
     bar = progress_bar(plan.total_steps, "finetune", "step", cfg.progress and acc.is_main_process,
@@ -210,7 +210,9 @@ def _train_loop(training: _Training) -> dict:
         bar.set_postfix(loss=f"{last:.4f}", lr=f"{lr:.2e}", tok_s=f"{trained / max(elapsed, 1e-9):.0f}")
         row = {"step": done, "epoch": plan.epoch_of(done), "loss": round(last, 6), "lr": lr,
                "tokens": trained, "tokens_per_s": round(trained / max(elapsed, 1e-9), 1)}
-        if (cfg.eval_steps and done % cfg.eval_steps == 0) or done == plan.total_steps:
+        is_out_of_time = _out_of_time(cfg, time.perf_counter() - clock, acc)
+        is_last = done == plan.total_steps or is_out_of_time
+        if (cfg.eval_steps and done % cfg.eval_steps == 0) or is_last:
             if training.held_idx:
                 eval_loss = _eval_loss(training)
                 row["eval_loss"] = round(eval_loss, 6)
@@ -220,19 +222,32 @@ def _train_loop(training: _Training) -> dict:
                     row.update(training.scorer.score(acc.unwrap_model(model), done))
                 acc.wait_for_everyone()
                 clock += time.perf_counter() - paused  # tokens/s counts training time, not dev generation
-        if appender and (done % max(1, cfg.log_steps) == 0 or done == plan.total_steps or "eval_loss" in row
+        if appender and (done % max(1, cfg.log_steps) == 0 or is_last or "eval_loss" in row
                          or "dev_pass@1" in row):
             appender.write(row)
-        if cfg.save_steps and done % cfg.save_steps == 0 and done < plan.total_steps:
+        if cfg.save_steps and done % cfg.save_steps == 0 and not is_last:
             save_checkpoint(files.checkpoints, done, model, training.optimizer, training.scheduler, acc,
                             cfg.save_total_limit, {"loss": last, "init_adapter": training.start_sha})
+        if is_out_of_time:
+            log.info("finetune: max_train_seconds=%s reached after step %d of %d", cfg.max_train_seconds, done,
+                     plan.total_steps)
+            break
     bar.close()
     if appender:
         appender.close()
     elapsed = time.perf_counter() - clock
-    return {"steps": plan.total_steps, "resumed_from_step": training.start, "final_loss": last, "best_loss": best,
+    return {"steps": done,
+            "planned_steps": plan.total_steps, "resumed_from_step": training.start, "final_loss": last, "best_loss": best,
             "eval_loss": eval_loss, "trained_tokens_this_run": trained,
             "trained_tokens_per_s": round(trained / max(elapsed, 1e-9), 1)}
+
+
+def _out_of_time(cfg: FinetuneConfig, seconds: float, acc: Any) -> bool:
+    """max_train_seconds reached; every rank stops at the same step (the slowest rank's clock decides)."""
+    if not cfg.max_train_seconds:
+        return False
+    late = torch.tensor(float(seconds >= cfg.max_train_seconds), device=acc.device)
+    return bool(acc.reduce(late, reduction="sum").item() > 0)
 
 
 @torch.no_grad()

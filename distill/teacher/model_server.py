@@ -209,13 +209,13 @@ def model_server(teacher_model: str, adapter: str | None = None, max_logprobs: i
 
 
 @contextlib.contextmanager
-def served_model(teacher_model: str, max_logprobs: int = 20) -> Iterator[str]:
+def served_model(teacher_model: str, adapter: str | None = None, max_logprobs: int = 20) -> Iterator[str]:
     """``teacher_model`` scoring on 127.0.0.1 (a free port) for as long as the block runs; yields its /v1 URL.
 
     What ``distill teacher serve teacher_model=...`` runs, in this process: on-policy finetune with
     ``onpolicy.teacher=model`` talks to it over HTTP exactly as to vLLM.
     """
-    with model_server(teacher_model, max_logprobs=max_logprobs) as server:
+    with model_server(teacher_model, adapter, max_logprobs=max_logprobs) as server:
         log.info("model teacher %s scoring at %s", teacher_model, server.base_url)
         yield server.base_url
 
