@@ -102,7 +102,8 @@ def run(cfg: FinetuneConfig) -> Path:
     if training.scorer is not None:
         metrics["checkpoint"] = training.scorer.keep(model, metrics["steps"], cfg.keep_best)
     metrics.update(wall_time_s=round(time.time() - started, 2), **peak_memory())
-    counts = {"records": len(samples) + sum(dropped.values()), "examples": len(samples), "dropped": dict(dropped)}
+    counts = {"records": len(samples) + sum(dropped.values()), "examples": len(samples), "train_examples": len(samples),
+              "dropped": dict(dropped)}
     write_outputs(model, tokenizer, gen_cfg, cfg, out, student_path, counts, metrics, started_from)
     return out
 

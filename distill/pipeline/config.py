@@ -29,7 +29,9 @@ from distill.publish.config import PublishConfig
 from distill.offline.families import TraceStyle
 
 STAGES = ("generate", "filter", "finetune", "eval", "publish")
-ARMS = ("answers_only", "unfiltered", "filtered")  # the ablation's arms (distill.pipeline.ablation)
+ARMS = ("answers_only", "unfiltered", "filtered",  # the ablation's arms (distill.pipeline.ablation)
+        "sft_continued", "onpolicy_self", "onpolicy_model")  # from the run's SFT adapter, on the onpolicy budget
+CONTINUED = ARMS[3:]
 DEFAULT_RECIPE = "offline-default.yaml"
 
 
@@ -74,10 +76,13 @@ class OnPolicyStageConfig(OnPolicyConfig):
     learning_rate: float = option(1e-4, "peak AdamW learning rate of the on-policy steps (LoRA)")
     batch_size: int | None = option(None, "problems answered per micro-batch (null: finetune.batch_size)")
     warmup_ratio: float = option(0.0, "fraction of the on-policy steps spent warming up (the start is trained)")
+    max_train_seconds: float | None = option(
+        None, "also stop after this much training (the continued ablation arms: equal CPU time for each)")
 
     def __post_init__(self) -> None:
         # (the inherited onpolicy.* keys are checked by FinetuneConfig when the step is planned)
-        check_bounds(self, {"max_steps": ">= 1", "learning_rate": "> 0", "batch_size": ">= 1", "warmup_ratio": "[0, 1]"})
+        check_bounds(self, {"max_steps": ">= 1", "learning_rate": "> 0", "batch_size": ">= 1", "warmup_ratio": "[0, 1]",
+                            "max_train_seconds": "> 0"})
         if self.enabled:
             self.check(prefix="")  # the loader prefixes "onpolicy."
 
@@ -193,8 +198,11 @@ class PipelineConfig:
         if self.ablate and not {"filter", "finetune", "eval"} <= set(self.stages):
             raise ConfigError("ablate: needs the filter, finetune and eval stages in stages=")
         if self.ablate and self.onpolicy.enabled:  # the filtered arm would be on-policy, the others SFT only
-            raise ConfigError("ablate: not with onpolicy.enabled (the arms are SFT arms; compare on-policy with"
-                              " recipes/on-policy-offline.yaml)")
+            raise ConfigError("ablate: not with onpolicy.enabled (the reference arm is SFT's adapter; compare"
+                              " on-policy with the arms sft_continued, onpolicy_self, onpolicy_model)")
+        if "onpolicy_model" in self.ablate and not self.onpolicy.teacher_model:
+            raise ConfigError("ablate: the onpolicy_model arm needs onpolicy.teacher_model (a model sharing the"
+                              " student's tokenizer, served on 127.0.0.1)")
 
     def _check_loop(self) -> None:
         if self.loop.rounds == 1:

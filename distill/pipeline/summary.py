@@ -110,7 +110,7 @@ def _read_adapter(layout: RunLayout, fig: Figures) -> None:
         return
     record = AdapterRecord.read(files.folder)
     fig.train_seconds = record.metrics.get("wall_time_s")
-    fig.train_examples = record.data.get("train_examples", record.data.get("examples"))
+    fig.train_examples = record.data.get("train_examples")
     if files.loss_log.exists():
         fig.training_log = [rec for _, rec in read_jsonl(files.loss_log)]
     fig.checkpoint = record.metrics.get("checkpoint")

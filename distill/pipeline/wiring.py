@@ -4,6 +4,7 @@ Usage:
     steps = plan(cfg, run_dir)                  # round 1: [Step("generate", ...), Step("filter", ...), ...]
     steps = plan(cfg, run_dir, number=2)        # a STaR round in round-2/, sampled by round 1's student
     finetune, scored = plan_arm(cfg, run_dir, "unfiltered", data, "{reasoning}{content}")   # an ablation arm
+    finetune, scored = plan_continued_arm(cfg, run_dir, "onpolicy_self")   # an arm from the run's SFT adapter
 
 Every step's config is complete here (its paths, the built-in teacher's model and provider, a
 round's sampler), so what :mod:`distill.pipeline.steps` keys is what runs. Pure apart from
@@ -53,7 +54,7 @@ def plan(cfg: PipelineConfig, run_dir: Path, number: int = 1) -> list[Step]:
     if "finetune" in wanted:
         steps.append(_round_finetune(cfg, run, number))
         if cfg.onpolicy.enabled and number == 1:
-            steps.append(_onpolicy_finetune(cfg, here, here.kept, here.adapter.folder, here.onpolicy_adapter.folder))
+            steps.append(_onpolicy_finetune(cfg, here.root, here.kept, here.adapter.folder, here.onpolicy_adapter.folder))
     if "eval" in wanted:
         steps.extend(_eval_steps(cfg, here, number, with_adapter="finetune" in wanted or here.adapter.folder.exists()))
     if "publish" in wanted and number == 1:  # a loop publishes its best round by hand (its config refuses this)
@@ -130,27 +131,50 @@ def _round_finetune(cfg: PipelineConfig, run: RunLayout, number: int) -> Step:
     if number == 1:
         return _finetune(cfg.finetune, here.root, here.kept, here.adapter.folder, cfg.finetune.init_adapter)
     if cfg.loop.method == "on_policy":  # the previous student answers the problems, the self teacher scores
-        return _onpolicy_finetune(cfg, here, here.train_union, run.round(number - 1).adapter.folder,
+        return _onpolicy_finetune(cfg, here.root, here.train_union, run.round(number - 1).adapter.folder,
                                   here.adapter.folder, "finetune", prepare=functools.partial(write_union, run, number))
     start = str(run.round(number - 1).adapter.folder) if cfg.loop.restart == "continue" else cfg.finetune.init_adapter
     return _finetune(cfg.finetune, here.root, here.train_union, here.adapter.folder, start,
                      prepare=functools.partial(write_union, run, number))
 
 
-def _onpolicy_finetune(cfg: PipelineConfig, here: RunLayout, data: Path, start: Path, out: Path,
-                       name: str = "finetune-onpolicy", prepare: Any = None) -> Step:
+def _onpolicy_finetune(cfg: PipelineConfig, root: Path, data: Path, start: Path, out: Path,
+                       name: str = "finetune-onpolicy", prepare: Any = None, teacher: str | None = None) -> Step:
     """The finetune section's settings with method=on_policy (cfg.onpolicy's), from ``start``, on ``data``'s problems.
 
-    After SFT (``start`` is SFT's adapter) or in a STaR round (round r-1's adapter, loop.method=on_policy).
+    After SFT (``start`` is SFT's adapter), in a STaR round (round r-1's adapter, loop.method=on_policy) or
+    as an ablation arm (``teacher`` then names the arm's teacher).
     """
     op = cfg.onpolicy
     settings = OnPolicyConfig(**{f.name: copy.deepcopy(getattr(op, f.name)) for f in dataclasses.fields(OnPolicyConfig)})
+    settings.teacher = teacher or settings.teacher
     # The start may not exist yet when this is planned: named directly, its bytes are keyed when the step runs
-    keyed = {"init_adapter": start, **({"teacher_model": _local(op.teacher_model)} if op.teacher == "model" else {})}
-    return _finetune(cfg.finetune, here.root, data, out, str(start), name=name, inputs=keyed, prepare=prepare,
-                     method="on_policy", onpolicy=settings, max_steps=op.max_steps, learning_rate=op.learning_rate,
-                     warmup_ratio=op.warmup_ratio, batch_size=op.batch_size or cfg.finetune.batch_size,
-                     eval_fraction=0.0)
+    keyed = {"init_adapter": start}
+    if settings.teacher == "model":
+        keyed.update(teacher_model=_local(op.teacher_model), teacher_adapter=_local(op.teacher_adapter))
+    return _finetune(cfg.finetune, root, data, out, str(start), name=name, inputs=keyed, prepare=prepare,
+                     method="on_policy", onpolicy=settings, **_continued_budget(cfg))
+
+
+def _continued_budget(cfg: PipelineConfig) -> dict[str, Any]:
+    """What a run continued from an adapter trains for: the onpolicy section's steps, time and learning rate."""
+    op = cfg.onpolicy
+    return dict(max_steps=op.max_steps, max_train_seconds=op.max_train_seconds, learning_rate=op.learning_rate,
+                warmup_ratio=op.warmup_ratio, batch_size=op.batch_size or cfg.finetune.batch_size, eval_fraction=0.0)
+
+
+def plan_continued_arm(cfg: PipelineConfig, run_dir: Path, arm: str) -> list[Step]:
+    """An ablation arm from the run's SFT adapter on its kept traces, on the onpolicy budget, then eval-after's
+    scoring: ``sft_continued`` (more SFT), ``onpolicy_self`` or ``onpolicy_model`` (on-policy, that teacher)."""
+    run = RunLayout(Path(run_dir).resolve())
+    files = run.ablation.arm(arm)
+    if arm == "sft_continued":
+        train = _finetune(cfg.finetune, files.root, run.kept, files.adapter.folder, str(run.adapter.folder),
+                          inputs={"init_adapter": run.adapter.folder}, **_continued_budget(cfg))
+    else:
+        train = _onpolicy_finetune(cfg, files.root, run.kept, run.adapter.folder, files.adapter.folder, "finetune",
+                                   teacher=arm.removeprefix("onpolicy_"))
+    return [train, _eval_adapter(cfg.eval, "eval", cfg.eval.problems, files.eval, files.root, files.adapter.folder)]
 
 
 def trained_adapter(cfg: PipelineConfig, here: RunLayout, number: int = 1) -> Path:
