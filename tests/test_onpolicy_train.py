@@ -144,7 +144,7 @@ def test_on_policy_distillation_pulls_the_student_toward_the_teacher(tiny, tmp_p
     assert after < 0.6 * before, (before, after)
 
 
-def test_a_model_teacher_is_served_on_loopback_for_the_run(tiny, tmp_path, monkeypatch):
+def test_a_model_teacher_over_http_is_served_on_loopback_for_the_run(tiny, tmp_path, monkeypatch):
     import urllib.request
 
     from distill.teacher import model_server
@@ -153,7 +153,7 @@ def test_a_model_teacher_is_served_on_loopback_for_the_run(tiny, tmp_path, monke
     make = model_server.model_server
     monkeypatch.setattr(model_server, "model_server", lambda *a, **k: servers.append(make(*a, **k)) or servers[-1])
     out = run(config(tiny, tmp_path / "adapter", "onpolicy.teacher=model", f"onpolicy.teacher_model={tiny['teacher']}",
-                     "onpolicy.loss=topk", "onpolicy.top_k=8"))
+                     "onpolicy.loss=topk", "onpolicy.top_k=8", "onpolicy.over_http=true"))
     assert len(servers) == 1 and servers[0].base_url.startswith("http://127.0.0.1:")
     assert servers[0].stats.requests == 1 + 2 * 2  # the tokenizer probe, then one request per attempt
     assert all(r["tokens"] > 0 for r in rows(out)) and lora_b_norm(out) > 0
@@ -161,3 +161,15 @@ def test_a_model_teacher_is_served_on_loopback_for_the_run(tiny, tmp_path, monke
         urllib.request.urlopen(servers[0].base_url + "/models", timeout=2)
     with pytest.raises(ConfigError, match="onpolicy.teacher_model is required"):
         config(tiny, tmp_path / "b", "onpolicy.teacher=model")
+
+
+@pytest.mark.parametrize("loss", ["sampled", "topk"])
+def test_a_local_model_teacher_scores_as_the_same_model_served_over_http(tiny, tmp_path, loss):
+    """In this process (batched, no server) or over HTTP as a vLLM teacher: the same attempts, the same loss."""
+    args = ("onpolicy.teacher=model", f"onpolicy.teacher_model={tiny['teacher']}", f"onpolicy.loss={loss}",
+            "onpolicy.top_k=8", "max_steps=1", "lora.dropout=0")
+    local = rows(run(config(tiny, tmp_path / "local", *args)))[0]
+    served = rows(run(config(tiny, tmp_path / "http", *args, "onpolicy.over_http=true")))[0]
+    assert local["attempt_tokens"] == served["attempt_tokens"] and local["tokens"] == served["tokens"] > 0
+    assert local["reverse_kl"] == pytest.approx(served["reverse_kl"], abs=1e-4)
+    assert local["loss"] == pytest.approx(served["loss"], abs=1e-4)

@@ -33,11 +33,14 @@ class OnPolicyConfig:
 
     teacher: Literal["self", "endpoint", "model"] = option(
         "self", "self: the student, shown the verified trace, scores its own attempt (no server); endpoint: a"
-                " vLLM/SGLang teacher sharing the student's tokenizer; model: teacher_model served on 127.0.0.1"
-                " for the run, as `distill teacher serve teacher_model=...` serves it")
+                " vLLM/SGLang teacher sharing the student's tokenizer; model: teacher_model, loaded here and scoring"
+                " batched in this process (or served on 127.0.0.1 with over_http)")
     teacher_model: str | None = option(
         None, "teacher=model: a model folder, Hub id or alias sharing the student's tokenizer (a bigger sibling)")
     teacher_adapter: str | None = option(None, "teacher=model: a LoRA adapter folder applied on top of teacher_model")
+    over_http: bool = option(
+        False, "teacher=model: serve it on 127.0.0.1 and score over HTTP as a vLLM teacher (what an endpoint costs)"
+               " instead of in this process, batched")
     base_url: str | None = option(None, "endpoint teacher: vLLM's /v1 URL or SGLang's root")
     server: Literal["vllm", "sglang"] = option("vllm", "endpoint teacher: vllm (prompt_logprobs) | sglang (/generate)")
     model: str | None = option(None, "endpoint teacher: model name the server knows (null: the first it lists)")

@@ -194,12 +194,14 @@ def _encode(tokenizer: Any, messages: list[dict]) -> list[int]:
 
 
 def _open_teacher(cfg: FinetuneConfig, tokenizer: Any, running: contextlib.ExitStack) -> Any:
-    """None for the self teacher; else a client of the endpoint, or of teacher_model served here on 127.0.0.1."""
+    """None for the self teacher; a frozen local model; or a client of the endpoint (or of teacher_model on 127.0.0.1)."""
     o = cfg.onpolicy
     if o.teacher == "self":
         return None
     from distill.teacher.logprobs import LogprobTeacher, check_same_tokenizer
 
+    if o.teacher == "model" and not o.over_http:
+        return _local_teacher(o, tokenizer)
     url, server = o.base_url, o.server
     if o.teacher == "model":
         from distill.teacher.model_server import served_model
@@ -213,13 +215,26 @@ def _open_teacher(cfg: FinetuneConfig, tokenizer: Any, running: contextlib.ExitS
     return teacher
 
 
+def _local_teacher(o: Any, tokenizer: Any) -> Any:
+    """teacher_model (+ teacher_adapter) loaded in this process, frozen; refused unless it shares the vocabulary."""
+    from distill.student import load_student
+
+    teacher, its_tokenizer = load_student(str(o.teacher_model), adapter=o.teacher_adapter)
+    if its_tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise ConfigError(f"onpolicy.teacher_model: {o.teacher_model}'s tokenizer differs from the student's (on-policy"
+                          " distillation compares logprobs token by token: the vocabularies must be the same)")
+    if hasattr(teacher, "merge_and_unload"):  # an adapter: merged once, so no LoRA runs per scored token
+        teacher = teacher.merge_and_unload()
+    return teacher.eval().requires_grad_(False)
+
+
 def _loss(model: Any, tokenizer: Any, teacher: Any, batch: list[Sample], prompts: list[list[int]],
           attempts: list[list[int]], cfg: FinetuneConfig, pad: int) -> tuple[LossOutput, int]:
     """The micro-batch's loss and how many placeholder positions were masked out of it."""
     o = cfg.onpolicy
-    if teacher is None:
-        rich = [_encode(tokenizer, _privileged(s, o.privileged)) for s in batch]
-        scores = score_attempts(model, prompts, rich, attempts, pad)
+    if teacher is None or isinstance(teacher, torch.nn.Module):  # the student shown the solution, or a local model
+        rich = prompts if teacher is not None else [_encode(tokenizer, _privileged(s, o.privileged)) for s in batch]
+        scores = score_attempts(model, prompts, rich, attempts, pad, teacher=teacher)
         if o.loss == "sampled":
             return sampled_reverse_kl(scores.student_logp, scores.teacher_logp, scores.mask), 0
         top_logp, top_ids = torch.log_softmax(scores.teacher_logits.float(), -1).topk(o.top_k, dim=-1)

@@ -121,9 +121,9 @@ class ModelScorer:
         while len(new) < max_tokens:
             token = int(rows[-1].argmax())
             new.append(token)
-            if token == eos:
+            if token == eos or len(new) == max_tokens:  # scoring asks for one token: no forward after it
                 break
-            rows = self.log_softmax(ids + new)  # recomputed: scoring asks for one token, not for speed
+            rows = self.log_softmax(ids + new)  # recomputed: generation here exists for scoring, not speed
         return new
 
     def _prompts(self, prompt: Any) -> list[list[int]]:
