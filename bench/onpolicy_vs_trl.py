@@ -1,18 +1,18 @@
 """Benchmark: `distill finetune method=on_policy` vs TRL's DistillationTrainer on the same tiny model pair.
 
 Usage:
-    .venv/bin/python bench/onpolicy_vs_trl.py [--steps 8] [--repeats 3] [--threads 1] [--loss sampled]
+    .venv/bin/python bench/onpolicy_vs_trl.py [--steps 8] [--repeats 3] [--threads 1] [--loss sampled] [--over-http]
 
 Equal settings on both sides: a tiny student and a bigger teacher sharing its tokenizer
 (bench/tiny_model.py), LoRA r16 on all linear layers (dropout 0), batch 4 prompts a step, attempts
 of at most ``--max-new-tokens`` sampled at temperature 1 (no top-k / top-p), reverse KL (TRL
 ``beta=1``), learning rate 1e-4, float32, no gradient checkpointing, ``--threads`` torch threads,
 each side in its own subprocess, alternating, ``--repeats`` times (medians). The teacher is local on
-both sides: TRL runs it in the training process; distill serves it on 127.0.0.1
-(``onpolicy.teacher=model``, what ``distill teacher serve teacher_model=`` runs) and scores over HTTP,
-as it would a vLLM teacher. What differs is each tool's own method: TRL matches the full
-vocabulary at every position; distill uses ``--loss`` (sampled: the per-token advantage estimator;
-topk: the teacher's top 20). Trained tokens = attempt tokens that carry loss; tokens/s = those over
+both sides, in the training process (distill: ``onpolicy.teacher=model``; ``--over-http`` serves
+it on 127.0.0.1 and scores over HTTP as a vLLM teacher instead). What differs is each tool's own
+method: TRL matches the full vocabulary at every position; distill uses ``--loss`` (sampled: the
+per-token advantage estimator, needing the teacher's logprob of the sampled token only; topk: the
+teacher's top 20). Trained tokens = attempt tokens that carry loss; tokens/s = those over
 the training loop's time (sampling, teacher scoring, backward, optimizer), model loading excluded.
 """
 
@@ -52,7 +52,8 @@ def _side_distill(args: argparse.Namespace) -> dict:
         f"batch_size={BATCH}", f"learning_rate={LR}", f"lora.r={R}", f"lora.alpha={2 * R}", "lora.dropout=0",
         "warmup_ratio=0", "progress=false", f"seed={SEED}", "bf16=false", "onpolicy.teacher=model",
         f"onpolicy.teacher_model={args.teacher}", f"onpolicy.loss={args.loss}", "onpolicy.top_k=20",
-        f"onpolicy.max_new_tokens={args.max_new_tokens}", "onpolicy.temperature=1.0"])
+        f"onpolicy.max_new_tokens={args.max_new_tokens}", "onpolicy.temperature=1.0",
+        f"onpolicy.over_http={str(args.over_http).lower()}"])
     run(cfg)
     metrics = json.loads((out / "distill.json").read_text())["metrics"]
     return {"trained_tokens": metrics["trained_tokens_this_run"], "tokens_per_s": metrics["trained_tokens_per_s"],
@@ -107,7 +108,7 @@ def _launch(side: str, args: argparse.Namespace, paths: tuple[Path, Path, Path],
     student, teacher, data = paths
     cmd = [sys.executable, __file__, "--side", side, "--student", str(student), "--teacher", str(teacher),
            "--data", str(data), "--out", str(out), "--steps", str(args.steps), "--threads", str(args.threads),
-           "--loss", args.loss, "--max-new-tokens", str(args.max_new_tokens)]
+           "--loss", args.loss, "--max-new-tokens", str(args.max_new_tokens), *(["--over-http"] * args.over_http)]
     env = {"DISTILL_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(args.threads),
            "TOKENIZERS_PARALLELISM": "false", "PATH": "/usr/bin:/bin", "HOME": str(out.parent),
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -128,6 +129,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--loss", default="sampled", choices=["sampled", "topk"])
+    parser.add_argument("--over-http", action="store_true", help="distill's teacher served on 127.0.0.1, over HTTP")
     args = parser.parse_args()
     if args.side:
         return _child(args)
@@ -145,7 +147,8 @@ def main() -> None:
         print(f"{side:<8} {m['tokens_per_s']:>14.1f} {m['trained_tokens']:>15.0f} {m['peak_rss_mib']:>13.0f}")
     ratio = med["distill"]["tokens_per_s"] / med["trl"]["tokens_per_s"]
     print(f"distill / TRL trained tok/s: {ratio:.2f}x (medians of {args.repeats}, {args.steps} steps, "
-          f"{args.threads} thread(s), distill loss={args.loss}, target >= 1.2x)")
+          f"{args.threads} thread(s), distill loss={args.loss}{', teacher over HTTP' if args.over_http else ''},"
+          " target >= 1.2x)")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def _check_runs(recipe, run_dir, teacher_model) -> None:
     second = states(run_dir)
     assert all(s["finished_at"] == first[n]["finished_at"] and s.get("reused_at") for n, s in second.items())
 
-    # The teacher becomes a model served on loopback: on-policy and eval-after re-run, SFT is kept.
+    # The teacher becomes a local model: on-policy and eval-after re-run, SFT is kept.
     assert run_recipe(recipe, run_dir, "onpolicy.teacher=model", f"onpolicy.teacher_model={teacher_model}") == 0
     third = states(run_dir)
     rerun = {n for n in third if third[n]["finished_at"] != second[n]["finished_at"]}

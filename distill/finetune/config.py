@@ -53,6 +53,9 @@ class OnPolicyConfig:
         "trace", "self teacher: what it is shown, the verified reasoning and answer or the answer alone")
     max_new_tokens: int = option(256, "longest student attempt in tokens")
     temperature: float = option(1.0, "sampling temperature of the attempts (1: they are the policy's own samples)")
+    merged_sampling: bool = option(
+        True, "sample the attempts from a merged copy of the weights refreshed each step (no LoRA per token;"
+              " one more copy of the base in memory); false: through peft")
     timeout: float = option(300.0, "endpoint teacher: seconds to wait for one scoring answer")
 
     def check(self, prefix: str = "onpolicy.") -> None:

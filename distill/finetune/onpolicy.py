@@ -42,6 +42,7 @@ from distill.finetune.outputs import peak_memory, write_outputs
 from distill.layout import AdapterFiles
 from distill.onpolicy.forward import completion_logits, token_logprobs
 from distill.onpolicy.loss import LossOutput, sampled_reverse_kl, topk_reverse_kl
+from distill.onpolicy.sampler import MergedSampler
 from distill.onpolicy.self_teacher import privileged_message, score_attempts
 from distill.progress import progress_bar
 from distill.records import JsonlAppender, read_jsonl
@@ -70,6 +71,7 @@ class _Run:
     start: int = 0
     start_sha: str | None = None
     scorer: Any = None  # DevScorer when eval_problems is set
+    sampler: Any = None  # MergedSampler: attempts drawn without LoRA per token (None: through peft)
 
 
 def run(cfg: FinetuneConfig) -> Path:
@@ -91,6 +93,8 @@ def run(cfg: FinetuneConfig) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         training = _Run(cfg, model, tokenizer, teacher, samples, optimizer, scheduler, accelerator(False), total,
                         sorted(stop_token_ids(tokenizer, gen_cfg)), start_sha=(started_from or {}).get("sha256"))
+        if cfg.onpolicy.merged_sampling and MergedSampler.fits(cfg.lora):
+            training.sampler = MergedSampler(model)
         training.start = resume_or_clear(AdapterFiles(out).checkpoints, cfg.resume, training.start_sha, model,
                                          optimizer, scheduler, training.acc)
         if cfg.eval_problems:  # verified dev accuracy, scored and kept exactly as distill finetune does
@@ -157,11 +161,14 @@ def _step(t: _Run, step: int) -> dict:
     cfg, pad = t.cfg, t.tokenizer.pad_token_id
     row: dict = {"step": step + 1}
     t.model.zero_grad(set_to_none=True)
+    if t.sampler is not None:
+        t.sampler.refresh()  # the policy as it is after the last step, merged
+    policy = t.model if t.sampler is None else t.sampler.model
     for k, batch in enumerate(_micro_batches(t.samples, step, cfg)):
         prompts = [_encode(t.tokenizer, s.prompt_messages) for s in batch]
         t.model.eval()
         with torch.no_grad():
-            attempts = generate_regrouped(t.model, prompts, t.eos, pad, cfg.onpolicy.max_new_tokens,
+            attempts = generate_regrouped(policy, prompts, t.eos, pad, cfg.onpolicy.max_new_tokens,
                                           temperature=cfg.onpolicy.temperature,
                                           seed=cfg.seed * 100003 + step * 101 + k)
         t.model.train()

@@ -23,7 +23,7 @@ The continued arms ask what to do after SFT, at equal CPU time: each starts from
 adapter (``filtered``) and trains on the kept traces' problems for the ``onpolicy`` section's
 ``max_steps`` / ``max_train_seconds`` and learning rate: ``sft_continued`` (more SFT),
 ``onpolicy_self`` (on-policy, the student shown the verified trace scores its own answers),
-``onpolicy_model`` (on-policy, ``onpolicy.teacher_model`` served on 127.0.0.1). Their difference
+``onpolicy_model`` (on-policy, ``onpolicy.teacher_model`` as the teacher). Their difference
 against ``filtered`` is what the extra training bought.
 """
 

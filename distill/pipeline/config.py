@@ -202,7 +202,7 @@ class PipelineConfig:
                               " on-policy with the arms sft_continued, onpolicy_self, onpolicy_model)")
         if "onpolicy_model" in self.ablate and not self.onpolicy.teacher_model:
             raise ConfigError("ablate: the onpolicy_model arm needs onpolicy.teacher_model (a model sharing the"
-                              " student's tokenizer, served on 127.0.0.1)")
+                              " student's tokenizer)")
 
     def _check_loop(self) -> None:
         if self.loop.rounds == 1:
