@@ -61,7 +61,7 @@ class _Run:
     cfg: FinetuneConfig
     model: Any
     tokenizer: Any
-    teacher: Any  # a LogprobTeacher, or None for the self teacher
+    teacher: Any  # a LogprobTeacher (endpoint, or a model over HTTP), a frozen local model, or None (self teacher)
     samples: list[Sample]
     optimizer: Any
     scheduler: Any
