@@ -42,6 +42,8 @@ def test_round_two_distils_on_policy_from_round_one_and_a_rerun_repeats_nothing(
         assert round2["init_adapter"]["sha256"] == file_sha256(run_dir / "adapter" / "adapter_model.safetensors")
         assert round2["data"]["path"] == str((run_dir / "round-2" / "train.jsonl").resolve())
         assert json.loads((run_dir / "adapter" / "distill.json").read_text())["metrics"].get("method") != "on_policy"
+        assert json.loads((run_dir / "loop.json").read_text())["method"] == "on_policy"
+        assert "train on-policy" in (run_dir / "report.md").read_text()
         first, requests = states(run_dir / "round-2"), teacher.stats.requests
 
         assert run_recipe(recipe, run_dir) == 0

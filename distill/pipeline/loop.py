@@ -63,7 +63,8 @@ def run_loop(cfg: PipelineConfig, layout: RunLayout) -> list[str]:
             failed = run_step(step).failed
             if failed:
                 left_failed.append(f"{layout.round(number).root.name}/{step.name}: {failed} samples failed")
-    write_summary(layout, cfg.loop.rounds, restart=cfg.loop.restart, generator=cfg.loop.generator)
+    write_summary(layout, cfg.loop.rounds, restart=cfg.loop.restart, generator=cfg.loop.generator,
+                  method=cfg.loop.method)
     return left_failed
 
 
@@ -110,14 +111,16 @@ def round_rows(layout: RunLayout, rounds: int) -> list[dict[str, Any]]:
     return rows
 
 
-def write_summary(layout: RunLayout, rounds: int, restart: str | None = None, generator: str | None = None) -> Path:
+def write_summary(layout: RunLayout, rounds: int, restart: str | None = None, generator: str | None = None,
+                  method: str | None = None) -> Path:
     """loop.json: the per-round rows, the best round (its adapter is the run's adapter) and how the rounds
     were made (restart, generator), so the report says what it shows."""
     rows = round_rows(layout, rounds)
     scored = [row for row in rows if row.get("accuracy") is not None]
     best = max(scored, key=lambda row: (row["accuracy"], -row["round"])) if scored else None
     summary = LoopSummary(rounds=rows, best_round=best["round"] if best else None,
-                          adapter=best["adapter"] if best else None, restart=restart, generator=generator)
+                          adapter=best["adapter"] if best else None, restart=restart, generator=generator,
+                          method=method)
     path = summary.write(layout.loop_summary)
     if best:
         log.info("loop: best round %d (held-out pass@1 %.1f%%): the run's adapter is %s",
