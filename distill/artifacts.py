@@ -377,6 +377,7 @@ class LoopSummary:
     adapter: str | None  # the best round's adapter, relative to the run folder: the run's adapter
     restart: str | None = None  # loop.restart: base | continue
     generator: str | None = None  # loop.generator: student | endpoint
+    method: str | None = None  # loop.method: sft | on_policy (None: written before it existed, sft)
     schema: int = LOOP_SCHEMA
 
     def write(self, path: str | Path) -> Path:

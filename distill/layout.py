@@ -192,6 +192,11 @@ class RunLayout:
         return AdapterFiles(self.root / "adapter")
 
     @property
+    def onpolicy_adapter(self) -> AdapterFiles:
+        """finetune-onpolicy's adapter (pipeline onpolicy.enabled): started from ``adapter``."""
+        return AdapterFiles(self.root / "adapter-onpolicy")
+
+    @property
     def eval_before(self) -> EvalFiles:
         return EvalFiles(self.root / "eval-before")
 

@@ -81,8 +81,14 @@ def funnel(stats: dict, path: Path) -> Path | None:
 
 
 def loss(rows: list[dict], path: Path) -> Path | None:
-    """Train loss (with a moving average when noisy), eval loss, and every ``dev_<metric>`` on its own axis."""
-    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    """Train loss (with a moving average when noisy), eval loss, and every ``dev_<metric>`` on its own axis.
+
+    On-policy rows (they have ``reverse_kl``) draw the reverse KL per scored token instead of the loss:
+    the sampled estimator's loss is a policy-gradient surrogate whose value means little.
+    """
+    is_kl = any("reverse_kl" in r for r in rows)
+    key, name = ("reverse_kl", "reverse KL") if is_kl else ("loss", "train loss")
+    train = [(r["step"], r[key]) for r in rows if key in r]
     evals = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
     if len(train) + len(evals) < 2:
         return None
@@ -90,7 +96,7 @@ def loss(rows: list[dict], path: Path) -> Path | None:
     many = len(train) >= 8
     if train:
         ax.plot(*zip(*train), color=_BLUE, linewidth=1.2 if many else 2, alpha=0.45 if many else 1.0,
-                marker=None if many else "o", markersize=4, label="train loss")
+                marker=None if many else "o", markersize=4, label=name)
     if many:  # a moving average shows the trend through the noise of small batches
         window = max(2, len(train) // 10)
         values = [v for _, v in train]
@@ -103,7 +109,7 @@ def loss(rows: list[dict], path: Path) -> Path | None:
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss (assistant tokens)")
+    ax.set_ylabel("reverse KL (student || teacher) per token" if is_kl else "loss (assistant tokens)")
     handles, labels = ax.get_legend_handles_labels()
     dev = {k.removeprefix("dev_"): [(r["step"], r[k]) for r in rows if k in r]
            for k in dict.fromkeys(k for r in rows for k in r if k.startswith("dev_"))}
@@ -116,7 +122,8 @@ def loss(rows: list[dict], path: Path) -> Path | None:
         more = acc.get_legend_handles_labels()
         handles, labels = handles + more[0], labels + more[1]
     ax.legend(handles, labels, frameon=False, fontsize=8)
-    ax.set_title("Training loss" + (" and dev accuracy" if dev else ""), fontsize=10)
+    ax.set_title(("On-policy reverse KL" if is_kl else "Training loss") + (" and dev accuracy" if dev else ""),
+                 fontsize=10)
     return _save(figure, path)
 
 

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from distill.errors import InputError
+from distill.errors import ConfigError, InputError
 from distill.records import file_sha256
 
 log = logging.getLogger(__name__)
@@ -260,6 +260,23 @@ def prepare_tokenizer(tokenizer: Any, chat_template: str | None = None) -> Any:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
+
+def load_tokenizer(path: Path, chat_template: str | None = None) -> tuple[Any, Any]:
+    """The student folder's tokenizer (``chat_template``: None, ``chatml`` or a .jinja file) and generation config.
+
+    Finetune (SFT and on-policy) and the learnability scorer load it the same way, through here.
+    """
+    from transformers import AutoTokenizer, GenerationConfig
+
+    template = chat_template
+    if template and template != "chatml":
+        file = Path(template)
+        if not file.is_file():
+            raise ConfigError(f"chat_template: {template!r} is neither 'chatml' nor a template file")
+        template = file.read_text(encoding="utf-8")
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(path), template)
+    gen_cfg = GenerationConfig.from_pretrained(path) if (path / "generation_config.json").is_file() else None
+    return tokenizer, gen_cfg
 
 
 def load_student(spec: str | os.PathLike, adapter: str | os.PathLike | None = None,

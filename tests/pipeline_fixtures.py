@@ -5,6 +5,7 @@ Usage:
     train, held_out = write_offline_problems(tmp_path, n_train=12, n_eval=6)
     recipe = write_recipe(tmp_path, student, train, held_out, base_url=srv.base_url)
     run_dir = run(load_config(PipelineConfig, recipe))
+    code = run_recipe(recipe, tmp_path / "run", "finetune.lora.r=8")   # `distill run` through the CLI: 0
 
 The recipe uses ``teacher: endpoint`` so the test's own TeacherServer answers (and counts every
 request across several `distill run` processes); everything is sized to finish in seconds.
@@ -65,6 +66,13 @@ def _merge(base: dict, extra: dict) -> dict:
     for key, value in extra.items():
         out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
+
+
+def run_recipe(recipe: Path, run_dir: Path, *overrides: str) -> int:
+    """`distill run RECIPE run_dir=... key=value ...` through the CLI; its exit code."""
+    from distill.cli import main
+
+    return main(["run", str(recipe), f"run_dir={run_dir}", *overrides])
 
 
 def states(run_dir: Path) -> dict[str, dict]:

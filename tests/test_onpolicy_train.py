@@ -104,10 +104,8 @@ def test_a_teacher_with_another_tokenizer_is_refused_before_any_step(tiny, tmp_p
 def test_on_policy_options_it_cannot_honour_are_refused(tiny, tmp_path):
     with pytest.raises(ConfigError, match="onpolicy.base_url is required"):
         config(tiny, tmp_path / "a", "onpolicy.teacher=endpoint")
-    with pytest.raises(ConfigError, match="resume is not supported with method=on_policy"):
-        config(tiny, tmp_path / "a", "resume=true")
-    with pytest.raises(ConfigError, match="eval_problems is not supported with method=on_policy"):
-        config(tiny, tmp_path / "a", "eval_problems=offline:dev?n=4")
+    with pytest.raises(ConfigError, match="eval_fraction is not supported with method=on_policy"):
+        config(tiny, tmp_path / "a", "eval_fraction=0.25")
 
 
 def probe_kl(model, teacher, tokenizer) -> float:
@@ -144,3 +142,34 @@ def test_on_policy_distillation_pulls_the_student_toward_the_teacher(tiny, tmp_p
                          "onpolicy.max_new_tokens=16", "warmup_ratio=0"))
     after = probe_kl(load_student(tiny["student"], adapter=out)[0], teacher, tokenizer)
     assert after < 0.6 * before, (before, after)
+
+
+def test_a_model_teacher_over_http_is_served_on_loopback_for_the_run(tiny, tmp_path, monkeypatch):
+    import urllib.request
+
+    from distill.teacher import model_server
+
+    servers: list = []
+    make = model_server.model_server
+    monkeypatch.setattr(model_server, "model_server", lambda *a, **k: servers.append(make(*a, **k)) or servers[-1])
+    out = run(config(tiny, tmp_path / "adapter", "onpolicy.teacher=model", f"onpolicy.teacher_model={tiny['teacher']}",
+                     "onpolicy.loss=topk", "onpolicy.top_k=8", "onpolicy.over_http=true"))
+    assert len(servers) == 1 and servers[0].base_url.startswith("http://127.0.0.1:")
+    assert servers[0].stats.requests == 1 + 2 * 2  # the tokenizer probe, then one request per attempt
+    assert all(r["tokens"] > 0 for r in rows(out)) and lora_b_norm(out) > 0
+    with pytest.raises(OSError):  # the server lived for the training only
+        urllib.request.urlopen(servers[0].base_url + "/models", timeout=2)
+    with pytest.raises(ConfigError, match="onpolicy.teacher_model is required"):
+        config(tiny, tmp_path / "b", "onpolicy.teacher=model")
+
+
+@pytest.mark.parametrize("loss", ["sampled", "topk"])
+def test_a_local_model_teacher_scores_as_the_same_model_served_over_http(tiny, tmp_path, loss):
+    """In this process (batched, no server) or over HTTP as a vLLM teacher: the same attempts, the same loss."""
+    args = ("onpolicy.teacher=model", f"onpolicy.teacher_model={tiny['teacher']}", f"onpolicy.loss={loss}",
+            "onpolicy.top_k=8", "max_steps=1", "lora.dropout=0")
+    local = rows(run(config(tiny, tmp_path / "local", *args)))[0]
+    served = rows(run(config(tiny, tmp_path / "http", *args, "onpolicy.over_http=true")))[0]
+    assert local["attempt_tokens"] == served["attempt_tokens"] and local["tokens"] == served["tokens"] > 0
+    assert local["reverse_kl"] == pytest.approx(served["reverse_kl"], abs=1e-4)
+    assert local["loss"] == pytest.approx(served["loss"], abs=1e-4)

@@ -52,7 +52,8 @@ def test_this_machine_is_detected_from_its_own_cpuinfo():
 def test_bf16_autocast_runs_the_linear_layers_in_bf16_and_trains(tmp_path):
     """bf16=true: the matmuls run in bf16 (seen by a hook), the adapter stays float32, loss falls."""
     from distill.finetune import FinetuneConfig, run
-    from distill.finetune import train as loop
+    from distill.finetune import build, train as loop
+    from distill.student import load_tokenizer
     from distill.examples import collate, encode_samples, read_samples
     from distill.render import DEFAULT_FORMAT
 
@@ -60,8 +61,8 @@ def test_bf16_autocast_runs_the_linear_layers_in_bf16_and_trains(tmp_path):
     data = write_kept_traces(tmp_path / "kept.jsonl", n=8, min_terms=2, max_terms=4)
     cfg = load_config(FinetuneConfig, None, [f"data={data}", f"student={student}", f"out={tmp_path / 'o'}",
                                              "progress=false", "batch_size=4", "lora.r=8", "bf16=true"])
-    model = loop._build_model(Path(student), cfg, base_bf16=False, autocast_bf16=True)
-    tok, gen = loop._load_tokenizer(Path(student), cfg)
+    model = build.build_model(Path(student), cfg, base_bf16=False, autocast_bf16=True)
+    tok, gen = load_tokenizer(Path(student), cfg.chat_template)
     batch = collate(encode_samples(read_samples(data)[0], tok, DEFAULT_FORMAT, 512).examples[:4], True,
                     tok.pad_token_id)
     seen: list[torch.dtype] = []
@@ -70,7 +71,7 @@ def test_bf16_autocast_runs_the_linear_layers_in_bf16_and_trains(tmp_path):
     q_proj.base_layer.register_forward_hook(lambda mod, args, out: seen.append(out.dtype), prepend=True)
     q_proj.register_forward_hook(lambda mod, args, out: summed.append(out.dtype))
     for is_bf16, expected in ((True, torch.bfloat16), (False, torch.float32), (True, torch.bfloat16)):
-        acc = loop.accelerator(is_bf16)  # a later run may change the precision in the same process
+        acc = build.accelerator(is_bf16)  # a later run may change the precision in the same process
         loss = loop._batch_loss(model, dict(batch), acc)
         assert seen[-1] == expected and loss.dtype == torch.float32 and torch.isfinite(loss)
         assert summed[-1] == torch.float32  # the LoRA term is added in fp32, not rounded to bf16

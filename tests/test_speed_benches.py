@@ -60,3 +60,14 @@ def test_regroup_bench_anchors_on_generate_and_answers_are_identical():
     # The ratio is model.generate's time over regrouped's, both printed to 0.1 s: it must lie within their rounding.
     assert mine >= 0.1 and (anchor - 0.05) / (mine + 0.05) - 0.005 <= ratio <= (anchor + 0.05) / (mine - 0.05) + 0.005
     assert line[4] == line[5] == "12", out  # greedy: the same tokens as model.generate
+
+
+@pytest.mark.slow
+def test_onpolicy_bench_prints_distill_over_trl_as_the_quotient_of_its_rows():
+    out = _bench("onpolicy_vs_trl.py", "--steps", "1", "--repeats", "1", "--max-new-tokens", "8")
+    rows = {m["side"]: m for m in re.finditer(  # side, trained tok/s, trained tokens, peak RSS
+        r"^(?P<side>distill|trl) +(?P<rate>[\d.]+) +(?P<tokens>\d+) +(?P<rss>\d+)$", out, re.M)}
+    ratio = re.search(r"distill / TRL trained tok/s: ([\d.]+)x \(medians of 1, 1 steps", out)
+    assert ratio and set(rows) == {"distill", "trl"}, out
+    assert all(int(r["tokens"]) > 0 for r in rows.values()), out  # both sides trained on sampled attempts
+    assert float(ratio[1]) == pytest.approx(float(rows["distill"]["rate"]) / float(rows["trl"]["rate"]), abs=0.01)

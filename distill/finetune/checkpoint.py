@@ -4,6 +4,8 @@ Usage:
     save_checkpoint(out / "checkpoints", step, model, optimizer, scheduler, accelerator, keep=2)
     path = latest_checkpoint(out / "checkpoints")
     step = load_checkpoint(path, model, optimizer, scheduler, rank=accelerator.process_index)
+    start = resume_or_clear(out / "checkpoints", cfg.resume, start_sha, model, optimizer, scheduler, accelerator)
+    trim_log(out / "loss.jsonl", start)   # a resumed run rewrites the lines after its checkpoint
 
 The data order is a pure function of (seed, epoch), so the step number is the data position:
 a resumed run replays exactly the batches, dropout masks and updates an uninterrupted run
@@ -13,12 +15,17 @@ would have. A checkpoint folder appears whole (written under a temp name, then r
 from __future__ import annotations
 
 import json
+import logging
 import random
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from distill.records import write_text_atomic
+
+log = logging.getLogger(__name__)
 
 PREFIX = "step-"
 
@@ -95,3 +102,33 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, rank
     if rng.is_file():  # resuming with another world size keeps each rank's fresh seed instead
         _set_rng_state(torch.load(rng, weights_only=False))
     return json.loads((path / "state.json").read_text())
+
+
+def resume_or_clear(root: Path, resume: bool, start_sha: str | None, model: Any, optimizer: Any, scheduler: Any,
+                    accelerator: Any) -> int:
+    """resume=true: load the latest checkpoint of this same start and return its step; otherwise clear ``root``, 0.
+
+    ``start_sha``: the init adapter's weights (None: a fresh LoRA); a checkpoint of another start is not resumed.
+    """
+    from distill.finetune.init_adapter import resumable
+
+    checkpoint = resumable(latest_checkpoint(root) if resume else None, start_sha)
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, accelerator.unwrap_model(model), optimizer, scheduler,
+                                accelerator.process_index)
+        log.info("resuming from %s (step %d)", checkpoint, state["step"])
+        return int(state["step"])
+    if accelerator.is_main_process:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+def trim_log(path: Path, step: int) -> None:
+    """Keep only the loss lines up to ``step`` (a resumed run rewrites what came after)."""
+    if not path.is_file():
+        return
+    if step == 0:
+        path.unlink()
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    write_text_atomic(path, "".join(line + "\n" for line in keep))

@@ -31,9 +31,16 @@ class LoraConfig:
 class OnPolicyConfig:
     """On-policy distillation (method=on_policy): the student samples answers, a teacher scores its tokens."""
 
-    teacher: Literal["self", "endpoint"] = option(
+    teacher: Literal["self", "endpoint", "model"] = option(
         "self", "self: the student, shown the verified trace, scores its own attempt (no server); endpoint: a"
-                " vLLM/SGLang teacher sharing the student's tokenizer")
+                " vLLM/SGLang teacher sharing the student's tokenizer; model: teacher_model, loaded here and scoring"
+                " batched in this process (or served on 127.0.0.1 with over_http)")
+    teacher_model: str | None = option(
+        None, "teacher=model: a model folder, Hub id or alias sharing the student's tokenizer (a bigger sibling)")
+    teacher_adapter: str | None = option(None, "teacher=model: a LoRA adapter folder applied on top of teacher_model")
+    over_http: bool = option(
+        False, "teacher=model: serve it on 127.0.0.1 and score over HTTP as a vLLM teacher (what an endpoint costs)"
+               " instead of in this process, batched")
     base_url: str | None = option(None, "endpoint teacher: vLLM's /v1 URL or SGLang's root")
     server: Literal["vllm", "sglang"] = option("vllm", "endpoint teacher: vllm (prompt_logprobs) | sglang (/generate)")
     model: str | None = option(None, "endpoint teacher: model name the server knows (null: the first it lists)")
@@ -46,7 +53,18 @@ class OnPolicyConfig:
         "trace", "self teacher: what it is shown, the verified reasoning and answer or the answer alone")
     max_new_tokens: int = option(256, "longest student attempt in tokens")
     temperature: float = option(1.0, "sampling temperature of the attempts (1: they are the policy's own samples)")
+    merged_sampling: bool = option(
+        True, "sample the attempts from a merged copy of the weights refreshed each step (no LoRA per token;"
+              " one more copy of the base in memory); false: through peft")
     timeout: float = option(300.0, "endpoint teacher: seconds to wait for one scoring answer")
+
+    def check(self, prefix: str = "onpolicy.") -> None:
+        """The teacher named is reachable as configured (a URL for endpoint, a model for model)."""
+        if self.teacher == "endpoint" and not self.base_url:
+            raise ConfigError(f"{prefix}base_url is required with {prefix}teacher=endpoint (a vLLM or SGLang server)")
+        if self.teacher == "model" and not self.teacher_model:
+            raise ConfigError(f"{prefix}teacher_model is required with {prefix}teacher=model (a model folder or"
+                              " Hub id sharing the student's tokenizer)")
 
 
 @dataclass
@@ -78,6 +96,9 @@ class FinetuneConfig:
     max_grad_norm: float = option(1.0, "gradient clipping norm (0 = off)")
     epochs: float = option(1.0, "passes over the data (ignored when max_steps is set)")
     max_steps: int | None = option(None, "optimizer steps to run (overrides epochs)")
+    max_train_seconds: float | None = option(
+        None, "also stop once this process has trained this long (dev scoring not counted): runs compared at equal"
+              " CPU time; the schedule is still planned for max_steps")
     batch_size: int = option(8, "examples per micro-batch per device")
     grad_accum: int = option(1, "micro-batches per optimizer step")
     packing: bool = option(True, "padding-free batches: examples packed in one row, no attention across them")
@@ -111,7 +132,7 @@ class FinetuneConfig:
             "save_steps": ">= 0", "save_total_limit": ">= 1", "eval_fraction": "[0, 1)", "eval_steps": ">= 0",
             "eval_limit": ">= 1", "eval_max_new_tokens": ">= 1", "eval_batch_size": ">= 1",
             "log_steps": ">= 1", "onpolicy.top_k": ">= 1", "onpolicy.max_new_tokens": ">= 1",
-            "onpolicy.temperature": "> 0", "onpolicy.timeout": "> 0"})
+            "onpolicy.temperature": "> 0", "onpolicy.timeout": "> 0", "max_train_seconds": "> 0"})
         if self.method == "on_policy":
             self._validate_on_policy()
         if not self.lora.target_modules:
@@ -124,10 +145,7 @@ class FinetuneConfig:
             raise ConfigError("reasoning_format must contain {content} (the answer the student learns to give)")
 
     def _validate_on_policy(self) -> None:
-        if self.onpolicy.teacher == "endpoint" and not self.onpolicy.base_url:
-            raise ConfigError("onpolicy.base_url is required with onpolicy.teacher=endpoint (a vLLM or SGLang server)")
-        unsupported = {"resume": self.resume, "save_steps": self.save_steps, "eval_fraction": self.eval_fraction,
-                       "merge": self.merge, "init_adapter": self.init_adapter, "eval_problems": self.eval_problems}
-        for key, value in unsupported.items():
-            if value:
-                raise ConfigError(f"{key} is not supported with method=on_policy yet (leave it at its default)")
+        self.onpolicy.check()
+        if self.eval_fraction:  # a held-out loss is SFT's measure; on-policy has no fixed targets to score
+            raise ConfigError("eval_fraction is not supported with method=on_policy (score dev problems instead:"
+                              " eval_problems=...)")

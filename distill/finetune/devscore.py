@@ -4,6 +4,7 @@ Usage:
     scorer = DevScorer.load(cfg, student_path, tokenizer, out)   # cfg.eval_problems set; main process only
     row.update(scorer.score(peft_model, step))                     # {"dev_pass@1": 0.4, ...} beside the loss
     scorer.restore_best(peft_model)                                # the best step's weights back in the model
+    record.metrics["checkpoint"] = scorer.keep(peft_model, last_step, cfg.keep_best)   # restore (or not) + summary
     record.metrics["checkpoint"] = scorer.summary(last_step)       # which step was kept, and why
 
 Loss is not the target; verified accuracy is. At each eval step the adapter as it is is saved,
@@ -118,6 +119,15 @@ class DevScorer:
         weights = self.best_dir / "adapter_model.safetensors"
         set_peft_model_state_dict(model, load_file(str(weights)))
         return int(self.best["step"])
+
+    def keep(self, model: Any, last_step: int, keep_best: bool) -> dict:
+        """End of training: restore the best step's adapter (``keep_best``); say which step was kept, and why."""
+        if not keep_best:
+            return {**self.summary(last_step), "kept_step": last_step, "by": "last step (keep_best=false)"}
+        kept = self.restore_best(model)
+        if kept is not None and kept != last_step:
+            log.info("keeping the adapter of step %d (best dev %s), not the last step's", kept, self.best["by"])
+        return self.summary(last_step)
 
     def summary(self, last_step: int) -> dict:
         """For the AdapterRecord: which step is saved and by which dev metric."""

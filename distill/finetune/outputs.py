@@ -4,6 +4,7 @@ Usage:
     record = adapter_record(cfg, student_path, tokenizer.chat_template, counts, metrics)
     record.write(out)                                  # out/distill.json
     plot_loss(out / "loss.jsonl", out / "loss.png")
+    write_outputs(model, tokenizer, gen_cfg, cfg, out, student_path, counts, metrics)   # all of the above + weights
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import resource
+import shutil
 import sys
 from collections import Counter
 from importlib import metadata
@@ -18,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from distill.artifacts import AdapterRecord, BaseWeights, read_records
-from distill.config import to_dict
+from distill.config import save_resolved, to_dict
+from distill.layout import AdapterFiles
 from distill.records import file_sha256
 from distill.student import base_weights, hub_id
 
@@ -95,3 +98,42 @@ def plot_loss(log: Path, png: Path) -> Path | None:
 
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
     return plots.loss(rows, png)
+
+
+def write_outputs(model: Any, tokenizer: Any, gen_cfg: Any, cfg: Any, out: Path, student_path: Path,
+                   counts: dict, metrics: dict, started_from: dict | None = None) -> None:
+    """Adapter, tokenizer, generation config, resolved config, distill.json, loss.png (+ merged)."""
+    record = adapter_record(cfg, student_path, tokenizer.chat_template, counts, metrics)
+    record.init_adapter = started_from
+    # Converted (GGUF) weights are not the Hub checkpoint: point at the folder actually trained on.
+    is_hub = record.base_model is not None and record.base_weights is None
+    model.peft_config["default"].base_model_name_or_path = record.base_model if is_hub else record.base_path
+    model.base_model.model.set_attn_implementation("sdpa")  # the saved model must not need distill to load
+    tmp = out / ".final.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if gen_cfg is not None:
+        from distill.student import generation_config_for
+
+        generation_config_for(gen_cfg, tokenizer, type(gen_cfg)).save_pretrained(tmp)
+    for item in tmp.iterdir():  # each file appears whole; a crash leaves at worst an older file
+        item.replace(out / item.name)
+    tmp.rmdir()
+    save_resolved(cfg, AdapterFiles(out).config)
+    plot_loss(AdapterFiles(out).loss_log, AdapterFiles(out).loss_plot)
+    if cfg.merge:
+        write_merged(model, tokenizer, AdapterFiles(out).merged)
+    record.write(out)
+    shutil.rmtree(AdapterFiles(out).checkpoints, ignore_errors=True)
+
+
+def write_merged(model: Any, tokenizer: Any, dest: Path) -> None:
+    """The adapter merged into the base weights, saved whole at ``dest`` (written under a temp name)."""
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged = model.merge_and_unload()
+    merged.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)

@@ -13,10 +13,8 @@ padding-free packed rows (see packing.py) in a seeded order that is a pure funct
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from distill.layout import AdapterFiles
-from distill.config import save_resolved
-from distill.errors import ConfigError, InputError
-from distill.finetune.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
+from distill.errors import InputError
+from distill.finetune.build import accelerator, adamw, build_model, cosine
+from distill.finetune.checkpoint import resume_or_clear, save_checkpoint, trim_log
 from distill.finetune.config import FinetuneConfig
 from distill.examples import (
     Encoded,
@@ -42,14 +36,13 @@ from distill.examples import (
     read_samples,
     split_heldout,
 )
-from distill.finetune.init_adapter import load_init_adapter, resumable
+from distill.finetune.init_adapter import load_init_adapter
 from distill.finetune.lint import lint, show_report
-from distill.finetune.outputs import adapter_record, peak_memory, plot_loss
+from distill.finetune.outputs import peak_memory, write_outputs
 from distill.hardware import use_bf16 as resolve_bf16
-from distill.student import prepare_tokenizer
 from distill.progress import progress_bar
-from distill.records import JsonlAppender, write_text_atomic
-from distill.student import resolve_student
+from distill.records import JsonlAppender
+from distill.student import load_tokenizer, resolve_student
 
 log = logging.getLogger(__name__)
 
@@ -67,21 +60,22 @@ def run(cfg: FinetuneConfig) -> Path:
     acc = accelerator(use_bf16)
     set_seed(cfg.seed)
     student_path = resolve_student(cfg.student)
-    tokenizer, gen_cfg = _load_tokenizer(student_path, cfg)
+    tokenizer, gen_cfg = load_tokenizer(student_path, cfg.chat_template)
     encoded, counts = _prepare_data(cfg, tokenizer, gen_cfg, acc.is_main_process, out)
     if cfg.lint_only:
         return AdapterFiles(out).lint
     train_idx, held_idx = split_heldout(len(encoded.examples), cfg.eval_fraction, cfg.seed)
     counts.update(train_examples=len(train_idx), eval_examples=len(held_idx))
-    model = _build_model(student_path, cfg, use_bf16 and torch.cuda.is_available(), autocast_bf16=use_bf16)
+    model = build_model(student_path, cfg, use_bf16 and torch.cuda.is_available(), autocast_bf16=use_bf16)
     started_from = load_init_adapter(model, cfg) if cfg.init_adapter else None
-    optimizer = _adamw(model, cfg)
+    optimizer = adamw(model, cfg)
     plan = _Plan(encoded, train_idx, cfg, acc.num_processes, tokenizer.pad_token_id)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(plan.total_steps, cfg))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(plan.total_steps, cfg))
     model, optimizer = acc.prepare(model, optimizer)
     training = _Training(model, optimizer, scheduler, acc, plan, held_idx, cfg, out,
                          start_sha=(started_from or {}).get("sha256"))
-    _resume_or_start(training)
+    training.start = resume_or_clear(AdapterFiles(out).checkpoints, cfg.resume, training.start_sha, model, optimizer,
+                                     scheduler, acc)
     if cfg.eval_problems and acc.is_main_process:  # verified dev accuracy: one rank answers, the others wait
         from distill.finetune.devscore import DevScorer
 
@@ -89,67 +83,13 @@ def run(cfg: FinetuneConfig) -> Path:
     metrics = _train_loop(training)
     metrics.update(wall_time_s=round(time.time() - started, 2), bf16=use_bf16, **peak_memory())
     if training.scorer is not None:
-        metrics["checkpoint"] = _keep_checkpoint(training)
+        metrics["checkpoint"] = training.scorer.keep(acc.unwrap_model(model), metrics["steps"], cfg.keep_best)
     if acc.is_main_process:
-        _write_outputs(acc.unwrap_model(model), tokenizer, gen_cfg, cfg, out, student_path, counts, metrics,
+        write_outputs(acc.unwrap_model(model), tokenizer, gen_cfg, cfg, out, student_path, counts, metrics,
                        started_from)
     acc.wait_for_everyone()
     acc.end_training()
     return out
-
-
-def _resume_or_start(training: _Training) -> None:
-    """resume=true: continue from the latest checkpoint of this same start; otherwise clear old checkpoints."""
-    folder, acc = AdapterFiles(training.out).checkpoints, training.acc
-    checkpoint = resumable(latest_checkpoint(folder) if training.cfg.resume else None, training.start_sha)
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint, acc.unwrap_model(training.model), training.optimizer, training.scheduler,
-                                acc.process_index)
-        training.start = state["step"]
-        log.info("resuming from %s (step %d of %d)", checkpoint, training.start, training.plan.total_steps)
-    elif acc.is_main_process:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _keep_checkpoint(training: _Training) -> dict:
-    """With dev scoring: restore the best step's adapter (keep_best) and say which step was kept, and why."""
-    total, scorer = training.plan.total_steps, training.scorer
-    if not training.cfg.keep_best:
-        return {**scorer.summary(total), "kept_step": total, "by": "last step (keep_best=false)"}
-    kept = scorer.restore_best(training.acc.unwrap_model(training.model))
-    if kept is not None and kept != total:
-        log.info("keeping the adapter of step %d (best dev %s), not the last step's", kept, scorer.best["by"])
-    return scorer.summary(total)
-
-
-def accelerator(use_bf16: bool) -> Any:
-    """An Accelerator with bf16 autocast or none, whatever precision an earlier run in this process used."""
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-
-    precision = "bf16" if use_bf16 else "no"
-    # accelerate keeps the precision in a process-wide singleton and refuses to change it: a second
-    # run() in one process (a bench, a notebook, the tests) would fail. The distributed state
-    # (PartialState) is left alone, so a DDP group survives.
-    if AcceleratorState._shared_state.get("_mixed_precision", precision) != precision:
-        AcceleratorState._reset_state()
-    # cpu=True on a machine without a GPU is what lets torchrun / `accelerate launch --multi_gpu`
-    # processes join one gloo group (accelerate only forms a MULTI_CPU group when told it is on CPU).
-    return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
-
-
-def _load_tokenizer(student_path: Path, cfg: FinetuneConfig) -> tuple[Any, Any]:
-    from transformers import AutoTokenizer, GenerationConfig
-
-    template = cfg.chat_template
-    if template and template != "chatml":
-        file = Path(template)
-        if not file.is_file():
-            raise ConfigError(f"chat_template: {template!r} is neither 'chatml' nor a template file")
-        template = file.read_text(encoding="utf-8")
-    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(student_path), template)
-    gen_cfg = GenerationConfig.from_pretrained(student_path) if (student_path / "generation_config.json").is_file() else None
-    return tokenizer, gen_cfg
 
 
 def _prepare_data(cfg: FinetuneConfig, tokenizer: Any, gen_cfg: Any, is_main: bool, out: Path) -> tuple[Encoded, dict]:
@@ -171,73 +111,6 @@ def _prepare_data(cfg: FinetuneConfig, tokenizer: Any, gen_cfg: Any, is_main: bo
               "truncated": encoded.truncated, "over_max_length": encoded.overlong,
               "lint_errors": report.errors, "lint_warnings": report.warnings}
     return encoded, counts
-
-
-def _build_model(student_path: Path, cfg: FinetuneConfig, base_bf16: bool, autocast_bf16: bool = False) -> Any:
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from distill.packing import use_packed_attention
-
-    dtype = torch.bfloat16 if base_bf16 else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(student_path, dtype=dtype)
-    if cfg.packing:
-        use_packed_attention(model)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model.config.use_cache = False
-    targets = cfg.lora.target_modules
-    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules="all-linear" if targets == ["all-linear"] else targets,
-                      use_rslora=cfg.lora.use_rslora, use_dora=cfg.lora.use_dora,
-                      modules_to_save=cfg.lora.modules_to_save or None, task_type="CAUSAL_LM")
-    try:
-        model = get_peft_model(model, lora)
-    except ValueError as exc:  # e.g. a target module name the model does not have
-        raise ConfigError(f"lora: {exc}") from None
-    if autocast_bf16 and not base_bf16:
-        _add_adapters_in_fp32(model)
-    return model
-
-
-def _add_adapters_in_fp32(model: Any) -> None:
-    """Under bf16 autocast, add each LoRA term to its frozen layer's output in float32, not bf16.
-
-    The frozen matmul still runs in bf16 (the speed), but its output is made float32 before peft
-    adds ``B(A(x)) * scale``: a young adapter's term is far below one bf16 step (1/256) of the
-    layer's output, so a bf16 sum rounds it away and the adapter learns slower (measured on
-    SmolLM2: +7-10% loss after 8 steps against fp32 at the same batches).
-    """
-    from peft.tuners.lora import LoraLayer
-
-    for module in model.modules():
-        if isinstance(module, LoraLayer) and isinstance(module.get_base_layer(), torch.nn.Linear):
-            module.get_base_layer().register_forward_hook(_to_float32)
-
-
-def _to_float32(module: Any, args: Any, output: torch.Tensor) -> torch.Tensor:
-    return output.float()
-
-
-def _adamw(model: Any, cfg: FinetuneConfig) -> torch.optim.Optimizer:
-    """AdamW over the trainable parameters, fused where torch has the kernel (CPU and CUDA)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    # The per-parameter loop costs a kernel launch per op per tensor: a LoRA model has hundreds of
-    # small tensors (420 on SmolLM2), and the fused step measured 3-6x faster on this CPU.
-    fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.bfloat16) for p in params)
-    return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=fused or None)
-
-
-def _cosine(total: int, cfg: FinetuneConfig):
-    warmup = max(0, round(total * cfg.warmup_ratio))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        progress = (step - warmup) / max(1, total - warmup)
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
 
 
 class _Plan:
@@ -303,9 +176,9 @@ def _train_loop(training: _Training) -> dict:
     model, acc, plan, cfg = training.model, training.acc, training.plan, training.cfg
     files = AdapterFiles(training.out)
     if acc.is_main_process:
-        _trim_log(files.loss_log, training.start)
+        trim_log(files.loss_log, training.start)
     appender = JsonlAppender(files.loss_log) if acc.is_main_process else None
-    best, last, eval_loss, trained = math.inf, math.nan, None, 0
+    best, last, eval_loss, trained, done = math.inf, math.nan, None, 0, training.start
     clock = time.perf_counter()
     model.train()
     bar = progress_bar(plan.total_steps, "finetune", "step", cfg.progress and acc.is_main_process,
@@ -337,7 +210,9 @@ def _train_loop(training: _Training) -> dict:
         bar.set_postfix(loss=f"{last:.4f}", lr=f"{lr:.2e}", tok_s=f"{trained / max(elapsed, 1e-9):.0f}")
         row = {"step": done, "epoch": plan.epoch_of(done), "loss": round(last, 6), "lr": lr,
                "tokens": trained, "tokens_per_s": round(trained / max(elapsed, 1e-9), 1)}
-        if (cfg.eval_steps and done % cfg.eval_steps == 0) or done == plan.total_steps:
+        is_out_of_time = _out_of_time(cfg, time.perf_counter() - clock, acc)
+        is_last = done == plan.total_steps or is_out_of_time
+        if (cfg.eval_steps and done % cfg.eval_steps == 0) or is_last:
             if training.held_idx:
                 eval_loss = _eval_loss(training)
                 row["eval_loss"] = round(eval_loss, 6)
@@ -347,19 +222,32 @@ def _train_loop(training: _Training) -> dict:
                     row.update(training.scorer.score(acc.unwrap_model(model), done))
                 acc.wait_for_everyone()
                 clock += time.perf_counter() - paused  # tokens/s counts training time, not dev generation
-        if appender and (done % max(1, cfg.log_steps) == 0 or done == plan.total_steps or "eval_loss" in row
+        if appender and (done % max(1, cfg.log_steps) == 0 or is_last or "eval_loss" in row
                          or "dev_pass@1" in row):
             appender.write(row)
-        if cfg.save_steps and done % cfg.save_steps == 0 and done < plan.total_steps:
+        if cfg.save_steps and done % cfg.save_steps == 0 and not is_last:
             save_checkpoint(files.checkpoints, done, model, training.optimizer, training.scheduler, acc,
                             cfg.save_total_limit, {"loss": last, "init_adapter": training.start_sha})
+        if is_out_of_time:
+            log.info("finetune: max_train_seconds=%s reached after step %d of %d", cfg.max_train_seconds, done,
+                     plan.total_steps)
+            break
     bar.close()
     if appender:
         appender.close()
     elapsed = time.perf_counter() - clock
-    return {"steps": plan.total_steps, "resumed_from_step": training.start, "final_loss": last, "best_loss": best,
+    return {"steps": done,
+            "planned_steps": plan.total_steps, "resumed_from_step": training.start, "final_loss": last, "best_loss": best,
             "eval_loss": eval_loss, "trained_tokens_this_run": trained,
             "trained_tokens_per_s": round(trained / max(elapsed, 1e-9), 1)}
+
+
+def _out_of_time(cfg: FinetuneConfig, seconds: float, acc: Any) -> bool:
+    """max_train_seconds reached; every rank stops at the same step (the slowest rank's clock decides)."""
+    if not cfg.max_train_seconds:
+        return False
+    late = torch.tensor(float(seconds >= cfg.max_train_seconds), device=acc.device)
+    return bool(acc.reduce(late, reduction="sum").item() > 0)
 
 
 @torch.no_grad()
@@ -376,52 +264,3 @@ def _eval_loss(training: _Training) -> float:
     model.train()
     total = acc.reduce(total, reduction="sum")
     return (total[0] / total[1].clamp(min=1)).item()
-
-
-def _trim_log(path: Path, step: int) -> None:
-    """Keep only the loss lines up to ``step`` (a resumed run rewrites what came after)."""
-    if not path.is_file():
-        return
-    if step == 0:
-        path.unlink()
-        return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    write_text_atomic(path, "".join(line + "\n" for line in keep))
-
-
-def _write_outputs(model: Any, tokenizer: Any, gen_cfg: Any, cfg: FinetuneConfig, out: Path, student_path: Path,
-                   counts: dict, metrics: dict, started_from: dict | None = None) -> None:
-    """Adapter, tokenizer, generation config, resolved config, distill.json, loss.png (+ merged)."""
-    record = adapter_record(cfg, student_path, tokenizer.chat_template, counts, metrics)
-    record.init_adapter = started_from
-    # Converted (GGUF) weights are not the Hub checkpoint: point at the folder actually trained on.
-    is_hub = record.base_model is not None and record.base_weights is None
-    model.peft_config["default"].base_model_name_or_path = record.base_model if is_hub else record.base_path
-    model.base_model.model.set_attn_implementation("sdpa")  # the saved model must not need distill to load
-    tmp = out / ".final.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if gen_cfg is not None:
-        from distill.student import generation_config_for
-
-        generation_config_for(gen_cfg, tokenizer, type(gen_cfg)).save_pretrained(tmp)
-    for item in tmp.iterdir():  # each file appears whole; a crash leaves at worst an older file
-        item.replace(out / item.name)
-    tmp.rmdir()
-    save_resolved(cfg, AdapterFiles(out).config)
-    plot_loss(AdapterFiles(out).loss_log, AdapterFiles(out).loss_plot)
-    if cfg.merge:
-        _write_merged(model, tokenizer, AdapterFiles(out).merged)
-    record.write(out)
-    shutil.rmtree(AdapterFiles(out).checkpoints, ignore_errors=True)
-
-
-def _write_merged(model: Any, tokenizer: Any, dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged = model.merge_and_unload()
-    merged.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)

@@ -36,7 +36,7 @@ from distill.learnability.scores import step_spans, token_stats, trace_scores
 from distill.progress import progress_bar
 from distill.records import file_sha256
 from distill.render import Rendered
-from distill.student import hub_id, prepare_tokenizer, resolve_student
+from distill.student import hub_id, load_tokenizer, resolve_student
 
 log = logging.getLogger(__name__)
 STEPS = "newline"  # how steps are cut (recorded in the key: another rule gives other values)
@@ -142,21 +142,6 @@ def identify(cfg: ScoringConfig) -> tuple[Path, Any, Any, dict, bool]:
     tokenizer, gen_cfg = load_tokenizer(path, cfg.chat_template)
     bf16 = use_bf16(cfg.bf16)
     return path, tokenizer, gen_cfg, scoring_identity(cfg, path, tokenizer, bf16), bf16
-
-
-def load_tokenizer(path: Path, chat_template: str | None) -> tuple[Any, Any]:
-    """The tokenizer and generation config exactly as finetune loads them (template override, ChatML fallback)."""
-    from transformers import AutoTokenizer, GenerationConfig
-
-    template = chat_template
-    if template and template != "chatml":
-        file = Path(template)
-        if not file.is_file():
-            raise ConfigError(f"chat_template: {template!r} is neither 'chatml' nor a template file")
-        template = file.read_text(encoding="utf-8")
-    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(path), template)
-    gen_cfg = GenerationConfig.from_pretrained(path) if (path / "generation_config.json").is_file() else None
-    return tokenizer, gen_cfg
 
 
 def scoring_identity(cfg: ScoringConfig, path: Path, tokenizer: Any, bf16: bool) -> dict:

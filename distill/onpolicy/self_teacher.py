@@ -5,6 +5,7 @@ Usage:
     scores = self_teacher_scores(model, tokenizer, problems, solutions, attempts)
     scores.teacher_logp, scores.student_logp, scores.mask        # [B, T], aligned token by token
     scores = score_attempts(model, plain_ids, privileged_ids, attempts, pad_id)   # prompts already encoded
+    scores = score_attempts(model, plain_ids, plain_ids, attempts, pad_id, teacher=teacher_model)   # a local teacher
     out = sampled_reverse_kl(scores.student_logp, scores.teacher_logp, scores.mask)
 
 On-policy self-distillation (SDFT, OPSD): the same weights read the problem twice, once plain
@@ -57,17 +58,22 @@ def self_teacher_scores(model: Any, tokenizer: Any, problems: list[str], solutio
 
 
 def score_attempts(model: Any, plain: list[list[int]], rich: list[list[int]], attempts: list[list[int]],
-                   pad_id: int) -> SelfScores:
-    """The attempts scored after the privileged prompts (no gradient, no dropout) and after the plain ones."""
+                   pad_id: int, teacher: Any = None) -> SelfScores:
+    """The attempts scored after the privileged prompts (no gradient, no dropout) and after the plain ones.
+
+    ``teacher``: another model sharing the vocabulary reads ``rich`` instead of ``model`` (a local model
+    teacher, given the plain prompts as ``rich``); None: the student is its own teacher.
+    """
     import torch
 
-    training = model.training
-    model.eval()  # the teacher is the policy itself, not a dropout-perturbed copy
+    reader = model if teacher is None else teacher
+    training = reader.training
+    reader.eval()  # the teacher is the policy itself (or a fixed model), not a dropout-perturbed copy
     try:
         with torch.no_grad():
-            teacher_logits, ids, mask = completion_logits(model, rich, attempts, pad_id)
+            teacher_logits, ids, mask = completion_logits(reader, rich, attempts, pad_id)
     finally:
-        model.train(training)
+        reader.train(training)
     student_logits, _, _ = completion_logits(model, plain, attempts, pad_id)
     return SelfScores(token_logprobs(teacher_logits, ids), token_logprobs(student_logits, ids), mask,
                       teacher_logits, student_logits, ids)

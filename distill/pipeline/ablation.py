@@ -18,6 +18,13 @@ accuracy of the metrics record (sound...). An arm is a finetune and an eval step
 (:func:`distill.pipeline.wiring.plan_arm`) run through the same ledger as the run's own steps: one
 whose key (settings and data bytes) is unchanged is reused. Whatever the table says is reported,
 including when it goes against the method.
+
+The continued arms ask what to do after SFT, at equal CPU time: each starts from the run's SFT
+adapter (``filtered``) and trains on the kept traces' problems for the ``onpolicy`` section's
+``max_steps`` / ``max_train_seconds`` and learning rate: ``sft_continued`` (more SFT),
+``onpolicy_self`` (on-policy, the student shown the verified trace scores its own answers),
+``onpolicy_model`` (on-policy, ``onpolicy.teacher_model`` as the teacher). Their difference
+against ``filtered`` is what the extra training bought.
 """
 
 from __future__ import annotations
@@ -29,16 +36,18 @@ from pathlib import Path
 
 from distill.artifacts import AblationReport, AdapterRecord, EvalReport, is_failed, read_latest
 from distill.layout import EvalFiles, RunLayout
-from distill.pipeline.config import ARMS, PipelineConfig
+from distill.pipeline.config import ARMS, CONTINUED, PipelineConfig
 from distill.pipeline.steps import Step, run_step
-from distill.pipeline.wiring import plan_arm
+from distill.pipeline.wiring import plan_arm, plan_continued_arm
 from distill.records import write_text_atomic
 
 log = logging.getLogger(__name__)
 
 REFERENCE = "filtered"
 LABELS = {"answers_only": "(a) answers only, no reasoning", "unfiltered": "(b) all traces, unfiltered",
-          "filtered": "(c) filtered traces (the method)"}
+          "filtered": "(c) filtered traces (the method)",
+          "sft_continued": "(d) (c) + more SFT on the same traces", "onpolicy_self": "(e) (c) + on-policy, self teacher",
+          "onpolicy_model": "(f) (c) + on-policy, model teacher"}
 
 
 def run_ablation(cfg: PipelineConfig, layout: RunLayout, own: list[Step]) -> Path:
@@ -72,9 +81,12 @@ def _run_arm(cfg: PipelineConfig, layout: RunLayout, arm: str, own: list[Step]) 
         steps = {step.name: step for step in own}
         train, scored, reused = steps["finetune"], steps["eval-after"], True
     else:
-        data, fmt = _arm_data(cfg, layout, arm)
-        train, scored = plan_arm(cfg, layout.root, arm, data, fmt)
-        log.info("ablation arm %s: training on %s", arm, data)
+        if arm in CONTINUED:  # from the run's SFT adapter, each for the onpolicy section's steps and seconds
+            train, scored = plan_continued_arm(cfg, layout.root, arm)
+        else:
+            data, fmt = _arm_data(cfg, layout, arm)
+            train, scored = plan_arm(cfg, layout.root, arm, data, fmt)
+        log.info("ablation arm %s: training on %s", arm, train.cfg.data)
         reused = run_step(train).reused
         reused = run_step(scored).reused and reused
     record = AdapterRecord.read(train.cfg.out)

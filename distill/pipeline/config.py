@@ -23,13 +23,15 @@ from distill.config import check_bounds, load_config, option, section
 from distill.errors import ConfigError
 from distill.evaluate.config import EvalConfig
 from distill.filter.config import FilterConfig
-from distill.finetune.config import FinetuneConfig
+from distill.finetune.config import FinetuneConfig, OnPolicyConfig
 from distill.generate.config import GenerateConfig
 from distill.publish.config import PublishConfig
 from distill.offline.families import TraceStyle
 
 STAGES = ("generate", "filter", "finetune", "eval", "publish")
-ARMS = ("answers_only", "unfiltered", "filtered")  # the ablation's arms (distill.pipeline.ablation)
+ARMS = ("answers_only", "unfiltered", "filtered",  # the ablation's arms (distill.pipeline.ablation)
+        "sft_continued", "onpolicy_self", "onpolicy_model")  # from the run's SFT adapter, on the onpolicy budget
+CONTINUED = ARMS[3:]
 DEFAULT_RECIPE = "offline-default.yaml"
 
 
@@ -61,6 +63,31 @@ class OfflineTeacherConfig:
 
 
 @dataclass
+class OnPolicyStageConfig(OnPolicyConfig):
+    """On-policy distillation after SFT: a second finetune step, method=on_policy, started from the SFT adapter.
+
+    Its teacher and loss are the keys of ``distill finetune``'s ``onpolicy.*`` (teacher: self | endpoint |
+    model); every other training setting is the finetune section's (student, LoRA, dev problems and
+    keep-best, save_steps), except the few below. eval-after (and publish) then use its adapter.
+    """
+
+    enabled: bool = option(False, "plan finetune-onpolicy after finetune; eval-after scores its adapter")
+    max_steps: int = option(20, "on-policy optimizer steps")
+    learning_rate: float = option(1e-4, "peak AdamW learning rate of the on-policy steps (LoRA)")
+    batch_size: int | None = option(None, "problems answered per micro-batch (null: finetune.batch_size)")
+    warmup_ratio: float = option(0.0, "fraction of the on-policy steps spent warming up (the start is trained)")
+    max_train_seconds: float | None = option(
+        None, "also stop after this much training (the continued ablation arms: equal CPU time for each)")
+
+    def __post_init__(self) -> None:
+        # (the inherited onpolicy.* keys are checked by FinetuneConfig when the step is planned)
+        check_bounds(self, {"max_steps": ">= 1", "learning_rate": "> 0", "batch_size": ">= 1", "warmup_ratio": "[0, 1]",
+                            "max_train_seconds": "> 0"})
+        if self.enabled:
+            self.check(prefix="")  # the loader prefixes "onpolicy."
+
+
+@dataclass
 class LoopConfig:
     """STaR rounds: from round 2 the previous round's student samples the training problems itself."""
 
@@ -81,6 +108,10 @@ class LoopConfig:
         "base", "base: each round trains a fresh LoRA from the base model (or from finetune.init_adapter) on the"
                 " union of kept traces so far (STaR's restart, no drift from earlier rounds' mistakes); continue:"
                 " round r starts from round r-1's adapter (trainable, same lora.*) and trains on the same union")
+    method: Literal["sft", "on_policy"] = option(
+        "sft", "how rounds >= 2 train. sft: on the union of kept traces (restart decides the start); on_policy:"
+               " on-policy distillation (the onpolicy section's settings, teacher self by default: the student shown"
+               " a verified trace) from round r-1's adapter, on the problems of the union so far")
     patience: int = option(1, "stop when held-out accuracy has not risen for this many rounds")
     temperature: float = option(0.8, "the student's sampling temperature from round 2 (> 0: samples differ)")
     top_p: float = option(0.95, "the student's nucleus sampling from round 2")
@@ -133,6 +164,8 @@ class PipelineConfig:
     finetune: FinetuneConfig = section(FinetuneConfig, "the finetune stage (keys of distill finetune, or a recipe path)")
     eval: EvalConfig = section(EvalConfig, "the eval stage, run before and after finetuning (keys of distill eval)")
     publish: PublishSection = section(PublishSection, "the publish stage, when stages lists it (keys of distill publish)")
+    onpolicy: OnPolicyStageConfig = section(
+        OnPolicyStageConfig, "on-policy distillation after SFT (finetune-onpolicy from the SFT adapter), when enabled")
     loop: LoopConfig = section(LoopConfig, "STaR rounds (rounds=1: one pass); see docs in distill.pipeline.loop")
 
     def __post_init__(self) -> None:
@@ -151,6 +184,8 @@ class PipelineConfig:
                                   "`distill run` with no recipe for the embedded offline default")
 
         self._check_loop()
+        if self.onpolicy.enabled and "finetune" not in self.stages:
+            raise ConfigError("onpolicy.enabled: needs the finetune stage in stages= (it starts from SFT's adapter)")
 
     def _check_ablate(self) -> None:
         """Refuse unknown arms, and an ablation whose arms would not get the same budget."""
@@ -162,10 +197,21 @@ class PipelineConfig:
                               "(epochs would give the unfiltered arm more steps)")
         if self.ablate and not {"filter", "finetune", "eval"} <= set(self.stages):
             raise ConfigError("ablate: needs the filter, finetune and eval stages in stages=")
+        if self.ablate and self.onpolicy.enabled:  # the filtered arm would be on-policy, the others SFT only
+            raise ConfigError("ablate: not with onpolicy.enabled (the reference arm is SFT's adapter; compare"
+                              " on-policy with the arms sft_continued, onpolicy_self, onpolicy_model)")
+        if "onpolicy_model" in self.ablate and not self.onpolicy.teacher_model:
+            raise ConfigError("ablate: the onpolicy_model arm needs onpolicy.teacher_model (a model sharing the"
+                              " student's tokenizer)")
 
     def _check_loop(self) -> None:
         if self.loop.rounds == 1:
             return
+        if self.onpolicy.enabled:
+            raise ConfigError("onpolicy.enabled with loop.rounds > 1: use loop.method=on_policy (rounds >= 2 train"
+                              " on-policy with the self teacher)")
+        if self.loop.method == "on_policy":
+            self.onpolicy.check(prefix="onpolicy.")  # its teacher: self needs nothing, the others a URL or model
         missing = [s for s in ("generate", "filter", "finetune", "eval") if s not in self.stages]
         if missing:
             raise ConfigError(f"loop.rounds={self.loop.rounds}: stages must include {', '.join(missing)}"

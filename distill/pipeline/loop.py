@@ -2,6 +2,7 @@
 
 Usage:
     distill run recipes/star-offline.yaml                 # loop: {rounds: 3, generator: student, patience: 1}
+    distill run recipes/star-offline.yaml loop.method=on_policy   # rounds >= 2: on-policy self-distillation
     left_failed = run_loop(cfg, layout)                   # called by the runner after round 1
 
 Round 1 is the ordinary pipeline in the run folder (teacher traces). Round r >= 2 lives in
@@ -15,7 +16,10 @@ generate's until_correct / rationalize options apply, and rationalization is the
 the hint, as in STaR: the teacher already had its chance in round 1), filter (the same checks),
 finetune (on the union of every round's kept traces so far: a fresh LoRA from the base model with
 ``loop.restart=base``, STaR's restart; round r-1's adapter as the trainable start with
-``restart=continue``, its bytes in the key) and eval on the held-out set. A step whose key is
+``restart=continue``, its bytes in the key; or, with ``loop.method=on_policy``, on-policy
+distillation from round r-1's adapter on the union's problems, the ``onpolicy`` section's teacher
+(self by default: the student shown the problem's verified trace) scoring the student's answers)
+and eval on the held-out set. A step whose key is
 unchanged is reused, so killing the loop and running the same command again repeats nothing
 finished. The loop stops after ``loop.rounds`` or when held-out accuracy has not risen for
 ``loop.patience`` rounds; ``loop.json`` (:class:`~distill.artifacts.LoopSummary`) names the best
@@ -59,7 +63,8 @@ def run_loop(cfg: PipelineConfig, layout: RunLayout) -> list[str]:
             failed = run_step(step).failed
             if failed:
                 left_failed.append(f"{layout.round(number).root.name}/{step.name}: {failed} samples failed")
-    write_summary(layout, cfg.loop.rounds, restart=cfg.loop.restart, generator=cfg.loop.generator)
+    write_summary(layout, cfg.loop.rounds, restart=cfg.loop.restart, generator=cfg.loop.generator,
+                  method=cfg.loop.method)
     return left_failed
 
 
@@ -106,14 +111,16 @@ def round_rows(layout: RunLayout, rounds: int) -> list[dict[str, Any]]:
     return rows
 
 
-def write_summary(layout: RunLayout, rounds: int, restart: str | None = None, generator: str | None = None) -> Path:
+def write_summary(layout: RunLayout, rounds: int, restart: str | None = None, generator: str | None = None,
+                  method: str | None = None) -> Path:
     """loop.json: the per-round rows, the best round (its adapter is the run's adapter) and how the rounds
     were made (restart, generator), so the report says what it shows."""
     rows = round_rows(layout, rounds)
     scored = [row for row in rows if row.get("accuracy") is not None]
     best = max(scored, key=lambda row: (row["accuracy"], -row["round"])) if scored else None
     summary = LoopSummary(rounds=rows, best_round=best["round"] if best else None,
-                          adapter=best["adapter"] if best else None, restart=restart, generator=generator)
+                          adapter=best["adapter"] if best else None, restart=restart, generator=generator,
+                          method=method)
     path = summary.write(layout.loop_summary)
     if best:
         log.info("loop: best round %d (held-out pass@1 %.1f%%): the run's adapter is %s",

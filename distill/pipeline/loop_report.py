@@ -45,8 +45,7 @@ def loop_blocks(run_dir: Path) -> list[Any]:
     blocks += [("h2", "Rounds"),
                ("p", f"Best round: **{summary.best_round}** (its adapter, {summary.adapter}, is the "
                      "run's adapter). Round 1 trains on teacher traces; later rounds are sampled by "
-                     + _HOW.get(summary.generator or "student", "?") + " and train on the union of every "
-                     "round's kept traces, " + _HOW.get(summary.restart or "base", "?") + ".")]
+                     + _HOW.get(summary.generator or "student", "?") + " and " + _trained(summary) + ".")]
     # Every accuracy of the eval record after pass@1 (loop.json's "scores"; older files have pass@1 alone).
     more = [k for k in dict.fromkeys(k for r in rows for k in r.get("scores") or {}) if k != "pass@1"]
     blocks += [("table", ["round", "traces drawn", "kept", "rationalized", "new problems solved",
@@ -70,6 +69,13 @@ _HOW = {"student": "the previous round's student (run here)",
         "endpoint": "the previous round's adapter loaded into your inference server (loop.generator=endpoint)",
         "base": "each with a fresh LoRA from the base model (restart=base)",
         "continue": "each starting from the previous round's adapter (restart=continue)"}
+
+
+def _trained(summary: LoopSummary) -> str:
+    if summary.method == "on_policy":
+        return ("train on-policy (the onpolicy section's teacher scoring the student's own answers) from the "
+                "previous round's adapter, on the problems of every round's kept traces (loop.method=on_policy)")
+    return "train on the union of every round's kept traces, " + _HOW.get(summary.restart or "base", "?")
 
 
 def _pct(value: float | None) -> str:

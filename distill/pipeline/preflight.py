@@ -69,6 +69,11 @@ def preflight(cfg: Any) -> None:
             from distill.finetune.init_adapter import check_init_adapter
 
             check_init_adapter(cfg.finetune, key="finetune.init_adapter")
+        onpolicy = getattr(cfg, "onpolicy", None)  # its model teacher, when a step or an ablation arm serves it
+        if onpolicy is not None and ((onpolicy.enabled and onpolicy.teacher == "model")
+                                     or "onpolicy_model" in getattr(cfg, "ablate", [])):
+            _check_source(onpolicy.teacher_model, "onpolicy.teacher_model")
+            _check_source(onpolicy.teacher_adapter, "onpolicy.teacher_adapter")
     if "eval" in stages:
         _check_eval_problems(cfg.eval)
         if getattr(cfg, "guard_problems", None):

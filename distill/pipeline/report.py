@@ -49,8 +49,11 @@ def build_blocks(run_dir: Path, fig: Figures) -> list[Block]:
         blocks += _image(charts, "funnel", "filter funnel")
     if fig.training_log or fig.train_seconds is not None:
         logged = sum(1 for r in fig.training_log if "loss" in r)
+        made = ("The adapter scored below was made by finetune-onpolicy: on-policy distillation (reverse KL to the "
+                "teacher on the student's own answers) started from finetune's SFT adapter; its curves are below. "
+                if fig.adapter_stage == "finetune-onpolicy" else "")
         blocks += [("h2", "Training"),
-                   ("p", f"{_n(fig.train_examples)} examples, {logged} logged steps, "
+                   ("p", f"{made}{_n(fig.train_examples)} examples, {logged} logged steps, "
                          f"{'-' if fig.train_seconds is None else f'{fig.train_seconds:.0f} s'} of training.")]
         if fig.checkpoint:
             c = fig.checkpoint

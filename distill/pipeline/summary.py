@@ -23,7 +23,7 @@ from distill.pipeline.state import Ledger
 from distill.progress import human_count, show_table
 from distill.records import read_jsonl
 
-STEP_ORDER = ("generate", "filter", "finetune", "eval-before", "eval-after", "guard-before", "guard-after", "publish")
+STEP_ORDER = ("generate", "filter", "finetune", "finetune-onpolicy", "eval-before", "eval-after", "guard-before", "guard-after", "publish")
 
 
 @dataclass
@@ -47,6 +47,7 @@ class Figures:
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     artefacts: dict[str, Path] = field(default_factory=dict)
     checkpoint: dict | None = None  # which step's adapter finetune kept, and by what
+    adapter_stage: str | None = None  # the step that made the adapter eval-after scored (finetune, finetune-onpolicy)
     ablation: AblationReport | None = None  # ablation/report.json (distill.pipeline.ablation)
     gate: list[str] = field(default_factory=list)  # the regression gate's sentences (distill.gate)
     gate_failed: bool = False
@@ -67,6 +68,7 @@ def collect(run_dir: Path) -> Figures:
     fig.steps = {name: states[name] for name in STEP_ORDER if name in states}
     named = {"traces": layout.traces, "kept": layout.kept, "rejected": layout.filter.rejected,
              "filter stats": layout.filter.stats, "adapter": layout.adapter.folder,
+             "on-policy adapter": layout.onpolicy_adapter.folder,
              "eval before": layout.eval_before.folder, "eval after": layout.eval_after.folder,
              "publish": layout.publish, "recipe": layout.recipe}
     fig.artefacts = {label: path for label, path in named.items() if path.exists()}
@@ -97,8 +99,14 @@ def _read_filter(layout: RunLayout, fig: Figures) -> None:
 
 
 def _read_adapter(layout: RunLayout, fig: Figures) -> None:
-    files = layout.adapter
+    """The adapter eval-after scored: finetune-onpolicy's when the run added that step, else finetune's."""
+    files, fig.adapter_stage = layout.adapter, "finetune"
+    if layout.eval_after.report.exists():
+        scored = EvalReport.read(layout.eval_after.report).model.get("adapter")
+        if scored and Path(scored).resolve() == layout.onpolicy_adapter.folder.resolve():
+            files, fig.adapter_stage = layout.onpolicy_adapter, "finetune-onpolicy"
     if not files.record.exists():
+        fig.adapter_stage = None
         return
     record = AdapterRecord.read(files.folder)
     fig.train_seconds = record.metrics.get("wall_time_s")
@@ -159,6 +167,8 @@ def summary_rows(fig: Figures) -> list[tuple[str, str]]:
          if fig.tokens else "-"),
         ("cost", "-" if fig.cost_usd is None else f"${fig.cost_usd:,.4f}"),
         ("training time", "-" if fig.train_seconds is None else f"{fig.train_seconds:.0f} s"),
+        *([("adapter made by", "finetune-onpolicy (on-policy distillation from finetune's SFT adapter)")]
+          if fig.adapter_stage == "finetune-onpolicy" else []),
         ("accuracy before -> after", accuracy_text(fig)),
         *_family_rows(fig),
         ("time per stage", ", ".join(f"{n} {s.get('seconds', 0):.0f}s" for n, s in fig.steps.items()) or "-"),

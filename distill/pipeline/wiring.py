@@ -4,6 +4,7 @@ Usage:
     steps = plan(cfg, run_dir)                  # round 1: [Step("generate", ...), Step("filter", ...), ...]
     steps = plan(cfg, run_dir, number=2)        # a STaR round in round-2/, sampled by round 1's student
     finetune, scored = plan_arm(cfg, run_dir, "unfiltered", data, "{reasoning}{content}")   # an ablation arm
+    finetune, scored = plan_continued_arm(cfg, run_dir, "onpolicy_self")   # an arm from the run's SFT adapter
 
 Every step's config is complete here (its paths, the built-in teacher's model and provider, a
 round's sampler), so what :mod:`distill.pipeline.steps` keys is what runs. Pure apart from
@@ -24,6 +25,7 @@ from typing import Any
 
 from distill.config import to_dict
 from distill.errors import ConfigError
+from distill.finetune.config import OnPolicyConfig
 from distill.layout import EvalFiles, RunLayout
 from distill.pipeline.config import PipelineConfig
 from distill.pipeline.lora_endpoint import adapter_name, loaded_by
@@ -51,6 +53,8 @@ def plan(cfg: PipelineConfig, run_dir: Path, number: int = 1) -> list[Step]:
         steps.append(_filter(cfg, here))
     if "finetune" in wanted:
         steps.append(_round_finetune(cfg, run, number))
+        if cfg.onpolicy.enabled and number == 1:
+            steps.append(_onpolicy_finetune(cfg, here.root, here.kept, here.adapter.folder, here.onpolicy_adapter.folder))
     if "eval" in wanted:
         steps.extend(_eval_steps(cfg, here, number, with_adapter="finetune" in wanted or here.adapter.folder.exists()))
     if "publish" in wanted and number == 1:  # a loop publishes its best round by hand (its config refuses this)
@@ -128,19 +132,65 @@ def _round_finetune(cfg: PipelineConfig, run: RunLayout, number: int) -> Step:
     here = run.round(number)
     if number == 1:
         return _finetune(cfg.finetune, here.root, here.kept, here.adapter.folder, cfg.finetune.init_adapter)
+    if cfg.loop.method == "on_policy":  # the previous student answers the problems, the self teacher scores
+        return _onpolicy_finetune(cfg, here.root, here.train_union, run.round(number - 1).adapter.folder,
+                                  here.adapter.folder, "finetune", prepare=functools.partial(write_union, run, number))
     start = str(run.round(number - 1).adapter.folder) if cfg.loop.restart == "continue" else cfg.finetune.init_adapter
     return _finetune(cfg.finetune, here.root, here.train_union, here.adapter.folder, start,
                      prepare=functools.partial(write_union, run, number))
 
 
-def _finetune(section: Any, root: Path, data: Path, out: Path, start: str | None,
-              reasoning_format: str | None = None, prepare: Any = None) -> Step:
-    ft = _wired(section, data=str(data), out=str(out), resume=True, init_adapter=start,
-                **({"reasoning_format": reasoning_format} if reasoning_format is not None else {}))
-    inputs = {"data": data, "student": _local(ft.student), "dev": _local(ft.eval_problems),
-              # the start's bytes, not its path: a retrained start re-runs finetune
-              **({"init_adapter": _local(start)} if start else {})}
-    return Step("finetune", "finetune", ft, root, [out], inputs=inputs, prepare=prepare)
+def _onpolicy_finetune(cfg: PipelineConfig, root: Path, data: Path, start: Path, out: Path,
+                       name: str = "finetune-onpolicy", prepare: Any = None, teacher: str | None = None) -> Step:
+    """The finetune section's settings with method=on_policy (cfg.onpolicy's), from ``start``, on ``data``'s problems.
+
+    After SFT (``start`` is SFT's adapter), in a STaR round (round r-1's adapter, loop.method=on_policy) or
+    as an ablation arm (``teacher`` then names the arm's teacher).
+    """
+    op = cfg.onpolicy
+    settings = OnPolicyConfig(**{f.name: copy.deepcopy(getattr(op, f.name)) for f in dataclasses.fields(OnPolicyConfig)})
+    settings.teacher = teacher or settings.teacher
+    # The start may not exist yet when this is planned: named directly, its bytes are keyed when the step runs
+    keyed = {"init_adapter": start}
+    if settings.teacher == "model":
+        keyed.update(teacher_model=_local(op.teacher_model), teacher_adapter=_local(op.teacher_adapter))
+    return _finetune(cfg.finetune, root, data, out, str(start), name=name, inputs=keyed, prepare=prepare,
+                     method="on_policy", onpolicy=settings, **_continued_budget(cfg))
+
+
+def _continued_budget(cfg: PipelineConfig) -> dict[str, Any]:
+    """What a run continued from an adapter trains for: the onpolicy section's steps, time and learning rate."""
+    op = cfg.onpolicy
+    return dict(max_steps=op.max_steps, max_train_seconds=op.max_train_seconds, learning_rate=op.learning_rate,
+                warmup_ratio=op.warmup_ratio, batch_size=op.batch_size or cfg.finetune.batch_size, eval_fraction=0.0)
+
+
+def plan_continued_arm(cfg: PipelineConfig, run_dir: Path, arm: str) -> list[Step]:
+    """An ablation arm from the run's SFT adapter on its kept traces, on the onpolicy budget, then eval-after's
+    scoring: ``sft_continued`` (more SFT), ``onpolicy_self`` or ``onpolicy_model`` (on-policy, that teacher)."""
+    run = RunLayout(Path(run_dir).resolve())
+    files = run.ablation.arm(arm)
+    if arm == "sft_continued":
+        train = _finetune(cfg.finetune, files.root, run.kept, files.adapter.folder, str(run.adapter.folder),
+                          inputs={"init_adapter": run.adapter.folder}, **_continued_budget(cfg))
+    else:
+        train = _onpolicy_finetune(cfg, files.root, run.kept, run.adapter.folder, files.adapter.folder, "finetune",
+                                   teacher=arm.removeprefix("onpolicy_"))
+    return [train, _eval_adapter(cfg.eval, "eval", cfg.eval.problems, files.eval, files.root, files.adapter.folder)]
+
+
+def trained_adapter(cfg: PipelineConfig, here: RunLayout, number: int = 1) -> Path:
+    """The adapter a round ends with: finetune-onpolicy's when the run adds it, else finetune's."""
+    return (here.onpolicy_adapter if cfg.onpolicy.enabled and number == 1 else here.adapter).folder
+
+
+def _finetune(section: Any, root: Path, data: Path, out: Path, start: str | None, name: str = "finetune",
+              inputs: dict[str, Path | None] | None = None, prepare: Any = None, **settings: Any) -> Step:
+    ft = _wired(section, data=str(data), out=str(out), resume=True, init_adapter=start, **settings)
+    keyed = {"data": data, "student": _local(ft.student), "dev": _local(ft.eval_problems),
+             # the start's bytes, not its path: a retrained start re-runs finetune
+             **({"init_adapter": _local(start)} if start else {}), **(inputs or {})}
+    return Step(name, "finetune", ft, root, [out], inputs=keyed, prepare=prepare)
 
 
 def _eval_steps(cfg: PipelineConfig, here: RunLayout, number: int, with_adapter: bool) -> list[Step]:
@@ -153,12 +203,12 @@ def _eval_steps(cfg: PipelineConfig, here: RunLayout, number: int, with_adapter:
         # Round 1's key always names its before report (None without one); a round's has none.
         extra = {"before": before.report if before else None} if number == 1 else {}
         steps.append(_eval_adapter(cfg.eval, "eval-after", cfg.eval.problems, here.eval_after, here.root,
-                                   here.adapter.folder, before, extra))
+                                   trained_adapter(cfg, here, number), before, extra))
     if cfg.guard_problems and number == 1:  # always both: forgetting is a drop
         steps.append(_eval_bare(cfg, "guard-before", cfg.guard_problems, here.guard_before, here.root, guard=True))
         if with_adapter:
             steps.append(_eval_adapter(cfg.eval, "guard-after", cfg.guard_problems, here.guard_after, here.root,
-                                       here.adapter.folder, here.guard_before, {"before": here.guard_before.report},
+                                       trained_adapter(cfg, here), here.guard_before, {"before": here.guard_before.report},
                                        guard=True))
     return steps
 
@@ -191,7 +241,7 @@ def _publish(cfg: PipelineConfig, run: RunLayout) -> Step:
     wanted = set(cfg.stages)
     paths = dict(out=str(run.publish), stats=str(run.filter.stats), traces=str(run.traces),
                  eval=str(run.eval_after.folder) if "eval" in wanted else None,
-                 adapter=str(run.adapter.folder) if cfg.publish.repo_id else None,
+                 adapter=str(trained_adapter(cfg, run)) if cfg.publish.repo_id else None,
                  dataset=str(run.kept) if cfg.publish.dataset_repo_id else None,
                  guard_eval=str(run.guard_after.folder) if cfg.guard_problems and "eval" in wanted else None)
     try:
@@ -199,7 +249,7 @@ def _publish(cfg: PipelineConfig, run: RunLayout) -> Step:
     except ConfigError as exc:
         raise ConfigError(f"publish: {exc} (the pipeline sets adapter= and dataset= itself)") from None
     # Everything the cards state and the gate decides on: a changed guard or funnel publishes again.
-    inputs = {"adapter": run.adapter.folder, "kept": run.kept, "eval": run.eval_after.report,
+    inputs = {"adapter": trained_adapter(cfg, run), "kept": run.kept, "eval": run.eval_after.report,
               "stats": run.filter.stats, "guard": run.guard_after.report if cfg.guard_problems else None}
     return Step("publish", "publish", pub, run.root, [run.publish], inputs=inputs)
 

@@ -6,6 +6,8 @@ Usage:
     scorer.prompt_logprobs([5, 17, 9], k=4)      # [None, {"17": {"logprob", "rank", "decoded_token"}}, ...]
     with ModelTeacherServer(scorer, model="tiny") as srv:
         LogprobTeacher(srv.base_url, server="vllm").score([ids], starts=[n])
+    with served_model("./teacher", max_logprobs=20) as url:    # load + serve on 127.0.0.1 for a block
+        ...
 
     distill teacher serve teacher_model=smollm2 port=0              # prints "serving http://127.0.0.1:PORT/v1"
     distill teacher serve teacher_model=./base adapter=./adapter max_logprobs=64
@@ -20,10 +22,12 @@ is greedy and exists only because vLLM's scoring requests ask for one token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from distill.teacher import server_wire as wire
@@ -117,9 +121,9 @@ class ModelScorer:
         while len(new) < max_tokens:
             token = int(rows[-1].argmax())
             new.append(token)
-            if token == eos:
+            if token == eos or len(new) == max_tokens:  # scoring asks for one token: no forward after it
                 break
-            rows = self.log_softmax(ids + new)  # recomputed: scoring asks for one token, not for speed
+            rows = self.log_softmax(ids + new)  # recomputed: generation here exists for scoring, not speed
         return new
 
     def _prompts(self, prompt: Any) -> list[list[int]]:
@@ -194,14 +198,32 @@ def _no_chat(messages: list, request: dict) -> tuple[str | None, str]:
     return None, ""  # never called: POST routes other than /completions get a 404 above
 
 
-def serve_model(cfg: "ServeConfig") -> None:
-    """Load ``cfg.teacher_model`` (+ adapter) and serve it in the foreground until Ctrl-C."""
+def model_server(teacher_model: str, adapter: str | None = None, max_logprobs: int = 20, name: str | None = None,
+                 host: str = "127.0.0.1", port: int = 0) -> ModelTeacherServer:
+    """Load ``teacher_model`` (+ ``adapter``) into a (not yet started) scoring server."""
     from distill.student import load_student
 
-    model, tokenizer = load_student(cfg.teacher_model, adapter=cfg.adapter)
+    model, tokenizer = load_student(teacher_model, adapter=adapter)
+    return ModelTeacherServer(ModelScorer(model, tokenizer, max_logprobs), model=name or teacher_model,
+                              host=host, port=port)
+
+
+@contextlib.contextmanager
+def served_model(teacher_model: str, adapter: str | None = None, max_logprobs: int = 20) -> Iterator[str]:
+    """``teacher_model`` scoring on 127.0.0.1 (a free port) for as long as the block runs; yields its /v1 URL.
+
+    What ``distill teacher serve teacher_model=...`` runs, in this process: on-policy finetune with
+    ``onpolicy.teacher=model`` talks to it over HTTP exactly as to vLLM.
+    """
+    with model_server(teacher_model, adapter, max_logprobs=max_logprobs) as server:
+        log.info("model teacher %s scoring at %s", teacher_model, server.base_url)
+        yield server.base_url
+
+
+def serve_model(cfg: "ServeConfig") -> None:
+    """Load ``cfg.teacher_model`` (+ adapter) and serve it in the foreground until Ctrl-C."""
     name = cfg.teacher_model if cfg.model == "distill-offline-teacher" else cfg.model
-    server = ModelTeacherServer(ModelScorer(model, tokenizer, cfg.max_logprobs), model=name,
-                                host=cfg.host, port=cfg.port)
+    server = model_server(cfg.teacher_model, cfg.adapter, cfg.max_logprobs, name, cfg.host, cfg.port)
 
     def announce(url: str) -> None:
         sys.stdout.write(f"serving {url}\n")
