@@ -89,6 +89,19 @@ def test_endpoint_placeholders_are_masked_and_logged(tiny, tmp_path):
     assert json.loads((out / "distill.json").read_text())["metrics"]["placeholders_masked"] == row["placeholders"]
 
 
+def test_a_teacher_that_returns_only_placeholders_stops_the_run_instead_of_training_nothing(tiny, tmp_path):
+    """Every position a placeholder: no token is scored, so a step would leave the adapter at zero and exit 0."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny["student"])
+    placeholders = {i: 0.0 for i in range(5000)}
+    with ScoringServer("sglang", BigramLM(len(tokenizer), seed=2), tokenizer, placeholders=placeholders) as srv:
+        with pytest.raises(TeacherLogprobError, match="scored none of the student's"):
+            run(config(tiny, tmp_path / "adapter", "onpolicy.teacher=endpoint", f"onpolicy.base_url={srv.base_url}",
+                       "onpolicy.server=sglang", "max_steps=2"))
+    assert not (tmp_path / "adapter" / "adapter_model.safetensors").exists()
+
+
 def test_a_teacher_with_another_tokenizer_is_refused_before_any_step(tiny, tmp_path):
     from transformers import AutoTokenizer
 

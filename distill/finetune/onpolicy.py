@@ -175,6 +175,12 @@ def _step(t: _Run, step: int) -> dict:
         out_k, placeholders = _loss(t.model, t.tokenizer, t.teacher, batch, prompts, attempts, cfg, pad)
         (out_k.loss / cfg.grad_accum).backward()
         _add(row, out_k, placeholders, attempts, cfg.grad_accum)
+    if row["attempt_tokens"] and not row["tokens"]:  # nothing scored is nothing learned: never a silent no-op run
+        from distill.teacher.logprobs import TeacherLogprobError
+
+        raise TeacherLogprobError(f"on-policy step {step + 1}: the teacher scored none of the student's "
+                                  f"{row['attempt_tokens']} tokens ({row['placeholders']} placeholder positions "
+                                  "masked); check it with `distill teacher score`")
     if cfg.max_grad_norm > 0:
         torch.nn.utils.clip_grad_norm_(t.model.parameters(), cfg.max_grad_norm)
     t.optimizer.step()
