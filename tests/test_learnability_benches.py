@@ -3,28 +3,15 @@ forward, the correlation harness trains every teacher and prints the rho table (
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _bench(script: str, *args: str) -> str:
-    env = dict(os.environ, OMP_NUM_THREADS="1", DISTILL_PROGRESS="0", PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
+from bench_runner import run_bench
 
 
 @pytest.mark.slow
 def test_speed_bench_anchors_on_the_plain_forward_and_extrapolates():
-    out = _bench("learnability_speed.py", "--student", "tiny", "--traces", "8", "--repeats", "1")
+    out = run_bench("learnability_speed.py", "--student", "tiny", "--traces", "8", "--repeats", "1")
     assert re.search(r"plain model\(\.\.\.\) forward \(anchor\)\s+[\d.]+\s+\d+\s+1\.00x", out), out
     assert re.search(r"distill full score \(\+ local nat\.\)\s+[\d.]+\s+\d+\s+[\d.]+x", out), out
     assert re.search(r"10,000 such traces \(mean \d+ tokens\): full score [\d.]+ min", out), out
@@ -32,7 +19,7 @@ def test_speed_bench_anchors_on_the_plain_forward_and_extrapolates():
 
 @pytest.mark.slow
 def test_correlation_harness_trains_each_teacher_and_prints_rho(tmp_path):
-    out = _bench("learnability_correlation.py", "--student", "tiny", "--problems", "16", "--steps", "1", "--dev", "3",
+    out = run_bench("learnability_correlation.py", "--student", "tiny", "--problems", "16", "--steps", "1", "--dev", "3",
                  "--max-new-tokens", "4", "--eval-batch", "3", "--teachers", "compact,plain,compact+filler",
                  "--out", str(tmp_path))
     rows = [line for line in out.splitlines() if line.startswith(("compact ", "plain ", "compact+filler "))]

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _bench(script: str, *args: str) -> str:
-    env = dict(os.environ, OMP_NUM_THREADS="1", DISTILL_PROGRESS="0", PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
+from bench_runner import run_bench
 
 
 @pytest.mark.slow
 def test_finetune_bench_prints_trl_ratio_and_bf16_loss_match():
-    out = _bench("finetune_vs_trl.py", "--steps", "2", "--repeats", "1", "--sides", "distill,trl,distill-bf16")
+    out = run_bench("finetune_vs_trl.py", "--steps", "2", "--repeats", "1", "--sides", "distill,trl,distill-bf16")
     ratio = re.search(r"distill / TRL trained tok/s: ([\d.]+)x .*peak RSS ([\d.]+)x", out)
     rows = {m["side"]: m for m in re.finditer(  # side, tok/s, vs anchor, trained tokens, padding, peak RSS
         r"^(?P<side>[\w-]+) +(?P<rate>\d+) +[\d.]+x +\d+ +(?P<padding>[\d.]+)% +(?P<rss>\d+) ", out, re.M)}
@@ -40,7 +27,7 @@ def test_finetune_bench_prints_trl_ratio_and_bf16_loss_match():
 
 @pytest.mark.slow
 def test_eval_bench_anchors_on_plain_generate_and_counts_differences():
-    out = _bench("eval_throughput.py", "--student", "tiny", "--problems", "4", "--max-new-tokens", "8",
+    out = run_bench("eval_throughput.py", "--student", "tiny", "--problems", "4", "--max-new-tokens", "8",
                  "--repeats", "1", "--batch-size", "4")
     rows = [line for line in out.splitlines() if line.startswith("tiny")]
     assert [re.split(r"\s{2,}", r)[1] for r in rows] == [
@@ -52,7 +39,7 @@ def test_eval_bench_anchors_on_plain_generate_and_counts_differences():
 
 @pytest.mark.slow
 def test_regroup_bench_anchors_on_generate_and_answers_are_identical():
-    out = _bench("regroup_throughput.py", "--problems", "12", "--max-new-tokens", "24", "--repeats", "1")
+    out = run_bench("regroup_throughput.py", "--problems", "12", "--max-new-tokens", "24", "--repeats", "1")
     line = re.search(r"regrouped / model\.generate: ([\d.]+)x faster \(medians ([\d.]+) s vs ([\d.]+) s\); "
                      r"identical answers (\d+)/(\d+)", out)
     assert line, out
@@ -64,7 +51,7 @@ def test_regroup_bench_anchors_on_generate_and_answers_are_identical():
 
 @pytest.mark.slow
 def test_onpolicy_bench_prints_distill_over_trl_as_the_quotient_of_its_rows():
-    out = _bench("onpolicy_vs_trl.py", "--steps", "1", "--repeats", "1", "--max-new-tokens", "8")
+    out = run_bench("onpolicy_vs_trl.py", "--steps", "1", "--repeats", "1", "--max-new-tokens", "8")
     rows = {m["side"]: m for m in re.finditer(  # side, trained tok/s, trained tokens, peak RSS
         r"^(?P<side>distill|trl) +(?P<rate>[\d.]+) +(?P<tokens>\d+) +(?P<rss>\d+)$", out, re.M)}
     ratio = re.search(r"distill / TRL trained tok/s: ([\d.]+)x \(medians of 1, 1 steps", out)

@@ -25,13 +25,13 @@ import logging
 from pathlib import Path
 
 from distill.config import save_resolved
-from distill.errors import BudgetExceeded, ConfigError, InputError, SamplesFailed, TeacherFatalError
+from distill.errors import ConfigError, InputError, TeacherFatalError
 from distill.generate.batch_files import split_parts
 from distill.generate.batch_waves import Waves
 from distill.generate.config import GenerateConfig
 from distill.generate.progress import RunStats, show_plan, show_summary
 from distill.generate.resume import scan_traces
-from distill.generate.stage import _refuse_drift, plan
+from distill.generate.stage import _refuse_drift, plan, raise_for_stop
 from distill.layout import generate_batches_path, generate_config_path
 from distill.lock import exclusive_lock
 from distill.paths import check_outputs
@@ -118,7 +118,7 @@ def _run_locked(cfg: GenerateConfig, out: Path, backend: BatchBackend | None, ma
         log.warning("Ctrl-C: stopped polling; the batches keep running at the provider and a re-run collects "
                     "them (%s)", waves.ledger.path)
     show_summary(stats, out, sampler.finish(out) if sampler else None)
-    _raise_for(stats, cfg, out)
+    raise_for_stop(stats, cfg, out, at_batch_prices=True)
     return out
 
 
@@ -135,19 +135,3 @@ def _show_files(waves: Waves, prices: dict | None) -> None:
         ("price factor", f"{cfg.batch.discount if cfg.batch.backend == 'api' else 'own GPUs'}"),
         ("prices used (USD/1M)", json.dumps(prices) if prices else "unknown"),
     ])
-
-
-def _raise_for(stats: RunStats, cfg: GenerateConfig, out: Path) -> None:
-    """The online path's exits: fatal, budget, interrupted, samples failed."""
-    if stats.fatal is not None:
-        raise stats.fatal
-    if stats.stop_reason == "budget":
-        raise BudgetExceeded(f"max_cost_usd={cfg.max_cost_usd}: {out} has cost ${stats.prior_cost + stats.cost:.4f} "
-                             f"in all and the next request could cost up to ${stats.next_estimate:.4f} more at "
-                             f"batch prices (its prompt and max_tokens={cfg.max_tokens}); {stats.done} written. "
-                             "Raise the cap (or lower max_tokens) and re-run to resume.")
-    if stats.stop_reason == "interrupted":
-        raise KeyboardInterrupt
-    if stats.failed:
-        raise SamplesFailed(f"{stats.failed} of {stats.done} samples failed ({stats.failure_summary()}); "
-                            f"they are in {out} with their error and a re-run retries them")

@@ -129,20 +129,26 @@ def _run_locked(cfg: GenerateConfig, client: TeacherClient | None, prices: dict 
         else:
             asyncio.run(_generate(cfg, client, sampler.tally, stats, out, sampler.produce, sampler.worker))
     show_summary(stats, out, sampler.finish(out) if sampler else None)
+    raise_for_stop(stats, cfg, out)
+    return out
+
+
+def raise_for_stop(stats: RunStats, cfg: GenerateConfig, out: Path, at_batch_prices: bool = False) -> None:
+    """How a run that did not finish every sample ends (online and batch alike): fatal, budget, Ctrl-C, failed."""
     if stats.fatal is not None:
         raise stats.fatal
     if stats.stop_reason == "budget":
+        prices = " at batch prices" if at_batch_prices else ""
         raise BudgetExceeded(f"max_cost_usd={cfg.max_cost_usd}: {out} has cost ${stats.prior_cost + stats.cost:.4f} "
-                             f"in all and the next request could cost up to ${stats.next_estimate:.4f} more (its "
-                             f"prompt and max_tokens={cfg.max_tokens}); {stats.done} written, "
-                             f"{stats.pending - stats.done} not sent. Raise the cap (or lower max_tokens) and re-run "
-                             "to resume.")
+                             f"in all and the next request could cost up to ${stats.next_estimate:.4f} more{prices} "
+                             f"(its prompt and max_tokens={cfg.max_tokens}); {stats.done} written, "
+                             f"{max(0, stats.pending - stats.done)} not sent. Raise the cap (or lower max_tokens) and "
+                             "re-run to resume.")
     if stats.stop_reason == "interrupted":
         raise KeyboardInterrupt
     if stats.failed:
         raise SamplesFailed(f"{stats.failed} of {stats.done} samples failed ({stats.failure_summary()}); "
                             f"they are in {out} with their error and a re-run retries them")
-    return out
 
 
 def _refuse_drift(cfg: GenerateConfig, path: Path, lines: int) -> None:
