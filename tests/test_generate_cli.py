@@ -14,6 +14,7 @@ import pytest
 from distill.artifacts import read_latest
 from distill.records import read_jsonl
 from distill.teacher.server import TeacherServer
+from records_factory import write_problems
 
 N = 40
 

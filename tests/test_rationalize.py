@@ -12,7 +12,7 @@ from distill.generate.config import GenerateConfig
 from distill.generate.stage import run as generate
 from distill.render import DEFAULT_FORMAT
 from faulty_teacher import FaultyTeacher
-from filter_helpers import read, run_filter, trace
+from filter_helpers import run_filter, trace
 from records_factory import write_traces
 
 CLEAN = ("Natalia sold 48 clips in April and half as many in May, so 48 / 2 = 24 in May. "

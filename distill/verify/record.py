@@ -26,10 +26,11 @@ never graded), ``truncated``, ``finish_reason`` and ``error``. The rules, in the
    here) propagates: every code verdict would be a guess, so the run stops.
 4. A gold answer that cannot be parsed is skipped, whatever the response:
    ``Verdict(None, None, "unparseable_gold")`` (undecided, never counted wrong).
-5. Empty content (None or whitespace) states nothing: ``Verdict(False, None, "empty")``.
-6. A truncated response (``truncated`` true or ``finish_reason == "length"``) never reached its
+5. A truncated response (``truncated`` true or ``finish_reason == "length"``) never reached its
    final answer, and a box before the cut may be a draft: ``Verdict(False, extracted, "truncated")``,
-   ``extracted`` being what the cut text stated, for reading.
+   ``extracted`` being what the cut text stated, for reading (a cut answer with no content too:
+   the cut is why it is empty).
+6. Empty content (None or whitespace) states nothing: ``Verdict(False, None, "empty")``.
 7. Otherwise the checker's verdict stands, including its undecided ``no_answer`` (correct None)
    when the text states no value it can read, which the filter drops and eval scores as not correct.
 """
@@ -80,10 +81,10 @@ def check_record(record: Mapping, *, code_timeout: float = 5.0) -> Verdict:
     verdict = _checked(record, code_timeout)
     if verdict.reason in ("unparseable_gold", "checker_error"):
         return verdict
+    if is_truncated(record):  # before "empty": a cut answer says why it is empty
+        return Verdict(False, verdict.extracted, "truncated")
     if not (record.get("content") or "").strip():
         return Verdict(False, None, "empty")
-    if is_truncated(record):
-        return Verdict(False, verdict.extracted, "truncated")
     return verdict
 
 
