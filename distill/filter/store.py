@@ -150,9 +150,8 @@ class RunStore:
     def decided_problems(self) -> Iterator[tuple[str, list[tuple[int, dict, dict]]]]:
         """Each problem's (line, result, decision), as :meth:`problems` orders them."""
         for pid, rows in self.problems():
-            lines = [line for line, _, _ in rows]
-            found = dict(self.db.execute(f"SELECT line, v FROM dec WHERE line IN ({','.join('?' * len(lines))})",
-                                         lines).fetchall())
+            found = dict(self.db.execute("SELECT res.line, dec.v FROM res JOIN dec ON dec.line = res.line "
+                                         "WHERE res.pid = ? AND res.win = 1", (pid,)).fetchall())
             yield pid, [(line, r, json.loads(found[line])) for line, _, r in rows]
 
 
