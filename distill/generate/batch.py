@@ -25,20 +25,19 @@ import logging
 from pathlib import Path
 
 from distill.config import save_resolved
-from distill.errors import ConfigError, InputError, TeacherFatalError
+from distill.errors import ConfigError, TeacherFatalError
 from distill.generate.batch_files import split_parts
 from distill.generate.batch_waves import Waves
 from distill.generate.config import GenerateConfig
-from distill.generate.progress import RunStats, show_plan, show_summary
-from distill.generate.resume import scan_traces
-from distill.generate.stage import _refuse_drift, plan, raise_for_stop
+from distill.generate.progress import RunStats, show_summary
+from distill.generate.stage import _refuse_drift, planned_run, raise_for_stop
 from distill.layout import generate_batches_path, generate_config_path
 from distill.lock import exclusive_lock
 from distill.paths import check_outputs
 from distill.progress import human_count, show_table
 from distill.teacher.batch_client import ApiBatches, BatchBackend, LocalBatches
 from distill.teacher.client import TeacherClient
-from distill.teacher.pricing import FREE, batch_prices, estimate_cost, resolve_prices
+from distill.teacher.pricing import FREE, batch_prices, resolve_prices
 
 log = logging.getLogger(__name__)
 
@@ -89,19 +88,7 @@ def _provider(cfg: GenerateConfig) -> str:
 
 def _run_locked(cfg: GenerateConfig, out: Path, backend: BatchBackend | None, make_backend, provider: str,
                 prices: dict | None, scrub) -> Path:
-    state = scan_traces(out, cfg.on_truncated, cfg.max_tokens_ceiling)
-    sampler = None
-    if cfg.is_adaptive:
-        from distill.generate.adaptive import AdaptiveSampler
-
-        sampler = AdaptiveSampler(cfg, out)
-        n_problems, pending, prompt_tokens = sampler.plan()
-    else:
-        n_problems, pending, prompt_tokens = plan(cfg, state)
-    if not n_problems:
-        raise InputError("no problems: the source is empty (nothing to generate)", path=cfg.problems, field="problems")
-    estimate = estimate_cost(pending, prompt_tokens // max(pending, 1), cfg.est_completion_tokens, prices)
-    show_plan(cfg, n_problems, len(state.done), pending, prompt_tokens, estimate)
+    state, sampler, n_problems, pending, _ = planned_run(cfg, out, prices)
     stats = RunStats(problems=n_problems, pending=pending, resumed=len(state.done), prior_cost=state.cost)
     if cfg.dry_run:
         _show_files(Waves(cfg, out, backend, prices, provider, state, stats, sampler, scrub), prices)

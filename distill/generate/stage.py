@@ -104,7 +104,9 @@ def run(cfg: GenerateConfig, client: TeacherClient | None = None) -> Path:
         return _run_locked(cfg, client, prices, out)
 
 
-def _run_locked(cfg: GenerateConfig, client: TeacherClient | None, prices: dict | None, out: Path) -> Path:
+def planned_run(cfg: GenerateConfig, out: Path, prices: dict | None) -> tuple[Any, Any, int, int, int]:
+    """What a run has left to draw, shown before anything is sent (online and batch alike):
+    (resume state, sampler or None, problems, pending requests, their prompt tokens)."""
     state = scan_traces(out, cfg.on_truncated, cfg.max_tokens_ceiling)
     sampler = None
     if cfg.is_adaptive:  # per-problem draws decided as verdicts arrive (until_correct / rationalize)
@@ -118,6 +120,11 @@ def _run_locked(cfg: GenerateConfig, client: TeacherClient | None, prices: dict 
         raise InputError("no problems: the source is empty (nothing to generate)", path=cfg.problems, field="problems")
     estimate = estimate_cost(pending, prompt_tokens // max(pending, 1), cfg.est_completion_tokens, prices)
     show_plan(cfg, n_problems, len(state.done), pending, prompt_tokens, estimate)
+    return state, sampler, n_problems, pending, prompt_tokens
+
+
+def _run_locked(cfg: GenerateConfig, client: TeacherClient | None, prices: dict | None, out: Path) -> Path:
+    state, sampler, n_problems, pending, _ = planned_run(cfg, out, prices)
     if cfg.dry_run:
         return out
     _refuse_drift(cfg, generate_config_path(out), state.lines)
