@@ -13,7 +13,6 @@ here, so the cache key includes every per-trace option.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from distill.filter import quality
@@ -26,7 +25,6 @@ from distill.artifacts import TRACE_REQUIRED
 from distill.soundness import false_steps
 from distill.verify.record import is_truncated, record_problem
 
-log = logging.getLogger(__name__)
 
 # Per-trace reasons in funnel order (the answer verdict's reasons come after them).
 FLAG_ORDER = ("error", "truncated", "missing_reasoning", "too_short", "too_long", "repetition",

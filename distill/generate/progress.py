@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill.artifacts import Spend
 from distill.progress import human_count, show_table
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,7 @@ class RunStats:
     done: int = 0  # records written this run (good or failed)
     failed: int = 0
     truncated: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    reasoning_tokens: int = 0
-    cached_tokens: int = 0
-    cost: float = 0.0
+    spend: Spend = field(default_factory=Spend)  # what this run's records cost, summed as every reader sums it
     prior_cost: float = 0.0  # spent by earlier runs on the same output
     in_flight: int = 0
     reserved: float = 0.0
@@ -86,14 +83,13 @@ class RunStats:
             self.failed += 1
             self.failures[kind] = self.failures.get(kind, 0) + 1
         self.truncated += bool(record.get("truncated"))
-        usage = record.get("usage") or {}
-        self.prompt_tokens += usage.get("prompt_tokens", 0)
-        self.completion_tokens += usage.get("completion_tokens", 0)
-        self.reasoning_tokens += usage.get("reasoning_tokens", 0)
-        self.cached_tokens += usage.get("cached_tokens", 0)
-        cost = record.get("cost_usd") or 0.0
-        self.cost += cost
-        self.max_seen = max(self.max_seen, cost)
+        self.spend.add(record)
+        self.max_seen = max(self.max_seen, record.get("cost_usd") or 0.0)
+
+    @property
+    def cost(self) -> float:
+        """USD this run spent so far (earlier runs' spend is ``prior_cost``)."""
+        return self.spend.cost_usd
 
     def failure_summary(self) -> str:
         """``http_500 x3, connection x2``: why samples failed, commonest first."""
@@ -104,7 +100,7 @@ class RunStats:
         if now - self._shown < 0.5 and self.done < self.pending:
             return
         self._shown = now
-        bar.set_postfix_str(f"tok={human_count(self.prompt_tokens + self.completion_tokens)} "
+        bar.set_postfix_str(f"tok={human_count(self.spend.prompt_tokens + self.spend.completion_tokens)} "
                             f"cost=${self.cost:.4f} failed={self.failed} inflight={self.in_flight}",
                             refresh=False)
 
@@ -136,9 +132,10 @@ def show_summary(stats: RunStats, out: Path, tally: dict | None = None) -> None:
         ("requested this run", stats.done), ("succeeded", stats.done - stats.failed),
         ("failed (retried next run)", stats.failed), ("truncated", stats.truncated),
         ("not sent", stats.pending - stats.done),
-        ("prompt tokens", human_count(stats.prompt_tokens)), ("cached tokens", human_count(stats.cached_tokens)),
-        ("completion tokens", human_count(stats.completion_tokens)),
-        ("reasoning tokens", human_count(stats.reasoning_tokens)),
+        ("prompt tokens", human_count(stats.spend.prompt_tokens)),
+        ("cached tokens", human_count(stats.spend.cached_tokens)),
+        ("completion tokens", human_count(stats.spend.completion_tokens)),
+        ("reasoning tokens", human_count(stats.spend.reasoning_tokens)),
         ("cost", f"${stats.cost:.4f}" + (f" (file total ${stats.cost + stats.prior_cost:.4f})"
                                           if stats.prior_cost else "")), ("wall time", f"{wall:.1f}s"),
         ("throughput", f"{stats.done / wall:.2f} req/s" if wall > 0 else "-"),
