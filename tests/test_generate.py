@@ -197,3 +197,19 @@ def test_a_client_the_caller_passes_is_the_teacher_asked_and_priced(tmp_path):
         assert srv.stats.requests == 3
     records = lines(out)
     assert len(records) == 3 and all(r["cost_usd"] == cost_usd(r["usage"], prices) > 0 for r in records)
+
+
+def test_a_worker_that_dies_of_a_bug_ends_the_run_with_its_error_not_a_hang(tmp_path, monkeypatch):
+    """Every worker crashing (here: the progress counter) used to leave the producer waiting on a full queue."""
+    from distill.generate.progress import RunStats
+
+    def broken(self, bar):
+        raise RuntimeError("counter bug")
+
+    monkeypatch.setattr(RunStats, "refresh_bar", broken)
+    problems = write_problems(tmp_path / "p.jsonl", 40)
+    with FaultyTeacher() as srv:
+        cfg = GenerateConfig(problems=str(problems), base_url=srv.base_url, model="t", concurrency=2,
+                             out=str(tmp_path / "t.jsonl"), progress=False)
+        with pytest.raises(RuntimeError, match="counter bug"):
+            run(cfg)

@@ -192,6 +192,8 @@ async def _generate(cfg: GenerateConfig, client: TeacherClient, state: Any, stat
                 log.info("%s: cut a torn last line (%d bytes) left by an interrupted run", out, writer.repaired_bytes)
             workers = [asyncio.create_task(worker(cfg, client, queue, writer, stats, stop, bar))
                        for _ in range(cfg.concurrency)]
+            for task in workers:  # a worker that dies of a bug stops the run (gather below keeps no exception)
+                task.add_done_callback(lambda t: _stop_on_crash(t, stats, stop))
             stats.tasks = workers
             await produce(cfg, state, queue, stop, len(workers))
             await asyncio.gather(*workers, return_exceptions=True)
@@ -199,6 +201,15 @@ async def _generate(cfg: GenerateConfig, client: TeacherClient, state: Any, stat
         bar.close()
         restore()
         await client.aclose()
+
+
+def _stop_on_crash(task: asyncio.Task, stats: RunStats, stop: asyncio.Event) -> None:
+    """A worker's unexpected error ends the run with that error; left alone, the producer would wait
+    on a full queue that no worker drains any more."""
+    if not task.cancelled() and task.exception() is not None:
+        stats.fatal = stats.fatal or task.exception()
+        stats.stop_reason = stats.stop_reason or "error"
+        stop.set()
 
 
 async def _produce(cfg: GenerateConfig, state: TraceState, queue: asyncio.Queue, stop: asyncio.Event,
