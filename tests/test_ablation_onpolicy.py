@@ -38,14 +38,16 @@ def recipe(tmp_path_factory):
 
 
 def test_continued_arms_start_from_the_sft_adapter_on_one_budget(recipe, tmp_path):
-    run_dir = run(load_pipeline(recipe, [f"run_dir={tmp_path / 'run'}", "onpolicy.max_train_seconds=60"]))
+    run_dir = run(load_pipeline(recipe, [f"run_dir={tmp_path / 'run'}", "onpolicy.max_train_seconds=60",
+                                                 "onpolicy.train_clock=cpu"]))
     arms = AblationReport.read(RunLayout(run_dir).ablation.report).arms
     assert list(arms) == ["filtered", *ARMS]
     sft = file_sha256(run_dir / "adapter" / "adapter_model.safetensors")
     for name in ARMS:
         record = AdapterRecord.read(arms[name]["adapter"])
         assert record.init_adapter["sha256"] == sft, name  # every arm continues the run's SFT adapter
-        assert record.hyperparameters["max_train_seconds"] == 60 and arms[name]["steps"] == 3, name
+        assert record.hyperparameters["max_train_seconds"] == 60 and record.hyperparameters["train_clock"] == "cpu"
+        assert arms[name]["steps"] == 3, name
         assert arms[name]["vs_filtered"]["paired_problems"] == 4, name
     teachers = {n: AdapterRecord.read(arms[n]["adapter"]).hyperparameters["onpolicy"]["teacher"] for n in ARMS[1:]}
     assert teachers == {"onpolicy_self": "self", "onpolicy_model": "model"}

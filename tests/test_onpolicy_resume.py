@@ -132,3 +132,33 @@ def test_max_train_seconds_stops_both_loops_after_the_step_that_crosses_it(tiny,
     assert [r["step"] for r in rows(out)] == [1] and "dev_pass@1" in rows(out)[0]  # the last step is dev-scored
     metrics = json.loads((out / "distill.json").read_text())["metrics"]
     assert metrics["steps"] == 1 and metrics["planned_steps"] == 4 and metrics["checkpoint"]["kept_step"] == 1
+
+
+def interrupt_sft_before(monkeypatch, step: int) -> None:
+    """Ctrl-C as SFT is about to run ``step`` (0-based)."""
+    from distill.finetune import train
+
+    batches = train._Plan.step_batches
+
+    def step_batches(plan, at, rank):
+        if at == step:
+            raise KeyboardInterrupt
+        return batches(plan, at, rank)
+
+    monkeypatch.setattr(train._Plan, "step_batches", step_batches)
+
+
+@pytest.mark.parametrize("method", ["on_policy", "sft"])
+def test_a_resumed_run_counts_the_training_seconds_spent_before_the_kill(tiny, tmp_path, monkeypatch, method):
+    args = (f"method={method}", "max_steps=8", "save_steps=1", "max_train_seconds=1000")
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        (interrupt_before if method == "on_policy" else interrupt_sft_before)(patch, 1)
+        run(config(tiny, tmp_path / "out", *args))
+    state_file = tmp_path / "out" / "checkpoints" / "step-00000001" / "state.json"
+    state = json.loads(state_file.read_text())
+    assert state["train_seconds"] > 0  # the checkpoint carries the budget spent
+    state["train_seconds"] = 999.99  # as if step 1 had used nearly all of it
+    state_file.write_text(json.dumps(state))
+    out = run(config(tiny, tmp_path / "out", *args, "resume=true"))
+    metrics = json.loads((out / "distill.json").read_text())["metrics"]
+    assert metrics["resumed_from_step"] == 1 and metrics["steps"] == 2  # one step, then out of time (not 8)

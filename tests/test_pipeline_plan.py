@@ -178,3 +178,11 @@ def test_publish_runs_again_when_the_guard_result_it_gates_on_changes(tmp_path):
     before = step_key(_plan(run_dir, *options)["publish"])
     guard.write_text('{"schema": 1, "changed": true}')
     assert step_key(_plan(run_dir, *options)["publish"]) != before
+
+
+def test_the_training_clock_is_keyed_only_when_a_time_budget_uses_it(tmp_path):
+    run_dir = tmp_path / "run"
+    keys = {(budget, clock): step_key(_plan(run_dir, *budget, f"finetune.train_clock={clock}")["finetune"])
+            for budget in [(), ("finetune.max_train_seconds=60",)] for clock in ("wall", "cpu")}
+    assert keys[(), "wall"] == keys[(), "cpu"]  # no budget: the clock changes nothing, the SFT step is reused
+    assert keys[("finetune.max_train_seconds=60",), "wall"] != keys[("finetune.max_train_seconds=60",), "cpu"]

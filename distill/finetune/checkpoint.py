@@ -4,7 +4,7 @@ Usage:
     save_checkpoint(out / "checkpoints", step, model, optimizer, scheduler, accelerator, keep=2)
     path = latest_checkpoint(out / "checkpoints")
     step = load_checkpoint(path, model, optimizer, scheduler, rank=accelerator.process_index)
-    start = resume_or_clear(out / "checkpoints", cfg.resume, start_sha, model, optimizer, scheduler, accelerator)
+    start = resume_or_clear(out / "checkpoints", cfg.resume, start_sha, model, optimizer, scheduler, accelerator)["step"]
     trim_log(out / "loss.jsonl", start)   # a resumed run rewrites the lines after its checkpoint
 
 The data order is a pure function of (seed, epoch), so the step number is the data position:
@@ -105,8 +105,9 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, rank
 
 
 def resume_or_clear(root: Path, resume: bool, start_sha: str | None, model: Any, optimizer: Any, scheduler: Any,
-                    accelerator: Any) -> int:
-    """resume=true: load the latest checkpoint of this same start and return its step; otherwise clear ``root``, 0.
+                    accelerator: Any) -> dict:
+    """resume=true: load the latest checkpoint of this same start and return its state (``step``, ``train_seconds``
+    and extras); otherwise clear ``root`` and return ``{"step": 0}``.
 
     ``start_sha``: the init adapter's weights (None: a fresh LoRA); a checkpoint of another start is not resumed.
     """
@@ -117,10 +118,10 @@ def resume_or_clear(root: Path, resume: bool, start_sha: str | None, model: Any,
         state = load_checkpoint(checkpoint, accelerator.unwrap_model(model), optimizer, scheduler,
                                 accelerator.process_index)
         log.info("resuming from %s (step %d)", checkpoint, state["step"])
-        return int(state["step"])
+        return state
     if accelerator.is_main_process:
         shutil.rmtree(root, ignore_errors=True)
-    return 0
+    return {"step": 0}
 
 
 def trim_log(path: Path, step: int) -> None:

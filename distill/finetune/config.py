@@ -99,6 +99,9 @@ class FinetuneConfig:
     max_train_seconds: float | None = option(
         None, "also stop once this process has trained this long (dev scoring not counted): runs compared at equal"
               " CPU time; the schedule is still planned for max_steps")
+    train_clock: Literal["wall", "cpu"] = option(
+        "wall", "what max_train_seconds counts: wall seconds, or this process's CPU seconds over its torch threads"
+                " (the same on idle cores; fair to each run when other jobs share the machine)")
     batch_size: int = option(8, "examples per micro-batch per device")
     grad_accum: int = option(1, "micro-batches per optimizer step")
     packing: bool = option(True, "padding-free batches: examples packed in one row, no attention across them")

@@ -34,6 +34,7 @@ import torch
 
 from distill.errors import ConfigError
 from distill.examples import Sample, read_samples
+from distill.finetune.budget import TrainBudget
 from distill.finetune.build import accelerator, adamw, build_model, cosine
 from distill.finetune.checkpoint import resume_or_clear, save_checkpoint, trim_log
 from distill.finetune.config import FinetuneConfig
@@ -69,6 +70,7 @@ class _Run:
     total: int
     eos: list[int]
     start: int = 0
+    spent: float = 0.0  # training seconds a resumed run had already used (max_train_seconds counts them)
     start_sha: str | None = None
     scorer: Any = None  # DevScorer when eval_problems is set
     sampler: Any = None  # MergedSampler: attempts drawn without LoRA per token (None: through peft)
@@ -95,8 +97,9 @@ def run(cfg: FinetuneConfig) -> Path:
                         sorted(stop_token_ids(tokenizer, gen_cfg)), start_sha=(started_from or {}).get("sha256"))
         if cfg.onpolicy.merged_sampling and MergedSampler.fits(cfg.lora):
             training.sampler = MergedSampler(model)
-        training.start = resume_or_clear(AdapterFiles(out).checkpoints, cfg.resume, training.start_sha, model,
-                                         optimizer, scheduler, training.acc)
+        resumed = resume_or_clear(AdapterFiles(out).checkpoints, cfg.resume, training.start_sha, model, optimizer,
+                                  scheduler, training.acc)
+        training.start, training.spent = int(resumed["step"]), float(resumed.get("train_seconds", 0.0))
         if cfg.eval_problems:  # verified dev accuracy, scored and kept exactly as distill finetune does
             from distill.finetune.devscore import DevScorer
 
@@ -119,6 +122,7 @@ def _train(t: _Run, out: Path) -> dict:
     sums = {k: sum(r.get(k, 0) for _, r in read_jsonl(files.loss_log)) for k in _COUNTED} if t.start else \
         dict.fromkeys(_COUNTED, 0)
     trained, busy, row = 0, 0.0, {}
+    budget = TrainBudget(cfg.max_train_seconds, cfg.train_clock, spent=t.spent)
     bar = progress_bar(t.total, "on-policy", "step", cfg.progress, initial=t.start)
     with JsonlAppender(files.loss_log) as appender:
         for step in range(t.start, t.total):
@@ -130,15 +134,17 @@ def _train(t: _Run, out: Path) -> dict:
                 sums[k] += row[k]
             done = step + 1
             row.update(tokens_total=sums["tokens"], tokens_per_s=round(trained / max(busy, 1e-9), 1))
-            is_out_of_time = bool(cfg.max_train_seconds) and busy >= cfg.max_train_seconds
+            is_out_of_time = budget.is_spent()
             is_last = done == t.total or is_out_of_time
             is_scored = t.scorer is not None and ((cfg.eval_steps and done % cfg.eval_steps == 0) or is_last)
             if is_scored:
-                row.update(t.scorer.score(t.model, done))
+                with budget.paused():
+                    row.update(t.scorer.score(t.model, done))
             appender.write(row)
             if cfg.save_steps and not is_last and (done % cfg.save_steps == 0 or is_scored):
                 save_checkpoint(files.checkpoints, done, t.model, t.optimizer, t.scheduler, t.acc,
-                                cfg.save_total_limit, {"loss": row["loss"], "init_adapter": t.start_sha})
+                                cfg.save_total_limit, {"loss": row["loss"], "init_adapter": t.start_sha,
+                                                       "train_seconds": budget.spent()})
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}", kl=f"{row['reverse_kl']:.4f}")
             if is_out_of_time:

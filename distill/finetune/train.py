@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from distill.layout import AdapterFiles
 from distill.errors import InputError
+from distill.finetune.budget import TrainBudget
 from distill.finetune.build import accelerator, adamw, build_model, cosine
 from distill.finetune.checkpoint import resume_or_clear, save_checkpoint, trim_log
 from distill.finetune.config import FinetuneConfig
@@ -74,8 +75,9 @@ def run(cfg: FinetuneConfig) -> Path:
     model, optimizer = acc.prepare(model, optimizer)
     training = _Training(model, optimizer, scheduler, acc, plan, held_idx, cfg, out,
                          start_sha=(started_from or {}).get("sha256"))
-    training.start = resume_or_clear(AdapterFiles(out).checkpoints, cfg.resume, training.start_sha, model, optimizer,
-                                     scheduler, acc)
+    resumed = resume_or_clear(AdapterFiles(out).checkpoints, cfg.resume, training.start_sha, model, optimizer,
+                              scheduler, acc)
+    training.start, training.spent = int(resumed["step"]), float(resumed.get("train_seconds", 0.0))
     if cfg.eval_problems and acc.is_main_process:  # verified dev accuracy: one rank answers, the others wait
         from distill.finetune.devscore import DevScorer
 
@@ -155,6 +157,7 @@ class _Training:
     cfg: FinetuneConfig
     out: Path
     start: int = 0  # the step a resumed run continues from
+    spent: float = 0.0  # training seconds a resumed run had already used (max_train_seconds counts them)
     start_sha: str | None = None  # the init adapter's weights (checkpoints say which start they continue)
     scorer: Any = None  # DevScorer on the main rank when eval_problems is set
 
@@ -180,6 +183,7 @@ def _train_loop(training: _Training) -> dict:
     appender = JsonlAppender(files.loss_log) if acc.is_main_process else None
     best, last, eval_loss, trained, done = math.inf, math.nan, None, 0, training.start
     clock = time.perf_counter()
+    budget = TrainBudget(cfg.max_train_seconds, cfg.train_clock, spent=training.spent)
     model.train()
     bar = progress_bar(plan.total_steps, "finetune", "step", cfg.progress and acc.is_main_process,
                        initial=training.start)
@@ -210,7 +214,7 @@ def _train_loop(training: _Training) -> dict:
         bar.set_postfix(loss=f"{last:.4f}", lr=f"{lr:.2e}", tok_s=f"{trained / max(elapsed, 1e-9):.0f}")
         row = {"step": done, "epoch": plan.epoch_of(done), "loss": round(last, 6), "lr": lr,
                "tokens": trained, "tokens_per_s": round(trained / max(elapsed, 1e-9), 1)}
-        is_out_of_time = _out_of_time(cfg, time.perf_counter() - clock, acc)
+        is_out_of_time = _out_of_time(budget, acc)
         is_last = done == plan.total_steps or is_out_of_time
         if (cfg.eval_steps and done % cfg.eval_steps == 0) or is_last:
             if training.held_idx:
@@ -218,16 +222,18 @@ def _train_loop(training: _Training) -> dict:
                 row["eval_loss"] = round(eval_loss, 6)
             if cfg.eval_problems:
                 paused = time.perf_counter()
-                if training.scorer is not None:
-                    row.update(training.scorer.score(acc.unwrap_model(model), done))
-                acc.wait_for_everyone()
+                with budget.paused():
+                    if training.scorer is not None:
+                        row.update(training.scorer.score(acc.unwrap_model(model), done))
+                    acc.wait_for_everyone()
                 clock += time.perf_counter() - paused  # tokens/s counts training time, not dev generation
         if appender and (done % max(1, cfg.log_steps) == 0 or is_last or "eval_loss" in row
                          or "dev_pass@1" in row):
             appender.write(row)
         if cfg.save_steps and done % cfg.save_steps == 0 and not is_last:
             save_checkpoint(files.checkpoints, done, model, training.optimizer, training.scheduler, acc,
-                            cfg.save_total_limit, {"loss": last, "init_adapter": training.start_sha})
+                            cfg.save_total_limit, {"loss": last, "init_adapter": training.start_sha,
+                                                   "train_seconds": budget.spent()})
         if is_out_of_time:
             log.info("finetune: max_train_seconds=%s reached after step %d of %d", cfg.max_train_seconds, done,
                      plan.total_steps)
@@ -242,11 +248,11 @@ def _train_loop(training: _Training) -> dict:
             "trained_tokens_per_s": round(trained / max(elapsed, 1e-9), 1)}
 
 
-def _out_of_time(cfg: FinetuneConfig, seconds: float, acc: Any) -> bool:
+def _out_of_time(budget: TrainBudget, acc: Any) -> bool:
     """max_train_seconds reached; every rank stops at the same step (the slowest rank's clock decides)."""
-    if not cfg.max_train_seconds:
+    if not budget.limit:
         return False
-    late = torch.tensor(float(seconds >= cfg.max_train_seconds), device=acc.device)
+    late = torch.tensor(float(budget.is_spent()), device=acc.device)
     return bool(acc.reduce(late, reduction="sum").item() > 0)
 
 

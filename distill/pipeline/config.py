@@ -78,6 +78,9 @@ class OnPolicyStageConfig(OnPolicyConfig):
     warmup_ratio: float = option(0.0, "fraction of the on-policy steps spent warming up (the start is trained)")
     max_train_seconds: float | None = option(
         None, "also stop after this much training (the continued ablation arms: equal CPU time for each)")
+    train_clock: Literal["wall", "cpu"] = option(
+        "wall", "what max_train_seconds counts: wall seconds, or this process's CPU seconds over its torch threads"
+                " (cpu: arms compared at equal CPU time stay equal when other jobs share the machine)")
 
     def __post_init__(self) -> None:
         # (the inherited onpolicy.* keys are checked by FinetuneConfig when the step is planned)

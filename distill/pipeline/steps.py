@@ -186,6 +186,8 @@ def _check_unchanged(step: Step) -> None:
 def _settings(step: Step) -> dict[str, Any]:
     """The keyed part of a step: its config without what cannot change its output, plus ``extra_key``."""
     data = {k: v for k, v in to_dict(step.cfg).items() if k not in _NO_EFFECT}
+    if data.get("max_train_seconds") is None:
+        data.pop("train_clock", None)  # which clock reads the budget matters only when there is one
     if step.extra_key.get("teacher") == "offline":
         for name in _TEACHER_ENDPOINT:
             data.pop(name, None)

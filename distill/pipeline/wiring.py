@@ -161,7 +161,8 @@ def _onpolicy_finetune(cfg: PipelineConfig, root: Path, data: Path, start: Path,
 def _continued_budget(cfg: PipelineConfig) -> dict[str, Any]:
     """What a run continued from an adapter trains for: the onpolicy section's steps, time and learning rate."""
     op = cfg.onpolicy
-    return dict(max_steps=op.max_steps, max_train_seconds=op.max_train_seconds, learning_rate=op.learning_rate,
+    return dict(max_steps=op.max_steps, max_train_seconds=op.max_train_seconds, train_clock=op.train_clock,
+                learning_rate=op.learning_rate,
                 warmup_ratio=op.warmup_ratio, batch_size=op.batch_size or cfg.finetune.batch_size, eval_fraction=0.0)
 
 
