@@ -30,6 +30,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -78,7 +79,7 @@ def read_lines(path: Path) -> Iterator[dict]:
                 yield json.loads(line)
 
 
-def field(row: dict, dotted: str):
+def field(row: dict, dotted: str) -> Any:
     """``row["a"]["b"]`` for ``"a.b"``; None where a part is missing."""
     value = row
     for part in dotted.split("."):
@@ -108,7 +109,7 @@ def math_verify(gold: str, content: str) -> bool:
         return False
 
 
-def source_grade(label, gold: str, rule: str) -> bool | None:
+def source_grade(label: Any, gold: str, rule: str) -> bool | None:
     """The source's own verdict on a sample. ``bool``: the label is that verdict. ``numeric``: the label is the
     answer the source extracted, graded as ToRA's math_equal grades two numbers (equal within a relative 1e-4,
     or equal to the gold divided or multiplied by 100: its percentage leniency)."""
