@@ -24,7 +24,8 @@ from test_readme import README
 
 def _readme_table() -> dict[str, list[str]]:
     section = README.read_text(encoding="utf-8").split("### `distill eval benchmark=NAME`", 1)[1].split("\n### ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| benchmark")]
+    table = section.split("\n| benchmark ", 1)[1].split("\n\n", 1)[0]  # the first table (the reproduction's follows)
+    rows = [line for line in table.splitlines()[1:] if line.startswith("| ")]
     return {cells[0]: cells[1:] for cells in ([c.strip() for c in r.strip("|").split(" | ")] for r in rows)}
 
 
