@@ -10,7 +10,9 @@ end to end (read, verify, checks, dedup, write, stats; no cache, no plot) and pr
 traces/s for workers=1 and workers=2 and their ratio. With --ray, two more rows: engine=ray with
 Ray started (and stopped) by the run, and engine=ray joining a Ray already running in this process
 (its actors still start and import the verifier per run). Ray's workers are not this process's
-children, so their CPU time is not counted (n/a).
+children, so their CPU time is not counted (n/a). Ray runs its workers at nice 15, which on a shared
+machine starves them behind everything else; the bench sets RAY_worker_niceness=0 so that they run
+at the priority the local pool's workers have.
 """
 
 from __future__ import annotations
@@ -155,6 +157,7 @@ def ray_rows(traces: Path, runs: int) -> list[tuple[str, float, int]]:
     """engine=ray with 2 actors: Ray started by each run, then a Ray this process started once beforehand."""
     import logging
 
+    os.environ.setdefault("RAY_worker_niceness", "0")  # read by the raylet each run starts
     import ray
 
     rows = []

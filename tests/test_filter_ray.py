@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from filter_helpers import GOOD, reasons, run_filter, trace
@@ -71,6 +72,43 @@ def test_workers_with_other_code_or_libraries_are_named():
     assert environment_difference(here, json.loads(json.dumps(here))) is None
     there = {"code": "abd", "distill": "0.1.0", "libraries": {"sympy": "1.12"}}
     assert environment_difference(here, there) == "code abc here, abd on the cluster; sympy 1.14.0 here, 1.12 on the cluster"
+
+
+class _InProcessRay:
+    """Ray's API as distill.filter.on_ray uses it, in this process: an actor is an object, a ref its value."""
+
+    def cluster_resources(self) -> dict:
+        return {"CPU": 2.0}
+
+    def put(self, value):
+        return value
+
+    def get(self, refs):
+        return refs
+
+    def remote(self, **options):
+        return lambda cls: SimpleNamespace(remote=lambda *args: _Actor(cls(*args)))
+
+
+class _Actor:
+    def __init__(self, obj) -> None:
+        self.obj = obj
+
+    def __getattr__(self, name: str):
+        return SimpleNamespace(remote=getattr(self.obj, name))
+
+
+def test_workers_with_another_sympy_stop_the_run_before_measuring(monkeypatch):
+    from distill.filter import FilterConfig
+
+    cfg = FilterConfig()  # engine=ray would need Ray installed; _start_actors does not look
+    actors = on_ray._start_actors(_InProcessRay(), cfg, None)  # workers like this process: accepted
+    assert len(actors) == 2 and actors[0].measure.remote([(1, b"{}")])[0][0] == "bad"
+    theirs = on_ray.Measurer.environment
+    monkeypatch.setattr(on_ray.Measurer, "environment",
+                        lambda self: {**theirs(self), "libraries": {"sympy": "1.0"}})
+    with pytest.raises(ConfigError, match=r"sympy \S+ here, 1.0 on the cluster"):
+        on_ray._start_actors(_InProcessRay(), cfg, None)
 
 
 # ---------------------------------------------------------------- slow: a Ray cluster on 127.0.0.1

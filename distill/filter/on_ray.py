@@ -86,7 +86,7 @@ def _connect(ray: Any, cfg: FilterConfig) -> bool:
     address = cfg.ray_address or os.environ.get("RAY_ADDRESS") or "local"
     options: dict[str, Any] = {"logging_level": logging.WARNING}
     if address == "local":
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a Ray started for one run reports nothing home
         options.update(num_cpus=cfg.workers or os.cpu_count() or 1, include_dashboard=False)
     else:  # its workers run this checkout's code, whatever the cluster has installed
         import distill
