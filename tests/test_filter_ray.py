@@ -161,7 +161,7 @@ def inputs(tmp_path_factory):
     """Varied traces (golden_filter's mix), code traces through the sandbox, and copies of early traces at the
     end of the file (another chunk, so another actor) that only a global dedup can catch; and the local run."""
     tmp = tmp_path_factory.mktemp("ray")
-    records = make_traces(2500, seed=11)
+    records = make_traces(1500, seed=11)
     why = "I add the two numbers and return the sum, checking both of the given examples. " * 3
     records += [trace("add", s, content=ADD.format(op), answer=TESTS, kind="code", reasoning=why)
                 for s, op in enumerate(["+", "-", "+ 0 *"])]
@@ -203,7 +203,7 @@ def test_ray_gives_the_local_outputs_and_fills_the_same_cache(cluster, inputs, m
     stats, _, rejected = run_filter(tmp, [*_options(tmp), "engine=ray", f"ray_address={cluster}", "workers=2"],
                                     out="ray/kept.jsonl")
     assert _outputs(tmp / "ray") == _outputs(tmp / "local")
-    assert len(measured_there) > 50 and stats["traces"]["measured_now"] > 2000  # every chunk came from an actor
+    assert len(measured_there) > 30 and stats["traces"]["measured_now"] > 1200  # every chunk came from an actor
     why = reasons(rejected)
     late_why = [why.get((r["id"], r["sample"])) for r in late]
     assert set(late_why) == {"duplicate"}, late_why  # dedup saw the whole file
