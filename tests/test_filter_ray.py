@@ -74,6 +74,16 @@ def test_workers_with_other_code_or_libraries_are_named():
     assert environment_difference(here, there) == "code abc here, abd on the cluster; sympy 1.14.0 here, 1.12 on the cluster"
 
 
+def test_running_the_filter_on_ray_does_not_re_run_a_pipeline_step(tmp_path):
+    from distill.filter import FilterConfig
+    from distill.pipeline.steps import Step, step_key
+
+    local, on_ray = FilterConfig(), FilterConfig()
+    on_ray.engine, on_ray.ray_address = "ray", "ray://head:10001"  # set after the load check: Ray need not be here
+    keys = {step_key(Step("filter", "filter", cfg, tmp_path, (tmp_path / "kept.jsonl",))) for cfg in (local, on_ray)}
+    assert len(keys) == 1
+
+
 class _InProcessRay:
     """Ray's API as distill.filter.on_ray uses it, in this process: an actor is an object, a ref its value."""
 
