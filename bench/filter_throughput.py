@@ -1,12 +1,18 @@
-"""Throughput of the whole `distill filter` stage on synthetic gsm8k/math traces, 1 vs 2 workers.
+"""Throughput of the whole `distill filter` stage on synthetic gsm8k/math traces, 1 vs 2 workers (and on Ray).
 
 Usage:
-    .venv/bin/python bench/filter_throughput.py [N_TRACES] [RUNS]     # defaults: 20000 traces, 3 runs
+    .venv/bin/python bench/filter_throughput.py [N_TRACES] [RUNS]         # defaults: 20000 traces, 3 runs
+    .venv/bin/python bench/filter_throughput.py 20000 3 --ray             # also engine=ray, 2 actors
 
 Builds N traces (4 samples per problem, ~1.5 KB of step-by-step reasoning each, a realistic mix of
 wrong answers, false steps, truncations, duplicates and loops), then times `distill.filter.run`
 end to end (read, verify, checks, dedup, write, stats; no cache, no plot) and prints the median
-traces/s for workers=1 and workers=2 and their ratio.
+traces/s for workers=1 and workers=2 and their ratio. With --ray, two more rows: engine=ray with
+Ray started (and stopped) by the run, and engine=ray joining a Ray already running in this process
+(its actors still start and import the verifier per run). Ray's workers are not this process's
+children, so their CPU time is not counted (n/a). Ray runs its workers at nice 15, which on a shared
+machine starves them behind everything else; the bench sets RAY_worker_niceness=0 so that they run
+at the priority the local pool's workers have.
 """
 
 from __future__ import annotations
@@ -99,13 +105,13 @@ def build(path: Path, n: int, seed: int = 0) -> int:
     return size
 
 
-def time_run(traces: Path, workers: int, runs: int) -> tuple[float, float, int]:
+def time_run(traces: Path, workers: int, runs: int, options: tuple[str, ...] = ()) -> tuple[float, float, int]:
     """Median wall seconds and CPU seconds (this process + finished workers) of the whole stage."""
     walls, cpus, kept = [], [], 0
     for i in range(runs):
-        out = traces.parent / f"w{workers}-{i}" / "kept.jsonl"
+        out = traces.parent / f"w{workers}-{'-'.join(options)}-{i}" / "kept.jsonl"
         cfg = load_config(FilterConfig, None, [f"traces={traces}", f"out={out}", f"workers={workers}",
-                                               "cache=false", "plot=false", "progress=false"])
+                                               "cache=false", "plot=false", "progress=false", *options])
         cpu0, wall0 = _cpu(), time.perf_counter()
         run(cfg)
         walls.append(time.perf_counter() - wall0)
@@ -121,8 +127,9 @@ def _cpu() -> float:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
-    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    args = [a for a in sys.argv[1:] if a != "--ray"]
+    n = int(args[0]) if args else 20000
+    runs = int(args[1]) if len(args) > 1 else 3
     measure.import_verifier()  # sympy's import (~2 s) is paid once per process, not per run
     with tempfile.TemporaryDirectory() as tmp:
         traces = Path(tmp) / "traces.jsonl"
@@ -139,7 +146,30 @@ def main() -> None:
             base = base or seconds
             print(f"{workers:>8} {seconds:>8.2f} {n / seconds:>9.0f} {base / seconds:>5.2f}x {cpu:>7.2f} "
                   f"{1000 * cpu / n:>13.3f} {n / cpu:>23.0f} {kept:>7}")
+        if "--ray" in sys.argv:
+            for label, seconds, kept in ray_rows(traces, runs):
+                print(f"{label:>8} {seconds:>8.2f} {n / seconds:>9.0f} {base / seconds:>5.2f}x {'n/a':>7} "
+                      f"{'n/a':>13} {'n/a':>23} {kept:>7}")
         print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+def ray_rows(traces: Path, runs: int) -> list[tuple[str, float, int]]:
+    """engine=ray with 2 actors: Ray started by each run, then a Ray this process started once beforehand."""
+    import logging
+
+    os.environ.setdefault("RAY_worker_niceness", "0")  # read by the raylet each run starts
+    import ray
+
+    rows = []
+    seconds, _, kept = time_run(traces, 2, runs, ("engine=ray",))
+    rows.append(("ray new", seconds, kept))
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    try:
+        seconds, _, kept = time_run(traces, 2, runs, ("engine=ray",))
+        rows.append(("ray up", seconds, kept))
+    finally:
+        ray.shutdown()
+    return rows
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ blocks with a ``<!-- test:command -->`` line, only the marked blocks are checked
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 from pathlib import Path
@@ -74,5 +75,7 @@ def test_readme_commands_are_valid():
         pytest.skip("README.md not written yet")
     commands = readme_commands(README.read_text(encoding="utf-8"))
     assert commands, "the README shows no distill command"
+    has_ray = importlib.util.find_spec("ray") is not None  # the optional `ray` extra
     for command in commands:
-        check_command(command)
+        if has_ray or "engine=ray" not in command:
+            check_command(command)

@@ -3,10 +3,12 @@
 Usage:
     cfg = load_config(FilterConfig, "filter.yaml", ["traces=traces.jsonl", "per_problem.max=4"])
     distill filter traces=traces.jsonl out=kept.jsonl checks.max_tokens=16000 judge.enabled=true
+    distill filter traces=traces.jsonl out=kept.jsonl engine=ray ray_address=ray://head:10001
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import Literal
 
@@ -105,7 +107,14 @@ class FilterConfig:
     out: str = option("kept.jsonl", "kept traces; rejected.jsonl, stats.json and the plot go beside it")
     rejected: str | None = option(None, "rejected traces with their reason (default: rejected.jsonl beside out)")
     stats: str | None = option(None, "stats JSON (default: stats.json beside out)")
-    workers: int = option(0, "processes for the per-trace checks (0: one per CPU core)")
+    engine: Literal["local", "ray"] = option(
+        "local", "where the per-trace checks run: local (processes on this machine) | ray (actors on a Ray"
+                 " cluster, pip install 'distill[ray]'); same verdicts and outputs either way")
+    ray_address: str | None = option(
+        None, "engine=ray: a running cluster (auto | ray://head:10001 | host:6379); null: RAY_ADDRESS if set,"
+              " else start Ray on this machine for the run")
+    workers: int = option(0, "processes (engine=ray: actors) for the per-trace checks (0: one per CPU core"
+                             " of this machine, or of the Ray cluster)")
     chunksize: int = option(200, "traces per task sent to a worker")
     cache: bool = option(True, "remember per-trace results so a re-run only checks new traces")
     plot: bool = option(True, "write the funnel plot (filter_funnel.png) beside stats.json")
@@ -121,6 +130,7 @@ class FilterConfig:
     def __post_init__(self) -> None:
         if self.workers < 0 or self.chunksize < 1:
             raise ConfigError("workers must be >= 0 and chunksize >= 1")
+        self._check_engine()
         if self.per_problem.policy != "all" and not self.per_problem.max:
             raise ConfigError(f"per_problem.policy={self.per_problem.policy} needs per_problem.max")
         if self.per_problem.policy == "learnable" and not self.learnability.enabled:
@@ -141,3 +151,13 @@ class FilterConfig:
                 self.judge.validate()
             except ConfigError as exc:
                 raise ConfigError(f"judge.{exc}") from None
+
+    def _check_engine(self) -> None:
+        # Checked when the config loads, so `distill run` stops before generate when Ray is missing.
+        address = self.ray_address
+        if address is not None and self.engine != "ray":
+            raise ConfigError(f"ray_address={address} is set but engine={self.engine}: add engine=ray")
+        if address is not None and address not in ("auto", "local") and ":" not in address:
+            raise ConfigError(f"ray_address={address}: expected auto, ray://HOST:10001 or HOST:6379")
+        if self.engine == "ray" and importlib.util.find_spec("ray") is None:
+            raise ConfigError("engine=ray needs Ray, which is not installed: pip install 'distill[ray]'")

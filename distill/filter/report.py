@@ -132,7 +132,7 @@ def build_stats(cfg: Any, tally: Tally, judged: dict, lines: int, superseded: in
         **{drop: {"flagged": t.dropped[drop], "examples": [s for _, steps in t.examples[drop] for s in steps][:10]}
            for drop in ("bad_step", "unsound_step")},
         "throughput": {"seconds": round(elapsed, 3), "traces_per_s": round(t.unique / elapsed, 1) if elapsed else None,
-                       "workers": cfg.workers or None},
+                       "workers": cfg.workers or None, "engine": cfg.engine},
     }
 
 

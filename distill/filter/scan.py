@@ -1,4 +1,4 @@
-"""Read the traces file a block at a time and measure every line on all cores into the run's store.
+"""Read the traces file a block at a time and measure every line on all cores (or on Ray) into the run's store.
 
 Usage:
     from distill.filter.scan import measure_all
@@ -17,6 +17,7 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 from distill.artifacts import pair_key
@@ -85,8 +86,10 @@ def measure_all(cfg: FilterConfig, index: EvalIndex | None, cache: ResultCache, 
     first_bad: tuple | None = None
     bad = 0
     workers = cfg.workers or os.cpu_count() or 1
-    with progress_bar(total=None, desc="filter", unit="trace", enabled=cfg.progress) as bar:
-        for batch in _map(scan.chunks(), cfg, index, workers, max(1, path.stat().st_size)):
+    batches = _map(scan.chunks(), cfg, index, workers, max(1, path.stat().st_size))
+    # closing: an error stops the workers (a pool, Ray actors) now, not when the traceback is freed
+    with progress_bar(total=None, desc="filter", unit="trace", enabled=cfg.progress) as bar, closing(batches):
+        for batch in batches:
             done = []
             for item in batch:
                 if item[0] == "ok":
@@ -106,6 +109,11 @@ def measure_all(cfg: FilterConfig, index: EvalIndex | None, cache: ResultCache, 
 
 
 def _map(chunks: Iterator, cfg: FilterConfig, index: EvalIndex | None, workers: int, size: int) -> Iterator:
+    if cfg.engine == "ray":  # asked for, whatever the size: the same measure_chunk on Ray actors
+        from distill.filter.on_ray import measure_on_ray
+
+        yield from measure_on_ray(chunks, cfg, index)
+        return
     # Small inputs are not worth starting processes for (~50 ms each with fork).
     if workers <= 1 or size < 256 * 1024:
         init_worker(cfg, index)

@@ -125,9 +125,15 @@ def measure_key(cfg: FilterConfig, index: EvalIndex | None) -> str:
     (every distill module the measure module can import, read from the source: distill.code_key)."""
     data = {"checks": to_dict(cfg.checks), "dedup": to_dict(cfg.dedup), "ngram": cfg.decontam.ngram,
             "min_overlap": cfg.decontam.min_overlap, "question_field": cfg.decontam.question_field,
-            "eval": index.digest if index else None, "code": closure_digest(measure_mod.__name__),
-            "distill": __version__, "libraries": _verdict_libraries(cfg)}
+            "eval": index.digest if index else None, **measuring_environment(cfg)}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def measuring_environment(cfg: FilterConfig) -> dict[str, Any]:
+    """The code and library versions that measure a trace (part of the cache key). Ray workers
+    report theirs, and a run whose workers differ from this process stops (distill.filter.on_ray)."""
+    return {"code": closure_digest(measure_mod.__name__), "distill": __version__,
+            "libraries": _verdict_libraries(cfg)}
 
 
 def _verdict_libraries(cfg: FilterConfig) -> dict[str, str | None]:

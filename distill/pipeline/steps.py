@@ -46,6 +46,7 @@ STAGES: dict[str, Callable[[Any], Any]] = {
 _NO_EFFECT = frozenset({
     "progress", "concurrency", "rpm", "tpm", "adaptive", "request_timeout", "max_attempts", "backoff_base",
     "backoff_max", "fsync", "resume", "workers", "save_steps", "stream", "chunksize", "batch",
+    "engine", "ray_address",  # the filter's checks on Ray give the local run's bytes
 })
 # Generate can extend its output: more problems or samples keep the traces already paid for; and
 # where the same model is reached (another replica, another key variable) does not change a trace.
