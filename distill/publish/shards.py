@@ -27,7 +27,7 @@ from pathlib import Path
 from distill.artifacts import is_failed, pair_key, read_records
 from distill.errors import InputError
 
-__all__ = ["ShardSummary", "write_shards", "MAX_SHARD_BYTES"]
+__all__ = ["ShardSummary", "write_shards", "MAX_SHARD_BYTES", "is_published", "key_hash", "last_of_repeated"]
 
 MAX_SHARD_BYTES = 500 * 10**6  # datasets' config.MAX_SHARD_SIZE ("500MB"), measured here on the JSON lines
 BLOCK = 1000                   # rows converted at once (one Parquet row group)
@@ -84,9 +84,13 @@ def write_shards(src: Path, folder: Path, max_shard_bytes: int = MAX_SHARD_BYTES
 def _published(src: Path, superseded: dict[int, int]) -> Iterator[dict]:
     """Every record that is published, in file order."""
     for i, (_, rec) in enumerate(read_records(src)):
-        if superseded.get(_key_hash(rec), i) != i or is_failed(rec):
-            continue
-        yield rec
+        if is_published(rec, i, superseded):
+            yield rec
+
+
+def is_published(rec: dict, index: int, superseded: dict[int, int]) -> bool:
+    """Record ``index`` of a file is published: the last of its (id, sample), and not a failed attempt."""
+    return superseded.get(key_hash(rec), index) == index and not is_failed(rec)
 
 
 def _blocks(src: Path, superseded: dict[int, int]) -> Iterator[list[dict]]:
@@ -101,15 +105,20 @@ def _blocks(src: Path, superseded: dict[int, int]) -> Iterator[list[dict]]:
 
 
 def _superseded(src: Path) -> dict[int, int]:
-    """For each (id, sample) written more than once: the index of its last record (the one published).
+    """For each (id, sample) written more than once: the index of its last record (the one published)."""
+    hashes = array("Q")
+    for line, rec in read_records(src):
+        pair_key(rec, src, line)  # a mistyped id or sample stops here, naming its line
+        hashes.append(key_hash(rec))
+    return last_of_repeated(hashes)
+
+
+def last_of_repeated(hashes: array) -> dict[int, int]:
+    """Of the records' key hashes in file order: each repeated key's last index.
 
     Every record's key is kept as a 64-bit hash (8 bytes a record); only repeated keys get an entry."""
     import numpy as np
 
-    hashes = array("Q")
-    for line, rec in read_records(src):
-        pair_key(rec, src, line)  # a mistyped id or sample stops here, naming its line
-        hashes.append(_key_hash(rec))
     if not hashes:
         return {}
     values, counts = np.unique(np.frombuffer(hashes, dtype=np.uint64), return_counts=True)
@@ -121,7 +130,8 @@ def _superseded(src: Path) -> dict[int, int]:
     return last
 
 
-def _key_hash(rec: dict) -> int:
+def key_hash(rec: dict) -> int:
+    """A record's (id, sample) as a 64-bit hash."""
     ident, sample = rec.get("id"), rec.get("sample", 0)
     digest = hashlib.blake2b(f"{ident}\0{sample}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
