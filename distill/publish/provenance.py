@@ -29,11 +29,12 @@ from urllib.parse import urlparse
 import yaml
 
 from distill.adapters import read_base
-from distill.artifacts import AdapterRecord, EvalReport, FilterStats, Spend, pair_key, read_records
+from distill.artifacts import (AdapterRecord, EvalReport, FilterStats, Spend, last_of_repeated, pair_hash,
+                               pair_key, read_records)
 from distill.errors import InputError
 from distill.layout import EvalFiles, FilterFiles, generate_config_path
 from distill.learnability.store import card_student
-from distill.publish.shards import is_published, key_hash, last_of_repeated
+from distill.publish.shards import is_published
 from distill.records import file_sha256
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def read_data(path: Path | None) -> TrainingData:
                 pair_key(rec, path, line)
             except InputError as exc:  # an error only if the file turns out to be traces
                 bad_key = bad_key or exc
-        hashes.append(key_hash(rec))
+        hashes.append(pair_hash(rec))
     is_traces = bool(hashes) and with_id == len(hashes)
     if is_traces and bad_key:
         raise bad_key

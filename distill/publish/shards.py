@@ -17,17 +17,16 @@ shard is recognised by its hash. The same input always gives the same bytes.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distill.artifacts import is_failed, pair_key, read_records
+from distill.artifacts import is_failed, is_latest, last_of_repeated, pair_hash, pair_key, read_records
 from distill.errors import InputError
 
-__all__ = ["ShardSummary", "write_shards", "MAX_SHARD_BYTES", "is_published", "key_hash", "last_of_repeated"]
+__all__ = ["ShardSummary", "write_shards", "MAX_SHARD_BYTES", "is_published"]
 
 MAX_SHARD_BYTES = 500 * 10**6  # datasets' config.MAX_SHARD_SIZE ("500MB"), measured here on the JSON lines
 BLOCK = 1000                   # rows converted at once (one Parquet row group)
@@ -90,7 +89,7 @@ def _published(src: Path, superseded: dict[int, int]) -> Iterator[dict]:
 
 def is_published(rec: dict, index: int, superseded: dict[int, int]) -> bool:
     """Record ``index`` of a file is published: the last of its (id, sample), and not a failed attempt."""
-    return superseded.get(key_hash(rec), index) == index and not is_failed(rec)
+    return is_latest(rec, index, superseded) and not is_failed(rec)
 
 
 def _blocks(src: Path, superseded: dict[int, int]) -> Iterator[list[dict]]:
@@ -109,32 +108,8 @@ def _superseded(src: Path) -> dict[int, int]:
     hashes = array("Q")
     for line, rec in read_records(src):
         pair_key(rec, src, line)  # a mistyped id or sample stops here, naming its line
-        hashes.append(key_hash(rec))
+        hashes.append(pair_hash(rec))
     return last_of_repeated(hashes)
-
-
-def last_of_repeated(hashes: array) -> dict[int, int]:
-    """Of the records' key hashes in file order: each repeated key's last index.
-
-    Every record's key is kept as a 64-bit hash (8 bytes a record); only repeated keys get an entry."""
-    import numpy as np
-
-    if not hashes:
-        return {}
-    values, counts = np.unique(np.frombuffer(hashes, dtype=np.uint64), return_counts=True)
-    repeated = set(values[counts > 1].tolist())
-    last: dict[int, int] = {}
-    for i, h in enumerate(hashes):
-        if h in repeated:
-            last[h] = i
-    return last
-
-
-def key_hash(rec: dict) -> int:
-    """A record's (id, sample) as a 64-bit hash."""
-    ident, sample = rec.get("id"), rec.get("sample", 0)
-    digest = hashlib.blake2b(f"{ident}\0{sample}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
 
 
 def _schema(src: Path, superseded: dict[int, int]):
