@@ -22,10 +22,15 @@ import json
 import logging
 import time
 from datetime import datetime, timezone
+from array import array
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-from distill.artifacts import AdapterRecord, EvalReport, PairKey, Problem, read_latest
+import numpy as np
+
+from distill.artifacts import (AdapterRecord, EvalReport, Problem, is_latest, last_of_repeated, pair_hash, pair_key,
+                               read_latest, read_records)
 from distill.layout import EvalFiles
 from distill.config import save_resolved, to_dict
 from distill.errors import ConfigError, InputError, SamplesFailed
@@ -48,10 +53,10 @@ def run(cfg: EvalConfig, backend: LocalBackend | VllmBackend | ApiBackend | None
     cfg = as_trained(cfg)
     _validate(cfg)
     problems, source = _load_problems(cfg)
-    if not problems:
+    if next(iter(problems), None) is None:
         raise InputError("no problems to evaluate", path=cfg.problems, field="problems")
     out = Path(cfg.out)
-    _answers(EvalFiles(out).outputs, eval_key(cfg, cfg.adapter))  # a folder of another eval, or a bad line: before writing
+    Answers(EvalFiles(out).outputs, eval_key(cfg, cfg.adapter))  # a folder of another eval, or a bad line: before writing
     save_resolved(cfg, EvalFiles(out).config)
     before_dir: Path | None = Path(cfg.compare) if cfg.compare else None
     if cfg.compare_base:
@@ -73,36 +78,45 @@ def run(cfg: EvalConfig, backend: LocalBackend | VllmBackend | ApiBackend | None
     return out
 
 
-def _load_problems(cfg: EvalConfig) -> tuple[list[dict], dict | None]:
-    """The problems ``cfg`` names: a benchmark's from the Hub (with where they came from), else problems=."""
+class _Reread:
+    """problems= read again at each pass: a million problems are never held as a list."""
+
+    def __init__(self, cfg: EvalConfig):
+        self.cfg = cfg
+
+    def __iter__(self) -> Iterator[Problem]:
+        from distill.sources import iter_problems
+
+        return iter_problems(self.cfg)
+
+
+def _load_problems(cfg: EvalConfig) -> tuple[Iterable[Problem], dict | None]:
+    """The problems ``cfg`` names: a benchmark's from the Hub (with where they came from, a list), else
+    problems= (read again at each pass)."""
     if cfg.benchmark:
         from distill.benchmarks import parse_dates, protocol_for
         from distill.benchmarks.hub import load_benchmark
 
         dates = parse_dates(cfg.benchmark_dates) if cfg.benchmark_dates else None
         return load_benchmark(protocol_for(cfg.benchmark), cfg.limit, dates)
-    from distill.sources import load_problems
-
-    return load_problems(cfg), None
+    return _Reread(cfg), None
 
 
 def _add_benchmark(cfg: EvalConfig, report: EvalReport, folder: Path, source: dict | None,
-                   problems: list[dict]) -> None:
+                   problems: Iterable[Problem]) -> None:
     """A benchmark eval's report also holds its protocol, overrides and provenance (distill.benchmarks.report)."""
     if not cfg.benchmark:
         return
     from distill.benchmarks.report import attach
 
-    ids = {p["id"] for p in problems}
-    records = [r for r in _answers(EvalFiles(folder).outputs, report.eval_key).values()
-               if r["id"] in ids and r["sample"] < cfg.samples]
+    records = list(Answers(EvalFiles(folder).outputs, report.eval_key).latest(problems, cfg.samples))  # (hundreds)
     attach(report.settings, cfg, source, records, folder)
     report.write(EvalFiles(folder).report)
 
 
 def _failure_kinds(path: Path, key: str) -> str:
     kinds: dict[str, int] = {}
-    for rec in _answers(path, key).values():
+    for rec in Answers(path, key).latest():
         error = rec.get("error")
         if error:
             kind = str(error.get("type") if isinstance(error, dict) else error)[:40]
@@ -189,46 +203,125 @@ def eval_key(cfg: EvalConfig, adapter: str | None) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def evaluate(cfg: EvalConfig, problems: list[Problem], backend, folder: Path, adapter: str | None,
+def evaluate(cfg: EvalConfig, problems: Iterable[Problem], backend, folder: Path, adapter: str | None,
              compare_to: Path | None = None) -> EvalReport:
-    """Generate what is missing in ``folder``, score it, write report.json; return the report."""
+    """Generate what is missing in ``folder``, score it, write report.json; return the report.
+
+    Streams: ``problems`` is read once to count what is left and once to send it, answers are
+    appended as they come, and the report is one more pass over outputs.jsonl; what is held is a
+    hash per answer and a short tally per problem (distill.estimates.summarise)."""
     folder.mkdir(parents=True, exist_ok=True)
     files = EvalFiles(folder)
     key = eval_key(cfg, adapter)
-    done = {pair for pair, rec in _answers(files.outputs, key).items() if not rec.get("error")}
-    jobs = [Job(p, s, cfg.prompt_template.format(question=p["question"]))
-            for p in problems for s in range(cfg.samples) if (p["id"], s) not in done]
+    answers = Answers(files.outputs, key)
+    n_problems = pending = 0
+    for problem in problems:
+        n_problems += 1
+        pending += sum(not answers.is_done(problem["id"], s) for s in range(cfg.samples))
+    jobs = (Job(p, s, cfg.prompt_template.format(question=p["question"]))
+            for p in problems for s in range(cfg.samples) if not answers.is_done(p["id"], s))
     if cfg.samples > 1 and cfg.temperature == 0 and cfg.backend != "api":
         log.warning("samples=%d with temperature=0 (greedy) draws the same answer each time", cfg.samples)
-    log.info("eval %s: %d problems x %d samples, %d to generate", folder, len(problems), cfg.samples, len(jobs))
+    log.info("eval %s: %d problems x %d samples, %d to generate", folder, n_problems, cfg.samples, pending)
     started = time.perf_counter()
     tokens = 0
     with JsonlAppender(files.outputs) as sink, \
-            progress_bar(len(jobs), f"eval {folder.name}", "answer", cfg.progress) as bar:
+            progress_bar(pending, f"eval {folder.name}", "answer", cfg.progress) as bar:
         def on_result(job: Job, answer: Answer) -> None:
             nonlocal tokens
             sink.write(_small_gold(score(job, answer, key, _source(job.problem, cfg))))
             tokens += answer.completion_tokens
             bar.update(1)
 
-        if jobs:
+        if pending:
             backend.run(jobs, on_result)
     seconds = time.perf_counter() - started
-    ids = {p["id"] for p in problems}
-    records = [r for r in _answers(files.outputs, key).values() if r["id"] in ids and r["sample"] < cfg.samples]
-    _add_soundness(records, {p["id"]: p for p in problems})
+    records = Answers(files.outputs, key).latest(problems, cfg.samples)
     report = _report(cfg, adapter, records, key, {
-        "generated": len(jobs), "seconds": round(seconds, 3), "completion_tokens": tokens,
-        "tokens_per_s": round(tokens / seconds, 2) if jobs and seconds else None,
-        "problems_per_min": round(len(jobs) / cfg.samples / seconds * 60, 2) if jobs and seconds else None})
-    if records and all(r.get("error") for r in records):  # a report over no answers would read as a score
-        raise SamplesFailed(f"eval {folder}: all {len(records)} answers failed "
+        "generated": pending, "seconds": round(seconds, 3), "completion_tokens": tokens,
+        "tokens_per_s": round(tokens / seconds, 2) if pending and seconds else None,
+        "problems_per_min": round(pending / cfg.samples / seconds * 60, 2) if pending and seconds else None})
+    m = report.metrics
+    if m.errors and not m.samples:  # a report over no answers would read as a score
+        raise SamplesFailed(f"eval {folder}: all {m.errors} answers failed "
                             f"({_failure_kinds(files.outputs, key)}); no report written, a re-run retries them")
     _add_chance(report.metrics, cfg, problems)
     if compare_to is not None:
         report.compare = compare_with(compare_to, records, cfg)
     report.write(files.report)
     return report
+
+
+class Answers:
+    """An eval folder's outputs.jsonl, read a line at a time: the answer that counts per (id, sample) is
+    the last one (artifacts.last_of_repeated), and a line of another eval is refused on opening.
+
+    Holds 8 bytes per answer (its pair's hash) and the sorted hashes of the pairs already answered."""
+
+    def __init__(self, path: Path, key: str):
+        self.path, self.key = path, key
+        hashes, failed = array("Q"), bytearray()
+        for line, rec in (read_records(path) if path.exists() else ()):
+            if rec.get("eval_key") != key:
+                raise ConfigError(f"{path}:{line} holds answers of a different eval (model, adapter, sampling or "
+                                  "prompt changed); use another out= or delete the folder")
+            pair_key(rec, path, line)
+            hashes.append(pair_hash(rec))
+            failed.append(bool(rec.get("error")))
+        self.superseded = last_of_repeated(hashes)
+        answered = array("Q", (h for i, h in enumerate(hashes) if not failed[i] and self.superseded.get(h, i) == i))
+        self.done = np.sort(np.frombuffer(answered, dtype=np.uint64)) if answered else np.zeros(0, np.uint64)
+
+    def is_done(self, ident: str, sample: int) -> bool:
+        """A good answer to this pair counts already (a failed one is retried)."""
+        h = np.uint64(pair_hash({"id": ident, "sample": sample}))
+        i = int(np.searchsorted(self.done, h))
+        return i < len(self.done) and self.done[i] == h
+
+    def latest(self, problems: Iterable[Problem] | None = None, samples: int | None = None) -> _Latest:
+        """The answers that count, in file order; with ``problems``: only theirs, samples below ``samples``."""
+        return _Latest(self, problems, samples)
+
+
+class _Latest:
+    """:meth:`Answers.latest`, read again at each pass (summarise reads it once, compare= once per accuracy).
+
+    Answers written before soundness existed (a resumed folder) are scored for it here, from their own text."""
+
+    def __init__(self, answers: Answers, problems: Iterable[Problem] | None, samples: int | None):
+        self.answers, self.problems, self.samples = answers, problems, samples
+        self.ids = None
+        if problems is not None:
+            ids = array("Q", (pair_hash({"id": p["id"]}) for p in problems))
+            self.ids = np.sort(np.frombuffer(ids, dtype=np.uint64)) if ids else np.zeros(0, np.uint64)
+        self.by_id: dict[str, dict] | None = None  # problems by id, only for answers without soundness
+
+    def _wanted(self, rec: dict) -> bool:
+        if self.samples is not None and rec["sample"] >= self.samples:
+            return False
+        if self.ids is None:
+            return True
+        h = np.uint64(pair_hash({"id": rec["id"]}))
+        i = int(np.searchsorted(self.ids, h))
+        return i < len(self.ids) and self.ids[i] == h
+
+    def __iter__(self) -> Iterator[dict]:
+        answers = self.answers
+        if not answers.path.exists():
+            return
+        for i, (_, rec) in enumerate(read_records(answers.path)):
+            if is_latest(rec, i, answers.superseded) and self._wanted(rec):
+                if "sound" not in rec and not rec.get("error") and self.problems is not None:
+                    self._add_soundness(rec)
+                yield rec
+
+    def _add_soundness(self, rec: dict) -> None:
+        if self.by_id is None:
+            self.by_id = {p["id"]: p for p in self.problems}
+        problem = self.by_id.get(rec["id"])
+        if problem is not None:
+            rec.setdefault("family", problem.get("family"))
+            rec.update(soundness(rec.get("correct"), rec.get("reasoning"), rec.get("content"), problem))
 
 
 GOLD_KEPT = 64 << 10  # a code problem's gold is its tests: LiveCodeBench's can be MBs, written once per sample
@@ -240,14 +333,6 @@ def _small_gold(record: dict) -> dict:
     if isinstance(gold, str) and len(gold) > GOLD_KEPT:
         record["gold"] = {"sha256": hashlib.sha256(gold.encode()).hexdigest(), "chars": len(gold)}
     return record
-
-
-def _add_soundness(records: list[dict], problems: dict[str, dict]) -> None:
-    """Score soundness on records written before it existed (resumed folders), from their own text."""
-    for rec in records:
-        if "sound" not in rec and not rec.get("error") and rec["id"] in problems:
-            rec.setdefault("family", problems[rec["id"]].get("family"))
-            rec.update(soundness(rec.get("correct"), rec.get("reasoning"), rec.get("content"), problems[rec["id"]]))
 
 
 def _add_chance(metrics: Metrics, cfg: EvalConfig, problems: list[dict]) -> None:
@@ -273,18 +358,7 @@ def _source(problem: dict, cfg: EvalConfig) -> str:
     return str(problem.get("source") or problem.get("dataset") or Path(str(cfg.problems)).name)
 
 
-def _answers(path: Path, key: str) -> dict[PairKey, dict]:
-    """The answer that counts per (id, sample) (the last one); refuse a folder of another eval."""
-    def same_eval(line: int, rec: dict) -> dict:
-        if rec.get("eval_key") != key:
-            raise ConfigError(f"{path}:{line} holds answers of a different eval (model, adapter, sampling or "
-                              "prompt changed); use another out= or delete the folder")
-        return rec
-
-    return read_latest(path, same_eval)
-
-
-def _report(cfg: EvalConfig, adapter: str | None, records: list[dict], key: str, run_stats: dict) -> EvalReport:
+def _report(cfg: EvalConfig, adapter: str | None, records: Iterable[dict], key: str, run_stats: dict) -> EvalReport:
     model = {"backend": cfg.backend, "student": cfg.student, "adapter": adapter}
     if cfg.backend == "api":
         urls = cfg.api.base_url if isinstance(cfg.api.base_url, list) else [cfg.api.base_url]
@@ -292,13 +366,20 @@ def _report(cfg: EvalConfig, adapter: str | None, records: list[dict], key: str,
     settings = {k: v for k, v in to_dict(cfg).items() if k in (
         "problems", "hf_config", "split", "limit", "samples", "max_new_tokens", "temperature", "top_p",
         "sampling_seed", "prompt_template", "system_prompt", "benchmark")}
-    cost = sum(r.get("cost_usd") or 0 for r in records)
-    return EvalReport(eval_key=key, model=model, settings=settings, metrics=summarise(records, cfg.confidence),
-                      cost_usd=round(cost, 6) if cost else None, run=run_stats,
+    cost = [0]
+
+    def costing(records: Iterable[dict]) -> Iterator[dict]:  # the same pass sums the cost
+        for rec in records:
+            cost[0] += rec.get("cost_usd") or 0
+            yield rec
+
+    metrics = summarise(costing(records), cfg.confidence)
+    return EvalReport(eval_key=key, model=model, settings=settings, metrics=metrics,
+                      cost_usd=round(cost[0], 6) if cost[0] else None, run=run_stats,
                       created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
-def compare_with(before_dir: Path, after_records: list[dict], cfg: EvalConfig) -> dict:
+def compare_with(before_dir: Path, after_records: Iterable[dict], cfg: EvalConfig) -> dict:
     """Before/after on the problems both evals scored, with a paired bootstrap interval."""
     files = EvalFiles(before_dir)
     if not files.outputs.is_file():
