@@ -21,21 +21,18 @@ import hashlib
 import json
 import logging
 import time
-from datetime import datetime, timezone
-from array import array
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-import numpy as np
-
-from distill.artifacts import (AdapterRecord, EvalReport, Problem, is_latest, last_of_repeated, pair_hash, pair_key,
-                               read_latest, read_records)
+from distill.artifacts import AdapterRecord, EvalReport, Problem, read_latest
 from distill.layout import EvalFiles
 from distill.config import save_resolved, to_dict
 from distill.errors import ConfigError, InputError, SamplesFailed
 from distill.adapters import check_adapter_base
 from distill.decode.backends import Answer, ApiBackend, Job, LocalBackend, VllmBackend
+from distill.evaluate.answers import Answers
 from distill.evaluate.config import EvalConfig
 from distill.estimates import chance_rates, compare_outputs, summarise, wilson_interval
 from distill.metrics import Metrics, accuracy_specs, metric_rows
@@ -250,78 +247,6 @@ def evaluate(cfg: EvalConfig, problems: Iterable[Problem], backend, folder: Path
         report.compare = compare_with(compare_to, records, cfg)
     report.write(files.report)
     return report
-
-
-class Answers:
-    """An eval folder's outputs.jsonl, read a line at a time: the answer that counts per (id, sample) is
-    the last one (artifacts.last_of_repeated), and a line of another eval is refused on opening.
-
-    Holds 8 bytes per answer (its pair's hash) and the sorted hashes of the pairs already answered."""
-
-    def __init__(self, path: Path, key: str):
-        self.path, self.key = path, key
-        hashes, failed = array("Q"), bytearray()
-        for line, rec in (read_records(path) if path.exists() else ()):
-            if rec.get("eval_key") != key:
-                raise ConfigError(f"{path}:{line} holds answers of a different eval (model, adapter, sampling or "
-                                  "prompt changed); use another out= or delete the folder")
-            pair_key(rec, path, line)
-            hashes.append(pair_hash(rec))
-            failed.append(bool(rec.get("error")))
-        self.superseded = last_of_repeated(hashes)
-        answered = array("Q", (h for i, h in enumerate(hashes) if not failed[i] and self.superseded.get(h, i) == i))
-        self.done = np.sort(np.frombuffer(answered, dtype=np.uint64)) if answered else np.zeros(0, np.uint64)
-
-    def is_done(self, ident: str, sample: int) -> bool:
-        """A good answer to this pair counts already (a failed one is retried)."""
-        h = np.uint64(pair_hash({"id": ident, "sample": sample}))
-        i = int(np.searchsorted(self.done, h))
-        return i < len(self.done) and self.done[i] == h
-
-    def latest(self, problems: Iterable[Problem] | None = None, samples: int | None = None) -> _Latest:
-        """The answers that count, in file order; with ``problems``: only theirs, samples below ``samples``."""
-        return _Latest(self, problems, samples)
-
-
-class _Latest:
-    """:meth:`Answers.latest`, read again at each pass (summarise reads it once, compare= once per accuracy).
-
-    Answers written before soundness existed (a resumed folder) are scored for it here, from their own text."""
-
-    def __init__(self, answers: Answers, problems: Iterable[Problem] | None, samples: int | None):
-        self.answers, self.problems, self.samples = answers, problems, samples
-        self.ids = None
-        if problems is not None:
-            ids = array("Q", (pair_hash({"id": p["id"]}) for p in problems))
-            self.ids = np.sort(np.frombuffer(ids, dtype=np.uint64)) if ids else np.zeros(0, np.uint64)
-        self.by_id: dict[str, dict] | None = None  # problems by id, only for answers without soundness
-
-    def _wanted(self, rec: dict) -> bool:
-        if self.samples is not None and rec["sample"] >= self.samples:
-            return False
-        if self.ids is None:
-            return True
-        h = np.uint64(pair_hash({"id": rec["id"]}))
-        i = int(np.searchsorted(self.ids, h))
-        return i < len(self.ids) and self.ids[i] == h
-
-    def __iter__(self) -> Iterator[dict]:
-        answers = self.answers
-        if not answers.path.exists():
-            return
-        for i, (_, rec) in enumerate(read_records(answers.path)):
-            if is_latest(rec, i, answers.superseded) and self._wanted(rec):
-                if "sound" not in rec and not rec.get("error") and self.problems is not None:
-                    self._add_soundness(rec)
-                yield rec
-
-    def _add_soundness(self, rec: dict) -> None:
-        if self.by_id is None:
-            self.by_id = {p["id"]: p for p in self.problems}
-        problem = self.by_id.get(rec["id"])
-        if problem is not None:
-            rec.setdefault("family", problem.get("family"))
-            rec.update(soundness(rec.get("correct"), rec.get("reasoning"), rec.get("content"), problem))
 
 
 GOLD_KEPT = 64 << 10  # a code problem's gold is its tests: LiveCodeBench's can be MBs, written once per sample
