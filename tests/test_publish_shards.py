@@ -198,3 +198,19 @@ def test_provenance_holds_no_rows(tmp_path):
     read_data(small)  # the imports it makes on a first call are not rows
     per_row = (_peak_bytes(lambda: read_data(large)) - _peak_bytes(lambda: read_data(small))) / extra_rows
     assert per_row < 100, f"{per_row:.0f} bytes a row: the rows are held again"  # a held row is over 1 KB
+
+
+@pytest.mark.parametrize("text,kind", [
+    ("k = sk-or-v1-" + "ab12" * 12, "OpenRouter API key"), ("sk-ant-" + "aB3" * 8, "Anthropic API key"),
+    ("x sk-proj-" + "aB3" * 8, "OpenAI/DeepSeek API key"), ("hf_" + "Zq8" * 11, "Hugging Face token"),
+    ("id ASIA" + "ABCD2345" * 2, "AWS access key id"), ("AWS_Secret_Access_Key = " + "aB3d" * 10, "AWS secret access key"),
+    ("gho_" + "aB3" * 12, "GitHub token"), ("AIza" + "aB3-_" * 7, "Google API key"), ("xoxb-12345-abcdef", "Slack token"),
+    ("-----BEGIN RSA PRIVATE KEY-----", "private key"), ("Authorization: Bearer " + "aB3." * 6, "bearer token"),
+    ('{"API_KEY": "' + "aB3dE5gH7jK9mN1pQ3rS5" + '"}', "key-like value assigned to a secret name"),
+])
+def test_each_secret_kind_is_found_on_its_line(text, kind):
+    from distill.publish.secrets import scan_text
+
+    filler = '{"reasoning": "count the tokens: 3 + 4 = 7", "usage": {"completion_tokens": 12}}'
+    assert scan_text("\n".join([filler, text, filler])) == [(2, kind)]
+    assert scan_text(filler) == []
