@@ -95,11 +95,12 @@ def _file_texts(path: Path) -> Iterator[tuple[int, str]]:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        done = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1000):
-            rows = batch.to_pylist()
-            yield done, "\n".join(json.dumps(row, ensure_ascii=False, default=str) for row in rows)
-            done += len(rows)
+        parquet, done = pq.ParquetFile(path), 0
+        for group in range(parquet.num_row_groups):  # over the whole file at once, iter_batches reads ahead
+            for batch in parquet.iter_batches(batch_size=1000, row_groups=[group]):  # (+39 MB at 200k traces)
+                rows = batch.to_pylist()
+                yield done, "\n".join(json.dumps(row, ensure_ascii=False, default=str) for row in rows)
+                done += len(rows)
         return
     data = path.read_bytes()[:MAX_TEXT_BYTES]
     yield 0, data.decode("utf-8", "replace")
