@@ -4,6 +4,8 @@ Usage:
     .venv/bin/python bench/million_rows.py                    # 1,000,000 rows, beside a 20,000-row run
     .venv/bin/python bench/million_rows.py --rows 20000       # the small run alone (about 3 minutes on 2 cores)
     .venv/bin/python bench/million_rows.py --rows 200000 --stages generate,filter --keep /tmp/bench
+    .venv/bin/python bench/million_rows.py --stages filter,publish --keep /tmp/bench   # on the kept traces
+    .venv/bin/python bench/million_rows.py --rows 100000 --small 0 --stages eval       # the large run alone
 
 One problem per row ("what is i + 1?", one answer in ten wrong, ~100 words of reasoning), one
 sample each. The teacher is :class:`distill.teacher.server.TeacherServer` with a responder that
@@ -14,6 +16,9 @@ from the same teacher, scored by the verifier). For each it prints the wall time
 of the stage's own process (``getrusage``, printed by the child), the peak of its whole process
 tree (sampled every 0.2 s: filter's workers count), and, beside the small run, what each extra
 row cost in tree memory.
+With ``--keep``, a later call runs its stages on what an earlier one left in that folder
+(``rowsN/traces.jsonl``, ``rowsN/filter/kept.jsonl``): a long generate is run once, then the
+stages after it; a stage whose output folder is there already resumes, so give eval a fresh one.
 Figures are printed, never asserted.
 """
 
@@ -167,8 +172,11 @@ def run_size(rows: int, stages: list[str], url: str, concurrency: int, root: Pat
     return figures
 
 
-def table(small: dict, big: dict | None, rows: int) -> None:
-    head = f"{'stage':<10}{'20k s':>8}{'20k MB':>8}{'20k tree':>9}"
+def table(small: dict, big: dict | None, rows: int, small_rows: int = SMALL) -> None:
+    if not small:
+        return
+    k = f"{small_rows // 1000}k"
+    head = f"{'stage':<10}{k + ' s':>8}{k + ' MB':>8}{k + ' tree':>9}"
     if big:
         head += f"{f'{rows // 1000}k s':>10}{f'{rows // 1000}k MB':>10}{f'{rows // 1000}k tree':>10}{'KB/row':>8}"
     print("\n" + head)
@@ -176,7 +184,7 @@ def table(small: dict, big: dict | None, rows: int) -> None:
         line = f"{stage:<10}{s['wall']:>8.1f}{s['peak_mb']:>8.0f}{s['tree_mb']:>9.0f}"
         if big and stage in big:
             b = big[stage]
-            per_row = (b["tree_mb"] - s["tree_mb"]) * 1024 / (rows - SMALL)
+            per_row = (b["tree_mb"] - s["tree_mb"]) * 1024 / (rows - small_rows)
             line += f"{b['wall']:>10.1f}{b['peak_mb']:>10.0f}{b['tree_mb']:>10.0f}{per_row:>8.2f}"
         print(line)
 
@@ -191,18 +199,19 @@ def main() -> None:
     parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated, in this order: " + ",".join(STAGES))
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temporary one)")
+    parser.add_argument("--small", type=int, default=SMALL, help="the small run beside it (0: none)")
     args = parser.parse_args()
     stages = [s for s in STAGES if s in args.stages.split(",")]
     root = args.keep or Path(tempfile.mkdtemp(prefix="million-rows-"))
     teacher, url = start_teacher()
     try:
         print(f"fake teacher at {url}; work in {root}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
-        small = run_size(SMALL, stages, url, args.concurrency, root)
-        big = run_size(args.rows, stages, url, args.concurrency, root) if args.rows != SMALL else None
+        small = run_size(args.small, stages, url, args.concurrency, root) if args.small else {}
+        big = run_size(args.rows, stages, url, args.concurrency, root) if args.rows != args.small else None
     finally:
         teacher.stdin.close()
         teacher.wait(timeout=30)
-    table(small, big, args.rows)
+    table(small, big, args.rows, args.small)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Usage:
     layout = RunLayout(Path("runs/default"))
     layout.traces, layout.kept, layout.adapter.record, layout.eval_after.report   # every file of a run
     latest = read_latest(layout.traces)            # {(id, sample): record}, the last record of a pair wins
+    last = last_of_repeated(array("Q", map(pair_hash, records)))  # the same rule streamed: is_latest(rec, i, last)
     spend = Spend()                                # tokens and cost of every line, superseded attempts too
     winners = latest_per_pair(spend.counting(read_records(layout.traces)))  # one read: the winners and the spend
     record = AdapterRecord.read(layout.adapter.folder)   # how the adapter was trained, schema checked
@@ -24,7 +25,9 @@ FilterStats, EvalReport, LoopSummary, AblationReport) are dataclasses read and w
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,6 +201,35 @@ def read_latest(path: str | Path, keep: Callable[[int, dict], T] = lambda line, 
     if not Path(path).exists():
         return {}
     return latest_per_pair(read_records(path), keep, path)
+
+
+def pair_hash(record: dict) -> int:
+    """A record's (id, sample) as a 64-bit hash: what a reader of millions of lines holds instead of its key."""
+    ident, sample = record.get("id"), record.get("sample", 0)
+    digest = hashlib.blake2b(f"{ident}\0{sample}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def last_of_repeated(hashes: array) -> dict[int, int]:
+    """:func:`latest_per_pair` without the records: of a file's :func:`pair_hash` es in line order, each
+    repeated pair's last index. A reader then streams the file again and keeps record ``i`` when
+    :func:`is_latest`; it holds 8 bytes a record (the hashes) and an entry per repeated pair."""
+    import numpy as np
+
+    if not hashes:
+        return {}
+    values, counts = np.unique(np.frombuffer(hashes, dtype=np.uint64), return_counts=True)
+    repeated = set(values[counts > 1].tolist())
+    last: dict[int, int] = {}
+    for i, h in enumerate(hashes):
+        if h in repeated:
+            last[h] = i
+    return last
+
+
+def is_latest(record: dict, index: int, superseded: dict[int, int]) -> bool:
+    """Record ``index`` of a file is the last of its pair (``superseded``: :func:`last_of_repeated`)."""
+    return superseded.get(pair_hash(record), index) == index
 
 
 def is_failed(record: dict) -> bool:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import random
+from array import array
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from distill.metrics import Group, Metrics, Score, Spec, accuracy_specs, breakdown_specs
 
@@ -105,35 +106,93 @@ def compare_outputs(before: list[dict], after: list[dict], confidence: float = 0
 # ---------------------------------------------------------------- scoring
 
 
-def summarise(records: list[dict], confidence: float = 0.95) -> Metrics:
+def summarise(records: Iterable[dict], confidence: float = 0.95) -> Metrics:
     """The record of an eval from its outputs.jsonl rows (failed requests counted, never scored).
 
+    One pass over ``records`` (an eval streams a million from its file): running counts, and per
+    problem a short list (samples, hits, kind, source, family), never the records themselves.
     An accuracy after the first is scored only when some sample carries its field (older outputs have no
     ``sound``): None, not 0%.
     """
-    done = [r for r in records if not r.get("error")]
-    measured = [(name, spec) for i, (name, spec) in enumerate(accuracy_specs())  # the first, pass@1: always
-                if i == 0 or any(spec.sample_field in r for r in done)]
-    groups = _problems(done, [spec.sample_field for _, spec in measured])
-    n_min = min((g["n"] for g in groups.values()), default=0)
-    reasons: dict[str, int] = defaultdict(int)
-    for r in done:
-        reasons[r.get("reason") or "-"] += 1
-    scores = {name: _score(list(groups.values()), spec.sample_field, confidence) for name, spec in measured}
-    avg, stderr = avg_at_n(groups.values())
+    specs = accuracy_specs()
+    fields = list(dict.fromkeys([spec.sample_field for _, spec in specs] + ["correct"]))
+    tally = _Tally(fields)
+    for rec in records:
+        tally.add(rec)
+    measured = [(name, spec) for i, (name, spec) in enumerate(specs)  # the first, pass@1: always
+                if i == 0 or spec.sample_field in tally.carried]
+    groups = tally.groups()
+    n_min = min((g["n"] for g in groups), default=0)
+    scores = {name: _score(groups, spec.sample_field, confidence) for name, spec in measured}
+    avg, stderr = avg_at_n(groups)
+    done = tally.samples
     return Metrics(
-        problems=len(groups), samples=len(done), errors=len(records) - len(done), **scores,
-        pass_at_k={f"pass@{k}": _mean(pass_at_k(g["n"], g["hits"]["correct"], k) for g in groups.values())
+        problems=len(tally.problems), samples=done, errors=tally.errors, **scores,
+        pass_at_k={f"pass@{k}": _mean(array("d", (pass_at_k(g["n"], g["hits"]["correct"], k) for g in groups)))
                    for k in _ks(n_min)} if n_min else {},
-        samples_per_problem=n_min if groups else None, avg_at_n=avg, avg_at_n_stderr=stderr,
-        unsound_correct=sum(1 for r in done if r.get("correct") is True and r.get("sound") is False),
-        answered=_mean(r.get("extracted") is not None and not r.get("truncated") for r in done),
-        truncated=_mean(bool(r.get("truncated")) for r in done),
-        undecided=_mean(r.get("correct") is None for r in done),
-        mean_reasoning_tokens=_mean(r.get("reasoning_tokens") or 0 for r in done),
-        mean_completion_tokens=_mean(r.get("completion_tokens") or 0 for r in done),
-        reasons=dict(sorted(reasons.items())),
+        samples_per_problem=n_min if tally.problems else None, avg_at_n=avg, avg_at_n_stderr=stderr,
+        unsound_correct=tally.unsound_correct,
+        answered=tally.answered / done if done else 0.0, truncated=tally.truncated / done if done else 0.0,
+        undecided=tally.undecided / done if done else 0.0,
+        mean_reasoning_tokens=tally.reasoning_tokens / done if done else 0.0,
+        mean_completion_tokens=tally.completion_tokens / done if done else 0.0,
+        reasons=dict(sorted(tally.reasons.items())),
         **{name: _breakdown(groups, spec, measured, confidence) for name, spec in breakdown_specs()})
+
+
+class _Tally:
+    """Running counts over an eval's records, and per problem ``[n, hits of each field..., kind, source, family]``."""
+
+    def __init__(self, fields: list[str]):
+        self.fields = fields
+        self.problems: dict[str, list] = {}
+        self.names: dict[str, str] = {}  # one string object per kind, source and family, not one per problem
+        self.carried: set[str] = set()  # the fields some done sample carries
+        self.reasons: dict[str, int] = defaultdict(int)
+        self.errors = self.samples = self.unsound_correct = self.answered = self.truncated = self.undecided = 0
+        self.reasoning_tokens = self.completion_tokens = 0
+
+    def add(self, rec: dict) -> None:
+        if rec.get("error"):
+            self.errors += 1
+            return
+        self.samples += 1
+        self.carried.update(f for f in self.fields if f in rec)
+        self.reasons[rec.get("reason") or "-"] += 1
+        self.unsound_correct += rec.get("correct") is True and rec.get("sound") is False
+        self.answered += rec.get("extracted") is not None and not rec.get("truncated")
+        self.truncated += bool(rec.get("truncated"))
+        self.undecided += rec.get("correct") is None
+        self.reasoning_tokens += rec.get("reasoning_tokens") or 0
+        self.completion_tokens += rec.get("completion_tokens") or 0
+        g = self.problems.get(rec["id"])
+        if g is None:
+            g = self.problems[rec["id"]] = [0, *[0] * len(self.fields), self._name(rec.get("kind") or "-"),
+                                            self._name(rec.get("source") or "-"), self._name(rec.get("family"))]
+        g[0] += 1
+        for i, name in enumerate(self.fields, 1):
+            g[i] += rec.get(name) is True
+
+    def _name(self, value):
+        return self.names.setdefault(value, value) if isinstance(value, str) else value
+
+    def groups(self) -> _Groups:
+        return _Groups(self)
+
+
+class _Groups:
+    """The problems of a :class:`_Tally` as the group dicts of :func:`_problems`, built one at a time."""
+
+    def __init__(self, tally: _Tally):
+        self.tally = tally
+
+    def __len__(self) -> int:
+        return len(self.tally.problems)
+
+    def __iter__(self) -> Iterator[dict]:
+        fields = self.tally.fields
+        for g in self.tally.problems.values():
+            yield {"n": g[0], "hits": dict(zip(fields, g[1:])), "kind": g[-3], "source": g[-2], "family": g[-1]}
 
 
 def avg_at_n(groups: Iterable[dict], field: str = "correct") -> tuple[float | None, float | None]:
@@ -165,28 +224,36 @@ def _problems(records: Iterable[dict], fields: list[str]) -> dict[str, dict]:
     return groups
 
 
-def _score(groups: list[dict], sample_field: str, confidence: float) -> Score:
-    n = len(groups)
-    value = sum(g["hits"][sample_field] / g["n"] for g in groups) / n if n else 0.0
+def _score(groups: Iterable[dict], sample_field: str, confidence: float) -> Score:
+    return _score_shares(array("d", (g["hits"][sample_field] / g["n"] for g in groups)), confidence)
+
+
+def _score_shares(shares: array, confidence: float) -> Score:
+    """Mean of per-problem shares with its Wilson interval (8 bytes a problem while scoring)."""
+    n = len(shares)
+    value = sum(shares) / n if n else 0.0
     low, high = wilson_interval(value * n, n, confidence)
     return Score(value, low, high, "wilson", confidence)
 
 
-def _breakdown(groups: dict[str, dict], spec: Spec, measured: list[tuple[str, Spec]],
+def _breakdown(groups: Iterable[dict], spec: Spec, measured: list[tuple[str, Spec]],
                confidence: float) -> dict[str, Group]:
     """Per source, kind or family (problems without a family are left out of the family breakdown)."""
     group_key = spec.key.removeprefix("by_")
-    buckets: dict[str, list[dict]] = defaultdict(list)
-    for g in groups.values():
+    scored = measured if spec.every_metric else measured[:1]  # a compact breakdown: the headline accuracy
+    buckets: dict[str, list[array]] = {}  # per group: each scored accuracy's per-problem shares
+    for g in groups:
         if g.get(group_key):
-            buckets[g[group_key]].append(g)
+            columns = buckets.setdefault(g[group_key], [array("d") for _ in scored])
+            for column, (_, s) in zip(columns, scored):
+                column.append(g["hits"][s.sample_field] / g["n"])
     out = {}
-    for name, gs in sorted(buckets.items()):
+    for name, columns in sorted(buckets.items()):
         if spec.every_metric:
-            scores = {s.key: _score(gs, s.sample_field, confidence) for _, s in measured}
-        else:  # a compact breakdown: the headline accuracy, no interval
-            scores = {s.key: Score(_score(gs, s.sample_field, confidence).value) for _, s in measured[:1]}
-        out[name] = Group(problems=len(gs), scores=scores)
+            scores = {s.key: _score_shares(col, confidence) for col, (_, s) in zip(columns, scored)}
+        else:  # no interval
+            scores = {scored[0][1].key: Score(_score_shares(columns[0], confidence).value)}
+        out[name] = Group(problems=len(columns[0]), scores=scores)
     return out
 
 
@@ -200,6 +267,5 @@ def _ks(n_min: int) -> list[int]:
     return ks
 
 
-def _mean(values: Iterable[float]) -> float:
-    values = list(values)
+def _mean(values: array) -> float:
     return sum(values) / len(values) if values else 0.0

@@ -115,3 +115,61 @@ def test_cli_eval_against_the_loopback_server(tmp_path):
     assert proc.stdout.strip().endswith("ev")
     assert "pass@1" in proc.stderr and "60.0%" in proc.stderr
     assert _report(tmp_path)["metrics"]["pass@1"] == pytest.approx(0.6)
+
+
+def test_the_api_backend_pulls_jobs_as_it_answers():
+    """A fixed pool of workers, never a task per job: a million jobs are neither held nor queued on the limiter."""
+    import asyncio
+
+    from distill.decode.backends import ApiBackend, Job
+    from distill.teacher.client import Completion
+
+    pulled, most_tasks = [0], [0]
+
+    class Instant:
+        async def complete(self, messages, max_tokens, sample):
+            await asyncio.sleep(0)
+            most_tasks[0] = max(most_tasks[0], len(asyncio.all_tasks()))
+            return Completion(reasoning="r", content="\\boxed{1}")
+
+    def jobs():
+        for i in range(400):
+            pulled[0] += 1
+            yield Job({"id": f"q{i}", "question": "?"}, 0, "?")
+
+    cfg = load_config(EvalConfig, None, ["problems=x.jsonl", "backend=api", "api.concurrency=8"])
+    answered = []
+    ApiBackend(cfg, client=Instant()).run(jobs(), lambda job, answer: answered.append(pulled[0] - len(answered)))
+    assert len(answered) == 400 and max(answered) <= 8 + 1  # jobs pulled ahead of the answers: the pool's size
+    assert most_tasks[0] <= 8 + 1  # the workers and the loop's main task
+
+
+def test_an_eval_report_is_one_pass_that_holds_no_answers(tmp_path):
+    """The report reads outputs.jsonl a line at a time: ten times the answers, a small tally more per problem."""
+    import tracemalloc
+
+    from distill.estimates import summarise
+    from distill.evaluate.stage import Answers
+
+    def outputs(n):
+        path = tmp_path / f"out{n}" / "outputs.jsonl"
+        path.parent.mkdir()
+        rows = [{"id": f"q{i // 4}", "sample": i % 4, "eval_key": "k", "correct": i % 3 == 0, "sound": i % 3 == 0,
+                 "reasoning": "x" * 2000, "kind": "math", "source": "s"} for i in range(n)]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+    def peak(path):
+        tracemalloc.start()
+        try:
+            metrics = summarise(Answers(path, "k").latest())
+            return tracemalloc.get_traced_memory()[1], metrics
+        finally:
+            tracemalloc.stop()
+
+    small, large = outputs(400), outputs(4000)
+    peak(small)  # first-call imports are not answers
+    (low, m_small), (high, m_large) = peak(small), peak(large)
+    assert (m_small.samples, m_large.samples, m_large.problems) == (400, 4000, 1000)
+    per_answer = (high - low) / 3600
+    assert per_answer < 300, f"{per_answer:.0f} bytes an answer: answers are held again"  # one is over 2 KB

@@ -383,3 +383,33 @@ def test_a_lost_create_that_cannot_be_looked_up_stops_instead_of_creating_again(
             led.write(json.dumps(hint) + "\n")
         run(cfg)
     assert len(srv.batches) == 1 and answered_once(srv) and len(good(Path(cfg.out))) == N
+
+
+def test_a_kill_after_create_on_a_provider_without_a_batch_list_stops_instead_of_creating_again(tmp_path):
+    with BatchServer(respond) as srv:
+        srv.no_list = True  # GET /v1/batches is a 404: a batch made before the kill cannot be found by its file
+        cfg = config(tmp_path, srv)
+        with pytest.raises(Killed):
+            run_batch(cfg, backend=KillingBackend(srv, "after_create"))
+        with pytest.raises(DistillError, match="file-1"):
+            run(cfg)  # was: a second batch created (and paid for) for the same file
+        assert len(srv.batches) == 1
+        with (tmp_path / "traces.batches.jsonl").open("a") as led:  # the error's first line: the batch was made
+            led.write(json.dumps({"event": "created", "part": "p0001", "batch_id": next(iter(srv.batches))}) + "\n")
+        run(cfg)
+    assert len(srv.batches) == 1 and answered_once(srv) and len(good(Path(cfg.out))) == N
+
+
+def test_a_kill_before_create_without_a_batch_list_resumes_once_told_none_was_made(tmp_path):
+    with BatchServer(respond) as srv:
+        srv.no_list = True
+        cfg = config(tmp_path, srv)
+        with pytest.raises(Killed):
+            run_batch(cfg, backend=KillingBackend(srv, "before_create"))
+        with pytest.raises(DistillError) as err:
+            run(cfg)  # the ledger cannot tell a kill just before the request from one just after
+        none = json.loads(str(err.value).split("if none was, add the line ")[1].split(" and re-run")[0])
+        with (tmp_path / "traces.batches.jsonl").open("a") as led:
+            led.write(json.dumps(none) + "\n")
+        run(cfg)
+    assert len(srv.batches) == 1 and answered_once(srv) and len(good(Path(cfg.out))) == N

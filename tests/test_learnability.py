@@ -17,7 +17,7 @@ from distill.errors import InputError
 from distill.examples import sample_of
 from distill.learnability.config import ScoringConfig
 from distill.learnability.selection import Scored, select
-from distill.learnability.store import aggregate, card_lines
+from distill.learnability.store import aggregate, card_lines, card_student
 from distill.render import build_messages, render_example
 from filter_helpers import GOOD, read, run_filter, trace
 from records_factory import write_traces
@@ -153,7 +153,8 @@ def test_filter_keeps_the_most_learnable_per_problem_and_writes_the_scores(stude
         assert {r["verdict"]["reason"] for r in others} == {"less_learnable"}
         assert rec["learnability"]["rsr"] < min(r["learnability"]["rsr"] for r in others)
         assert rec["learnability"]["for"] == stats["learnability"]["key"]
-    assert "learnability" in card_lines(kept)[2] and str(students[0]) in card_lines(kept)[2]
+    lines = card_lines(card_student(r) for r in kept)
+    assert "learnability" in lines[2] and str(students[0]) in lines[2]
     again, kept_again, _ = run_filter(tmp_path, opts)  # the per-line cache: nothing is scored twice
     assert (again["learnability"]["scored"], again["learnability"]["reused"]) == (0, 9) and kept_again == kept
 
@@ -204,12 +205,15 @@ def test_rank_teachers_runs_end_to_end(students, tmp_path):
 def test_dataset_card_names_the_student_the_scores_are_for():
     from distill.publish.cards import dataset_card
 
-    rows = [{"id": "p", "sample": 0, "learnability": {"for": "k" * 16, "student": "smollm2",
-                                                      "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "rsr": 2.0}}]
-    facts = {"teacher": {}, "usage": {}, "stats": {}, "data": {"kind": "traces"}}
-    card = dataset_card({**facts, "kept": rows}, "me/traces", "mit", 1, ["id", "sample", "learnability"], [])
+    row = {"id": "p", "sample": 0, "learnability": {"for": "k" * 16, "student": "smollm2",
+                                                    "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "rsr": 2.0}}
+    facts = {"teacher": {}, "usage": {}, "stats": {}}
+    data = {"kind": "traces", "learnability_students": [card_student(row)]}
+    card = dataset_card({**facts, "data": data}, "me/traces", "mit", 1, ["id", "sample", "learnability"], [])
     assert "computed for the student HuggingFaceTB/SmolLM2-135M-Instruct (scoring key kkkk" in card
-    assert "## Learnability scores" not in dataset_card({**facts, "kept": [{"id": "p"}]}, "me/t", "mit", 1, ["id"], [])
+    assert card_student({"id": "p"}) is None
+    assert "## Learnability scores" not in dataset_card({**facts, "data": {"kind": "traces"}}, "me/t", "mit", 1,
+                                                        ["id"], [])
 
 
 def test_a_run_scores_for_its_own_student_rendered_as_finetune_trains(tmp_path):

@@ -143,3 +143,74 @@ def test_no_shard_is_empty(tmp_path):
 
     sizes = [pq.ParquetFile(p).metadata.num_rows for p in summary.files]
     assert sum(sizes) == summary.rows and min(sizes) > 0, sizes
+
+
+def _scored(records: list[dict]) -> list[dict]:
+    """``records`` with served-as models, wrong verdicts and learnability scores sprinkled over them."""
+    rng = random.Random(5)
+    for rec in records:
+        rec["model"] = rng.choice(["m-a", "m-b"])
+        if rng.random() < 0.02:
+            rec["verdict"] = {"correct": False, "reason": "wrong"}
+        if rng.random() < 0.3:
+            rec["learnability"] = {"for": rng.choice("ab") * 16, "student": "s", "hub_id": None, "rsr": 1.0}
+    return records
+
+
+def test_provenance_counts_exactly_what_the_shards_publish(tmp_path):
+    from distill.artifacts import Spend
+    from distill.learnability.store import card_student
+    from distill.publish.provenance import read_data
+
+    src = _write(tmp_path / "kept.jsonl", _scored(_records(1000)))
+    data = read_data(src)
+    rows = [rec for rec in read_latest(src).values() if not is_failed(rec)]  # what gather held before
+    spend = Spend()
+    for rec in rows:
+        spend.add(rec)
+    assert data.is_traces and data.rows == len(rows) < 1000
+    assert data.verified == sum(r["verdict"].get("correct") is True for r in rows) < data.rows
+    assert data.spend == spend and data.models == {"m-a", "m-b"}
+    assert data.students == {card_student(r) for r in rows} - {None} and len(data.students) == 2
+
+
+def _peak_bytes(fn) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_provenance_holds_no_rows(tmp_path):
+    """publish's gather counts the kept file as it reads it: ten times the rows, about the same peak."""
+    from distill.publish.provenance import read_data
+
+    def kept(n):  # rows of 2 KB or more, so both files outsize the 1 MB block their sha256 is read in
+        return _write(tmp_path / f"kept{n}.jsonl", [dict(r, reasoning=r["reasoning"] + "x" * 2000)
+                                                    for r in _scored(_records(n))])
+
+    small, large = kept(500), kept(5000)
+    extra_rows = sum(1 for _ in large.open()) - sum(1 for _ in small.open())
+    read_data(small)  # the imports it makes on a first call are not rows
+    per_row = (_peak_bytes(lambda: read_data(large)) - _peak_bytes(lambda: read_data(small))) / extra_rows
+    assert per_row < 100, f"{per_row:.0f} bytes a row: the rows are held again"  # a held row is over 1 KB
+
+
+@pytest.mark.parametrize("text,kind", [
+    ("k = sk-or-v1-" + "ab12" * 12, "OpenRouter API key"), ("sk-ant-" + "aB3" * 8, "Anthropic API key"),
+    ("x sk-proj-" + "aB3" * 8, "OpenAI/DeepSeek API key"), ("hf_" + "Zq8" * 11, "Hugging Face token"),
+    ("id ASIA" + "ABCD2345" * 2, "AWS access key id"), ("AWS_Secret_Access_Key = " + "aB3d" * 10, "AWS secret access key"),
+    ("gho_" + "aB3" * 12, "GitHub token"), ("AIza" + "aB3-_" * 7, "Google API key"), ("xoxb-12345-abcdef", "Slack token"),
+    ("-----BEGIN RSA PRIVATE KEY-----", "private key"), ("Authorization: Bearer " + "aB3." * 6, "bearer token"),
+    ('{"API_KEY": "' + "aB3dE5gH7jK9mN1pQ3rS5" + '"}', "key-like value assigned to a secret name"),
+])
+def test_each_secret_kind_is_found_on_its_line(text, kind):
+    from distill.publish.secrets import scan_text
+
+    filler = '{"reasoning": "count the tokens: 3 + 4 = 7", "usage": {"completion_tokens": 12}}'
+    assert scan_text("\n".join([filler, text, filler])) == [(2, kind)]
+    assert scan_text(filler) == []

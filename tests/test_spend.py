@@ -42,7 +42,10 @@ def test_generate_summary_and_publish_count_the_same_spend(tmp_path):
     assert usage["cost_usd"] == pytest.approx(paid) and usage["responses"] == 3
     assert figures.tokens == {"prompt": 32, "completion": 70, "reasoning": 45, "cached": 0}
     assert (usage["prompt_tokens"], usage["completion_tokens"], usage["reasoning_tokens"]) == (32, 70, 45)
-    assert [row["id"] for row in facts["kept"]] == ["p1", "p2"]  # the retry, not the failure, is published
+    assert facts["data"]["rows"] == 2 and facts["data"]["is_verified"] is False  # the retry, not the failure
+    kept_only = gather(load_config(PublishConfig, None, [f"dataset={traces}", "dataset_repo_id=me/t"]))
+    assert kept_only["usage_scope"] == "kept traces" and kept_only["usage"]["responses"] == 2
+    assert kept_only["usage"]["cost_usd"] == pytest.approx(0.0031 + 0.0012)
 
 
 def test_a_token_count_that_is_not_a_number_is_one_located_line(tmp_path):

@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -145,7 +145,8 @@ class LocalBackend:
 
         return render_prompt(self.tokenizer, job.user, self.cfg.system_prompt)
 
-    def run(self, jobs: list[Job], on_result: OnResult) -> None:
+    def run(self, jobs: Iterable[Job], on_result: OnResult) -> None:
+        jobs = list(jobs)  # batched by length: every prompt is rendered first
         prompts = [self.render(j) for j in jobs]
         lengths = [len(self.tokenizer(p, add_special_tokens=False).input_ids) for p in prompts]
         # Similar lengths together waste less compute on padding; longest first fails fast on memory.
@@ -268,12 +269,13 @@ class VllmBackend:
 
         self.lora = LoRARequest("adapter", 1, str(Path(adapter).resolve()))
 
-    def run(self, jobs: list[Job], on_result: OnResult) -> None:
+    def run(self, jobs: Iterable[Job], on_result: OnResult) -> None:
         from vllm import SamplingParams
 
         from distill.render import render_prompt
 
         cfg = self.cfg
+        jobs = list(jobs)  # vLLM schedules the whole list itself
         prompts = [render_prompt(self.tokenizer, j.user, cfg.system_prompt) for j in jobs]
         params = [SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p if cfg.temperature > 0 else 1.0,
                                  max_tokens=cfg.max_new_tokens, seed=cfg.sampling_seed + j.sample) for j in jobs]
@@ -305,29 +307,36 @@ class ApiBackend:
     def apply_adapter(self, adapter: str) -> None:
         raise ConfigError("backend=api scores the endpoint as served; adapter= applies to local/vllm backends")
 
-    def run(self, jobs: list[Job], on_result: OnResult) -> None:
+    def run(self, jobs: Iterable[Job], on_result: OnResult) -> None:
         asyncio.run(self._run(jobs, on_result))
 
-    async def _run(self, jobs: list[Job], on_result: OnResult) -> None:
+    async def _run(self, jobs: Iterable[Job], on_result: OnResult) -> None:
         from distill.teacher.client import TeacherClient
 
         client = self.client or TeacherClient(self.teacher_cfg)
+        pending = iter(jobs)
 
-        async def one(job: Job):
-            messages = _messages(job.user, self.cfg.system_prompt)
-            return job, await client.complete(messages, max_tokens=self.teacher_cfg.max_tokens, sample=job.sample)
-
-        tasks = [asyncio.ensure_future(one(j)) for j in jobs]
-        try:
-            for future in asyncio.as_completed(tasks):
-                job, completion = await future
+        async def worker() -> None:
+            # A fixed pool pulls the jobs, as generate's workers do: a task per job would hold a
+            # million tasks and queue them all on the client's limiter, which wakes every waiter at
+            # each answer (time quadratic in the jobs).
+            for job in pending:
+                messages = _messages(job.user, self.cfg.system_prompt)
+                completion = await client.complete(messages, max_tokens=self.teacher_cfg.max_tokens,
+                                                   sample=job.sample)
                 on_result(job, _from_completion(completion))
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(max(1, self.teacher_cfg.concurrency))]
+        try:
+            done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # the first error (a fatal 401) ends the run
         finally:
-            # A fatal answer (401) ends the run: the other requests are cancelled and their outcome
-            # collected, so none is left to print "Task exception was never retrieved".
-            for task in tasks:
+            # The other workers are cancelled and their outcome collected, so none is left to print
+            # "Task exception was never retrieved".
+            for task in workers:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*workers, return_exceptions=True)
             if self.client is None:
                 await client.aclose()
 

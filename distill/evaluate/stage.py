@@ -21,16 +21,18 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-from distill.artifacts import AdapterRecord, EvalReport, PairKey, Problem, read_latest
+from distill.artifacts import AdapterRecord, EvalReport, Problem, read_latest
 from distill.layout import EvalFiles
 from distill.config import save_resolved, to_dict
 from distill.errors import ConfigError, InputError, SamplesFailed
 from distill.adapters import check_adapter_base
 from distill.decode.backends import Answer, ApiBackend, Job, LocalBackend, VllmBackend
+from distill.evaluate.answers import Answers
 from distill.evaluate.config import EvalConfig
 from distill.estimates import chance_rates, compare_outputs, summarise, wilson_interval
 from distill.metrics import Metrics, accuracy_specs, metric_rows
@@ -48,10 +50,10 @@ def run(cfg: EvalConfig, backend: LocalBackend | VllmBackend | ApiBackend | None
     cfg = as_trained(cfg)
     _validate(cfg)
     problems, source = _load_problems(cfg)
-    if not problems:
+    if next(iter(problems), None) is None:
         raise InputError("no problems to evaluate", path=cfg.problems, field="problems")
     out = Path(cfg.out)
-    _answers(EvalFiles(out).outputs, eval_key(cfg, cfg.adapter))  # a folder of another eval, or a bad line: before writing
+    Answers(EvalFiles(out).outputs, eval_key(cfg, cfg.adapter))  # a folder of another eval, or a bad line: before writing
     save_resolved(cfg, EvalFiles(out).config)
     before_dir: Path | None = Path(cfg.compare) if cfg.compare else None
     if cfg.compare_base:
@@ -73,36 +75,45 @@ def run(cfg: EvalConfig, backend: LocalBackend | VllmBackend | ApiBackend | None
     return out
 
 
-def _load_problems(cfg: EvalConfig) -> tuple[list[dict], dict | None]:
-    """The problems ``cfg`` names: a benchmark's from the Hub (with where they came from), else problems=."""
+class _Reread:
+    """problems= read again at each pass: a million problems are never held as a list."""
+
+    def __init__(self, cfg: EvalConfig):
+        self.cfg = cfg
+
+    def __iter__(self) -> Iterator[Problem]:
+        from distill.sources import iter_problems
+
+        return iter_problems(self.cfg)
+
+
+def _load_problems(cfg: EvalConfig) -> tuple[Iterable[Problem], dict | None]:
+    """The problems ``cfg`` names: a benchmark's from the Hub (with where they came from, a list), else
+    problems= (read again at each pass)."""
     if cfg.benchmark:
         from distill.benchmarks import parse_dates, protocol_for
         from distill.benchmarks.hub import load_benchmark
 
         dates = parse_dates(cfg.benchmark_dates) if cfg.benchmark_dates else None
         return load_benchmark(protocol_for(cfg.benchmark), cfg.limit, dates)
-    from distill.sources import load_problems
-
-    return load_problems(cfg), None
+    return _Reread(cfg), None
 
 
 def _add_benchmark(cfg: EvalConfig, report: EvalReport, folder: Path, source: dict | None,
-                   problems: list[dict]) -> None:
+                   problems: Iterable[Problem]) -> None:
     """A benchmark eval's report also holds its protocol, overrides and provenance (distill.benchmarks.report)."""
     if not cfg.benchmark:
         return
     from distill.benchmarks.report import attach
 
-    ids = {p["id"] for p in problems}
-    records = [r for r in _answers(EvalFiles(folder).outputs, report.eval_key).values()
-               if r["id"] in ids and r["sample"] < cfg.samples]
+    records = list(Answers(EvalFiles(folder).outputs, report.eval_key).latest(problems, cfg.samples))  # (hundreds)
     attach(report.settings, cfg, source, records, folder)
     report.write(EvalFiles(folder).report)
 
 
 def _failure_kinds(path: Path, key: str) -> str:
     kinds: dict[str, int] = {}
-    for rec in _answers(path, key).values():
+    for rec in Answers(path, key).latest():
         error = rec.get("error")
         if error:
             kind = str(error.get("type") if isinstance(error, dict) else error)[:40]
@@ -189,40 +200,47 @@ def eval_key(cfg: EvalConfig, adapter: str | None) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def evaluate(cfg: EvalConfig, problems: list[Problem], backend, folder: Path, adapter: str | None,
+def evaluate(cfg: EvalConfig, problems: Iterable[Problem], backend, folder: Path, adapter: str | None,
              compare_to: Path | None = None) -> EvalReport:
-    """Generate what is missing in ``folder``, score it, write report.json; return the report."""
+    """Generate what is missing in ``folder``, score it, write report.json; return the report.
+
+    Streams: ``problems`` is read once to count what is left and once to send it, answers are
+    appended as they come, and the report is one more pass over outputs.jsonl; what is held is a
+    hash per answer and a short tally per problem (distill.estimates.summarise)."""
     folder.mkdir(parents=True, exist_ok=True)
     files = EvalFiles(folder)
     key = eval_key(cfg, adapter)
-    done = {pair for pair, rec in _answers(files.outputs, key).items() if not rec.get("error")}
-    jobs = [Job(p, s, cfg.prompt_template.format(question=p["question"]))
-            for p in problems for s in range(cfg.samples) if (p["id"], s) not in done]
+    answers = Answers(files.outputs, key)
+    n_problems = pending = 0
+    for problem in problems:
+        n_problems += 1
+        pending += sum(not answers.is_done(problem["id"], s) for s in range(cfg.samples))
+    jobs = (Job(p, s, cfg.prompt_template.format(question=p["question"]))
+            for p in problems for s in range(cfg.samples) if not answers.is_done(p["id"], s))
     if cfg.samples > 1 and cfg.temperature == 0 and cfg.backend != "api":
         log.warning("samples=%d with temperature=0 (greedy) draws the same answer each time", cfg.samples)
-    log.info("eval %s: %d problems x %d samples, %d to generate", folder, len(problems), cfg.samples, len(jobs))
+    log.info("eval %s: %d problems x %d samples, %d to generate", folder, n_problems, cfg.samples, pending)
     started = time.perf_counter()
     tokens = 0
     with JsonlAppender(files.outputs) as sink, \
-            progress_bar(len(jobs), f"eval {folder.name}", "answer", cfg.progress) as bar:
+            progress_bar(pending, f"eval {folder.name}", "answer", cfg.progress) as bar:
         def on_result(job: Job, answer: Answer) -> None:
             nonlocal tokens
             sink.write(_small_gold(score(job, answer, key, _source(job.problem, cfg))))
             tokens += answer.completion_tokens
             bar.update(1)
 
-        if jobs:
+        if pending:
             backend.run(jobs, on_result)
     seconds = time.perf_counter() - started
-    ids = {p["id"] for p in problems}
-    records = [r for r in _answers(files.outputs, key).values() if r["id"] in ids and r["sample"] < cfg.samples]
-    _add_soundness(records, {p["id"]: p for p in problems})
+    records = Answers(files.outputs, key).latest(problems, cfg.samples)
     report = _report(cfg, adapter, records, key, {
-        "generated": len(jobs), "seconds": round(seconds, 3), "completion_tokens": tokens,
-        "tokens_per_s": round(tokens / seconds, 2) if jobs and seconds else None,
-        "problems_per_min": round(len(jobs) / cfg.samples / seconds * 60, 2) if jobs and seconds else None})
-    if records and all(r.get("error") for r in records):  # a report over no answers would read as a score
-        raise SamplesFailed(f"eval {folder}: all {len(records)} answers failed "
+        "generated": pending, "seconds": round(seconds, 3), "completion_tokens": tokens,
+        "tokens_per_s": round(tokens / seconds, 2) if pending and seconds else None,
+        "problems_per_min": round(pending / cfg.samples / seconds * 60, 2) if pending and seconds else None})
+    m = report.metrics
+    if m.errors and not m.samples:  # a report over no answers would read as a score
+        raise SamplesFailed(f"eval {folder}: all {m.errors} answers failed "
                             f"({_failure_kinds(files.outputs, key)}); no report written, a re-run retries them")
     _add_chance(report.metrics, cfg, problems)
     if compare_to is not None:
@@ -240,14 +258,6 @@ def _small_gold(record: dict) -> dict:
     if isinstance(gold, str) and len(gold) > GOLD_KEPT:
         record["gold"] = {"sha256": hashlib.sha256(gold.encode()).hexdigest(), "chars": len(gold)}
     return record
-
-
-def _add_soundness(records: list[dict], problems: dict[str, dict]) -> None:
-    """Score soundness on records written before it existed (resumed folders), from their own text."""
-    for rec in records:
-        if "sound" not in rec and not rec.get("error") and rec["id"] in problems:
-            rec.setdefault("family", problems[rec["id"]].get("family"))
-            rec.update(soundness(rec.get("correct"), rec.get("reasoning"), rec.get("content"), problems[rec["id"]]))
 
 
 def _add_chance(metrics: Metrics, cfg: EvalConfig, problems: list[dict]) -> None:
@@ -273,18 +283,7 @@ def _source(problem: dict, cfg: EvalConfig) -> str:
     return str(problem.get("source") or problem.get("dataset") or Path(str(cfg.problems)).name)
 
 
-def _answers(path: Path, key: str) -> dict[PairKey, dict]:
-    """The answer that counts per (id, sample) (the last one); refuse a folder of another eval."""
-    def same_eval(line: int, rec: dict) -> dict:
-        if rec.get("eval_key") != key:
-            raise ConfigError(f"{path}:{line} holds answers of a different eval (model, adapter, sampling or "
-                              "prompt changed); use another out= or delete the folder")
-        return rec
-
-    return read_latest(path, same_eval)
-
-
-def _report(cfg: EvalConfig, adapter: str | None, records: list[dict], key: str, run_stats: dict) -> EvalReport:
+def _report(cfg: EvalConfig, adapter: str | None, records: Iterable[dict], key: str, run_stats: dict) -> EvalReport:
     model = {"backend": cfg.backend, "student": cfg.student, "adapter": adapter}
     if cfg.backend == "api":
         urls = cfg.api.base_url if isinstance(cfg.api.base_url, list) else [cfg.api.base_url]
@@ -292,13 +291,20 @@ def _report(cfg: EvalConfig, adapter: str | None, records: list[dict], key: str,
     settings = {k: v for k, v in to_dict(cfg).items() if k in (
         "problems", "hf_config", "split", "limit", "samples", "max_new_tokens", "temperature", "top_p",
         "sampling_seed", "prompt_template", "system_prompt", "benchmark")}
-    cost = sum(r.get("cost_usd") or 0 for r in records)
-    return EvalReport(eval_key=key, model=model, settings=settings, metrics=summarise(records, cfg.confidence),
-                      cost_usd=round(cost, 6) if cost else None, run=run_stats,
+    cost = [0]
+
+    def costing(records: Iterable[dict]) -> Iterator[dict]:  # the same pass sums the cost
+        for rec in records:
+            cost[0] += rec.get("cost_usd") or 0
+            yield rec
+
+    metrics = summarise(costing(records), cfg.confidence)
+    return EvalReport(eval_key=key, model=model, settings=settings, metrics=metrics,
+                      cost_usd=round(cost[0], 6) if cost[0] else None, run=run_stats,
                       created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
-def compare_with(before_dir: Path, after_records: list[dict], cfg: EvalConfig) -> dict:
+def compare_with(before_dir: Path, after_records: Iterable[dict], cfg: EvalConfig) -> dict:
     """Before/after on the problems both evals scored, with a paired bootstrap interval."""
     files = EvalFiles(before_dir)
     if not files.outputs.is_file():

@@ -5,6 +5,7 @@ Usage:
     ledger = Ledger(generate_batches_path("traces.jsonl"))
     part = ledger.prepare([b'{"custom_id": ...}\\n'], reserved_usd=0.12)   # writes traces.batches/p0001.in.jsonl
     ledger.record(part, "uploaded", file_id="file-abc")
+    ledger.record(part, "creating")                       # a create is about to be sent: it may make a batch
     ledger.record(part, "created", batch_id="batch_abc")
     ledger.record(part, "merging", records_before=120)     # the traces file's record count before the merge
     ledger.record(part, "merged", status="completed", written=100)
@@ -12,8 +13,9 @@ Usage:
     refuse_open_batches("traces.jsonl")       # an online run would pay for those pairs again (under the lock)
 
 One JSON line per step, appended and fsynced before the next step starts, so after a kill the
-ledger says exactly how far each part got: prepared (upload it), uploaded (look for a batch made
-from that file, else create one), created (poll it), merging (merge again, skipping the pairs the
+ledger says exactly how far each part got: prepared (upload it), uploaded (no create was sent:
+create one), creating (a create was sent and its answer never recorded: find the batch it made, and
+where the provider has no batch list to look in, stop rather than create a second), created (poll it), merging (merge again, skipping the pairs the
 traces file already got after ``records_before``), merged (done), or dropped (an online run took
 over a file that was only prepared: never uploaded, so never paid for).
 """
@@ -28,7 +30,7 @@ from pathlib import Path
 from distill.errors import ConfigError, InputError
 from distill.records import JsonlAppender, read_jsonl
 
-STEPS = ("prepared", "uploaded", "created", "merging", "merged", "dropped")
+STEPS = ("prepared", "uploaded", "creating", "created", "merging", "merged", "dropped")
 
 __all__ = ["Ledger", "Part", "STEPS", "refuse_open_batches"]
 
@@ -44,6 +46,7 @@ class Part:
     batch_id: str | None = None
     records_before: int | None = None
     status: str | None = None
+    is_creating: bool = False  # a create was sent; whether it made a batch is not recorded
     is_merged: bool = False
 
 
@@ -74,6 +77,8 @@ class Ledger:
         part.status = event.get("status", part.status)
         if step == "merging":
             part.records_before = int(event["records_before"])
+        if step in ("uploaded", "creating"):  # the last word on whether a create went out
+            part.is_creating = step == "creating"
         part.is_merged = part.is_merged or step in ("merged", "dropped")  # closed: nothing left to collect
 
     def input_path(self, part: Part) -> Path:

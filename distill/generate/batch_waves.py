@@ -198,9 +198,14 @@ class Waves:
                 self.merge(part, BatchInfo("", "failed", errors=["upload refused"]), previous=False)
                 return False
             self.ledger.record(part, "uploaded", file_id=file_id)
-        # A kill between create and its ledger line left a batch we would pay for twice: adopt it.
-        info = self._call(self.backend.find, part.file_id) if was_uploaded else None
+        # A kill between create and its ledger line left a batch we would pay for twice: adopt it, and
+        # where the provider keeps no batch list to find it in, stop and say so (_lookup).
+        if part.is_creating:
+            info = self._lookup(part)
+        else:  # (a ledger written before "creating" was: look as far as the provider can say)
+            info = self._call(self.backend.find, part.file_id) if was_uploaded else None
         if info is None:
+            self.ledger.record(part, "creating")
             info = self._create(part)
             if info is None:
                 self.merge(part, BatchInfo("", "failed", errors=["create refused"]), previous=False)
@@ -226,11 +231,13 @@ class Waves:
         info = self._call(self.backend.find, part.file_id, failed=_UNKNOWN)
         if info is _UNKNOWN:
             created = json.dumps({"event": "created", "part": part.name, "batch_id": "<its id>"})
-            raise DistillError(f"batch {part.name}: a create for input file {part.file_id} got no answer and the "
-                               "provider's batch list cannot be read to see whether it made one, so creating again "
-                               f"could pay twice. Check the provider's batches for input file {part.file_id}: if "
-                               f"one was made, add the line {created} to {self.ledger.path} and re-run to collect "
-                               "it; if none was, re-run to create it")
+            none = json.dumps({"event": "uploaded", "part": part.name, "file_id": part.file_id})
+            raise DistillError(f"batch {part.name}: a create for input file {part.file_id} got no answer (or the run "
+                               "was stopped before it did) and the provider's batch list cannot be read to see "
+                               "whether it made one, so creating again could pay twice. Check the provider's batches "
+                               f"for input file {part.file_id}: if one was made, add the line {created} to "
+                               f"{self.ledger.path} and re-run to collect it; if none was, add the line {none} "
+                               "and re-run to create it")
         return info
 
     def _call(self, fn: Callable, *args: Any, recheck: Callable[[], Any] | None = None, failed: Any = None) -> Any:

@@ -4,7 +4,7 @@ Usage:
     rec["learnability"] = scored(key, identity, scores, precision)   # the field filter writes on a trace
     reuse = reusable(rec, key, path, line)      # its scores if computed for this key; raises if for another
     aggregate([rec["learnability"], ...])       # one teacher's RSR, local naturalness, mean surprisal
-    card_lines(rows)                            # the dataset card's sentence naming the student
+    card_lines({card_student(r) for r in rows})   # the dataset card's sentence naming the student
 
 Each scored trace carries ``{"for": KEY, "student": ..., "rsr": ..., ...}``: KEY digests the
 student's weights, vocabulary, chat template, every rendering/scoring setting, the precision and
@@ -15,6 +15,7 @@ file and line.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -78,12 +79,20 @@ def aggregate(fields: list[dict]) -> dict[str, Any]:
             "mean_surprisal": mean("mean_surprisal"), "mean_tokens": mean("tokens")}
 
 
-def card_lines(rows: list[dict]) -> list[str]:
-    """The dataset card's note on the ``learnability`` column: which student the scores are for."""
-    fields = [r[FIELD] for r in rows if isinstance(r.get(FIELD), dict)]
-    if not fields:
+def card_student(rec: dict) -> str | None:
+    """Whom a trace's scores are for, as the dataset card names them (None: the trace has none)."""
+    field = rec.get(FIELD)
+    return f"{field.get('hub_id') or field.get('student')} (scoring key {field.get('for')})" \
+        if isinstance(field, dict) else None
+
+
+def card_lines(students: Iterable[str]) -> list[str]:
+    """The dataset card's note on the ``learnability`` column: which student the scores are for.
+
+    ``students``: :func:`card_student` of the kept traces (counted as publish reads them, never held)."""
+    students = sorted(set(students) - {None})
+    if not students:
         return []
-    students = sorted({f"{f.get('hub_id') or f.get('student')} (scoring key {f.get('for')})" for f in fields})
     return ["## Learnability scores", "",
             f"The `learnability` column holds scores computed for the student {', '.join(students)}, on exactly "
             "the tokens it was trained on: `rsr` (Rank-Surprisal Ratio, arXiv 2601.14249; lower is more learnable), "

@@ -398,7 +398,7 @@ def dataset_card(facts: dict, repo_id: str, license: str, rows: int, columns: li
     body += ["## Schema", "", "One row per kept trace (problem id, sample index):" if is_traces else
              "One row per record, as in the source file:", "",
              _table([(c, _COLUMN_HELP.get(c, "")) for c in columns], ("column", "meaning")), ""]
-    body += card_lines(facts.get("kept") or []) if is_traces else []
+    body += card_lines(trained.get("learnability_students") or []) if is_traces else []
     body += ["## Load", "", "```python", "from datasets import load_dataset", "",
              f"ds = load_dataset({repo_id!r}, split=\"train\")",
              "print(ds[0][\"question\"], ds[0][\"reasoning\"], ds[0][\"content\"])" if is_traces else

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -28,10 +29,12 @@ from urllib.parse import urlparse
 import yaml
 
 from distill.adapters import read_base
-from distill.artifacts import (AdapterRecord, EvalReport, FilterStats, Spend, is_failed, latest_per_pair, pair_key,
-                               read_records)
+from distill.artifacts import (AdapterRecord, EvalReport, FilterStats, Spend, last_of_repeated, pair_hash,
+                               pair_key, read_records)
 from distill.errors import InputError
 from distill.layout import EvalFiles, FilterFiles, generate_config_path
+from distill.learnability.store import card_student
+from distill.publish.shards import is_published
 from distill.records import file_sha256
 
 log = logging.getLogger(__name__)
@@ -60,36 +63,70 @@ def _teacher(gen_cfg: dict, models: list[str]) -> dict:
 
 @dataclass
 class TrainingData:
-    """The data file an adapter was trained on (or ``dataset=`` names), as far as its own records say."""
+    """The data file an adapter was trained on (or ``dataset=`` names), as far as its own records say.
+
+    Counted as the file is read, never held: a million kept traces are a few counters, the key
+    hashes of one pass (8 bytes a record) and the handful of model and student names they carry."""
 
     path: Path | None
-    rows: list[dict] = field(default_factory=list)  # traces: the last good record of each pair; chat: every one
+    rows: int = 0  # traces: the last good record of each pair; chat: every one
+    verified: int = 0  # rows whose verdict says their answer was checked correct
     is_traces: bool = False  # generate/filter records (every line has an id); else plain chat records
     sha256: str | None = None
+    spend: Spend = field(default_factory=Spend)  # of the rows (traces only)
+    models: set[str] = field(default_factory=set)  # the names the rows were served as (traces only)
+    students: set[str] = field(default_factory=set)  # whom their learnability scores are for (traces only)
 
     @property
     def is_verified(self) -> bool:
         """Every row carries a verdict saying its answer was checked correct (the filter's kept file)."""
-        return bool(self.rows) and all((r.get("verdict") or {}).get("correct") is True for r in self.rows)
+        return bool(self.rows) and self.verified == self.rows
+
+    def add(self, rec: dict, line: int) -> None:
+        """Count one row (one that is published: the caller leaves superseded and failed records out)."""
+        self.rows += 1
+        self.verified += (rec.get("verdict") or {}).get("correct") is True
+        if self.is_traces:
+            self.spend.add(rec, self.path, line)
+            if rec.get("model"):
+                self.models.add(rec["model"])
+            if student := card_student(rec):
+                self.students.add(student)
 
     def facts(self) -> dict:
         kind = None if self.path is None or not self.sha256 else "traces" if self.is_traces else "chat"
-        return {"file": self.path.name if self.path else None, "kind": kind, "rows": len(self.rows),
-                "is_verified": self.is_verified, "sha256": self.sha256}
+        return {"file": self.path.name if self.path else None, "kind": kind, "rows": self.rows,
+                "is_verified": self.is_verified, "sha256": self.sha256,
+                "learnability_students": sorted(self.students)}
 
 
 def read_data(path: Path | None) -> TrainingData:
-    """Trace records (every line with an id: last record of a pair wins, failed ones out), else chat records."""
+    """Trace records (every line with an id: last record of a pair wins, failed ones out), else chat records.
+
+    Two passes, as distill.publish.shards reads the file: which record of each pair wins, then the count."""
     if path is None or not path.is_file():
         return TrainingData(path)
-    records = list(read_records(path))
-    with_id = sum(rec.get("id") is not None for _, rec in records)  # (a chat export may carry "id": null)
-    if records and with_id == len(records):
-        rows = [rec for rec in latest_per_pair(records, path=path).values() if not is_failed(rec)]
-        return TrainingData(path, rows, True, file_sha256(path))
-    if with_id:
+    hashes, with_id, bad_key = array("Q"), 0, None
+    for line, rec in read_records(path):
+        if rec.get("id") is not None:  # (a chat export may carry "id": null)
+            with_id += 1
+            try:
+                pair_key(rec, path, line)
+            except InputError as exc:  # an error only if the file turns out to be traces
+                bad_key = bad_key or exc
+        hashes.append(pair_hash(rec))
+    is_traces = bool(hashes) and with_id == len(hashes)
+    if is_traces and bad_key:
+        raise bad_key
+    if with_id and not is_traces:
         log.warning("%s mixes trace records (with id) and records without: described as plain chat data", path)
-    return TrainingData(path, [rec for _, rec in records], False, file_sha256(path))
+    superseded = last_of_repeated(hashes) if is_traces else {}
+    del hashes
+    data = TrainingData(path, is_traces=is_traces, sha256=file_sha256(path))
+    for i, (line, rec) in enumerate(read_records(path)):
+        if not is_traces or is_published(rec, i, superseded):
+            data.add(rec, line)
+    return data
 
 
 def _stats_mismatch(stats: FilterStats, data: TrainingData) -> str | None:
@@ -102,8 +139,7 @@ def _stats_mismatch(stats: FilterStats, data: TrainingData) -> str | None:
     # stats.json written before the filter recorded its output: the data must be its kept traces, all of them
     if not (data.is_traces and data.is_verified):
         return "the data is not a filter's kept traces"
-    return None if stats.kept == len(data.rows) else \
-        f"it counts {stats.kept} kept traces, the data has {len(data.rows)}"
+    return None if stats.kept == data.rows else f"it counts {stats.kept} kept traces, the data has {data.rows}"
 
 
 def filter_stats(named: str | None, data: TrainingData) -> FilterStats | None:
@@ -151,9 +187,7 @@ def _spend(traces_path: Path | None, data: TrainingData) -> tuple[dict | None, s
         spend, models = _traces(traces_path)
         scope = "all traces"
     elif data.is_traces:
-        spend, models = Spend(), sorted({r["model"] for r in data.rows if r.get("model")})
-        for row in data.rows:
-            spend.add(row, data.path)
+        spend, models = data.spend, sorted(data.models)
         scope = "kept traces"
     else:  # plain chat data: who wrote it and at what cost is not recorded
         return None, None, []
@@ -198,7 +232,7 @@ def gather(cfg) -> dict:
         "base_weights": dataclasses.asdict(record.base_weights) if record and record.base_weights else None,
         "adapter_config": base.config if base else {}, "finetune": dataclasses.asdict(record) if record else {},
         "data": data.facts(), "dataset_file": str(data.path) if data.path else None, "dataset_sha256": data.sha256,
-        "kept": data.rows, "stats": stats.to_dict() if stats else {}, "teacher": _teacher(gen_cfg, models),
+        "stats": stats.to_dict() if stats else {}, "teacher": _teacher(gen_cfg, models),
         "problems_source": {k: public_name(gen_cfg.get(k)) for k in ("problems", "hf_config", "split") if gen_cfg.get(k)},
         "usage": usage, "usage_scope": scope, "eval": report,
     }

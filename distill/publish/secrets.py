@@ -36,6 +36,19 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
 _GENERIC = re.compile(
     r"(?i)[\"']?\b(?:api[_-]?key|apikey|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|token|password|passwd)\b"
     r"[\"']?\s*[:=]\s*[\"']?(?P<value>[A-Za-z0-9_\-./+=]{20,})")
+# What every match of a pattern contains (in the lower-cased text for the case-blind ones): a text
+# holding none of it skips the pattern. Looking for a literal costs a few percent of running a
+# pattern that starts at a word boundary, and publish scans every row of a million-trace dataset.
+_LITERALS: dict[str, tuple[str, ...]] = {
+    "OpenRouter API key": ("sk-or-v1-",), "Anthropic API key": ("sk-ant-",), "OpenAI/DeepSeek API key": ("sk-",),
+    "Hugging Face token": ("hf_",), "AWS access key id": ("AKIA", "ASIA"),
+    "AWS secret access key": ("aws_secret_access_key",),
+    "GitHub token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), "Google API key": ("AIza",),
+    "Slack token": ("xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-"), "private key": ("PRIVATE KEY-----",),
+    "bearer token": ("authorization",),
+}
+_CASE_BLIND = {"AWS secret access key", "bearer token"}
+_GENERIC_NEAR = re.compile(r"(?:key|secret|token|password|passwd)[\"']?\s*[:=]")  # on lower-cased text: _GENERIC's end
 _HEX = re.compile(r"^(?:[0-9a-f]+|[0-9A-F]+)$")
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SAFETENSORS = ".safetensors"
@@ -53,14 +66,20 @@ def _generic_hit(value: str) -> bool:
 
 def scan_text(text: str) -> list[tuple[int, str]]:
     """``(line number, kind)`` of every secret-looking span in ``text``."""
+    lower = text.lower()
+    patterns = [(kind, pattern) for kind, pattern in PATTERNS
+                if any(word in (lower if kind in _CASE_BLIND else text) for word in _LITERALS[kind])]
+    is_generic = _GENERIC_NEAR.search(lower) is not None
+    if not patterns and not is_generic:
+        return []
     hits = []
     for number, line in enumerate(text.splitlines(), start=1):
-        for kind, pattern in PATTERNS:
+        for kind, pattern in patterns:
             if pattern.search(line):
                 hits.append((number, kind))
                 break
         else:
-            m = _GENERIC.search(line)
+            m = _GENERIC.search(line) if is_generic else None
             if m and _generic_hit(m.group("value")):
                 hits.append((number, "key-like value assigned to a secret name"))
     return hits
@@ -76,11 +95,12 @@ def _file_texts(path: Path) -> Iterator[tuple[int, str]]:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        done = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1000):
-            rows = batch.to_pylist()
-            yield done, "\n".join(json.dumps(row, ensure_ascii=False, default=str) for row in rows)
-            done += len(rows)
+        parquet, done = pq.ParquetFile(path), 0
+        for group in range(parquet.num_row_groups):  # over the whole file at once, iter_batches reads ahead
+            for batch in parquet.iter_batches(batch_size=1000, row_groups=[group]):  # (+39 MB at 200k traces)
+                rows = batch.to_pylist()
+                yield done, "\n".join(json.dumps(row, ensure_ascii=False, default=str) for row in rows)
+                done += len(rows)
         return
     data = path.read_bytes()[:MAX_TEXT_BYTES]
     yield 0, data.decode("utf-8", "replace")

@@ -17,17 +17,16 @@ shard is recognised by its hash. The same input always gives the same bytes.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distill.artifacts import is_failed, pair_key, read_records
+from distill.artifacts import is_failed, is_latest, last_of_repeated, pair_hash, pair_key, read_records
 from distill.errors import InputError
 
-__all__ = ["ShardSummary", "write_shards", "MAX_SHARD_BYTES"]
+__all__ = ["ShardSummary", "write_shards", "MAX_SHARD_BYTES", "is_published"]
 
 MAX_SHARD_BYTES = 500 * 10**6  # datasets' config.MAX_SHARD_SIZE ("500MB"), measured here on the JSON lines
 BLOCK = 1000                   # rows converted at once (one Parquet row group)
@@ -84,9 +83,13 @@ def write_shards(src: Path, folder: Path, max_shard_bytes: int = MAX_SHARD_BYTES
 def _published(src: Path, superseded: dict[int, int]) -> Iterator[dict]:
     """Every record that is published, in file order."""
     for i, (_, rec) in enumerate(read_records(src)):
-        if superseded.get(_key_hash(rec), i) != i or is_failed(rec):
-            continue
-        yield rec
+        if is_published(rec, i, superseded):
+            yield rec
+
+
+def is_published(rec: dict, index: int, superseded: dict[int, int]) -> bool:
+    """Record ``index`` of a file is published: the last of its (id, sample), and not a failed attempt."""
+    return is_latest(rec, index, superseded) and not is_failed(rec)
 
 
 def _blocks(src: Path, superseded: dict[int, int]) -> Iterator[list[dict]]:
@@ -101,30 +104,12 @@ def _blocks(src: Path, superseded: dict[int, int]) -> Iterator[list[dict]]:
 
 
 def _superseded(src: Path) -> dict[int, int]:
-    """For each (id, sample) written more than once: the index of its last record (the one published).
-
-    Every record's key is kept as a 64-bit hash (8 bytes a record); only repeated keys get an entry."""
-    import numpy as np
-
+    """For each (id, sample) written more than once: the index of its last record (the one published)."""
     hashes = array("Q")
     for line, rec in read_records(src):
         pair_key(rec, src, line)  # a mistyped id or sample stops here, naming its line
-        hashes.append(_key_hash(rec))
-    if not hashes:
-        return {}
-    values, counts = np.unique(np.frombuffer(hashes, dtype=np.uint64), return_counts=True)
-    repeated = set(values[counts > 1].tolist())
-    last: dict[int, int] = {}
-    for i, h in enumerate(hashes):
-        if h in repeated:
-            last[h] = i
-    return last
-
-
-def _key_hash(rec: dict) -> int:
-    ident, sample = rec.get("id"), rec.get("sample", 0)
-    digest = hashlib.blake2b(f"{ident}\0{sample}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
+        hashes.append(pair_hash(rec))
+    return last_of_repeated(hashes)
 
 
 def _schema(src: Path, superseded: dict[int, int]):
