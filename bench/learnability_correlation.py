@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 SYSTEM = "Reason step by step, then give the answer in \\boxed{}."
-FILLER = "Let me make sure I am following the question carefully before I go on."
 MIX = "mix=arithmetic:3,decimal_compare:2,letter_count:1"
 # name -> (offline style, mistake rate, reshape)
 TEACHERS = {
@@ -47,11 +46,13 @@ def _student(name: str, tmp: Path) -> str:
 
 
 def _reshape(reasoning: str, how: str | None, rng: random.Random) -> str:
+    from distill.offline.families import reshape
+
+    if how == "filler":  # the offline teacher's own wordy shape (a filler sentence after every line)
+        return reshape(reasoning, is_wordy=True, is_terse=False)
     lines = reasoning.split("\n")
     if how == "shuffle":
         rng.shuffle(lines)
-    elif how == "filler":
-        lines = [part for line in lines for part in (line, FILLER)]
     return "\n".join(lines)
 
 
@@ -72,12 +73,13 @@ def write_teacher(name: str, problems: list[dict], path: Path) -> Path:
     return path
 
 
-def score_teacher(scorer, path: Path) -> dict:
+def score_teacher(scorer, path: Path, sample: int | None) -> dict:
+    """The teacher's scores over its first ``sample`` traces (all: None); the same problems for every teacher."""
     from distill.examples import read_samples
     from distill.learnability.store import aggregate
 
     samples, _ = read_samples(path, SYSTEM)
-    encoded = scorer.encode(samples)
+    encoded = scorer.encode(samples[:sample])
     return aggregate(scorer.score(encoded.examples))
 
 
@@ -134,6 +136,8 @@ def main() -> None:
     ap.add_argument("--dev", type=int, default=150, help="dev problems (offline:dev, 3 families)")
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--eval-batch", type=int, default=150)
+    ap.add_argument("--score-sample", type=int, default=None,
+                    help="score each teacher on its first N traces only (the mixed problems, shared); all: unset")
     ap.add_argument("--teachers", default=",".join(TEACHERS), help="comma-separated subset of " + ",".join(TEACHERS))
     ap.add_argument("--out", default=None, help="work folder (default: a temporary one, removed)")
     args = ap.parse_args()
@@ -154,7 +158,7 @@ def main() -> None:
         for name in args.teachers.split(","):
             started = time.perf_counter()
             traces = write_teacher(name, problems, work / f"{name}.jsonl")
-            scores = score_teacher(scorer, traces)
+            scores = score_teacher(scorer, traces, args.score_sample)
             scored_s = time.perf_counter() - started
             dev_metrics = train_and_eval(student, traces, dev, work / name, args)
             rows.append({"teacher": name, **scores, **dev_metrics, "score_s": round(scored_s, 1),

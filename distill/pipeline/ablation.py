@@ -25,6 +25,11 @@ adapter (``filtered``) and trains on the kept traces' problems for the ``onpolic
 ``onpolicy_self`` (on-policy, the student shown the verified trace scores its own answers),
 ``onpolicy_model`` (on-policy, ``onpolicy.teacher_model`` as the teacher). Their difference
 against ``filtered`` is what the extra training bought.
+
+The pick arms ask which of a problem's verified traces to train on: each runs the recipe's filter
+again on the run's traces (``ablation/<arm>/kept.jsonl``) with ``per_problem.policy`` the arm's
+(``pick_shortest``, ``pick_random``, ``pick_first``, ``pick_learnable``) and the same
+``per_problem.max``, then trains and scores as the other arms. The run's own policy is the reference.
 """
 
 from __future__ import annotations
@@ -36,9 +41,9 @@ from pathlib import Path
 
 from distill.artifacts import AblationReport, AdapterRecord, EvalReport, is_failed, read_latest
 from distill.layout import EvalFiles, RunLayout
-from distill.pipeline.config import ARMS, CONTINUED, PipelineConfig
+from distill.pipeline.config import ARMS, CONTINUED, PICKS, PipelineConfig
 from distill.pipeline.steps import Step, run_step
-from distill.pipeline.wiring import plan_arm, plan_continued_arm
+from distill.pipeline.wiring import plan_arm, plan_continued_arm, plan_pick_arm
 from distill.records import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -47,7 +52,9 @@ REFERENCE = "filtered"
 LABELS = {"answers_only": "(a) answers only, no reasoning", "unfiltered": "(b) all traces, unfiltered",
           "filtered": "(c) filtered traces (the method)",
           "sft_continued": "(d) (c) + more SFT on the same traces", "onpolicy_self": "(e) (c) + on-policy, self teacher",
-          "onpolicy_model": "(f) (c) + on-policy, model teacher"}
+          "onpolicy_model": "(f) (c) + on-policy, model teacher", "pick_shortest": "(g) per problem: the shortest",
+          "pick_random": "(h) per problem: at random", "pick_first": "(i) per problem: the first sample",
+          "pick_learnable": "(j) per problem: the most learnable"}
 
 
 def run_ablation(cfg: PipelineConfig, layout: RunLayout, own: list[Step]) -> Path:
@@ -81,13 +88,17 @@ def _run_arm(cfg: PipelineConfig, layout: RunLayout, arm: str, own: list[Step]) 
         steps = {step.name: step for step in own}
         train, scored, reused = steps["finetune"], steps["eval-after"], True
     else:
+        picked: list[Step] = []
         if arm in CONTINUED:  # from the run's SFT adapter, each for the onpolicy section's steps and seconds
             train, scored = plan_continued_arm(cfg, layout.root, arm)
+        elif arm in PICKS:  # the run's filter again, keeping per problem by another policy
+            *picked, train, scored = plan_pick_arm(cfg, layout.root, arm)
         else:
             data, fmt = _arm_data(cfg, layout, arm)
             train, scored = plan_arm(cfg, layout.root, arm, data, fmt)
+        reused = all([run_step(step).reused for step in picked])
         log.info("ablation arm %s: training on %s", arm, train.cfg.data)
-        reused = run_step(train).reused
+        reused = run_step(train).reused and reused
         reused = run_step(scored).reused and reused
     record = AdapterRecord.read(train.cfg.out)
     report = EvalFiles(Path(scored.cfg.out)).report
