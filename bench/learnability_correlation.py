@@ -93,7 +93,7 @@ def train_and_eval(student: str, data: Path, dev: Path, out: Path, args: argpars
 
     ft = load_config(FinetuneConfig, None, [
         f"data={data}", f"student={student}", f"out={out / 'adapter'}", f"system_prompt={SYSTEM}", "max_length=256",
-        f"max_steps={args.steps}", "batch_size=8", "learning_rate=0.001", "warmup_ratio=0.1", "lora.r=16",
+        f"max_steps={args.steps}", f"batch_size={args.batch}", "learning_rate=0.001", "warmup_ratio=0.1", "lora.r=16",
         "lora.alpha=32", "lora.dropout=0.0", "progress=false", "seed=0"])
     finetune(ft)
     ev = load_config(EvalConfig, None, [
@@ -132,7 +132,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--student", default="smollm2", help="smollm2 | tiny | a folder")
     ap.add_argument("--problems", type=int, default=1200, help="training problems (the default's mix)")
-    ap.add_argument("--steps", type=int, default=80, help="finetune steps per teacher (batch 8)")
+    ap.add_argument("--steps", type=int, default=80, help="finetune steps per teacher")
+    ap.add_argument("--batch", type=int, default=8, help="finetune batch size (the default's: 8)")
     ap.add_argument("--dev", type=int, default=150, help="dev problems (offline:dev, 3 families)")
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--eval-batch", type=int, default=150)

@@ -66,6 +66,7 @@ LETTER_Q = re.compile(r"How many ([A-Za-z])'s are in (?:the word )?\"?([A-Za-z]+
 DECIMAL_Q = re.compile(r"Which is (greater|larger|bigger|smaller), (\d+(?:\.\d+)?) or (\d+(?:\.\d+)?)\s*\?", re.I)
 ARITH_Q = re.compile(r"(?:Compute|Calculate|Evaluate|What is) (\d+(?:\s*[-+*/]\s*\d+)+)\s*[.?=]", re.I)
 _TOKEN = re.compile(r"\d+|[-+*/]")
+_SPELT = re.compile(r"(?:\d+\. )?[A-Za-z](?: -> \d+)?$")  # one spelled letter: "r", "3. r -> 1"
 
 
 def split_of(key: str) -> str:
@@ -366,9 +367,17 @@ def solve(question: str, mistake: str | None = None, rng: random.Random | None =
 
 
 def reshape(reasoning: str, is_wordy: bool, is_terse: bool) -> str:
-    """A trace with :data:`FILLER` after every line (wordy) and without arithmetic's "Now:" lines (terse)."""
+    """A trace with :data:`FILLER` after every line (wordy) and without arithmetic's "Now:" lines (terse).
+
+    A spelled word stays one run of lines (the filler goes before and after it): the letter check
+    reads the spelling as consecutive lines, and a word cut by sentences is no spelling of it."""
     lines = [line for line in reasoning.split("\n") if not (is_terse and line.startswith("Now: "))]
-    return "\n".join(part for line in lines for part in ((line, FILLER) if is_wordy else (line,)))
+    out = []
+    for line, after in zip(lines, [*lines[1:], ""]):
+        out.append(line)
+        if is_wordy and not (_SPELT.match(line) and _SPELT.match(after)):
+            out.append(FILLER)
+    return "\n".join(out)
 
 
 def respond(messages: list[dict], rng: random.Random, mistake_rate: float,
