@@ -151,7 +151,7 @@ def test_the_mixed_style_varies_the_shape_by_sample_and_repeats_by_seed() -> Non
     assert offline.reshape("2 * 3 = 6\nNow: 1 + 6\n1 + 6 = 7", is_wordy=True, is_terse=True) == (
         f"2 * 3 = 6\n{offline.FILLER}\n1 + 6 = 7\n{offline.FILLER}")
     wordy = offline.reshape(offline.solve("How many r's are in strawberry?", style="compact")[0], True, False)
-    assert "\n1. s\n2. t\n3. r -> 1\n" in wordy and wordy.count(offline.FILLER) == 2  # the spelling stays whole
+    assert "\n1. s\n2. t\n3. r -> 1\n" in wordy and wordy.count(offline.FILLER) == 3  # the spelling stays whole
 
 
 def test_the_seed_examples_of_the_field() -> None:
