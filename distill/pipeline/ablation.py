@@ -145,13 +145,19 @@ def _versus_key(metric: str) -> str:
 
 
 def _versus_reference(reference: list[dict], records: list[dict], metrics: dict, ev) -> dict:
-    """Each accuracy of the record the arm measured, compared with filtered on the same problems."""
+    """Each accuracy of the record the arm measured, compared with filtered on the same problems: over all
+    problems, and per family (``by_family``: family -> the same keys) where the problems name one."""
     from distill.estimates import compare_outputs
     from distill.metrics import accuracy_specs
 
-    return {_versus_key(spec.key): compare_outputs(reference, records, ev.confidence, ev.bootstrap,
-                                                   field=spec.sample_field)
-            for _, spec in accuracy_specs() if metrics.get(spec.key) is not None}
+    def versus(ref: list[dict], recs: list[dict]) -> dict:
+        return {_versus_key(spec.key): compare_outputs(ref, recs, ev.confidence, ev.bootstrap, field=spec.sample_field)
+                for _, spec in accuracy_specs() if metrics.get(spec.key) is not None}
+
+    families = sorted({r["family"] for r in reference if r.get("family")})
+    by_family = {f: versus([r for r in reference if r.get("family") == f], [r for r in records if r.get("family") == f])
+                 for f in families}
+    return {**versus(reference, records), **({"by_family": by_family} if by_family else {})}
 
 
 def table_rows(report: AblationReport) -> tuple[list[str], list[list[str]]]:
@@ -172,7 +178,7 @@ def table_rows(report: AblationReport) -> tuple[list[str], list[list[str]]]:
 
 
 def _versus(arm: dict, key: str) -> str:
-    if arm["label"] == LABELS[REFERENCE]:
+    if arm.get("label") == LABELS[REFERENCE]:
         return "reference"
     c = arm.get(key)
     if not c or c.get("difference") is None:
@@ -180,7 +186,21 @@ def _versus(arm: dict, key: str) -> str:
     return f"{100 * c['difference']:+.1f} pts [{100 * c['interval']['low']:+.1f}, {100 * c['interval']['high']:+.1f}]"
 
 
+def family_rows(report: AblationReport) -> tuple[list[str], list[list[str]]]:
+    """Per family, each arm's paired difference against filtered (pass@1 and sound, paired 95% CI)."""
+    arms = [report.arms[a] for a in ARMS if a in report.arms and report.arms[a].get("by_family")]
+    header = ["arm", "family", "pass@1 vs filtered", "sound vs filtered", "problems"]
+    rows = [[arm["label"], family, _versus(versus, "vs_filtered"), _versus(versus, "vs_filtered_sound"),
+             str(versus.get("vs_filtered", {}).get("paired_problems", "-"))]
+            for arm in arms for family, versus in arm["by_family"].items()]
+    return header, rows
+
+
 def markdown_table(report: AblationReport) -> list[str]:
-    """:func:`table_rows` as Markdown lines."""
-    header, rows = table_rows(report)
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+    """:func:`table_rows` (and :func:`family_rows` where there are families) as Markdown lines."""
+    lines = []
+    for header, rows in (table_rows(report), family_rows(report)):
+        if rows:
+            lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines[1:]
