@@ -3,6 +3,8 @@
 Usage:
     .venv/bin/python bench/learnability_correlation.py                 # the default's student and budget: hours
     .venv/bin/python bench/learnability_correlation.py --student tiny --problems 24 --steps 2 --dev 6 --max-new-tokens 8
+    OMP_NUM_THREADS=1 .venv/bin/python bench/learnability_correlation.py --problems 300 --steps 20 --batch 4 \
+        --dev 60 --eval-batch 60 --score-sample 45 --out /tmp/corr     # the README's table: ~13 min a teacher, loaded
 
 Seven "teachers" are made from the offline teacher on the same training problems: its three
 styles (plain, positions, compact), compact with 30% deliberate mistakes (kept: no filter),
@@ -14,7 +16,7 @@ each with the default's settings and an equal budget (same steps, batch, learnin
 scored on the dev split (never the held-out set). The table ends with Spearman's rho between
 each score and dev sound accuracy and pass@1 across teachers. A score that ranks teachers well
 has rho near -1 (RSR, surprisal: lower is better) or +1 (local naturalness). With seven teachers
-|rho| >= 0.79 is significant at 5% (two-sided); read a single run with that in mind.
+|rho| >= 0.79 is significant at 5% (two-sided), with six 0.89; read a single run with that in mind.
 Everything goes in --out (kept), so a run can be inspected and re-scored.
 """
 
@@ -28,7 +30,6 @@ import time
 from pathlib import Path
 
 SYSTEM = "Reason step by step, then give the answer in \\boxed{}."
-FILLER = "Let me make sure I am following the question carefully before I go on."
 MIX = "mix=arithmetic:3,decimal_compare:2,letter_count:1"
 # name -> (offline style, mistake rate, reshape)
 TEACHERS = {
@@ -47,11 +48,13 @@ def _student(name: str, tmp: Path) -> str:
 
 
 def _reshape(reasoning: str, how: str | None, rng: random.Random) -> str:
+    from distill.offline.families import reshape
+
+    if how == "filler":  # the offline teacher's own wordy shape (a filler sentence after every line)
+        return reshape(reasoning, is_wordy=True, is_terse=False)
     lines = reasoning.split("\n")
     if how == "shuffle":
         rng.shuffle(lines)
-    elif how == "filler":
-        lines = [part for line in lines for part in (line, FILLER)]
     return "\n".join(lines)
 
 
@@ -72,12 +75,13 @@ def write_teacher(name: str, problems: list[dict], path: Path) -> Path:
     return path
 
 
-def score_teacher(scorer, path: Path) -> dict:
+def score_teacher(scorer, path: Path, sample: int | None) -> dict:
+    """The teacher's scores over its first ``sample`` traces (all: None); the same problems for every teacher."""
     from distill.examples import read_samples
     from distill.learnability.store import aggregate
 
     samples, _ = read_samples(path, SYSTEM)
-    encoded = scorer.encode(samples)
+    encoded = scorer.encode(samples[:sample])
     return aggregate(scorer.score(encoded.examples))
 
 
@@ -91,7 +95,7 @@ def train_and_eval(student: str, data: Path, dev: Path, out: Path, args: argpars
 
     ft = load_config(FinetuneConfig, None, [
         f"data={data}", f"student={student}", f"out={out / 'adapter'}", f"system_prompt={SYSTEM}", "max_length=256",
-        f"max_steps={args.steps}", "batch_size=8", "learning_rate=0.001", "warmup_ratio=0.1", "lora.r=16",
+        f"max_steps={args.steps}", f"batch_size={args.batch}", "learning_rate=0.001", "warmup_ratio=0.1", "lora.r=16",
         "lora.alpha=32", "lora.dropout=0.0", "progress=false", "seed=0"])
     finetune(ft)
     ev = load_config(EvalConfig, None, [
@@ -130,10 +134,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--student", default="smollm2", help="smollm2 | tiny | a folder")
     ap.add_argument("--problems", type=int, default=1200, help="training problems (the default's mix)")
-    ap.add_argument("--steps", type=int, default=80, help="finetune steps per teacher (batch 8)")
+    ap.add_argument("--steps", type=int, default=80, help="finetune steps per teacher")
+    ap.add_argument("--batch", type=int, default=8, help="finetune batch size (the default's: 8)")
     ap.add_argument("--dev", type=int, default=150, help="dev problems (offline:dev, 3 families)")
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--eval-batch", type=int, default=150)
+    ap.add_argument("--score-sample", type=int, default=None,
+                    help="score each teacher on its first N traces only (the mixed problems, shared); all: unset")
     ap.add_argument("--teachers", default=",".join(TEACHERS), help="comma-separated subset of " + ",".join(TEACHERS))
     ap.add_argument("--out", default=None, help="work folder (default: a temporary one, removed)")
     args = ap.parse_args()
@@ -154,7 +161,7 @@ def main() -> None:
         for name in args.teachers.split(","):
             started = time.perf_counter()
             traces = write_teacher(name, problems, work / f"{name}.jsonl")
-            scores = score_teacher(scorer, traces)
+            scores = score_teacher(scorer, traces, args.score_sample)
             scored_s = time.perf_counter() - started
             dev_metrics = train_and_eval(student, traces, dev, work / name, args)
             rows.append({"teacher": name, **scores, **dev_metrics, "score_s": round(scored_s, 1),

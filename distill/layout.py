@@ -122,7 +122,7 @@ class EvalFiles:
 
 @dataclass(frozen=True)
 class ArmFiles:
-    """One ablation arm's folder: its adapter, its eval and its ledger (``.state/``)."""
+    """One ablation arm's folder: its adapter, its eval, its ledger (``.state/``) and a pick arm's kept traces."""
 
     root: Path
 
@@ -133,6 +133,11 @@ class ArmFiles:
     @property
     def eval(self) -> EvalFiles:
         return EvalFiles(self.root / "eval")
+
+    @property
+    def kept(self) -> Path:
+        """A pick arm's own filter output (its training set; rejected.jsonl and stats.json beside it)."""
+        return self.root / "kept.jsonl"
 
 
 @dataclass(frozen=True)

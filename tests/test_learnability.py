@@ -19,6 +19,7 @@ from distill.learnability.config import ScoringConfig
 from distill.learnability.selection import Scored, select
 from distill.learnability.store import aggregate, card_lines, card_student
 from distill.render import build_messages, render_example
+from distill.student import load_tokenizer
 from filter_helpers import GOOD, read, run_filter, trace
 from records_factory import write_traces
 from tiny_student import make_tiny_student
@@ -142,11 +143,16 @@ def _three_per_problem(path: Path) -> Path:
     return write_traces(path, records)
 
 
-def test_filter_keeps_the_most_learnable_per_problem_and_writes_the_scores(students, tmp_path):
+def test_filter_keeps_the_most_learnable_per_problem_and_writes_the_scores(students, tmp_path, monkeypatch):
+    import distill.learnability.scorer as scorer
+
     _three_per_problem(tmp_path / "traces.jsonl")
     opts = ["dedup.near=false", "per_problem.max=1", "per_problem.policy=learnable", "learnability.enabled=true",
             f"learnability.student={students[0]}", "learnability.bf16=false"]
+    loads = []
+    monkeypatch.setattr(scorer, "load_tokenizer", lambda *a: loads.append(a) or load_tokenizer(*a))
     stats, kept, rejected = run_filter(tmp_path, opts)
+    assert len(loads) == 1  # the readiness check's tokenizer is the one scoring uses
     assert len(kept) == 3 and stats["learnability"]["scored"] == 9
     for rec in kept:
         others = [r for r in rejected if r["id"] == rec["id"]]

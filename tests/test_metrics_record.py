@@ -105,7 +105,7 @@ def _outputs(kind_ok: list[bool]) -> list[dict]:
 def test_one_new_metric_field_reaches_every_table_and_chart(tmp_path, monkeypatch, capsys):
     from distill import plots
     from distill.evaluate.stage import _show
-    from distill.pipeline.ablation import _versus_reference, table_rows
+    from distill.pipeline.ablation import _versus_reference, family_rows, table_rows
     from distill.pipeline.report import build_blocks, to_markdown
     from distill.pipeline.summary import collect, summary_rows
     from distill.publish.cards import _eval_section
@@ -134,6 +134,8 @@ def test_one_new_metric_field_reaches_every_table_and_chart(tmp_path, monkeypatc
     ev = SimpleNamespace(confidence=0.95, bootstrap=200)
     versus = _versus_reference(after, before, reports["eval-before"].metrics.to_dict(), ev)
     assert versus["vs_filtered_kindness"]["difference"] == pytest.approx(-0.55)
+    by_family = {f: v["vs_filtered_kindness"]["difference"] for f, v in versus["by_family"].items()}
+    assert by_family == {"decimal_compare": pytest.approx(-0.5), "letter_count": pytest.approx(-0.6)}  # paired per family
     arms = {"filtered": {"label": "(c) filtered traces (the method)", "train_examples": 9, "steps": 4,
                          "metrics": reports["eval-after"].metrics.to_dict()},
             "unfiltered": {"label": "(b) all traces, unfiltered", "train_examples": 12, "steps": 4,
@@ -141,6 +143,9 @@ def test_one_new_metric_field_reaches_every_table_and_chart(tmp_path, monkeypatc
     header, table = table_rows(SimpleNamespace(arms=arms))
     column = header.index("kindness vs filtered (paired 95% CI)")
     assert table[0][column].startswith("-55.0 pts [") and table[1][column] == "reference"
+    header, table = family_rows(SimpleNamespace(arms=arms))
+    assert [row[:2] for row in table] == [["(b) all traces, unfiltered", "decimal_compare"],
+                                          ["(b) all traces, unfiltered", "letter_count"]]
 
     rows = metric_rows(reports["eval-after"].metrics, reports["eval-before"].metrics)
     assert {(r.section, r.group) for r in rows if r.key == "kindness"} == {

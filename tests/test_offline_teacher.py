@@ -140,6 +140,20 @@ def test_trace_styles() -> None:
         offline.solve("Compute 1 + 2.", style="fancy")
 
 
+def test_the_mixed_style_varies_the_shape_by_sample_and_repeats_by_seed() -> None:
+    for p in offline_sets.make_mixed(6, seed=3):  # every family, arithmetic (one written style) included
+        messages = [{"role": "user", "content": p["question"]}]
+        shapes = {offline.respond(messages, random.Random(f"0:{i}:q"), 0.0, "mixed")[0] for i in range(8)}
+        assert len(shapes) >= 2, p["question"]
+        again = offline.respond(messages, random.Random("0:1:q"), 0.0, "mixed")
+        assert again == offline.respond(messages, random.Random("0:1:q"), 0.0, "mixed")
+        assert is_right(again[1], p)  # every shape is right
+    assert offline.reshape("2 * 3 = 6\nNow: 1 + 6\n1 + 6 = 7", is_wordy=True, is_terse=True) == (
+        f"2 * 3 = 6\n{offline.FILLER}\n1 + 6 = 7\n{offline.FILLER}")
+    wordy = offline.reshape(offline.solve("How many r's are in strawberry?", style="compact")[0], True, False)
+    assert "\n1. s\n2. t\n3. r -> 1\n" in wordy and wordy.count(offline.FILLER) == 3  # the spelling stays whole
+
+
 def test_the_seed_examples_of_the_field() -> None:
     cases = {"How many r's are in strawberry?": "3", "Which is greater, 9.11 or 9.8?": "9.8",
              "Compute 12 + 7 * 3.": "33", "Which is smaller, 9.11 or 9.8?": "9.11"}

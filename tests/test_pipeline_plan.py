@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from distill.artifacts import AblationReport, LoopSummary
-from distill.errors import DistillError, InputError
+from distill.errors import ConfigError, DistillError, InputError
 from distill.layout import RunLayout
 from distill.pipeline.config import load_pipeline
 from distill.pipeline.state import Ledger
 from distill.pipeline.steps import run_step, step_key
-from distill.pipeline.wiring import materialize_sources, plan, plan_arm
+from distill.pipeline.wiring import materialize_sources, plan, plan_arm, plan_pick_arm
 
 SMALL = ["generate.problems=offline:train?n=3", "eval.problems=offline:eval?n=3", "student=/models/s"]
 
@@ -81,6 +81,26 @@ def test_an_ablation_arm_is_a_finetune_and_an_eval_step_in_its_folder(tmp_path):
     assert (train.cfg.max_steps, train.cfg.lora.r) == (cfg.finetune.max_steps, cfg.finetune.lora.r)  # the same budget
     assert (scored.cfg.adapter, scored.cfg.out) == (str(arm.adapter.folder), str(arm.eval.folder))
     assert scored.inputs["adapter"] == arm.adapter.folder
+
+
+def test_a_pick_arm_filters_the_runs_traces_again_with_its_own_policy(tmp_path):
+    run_dir = (tmp_path / "run").resolve()
+    own = ["filter.per_problem.max=1", "filter.per_problem.policy=learnable", "filter.learnability.enabled=true"]
+    cfg = materialize_sources(load_pipeline(None, [*SMALL, *own, "ablate=[pick_shortest]"]), run_dir)
+    arm = RunLayout(run_dir).ablation.arm("pick_shortest")
+    pick, train, scored = plan_pick_arm(cfg, run_dir, "pick_shortest")
+    assert (pick.root, pick.cfg.traces, pick.cfg.out) == (arm.root, str(RunLayout(run_dir).traces), str(arm.kept))
+    assert (pick.cfg.per_problem.policy, pick.cfg.per_problem.max) == ("shortest", 1)
+    assert not pick.cfg.learnability.enabled  # shortest reads no score: nothing is scored
+    assert (train.cfg.data, train.cfg.max_steps, scored.cfg.adapter) == (str(arm.kept), 80, str(arm.adapter.folder))
+    mine = materialize_sources(load_pipeline(None, [*SMALL, "filter.per_problem.max=1", "ablate=[pick_learnable]"]),
+                               run_dir)
+    learnable, *_ = plan_pick_arm(mine, run_dir, "pick_learnable")  # scored for the run's student
+    assert learnable.cfg.learnability.enabled and learnable.cfg.learnability.student == "/models/s"
+    with pytest.raises(ConfigError, match="needs filter.per_problem.max"):
+        load_pipeline(None, [*SMALL, "ablate=[pick_random]"])
+    with pytest.raises(ConfigError, match="the run's own per_problem.policy"):
+        load_pipeline(None, [*SMALL, *own, "ablate=[pick_learnable]"])
 
 
 @pytest.mark.parametrize("record, path", [(LoopSummary, "loop.json"), (AblationReport, "ablation/report.json")])

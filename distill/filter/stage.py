@@ -52,10 +52,11 @@ def run(cfg: FilterConfig) -> Path:
     """Filter ``cfg.traces`` into kept/rejected files and a report; returns the kept file."""
     started = time.perf_counter()
     paths = _paths(cfg)
+    student = None
     if cfg.learnability.enabled:
         from distill.learnability.filtering import check_ready
 
-        check_ready(cfg)
+        student = check_ready(cfg)  # resolved once: scoring reuses its tokenizer and key
     index = build_index(cfg.decontam.problems, cfg.decontam.ngram, cfg.decontam.question_field) \
         if cfg.decontam.problems else None
     key = measure_key(cfg, index)
@@ -68,7 +69,7 @@ def run(cfg: FilterConfig) -> Path:
             counts = store.counts()
             judged = _run_judge(cfg, paths, store)
             _decide(cfg, store, judged)
-            learnability = _select_learnable(cfg, paths, store) if cfg.learnability.enabled else None
+            learnability = _select_learnable(cfg, paths, store, student) if cfg.learnability.enabled else None
             tally = _tally(store)
             written = _write_outputs(Path(cfg.traces), paths, store)
     except BaseException:
@@ -255,8 +256,9 @@ def _decide(cfg: FilterConfig, store: RunStore, judged: dict) -> None:
         store.add_decisions(list(decisions.items()))
 
 
-def _select_learnable(cfg: FilterConfig, paths: FilterFiles, store: RunStore) -> dict:
-    """Score the survivors by the student and apply the learnability selection (loads torch).
+def _select_learnable(cfg: FilterConfig, paths: FilterFiles, store: RunStore, student: Any = None) -> dict:
+    """Score the survivors by the student and apply the learnability selection (loads torch); ``student``:
+    what :func:`check_ready` identified, so the tokenizer is read once.
 
     Holds the survivors' decisions in memory: each is scored by a forward pass of the student anyway."""
     from distill.learnability.filtering import score_and_select
@@ -266,7 +268,7 @@ def _select_learnable(cfg: FilterConfig, paths: FilterFiles, store: RunStore) ->
     for line, line_hash, pid, sample, decision in store.survivors():
         hashes[line], winners[(pid, sample)], decisions[line] = line_hash, line, decision
     stats = score_and_select(cfg, traces, paths.cache, hashes, winners, decisions,
-                             lambda line_no: _read_trace(traces, store, line_no))
+                             lambda line_no: _read_trace(traces, store, line_no), student)
     store.replace_decisions(list(decisions.items()))
     return stats
 

@@ -1,8 +1,8 @@
 """The filter's learnability step: score the traces that passed every check, then select among them.
 
 Usage:
-    check_ready(cfg)                                   # before the filter pays for anything
-    stats = score_and_select(cfg, traces, cache_dir, hashes, winners, decisions, read)
+    student = check_ready(cfg)                         # before the filter pays for anything
+    stats = score_and_select(cfg, traces, cache_dir, hashes, winners, decisions, read, student)
 
 Runs after the checks, dedup and the per-problem cap have decided (``per_problem.policy=learnable``
 leaves the cap to this step). Scores are cached per trace line under the scoring key
@@ -17,39 +17,44 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.errors import ConfigError, InputError
 from distill.learnability.selection import Scored, select
 from distill.learnability.store import FIELD, reusable, scored, value
 from distill.records import JsonlAppender, read_jsonl
 
+if TYPE_CHECKING:  # torch loads only when scoring runs
+    from distill.learnability.scorer import Identified
+
 log = logging.getLogger(__name__)
 
 
-def check_ready(cfg: Any) -> None:
+def check_ready(cfg: Any) -> Identified | None:
     """Refuse a learnability section that cannot run, before anything is measured or judged: the student
-    is resolved and everything its key needs is read (tokenizer, weight files), its weights not loaded."""
+    is resolved and everything its key needs is read (tokenizer, weight files), its weights not loaded.
+    Returns what was read, for :func:`score_and_select` (None when learnability is off)."""
     learn = cfg.learnability
     if not learn.enabled:
-        return
+        return None
     if not learn.student:
         raise ConfigError("learnability.student is not set: name the student the traces are scored for")
     from distill.learnability.scorer import identify
 
-    identify(learn)
+    return identify(learn)
 
 
 def score_and_select(cfg: Any, traces: Path, cache_dir: Path, hashes: dict[int, str], winners: dict[tuple, int],
-                     decisions: dict[int, dict], read: Callable[[int], dict]) -> dict:
-    """Score the kept candidates (cached), mark each decision's drop by the selection; returns stats."""
+                     decisions: dict[int, dict], read: Callable[[int], dict], student: Identified | None = None) -> dict:
+    """Score the kept candidates (cached), mark each decision's drop by the selection; returns stats.
+    ``student``: :func:`check_ready`'s answer (else the student is identified again)."""
     from distill.learnability.scorer import Scorer
 
     learn = cfg.learnability
     alive = {line: key for key, line in winners.items() if decisions[line]["drop"] is None}
     if not alive:
         return {"scored": 0, "reused": 0, "dropped": {}}
-    scorer = Scorer.load(learn, progress=cfg.progress)
+    scorer = Scorer.load(learn, progress=cfg.progress, identified=student)
     fields, fresh = _fields(cfg, scorer, traces, cache_dir / f"learnability-{scorer.key}.jsonl", hashes,
                             sorted(alive), read)
     cands = [Scored(line, str(alive[line][0]), int(alive[line][1]), int(fields[line].get("tokens") or 0),

@@ -40,6 +40,7 @@ from distill.student import hub_id, load_tokenizer, resolve_student
 
 log = logging.getLogger(__name__)
 STEPS = "newline"  # how steps are cut (recorded in the key: another rule gives other values)
+Identified = tuple[Path, Any, Any, dict, bool]  # identify's answer: folder, tokenizer, generation config, identity, bf16
 
 
 class Scorer:
@@ -56,13 +57,14 @@ class Scorer:
         self.device = next(model.parameters()).device
 
     @classmethod
-    def load(cls, cfg: ScoringConfig, progress: bool = False) -> Scorer:
-        """Resolve and load the student (packed attention, eval mode) and compute its key."""
+    def load(cls, cfg: ScoringConfig, progress: bool = False, identified: Identified | None = None) -> Scorer:
+        """Resolve and load the student (packed attention, eval mode) and compute its key; ``identified``:
+        :func:`identify`'s answer for ``cfg`` when the caller has it (the tokenizer is not read again)."""
         from transformers import AutoModelForCausalLM
 
         from distill.packing import use_packed_attention
 
-        path, tokenizer, gen_cfg, identity, bf16 = identify(cfg)
+        path, tokenizer, gen_cfg, identity, bf16 = identified or identify(cfg)
         cuda = torch.cuda.is_available()
         # As finetune: bf16 weights on a bf16 GPU, else float32 weights under bf16 autocast.
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 and cuda else torch.float32)
@@ -132,7 +134,7 @@ class Scorer:
         return contextlib.nullcontext()
 
 
-def identify(cfg: ScoringConfig) -> tuple[Path, Any, Any, dict, bool]:
+def identify(cfg: ScoringConfig) -> Identified:
     """Resolve the student and compute what its key needs, weights read but not loaded (cheap: a
     bad student fails here, before a caller pays for anything): (folder, tokenizer, generation
     config, identity, bf16)."""

@@ -49,8 +49,14 @@ FAMILIES = ("letter_count", "decimal_compare", "arithmetic")
 #   the answer first ("9.8 = 9.80", "9.80 > 9.11"): a third of the tokens, and no place-by-place
 #   reading for a 135M student to slip on (trained on bare answers it compares decimals well,
 #   ablation README).
-TraceStyle = Literal["plain", "positions", "compact"]
+# - "mixed": a teacher whose samples of one problem differ (for selection among them, README,
+#   learnability): each response draws one of the three styles above from its own seeded RNG and,
+#   each with probability 1/2, writes a filler sentence after every line (the long, rambling shape
+#   small students learn worse from, Li et al. 2502.12143) and leaves out arithmetic's "Now:" lines.
+TraceStyle = Literal["plain", "positions", "compact", "mixed"]
 STYLES: tuple[str, ...] = get_args(TraceStyle)
+WRITTEN = STYLES[:3]  # the styles a trace is written in; "mixed" draws one of them per response
+FILLER = "Let me make sure I am following the question carefully before I go on."
 SPLITS = ("train", "dev", "eval")
 EVAL_SHARE = 5  # one key in EVAL_SHARE belongs to the held-out split
 DEV_SHARE = 10  # one key in DEV_SHARE (of those not held out) belongs to the dev split
@@ -60,6 +66,7 @@ LETTER_Q = re.compile(r"How many ([A-Za-z])'s are in (?:the word )?\"?([A-Za-z]+
 DECIMAL_Q = re.compile(r"Which is (greater|larger|bigger|smaller), (\d+(?:\.\d+)?) or (\d+(?:\.\d+)?)\s*\?", re.I)
 ARITH_Q = re.compile(r"(?:Compute|Calculate|Evaluate|What is) (\d+(?:\s*[-+*/]\s*\d+)+)\s*[.?=]", re.I)
 _TOKEN = re.compile(r"\d+|[-+*/]")
+_SPELT = re.compile(r"(?:\d+\. )?[A-Za-z](?: -> \d+)?$")  # one spelled letter: "r", "3. r -> 1"
 
 
 def split_of(key: str) -> str:
@@ -348,11 +355,29 @@ def solve(question: str, mistake: str | None = None, rng: random.Random | None =
     if style not in STYLES:
         raise ValueError(f"unknown trace style {style!r} (expected one of {', '.join(STYLES)})")
     rng = rng or random.Random(0)
+    if style == "mixed":  # the shape is drawn first, so it varies with the response's RNG alone
+        style, is_wordy, is_terse = rng.choice(WRITTEN), rng.random() < 0.5, rng.random() < 0.5
+        answer = solve(question, mistake, rng, style)
+        return answer and (reshape(answer[0], is_wordy, is_terse), answer[1])
     for pattern, solver in _SOLVERS:
         match = pattern.search(question)
         if match:
             return solver(match, mistake, rng, style)
     return None
+
+
+def reshape(reasoning: str, is_wordy: bool, is_terse: bool) -> str:
+    """A trace with :data:`FILLER` after every line (wordy) and without arithmetic's "Now:" lines (terse).
+
+    A spelled word stays one run of lines (the filler goes before and after it): the letter check
+    reads the spelling as consecutive lines, and a word cut by sentences is no spelling of it."""
+    lines = [line for line in reasoning.split("\n") if not (is_terse and line.startswith("Now: "))]
+    out = []
+    for line, after in zip(lines, [*lines[1:], ""]):
+        out.append(line)
+        if is_wordy and not (_SPELT.match(line) and _SPELT.match(after)):
+            out.append(FILLER)
+    return "\n".join(out)
 
 
 def respond(messages: list[dict], rng: random.Random, mistake_rate: float,

@@ -25,6 +25,11 @@ adapter (``filtered``) and trains on the kept traces' problems for the ``onpolic
 ``onpolicy_self`` (on-policy, the student shown the verified trace scores its own answers),
 ``onpolicy_model`` (on-policy, ``onpolicy.teacher_model`` as the teacher). Their difference
 against ``filtered`` is what the extra training bought.
+
+The pick arms ask which of a problem's verified traces to train on: each runs the recipe's filter
+again on the run's traces (``ablation/<arm>/kept.jsonl``) with ``per_problem.policy`` the arm's
+(``pick_shortest``, ``pick_random``, ``pick_first``, ``pick_learnable``) and the same
+``per_problem.max``, then trains and scores as the other arms. The run's own policy is the reference.
 """
 
 from __future__ import annotations
@@ -36,9 +41,9 @@ from pathlib import Path
 
 from distill.artifacts import AblationReport, AdapterRecord, EvalReport, is_failed, read_latest
 from distill.layout import EvalFiles, RunLayout
-from distill.pipeline.config import ARMS, CONTINUED, PipelineConfig
+from distill.pipeline.config import ARMS, CONTINUED, PICKS, PipelineConfig
 from distill.pipeline.steps import Step, run_step
-from distill.pipeline.wiring import plan_arm, plan_continued_arm
+from distill.pipeline.wiring import plan_arm, plan_continued_arm, plan_pick_arm
 from distill.records import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -47,7 +52,9 @@ REFERENCE = "filtered"
 LABELS = {"answers_only": "(a) answers only, no reasoning", "unfiltered": "(b) all traces, unfiltered",
           "filtered": "(c) filtered traces (the method)",
           "sft_continued": "(d) (c) + more SFT on the same traces", "onpolicy_self": "(e) (c) + on-policy, self teacher",
-          "onpolicy_model": "(f) (c) + on-policy, model teacher"}
+          "onpolicy_model": "(f) (c) + on-policy, model teacher", "pick_shortest": "(g) per problem: the shortest",
+          "pick_random": "(h) per problem: at random", "pick_first": "(i) per problem: the first sample",
+          "pick_learnable": "(j) per problem: the most learnable"}
 
 
 def run_ablation(cfg: PipelineConfig, layout: RunLayout, own: list[Step]) -> Path:
@@ -81,13 +88,17 @@ def _run_arm(cfg: PipelineConfig, layout: RunLayout, arm: str, own: list[Step]) 
         steps = {step.name: step for step in own}
         train, scored, reused = steps["finetune"], steps["eval-after"], True
     else:
+        picked: list[Step] = []
         if arm in CONTINUED:  # from the run's SFT adapter, each for the onpolicy section's steps and seconds
             train, scored = plan_continued_arm(cfg, layout.root, arm)
+        elif arm in PICKS:  # the run's filter again, keeping per problem by another policy
+            *picked, train, scored = plan_pick_arm(cfg, layout.root, arm)
         else:
             data, fmt = _arm_data(cfg, layout, arm)
             train, scored = plan_arm(cfg, layout.root, arm, data, fmt)
+        reused = all([run_step(step).reused for step in picked])
         log.info("ablation arm %s: training on %s", arm, train.cfg.data)
-        reused = run_step(train).reused
+        reused = run_step(train).reused and reused
         reused = run_step(scored).reused and reused
     record = AdapterRecord.read(train.cfg.out)
     report = EvalFiles(Path(scored.cfg.out)).report
@@ -134,13 +145,19 @@ def _versus_key(metric: str) -> str:
 
 
 def _versus_reference(reference: list[dict], records: list[dict], metrics: dict, ev) -> dict:
-    """Each accuracy of the record the arm measured, compared with filtered on the same problems."""
+    """Each accuracy of the record the arm measured, compared with filtered on the same problems: over all
+    problems, and per family (``by_family``: family -> the same keys) where the problems name one."""
     from distill.estimates import compare_outputs
     from distill.metrics import accuracy_specs
 
-    return {_versus_key(spec.key): compare_outputs(reference, records, ev.confidence, ev.bootstrap,
-                                                   field=spec.sample_field)
-            for _, spec in accuracy_specs() if metrics.get(spec.key) is not None}
+    def versus(ref: list[dict], recs: list[dict]) -> dict:
+        return {_versus_key(spec.key): compare_outputs(ref, recs, ev.confidence, ev.bootstrap, field=spec.sample_field)
+                for _, spec in accuracy_specs() if metrics.get(spec.key) is not None}
+
+    families = sorted({r["family"] for r in reference if r.get("family")})
+    by_family = {f: versus([r for r in reference if r.get("family") == f], [r for r in records if r.get("family") == f])
+                 for f in families}
+    return {**versus(reference, records), **({"by_family": by_family} if by_family else {})}
 
 
 def table_rows(report: AblationReport) -> tuple[list[str], list[list[str]]]:
@@ -161,7 +178,7 @@ def table_rows(report: AblationReport) -> tuple[list[str], list[list[str]]]:
 
 
 def _versus(arm: dict, key: str) -> str:
-    if arm["label"] == LABELS[REFERENCE]:
+    if arm.get("label") == LABELS[REFERENCE]:
         return "reference"
     c = arm.get(key)
     if not c or c.get("difference") is None:
@@ -169,7 +186,21 @@ def _versus(arm: dict, key: str) -> str:
     return f"{100 * c['difference']:+.1f} pts [{100 * c['interval']['low']:+.1f}, {100 * c['interval']['high']:+.1f}]"
 
 
+def family_rows(report: AblationReport) -> tuple[list[str], list[list[str]]]:
+    """Per family, each arm's paired difference against filtered (pass@1 and sound, paired 95% CI)."""
+    arms = [report.arms[a] for a in ARMS if a in report.arms and report.arms[a].get("by_family")]
+    header = ["arm", "family", "pass@1 vs filtered", "sound vs filtered", "problems"]
+    rows = [[arm["label"], family, _versus(versus, "vs_filtered"), _versus(versus, "vs_filtered_sound"),
+             str(versus.get("vs_filtered", {}).get("paired_problems", "-"))]
+            for arm in arms for family, versus in arm["by_family"].items()]
+    return header, rows
+
+
 def markdown_table(report: AblationReport) -> list[str]:
-    """:func:`table_rows` as Markdown lines."""
-    header, rows = table_rows(report)
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+    """:func:`table_rows` (and :func:`family_rows` where there are families) as Markdown lines."""
+    lines = []
+    for header, rows in (table_rows(report), family_rows(report)):
+        if rows:
+            lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines[1:]

@@ -29,9 +29,9 @@ from distill.publish.config import PublishConfig
 from distill.offline.families import TraceStyle
 
 STAGES = ("generate", "filter", "finetune", "eval", "publish")
-ARMS = ("answers_only", "unfiltered", "filtered",  # the ablation's arms (distill.pipeline.ablation)
-        "sft_continued", "onpolicy_self", "onpolicy_model")  # from the run's SFT adapter, on the onpolicy budget
-CONTINUED = ARMS[3:]
+CONTINUED = ("sft_continued", "onpolicy_self", "onpolicy_model")  # from the run's SFT adapter, on the onpolicy budget
+PICKS = ("pick_shortest", "pick_random", "pick_first", "pick_learnable")  # the run's filter with another per_problem.policy
+ARMS = ("answers_only", "unfiltered", "filtered", *CONTINUED, *PICKS)  # the ablation's arms (distill.pipeline.ablation)
 DEFAULT_RECIPE = "offline-default.yaml"
 
 
@@ -54,7 +54,8 @@ class OfflineTeacherConfig:
     style: TraceStyle = option(
         "plain", "how traces are written: plain (one letter a line) | positions (numbered letters, digits"
                  " read beside their numbers) | compact (numbered letters, decimals padded, then compared"
-                 " answer first); see distill.offline.families.STYLES")
+                 " answer first) | mixed (each response one of those, some wordy: samples differ); see"
+                 " distill.offline.families.STYLES")
     latency: float = option(0.0, "seconds added to every response (to watch progress or test interrupts)")
     seed: int = option(0, "seed for the mistakes, so runs repeat")
 
@@ -159,7 +160,8 @@ class PipelineConfig:
     guard_problems: str | None = option(
         None, "general-skill problems outside the task, scored before and after (forgetting blocks publish)")
     ablate: list[str] = option(
-        [], "ablation arms, same student and budget: answers_only, unfiltered, filtered (see distill.pipeline.ablation)")
+        [], "ablation arms, same student and budget: answers_only, unfiltered, filtered, sft_continued, onpolicy_self,"
+            " onpolicy_model, pick_shortest, pick_random, pick_first, pick_learnable (see distill.pipeline.ablation)")
     force: list[str] = option([], "stages to re-run even when their inputs and config are unchanged")
     report: bool = option(True, "write report.md and report.html (with plots) in the run folder")
     generate: GenerateConfig = section(GenerateConfig, "the generate stage (keys of distill generate, or a recipe path)")
@@ -203,6 +205,13 @@ class PipelineConfig:
         if self.ablate and self.onpolicy.enabled:  # the filtered arm would be on-policy, the others SFT only
             raise ConfigError("ablate: not with onpolicy.enabled (the reference arm is SFT's adapter; compare"
                               " on-policy with the arms sft_continued, onpolicy_self, onpolicy_model)")
+        picks = [a for a in self.ablate if a in PICKS]
+        if picks and not self.filter.per_problem.max:  # with no cap every policy keeps everything: one arm
+            raise ConfigError(f"ablate: the {picks[0]} arm needs filter.per_problem.max (the pick arms keep that many"
+                              " traces per problem, chosen by another per_problem.policy than the run's)")
+        same = f"pick_{self.filter.per_problem.policy}"
+        if same in picks:
+            raise ConfigError(f"ablate: {same} is the run's own per_problem.policy (the filtered arm); name the others")
         if "onpolicy_model" in self.ablate and not self.onpolicy.teacher_model:
             raise ConfigError("ablate: the onpolicy_model arm needs onpolicy.teacher_model (a model sharing the"
                               " student's tokenizer)")

@@ -5,6 +5,7 @@ Usage:
     steps = plan(cfg, run_dir, number=2)        # a STaR round in round-2/, sampled by round 1's student
     finetune, scored = plan_arm(cfg, run_dir, "unfiltered", data, "{reasoning}{content}")   # an ablation arm
     finetune, scored = plan_continued_arm(cfg, run_dir, "onpolicy_self")   # an arm from the run's SFT adapter
+    pick, finetune, scored = plan_pick_arm(cfg, run_dir, "pick_shortest")  # the run's filter, another policy
 
 Every step's config is complete here (its paths, the built-in teacher's model and provider, a
 round's sampler), so what :mod:`distill.pipeline.steps` keys is what runs. Pure apart from
@@ -26,7 +27,7 @@ from typing import Any
 from distill.config import to_dict
 from distill.errors import ConfigError
 from distill.finetune.config import OnPolicyConfig
-from distill.layout import EvalFiles, RunLayout
+from distill.layout import EvalFiles, FilterFiles, RunLayout
 from distill.pipeline.config import PipelineConfig
 from distill.pipeline.lora_endpoint import adapter_name, loaded_by
 from distill.pipeline.state import content_hash
@@ -50,7 +51,7 @@ def plan(cfg: PipelineConfig, run_dir: Path, number: int = 1) -> list[Step]:
     if "generate" in wanted:
         steps.append(_teacher_generate(cfg, run) if number == 1 else _student_generate(cfg, run, number))
     if "filter" in wanted:
-        steps.append(_filter(cfg, here))
+        steps.append(_filter(cfg, here.traces, here.root, here.kept))
     if "finetune" in wanted:
         steps.append(_round_finetune(cfg, run, number))
         if cfg.onpolicy.enabled and number == 1:
@@ -113,17 +114,37 @@ def _student_generate(cfg: PipelineConfig, run: RunLayout, number: int) -> Step:
                 inputs={"problems": _local(gen.problems)}, extra_key=extra, serve=serve)
 
 
-def _filter(cfg: PipelineConfig, here: RunLayout) -> Step:
+def plan_pick_arm(cfg: PipelineConfig, run_dir: Path, arm: str) -> list[Step]:
+    """A pick arm in ``ablation/<arm>/``: the run's filter on its traces with ``per_problem.policy`` the arm's
+    (pick_shortest: shortest), then :func:`plan_arm`'s finetune and eval on what it kept. Learnability
+    scoring runs only when the arm's selection reads the scores."""
+    run = RunLayout(Path(run_dir).resolve())
+    files = run.ablation.arm(arm)
+    policy = arm.removeprefix("pick_")
+    learn = cfg.filter.learnability
+    scores = policy == "learnable" or learn.top_share < 1 or learn.long_share is not None
+    section = dataclasses.replace(cfg.filter, per_problem=dataclasses.replace(cfg.filter.per_problem, policy=policy),
+                                  learnability=dataclasses.replace(learn, enabled=scores))
+    pick = _filter(cfg, run.traces, files.root, files.kept, section)
+    return [pick, *plan_arm(cfg, run_dir, arm, files.kept, cfg.finetune.reasoning_format)]
+
+
+def _filter(cfg: PipelineConfig, traces: Path, root: Path, kept: Path, section: Any = None) -> Step:
+    """The filter ``section`` (the recipe's) on ``traces`` into ``kept`` (rejected and stats beside it), its
+    ledger in ``root``."""
+    section = section or cfg.filter
     # Held-out problems never reach training, whatever the recipe forgot to say.
     eval_problems = _local(cfg.eval.problems)
-    decontam = cfg.filter.decontam.problems or ([str(eval_problems)] if eval_problems else [])
-    flt = _wired(cfg.filter, traces=str(here.traces), out=str(here.kept), rejected=None, stats=None,
-                 decontam=dataclasses.replace(cfg.filter.decontam, problems=decontam), learnability=_learnability(cfg))
+    decontam = section.decontam.problems or ([str(eval_problems)] if eval_problems else [])
+    flt = _wired(section, traces=str(traces), out=str(kept), rejected=None, stats=None,
+                 decontam=dataclasses.replace(section.decontam, problems=decontam),
+                 learnability=_learnability(section.learnability, cfg.finetune))
     student = {"student": _local(flt.learnability.student)} if flt.learnability.enabled else {}
     # The held-out files' bytes, not their paths: a grown eval set must decontaminate the traces again.
     held_out = {f"decontam_{i}": _local(p) for i, p in enumerate(decontam)}
-    return Step("filter", "filter", flt, here.root, [here.kept, here.filter.rejected, here.filter.stats],
-                inputs={"traces": here.traces, **student, **held_out})
+    files = FilterFiles.beside(kept)
+    return Step("filter", "filter", flt, root, [files.kept, files.rejected, files.stats],
+                inputs={"traces": traces, **student, **held_out})
 
 
 def _round_finetune(cfg: PipelineConfig, run: RunLayout, number: int) -> Step:
@@ -266,9 +287,8 @@ def write_union(run: RunLayout, number: int) -> Path:
     return _write_if_changed(run.round(number).train_union, "".join(lines))
 
 
-def _learnability(cfg: PipelineConfig) -> Any:
-    """Filter's learnability section scoring for the run's student, rendered as finetune will train it."""
-    learn, ft = cfg.filter.learnability, cfg.finetune
+def _learnability(learn: Any, ft: Any) -> Any:
+    """Filter's learnability section scoring for the run's student, rendered as finetune ``ft`` will train it."""
     if not learn.enabled:
         return copy.deepcopy(learn)
     return dataclasses.replace(learn, student=learn.student or ft.student, chat_template=ft.chat_template,

@@ -28,7 +28,8 @@ class ServeConfig:
     style: TraceStyle = option(
         "plain", "how traces are written: plain (one letter a line) | positions (numbered letters, digits"
                  " read beside their numbers) | compact (numbered letters, decimals padded, then compared"
-                 " answer first); see distill.offline.families.STYLES")
+                 " answer first) | mixed (each response one of those, some wordy: samples differ); see"
+                 " distill.offline.families.STYLES")
     latency: float = option(0.0, "seconds added to every response")
     seed: int = option(0, "seed for the mistakes, so runs are reproducible")
     keepalive: float | None = option(
