@@ -19,6 +19,7 @@ from distill.finetune.config import FinetuneConfig
 from distill.finetune.init_adapter import lora_fingerprint
 from distill.records import file_sha256
 from finetune_fixtures import write_kept_traces
+from test_finetune import interrupt_before as interrupt_sft_before
 from tiny_student import make_tiny_student
 
 torch.set_num_threads(1)
@@ -132,20 +133,6 @@ def test_max_train_seconds_stops_both_loops_after_the_step_that_crosses_it(tiny,
     assert [r["step"] for r in rows(out)] == [1] and "dev_pass@1" in rows(out)[0]  # the last step is dev-scored
     metrics = json.loads((out / "distill.json").read_text())["metrics"]
     assert metrics["steps"] == 1 and metrics["planned_steps"] == 4 and metrics["checkpoint"]["kept_step"] == 1
-
-
-def interrupt_sft_before(monkeypatch, step: int) -> None:
-    """Ctrl-C as SFT is about to run ``step`` (0-based)."""
-    from distill.finetune import train
-
-    batches = train._Plan.step_batches
-
-    def step_batches(plan, at, rank):
-        if at == step:
-            raise KeyboardInterrupt
-        return batches(plan, at, rank)
-
-    monkeypatch.setattr(train._Plan, "step_batches", step_batches)
 
 
 @pytest.mark.parametrize("method", ["on_policy", "sft"])

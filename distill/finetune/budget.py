@@ -2,10 +2,9 @@
 
 Usage:
     budget = TrainBudget(cfg.max_train_seconds, cfg.train_clock, spent=state.get("train_seconds", 0.0))
-    ...one optimizer step...
     with budget.paused():   # dev scoring is not training
         score()
-    if budget.is_spent(): stop
+    is_out_of_time = budget.is_spent()   # after each optimizer step
 
 Runs compared "at equal CPU time" (the ablation arms) are unfair on a wall clock when other jobs share the
 machine: an arm that ran beside a test suite trained half as much. The ``cpu`` clock counts the CPU
