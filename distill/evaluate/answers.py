@@ -41,10 +41,10 @@ class Answers:
         self.path, self.key = path, key
         hashes, failed = array("Q"), bytearray()
         for line, rec in (read_records(path) if path.exists() else ()):
+            pair_key(rec, path, line)  # a broken record is named by its field first, as everywhere else
             if rec.get("eval_key") != key:
                 raise ConfigError(f"{path}:{line} holds answers of a different eval (model, adapter, sampling or "
                                   "prompt changed); use another out= or delete the folder")
-            pair_key(rec, path, line)
             hashes.append(pair_hash(rec))
             failed.append(bool(rec.get("error")))
         self.superseded = last_of_repeated(hashes)
